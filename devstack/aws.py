@@ -1,0 +1,96 @@
+"""The local AWS: an embedded moto server (or the one AWS_ENDPOINT_URL names) holding the
+template's tables and queues, created by CloudFormation from the template itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from devstack.template import backing_template
+
+STACK_NAME = "ricloud-webhooks-local"
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def use_local_credentials(endpoint: str) -> None:
+    """Point every boto3 client of this process at the local endpoint with dummy credentials."""
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+
+
+class EmbeddedMoto:
+    """moto's server in a thread of this process, on 127.0.0.1."""
+
+    def __init__(self, port: int = 0) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.port = port or free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._server.start()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    refs: dict[str, str]  # parameters and logical ids -> values and physical ids
+    outputs: dict[str, str]
+
+
+def deploy(template: dict[str, Any], parameters: dict[str, str], stack_name: str = STACK_NAME) -> Stack:
+    """Create (or reuse) the stack of the template's tables and queues; return its ids."""
+    cfn = boto3.client("cloudformation")
+    try:
+        cfn.describe_stacks(StackName=stack_name)
+        exists = True
+    except cfn.exceptions.ClientError:
+        exists = False
+    if not exists:
+        cfn.create_stack(
+            StackName=stack_name,
+            TemplateBody=json.dumps(backing_template(template)),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        )
+        _wait_for(cfn, stack_name)
+    resources = cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
+    refs = {p: str(template["Parameters"][p].get("Default", "")) for p in template.get("Parameters", {})}
+    refs.update(parameters)
+    refs.update({r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources})
+    refs.update({"AWS::Region": os.environ.get("AWS_DEFAULT_REGION", REGION), "AWS::StackName": stack_name})
+    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return Stack(name=stack_name, refs=refs, outputs=outputs)
+
+
+def _wait_for(cfn: Any, stack_name: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]
+        if status.endswith("_COMPLETE") and "ROLLBACK" not in status:
+            return
+        if "FAILED" in status or "ROLLBACK" in status:
+            raise RuntimeError(f"stack {stack_name} ended {status}")
+        time.sleep(0.2)
+    raise TimeoutError(f"stack {stack_name} not ready after {timeout} s")

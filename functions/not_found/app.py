@@ -1,0 +1,9 @@
+"""The API's default route: any other method and path is 404 in the SPEC's error format."""
+
+from webhook_service.api import Request, Response, endpoint
+from webhook_service.errors import NotFoundError
+
+
+@endpoint
+def handler(request: Request) -> Response:
+    raise NotFoundError("route")

@@ -1,0 +1,131 @@
+"""HTTP mapping for API Gateway HTTP API (payload v2): request parsing, authentication,
+and the one place where errors become status codes and JSON error bodies."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook_service.errors import (
+    ApiError,
+    DependencyError,
+    InternalError,
+    InvalidBodyError,
+    LimitExceededError,
+    ThrottledError,
+    UnavailableError,
+)
+from webhook_service.logs import logger
+from webhook_service.service import Services, get_services
+from webhook_service.storage import Principal
+from webhook_service.validation import MAX_BODY_BYTES, parse_json_body
+
+LambdaEvent = dict[str, Any]
+LambdaResponse = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Request:
+    """What a handler needs of an API Gateway HTTP API event."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    path_params: dict[str, str]
+    raw_body: bytes | None
+    request_id: str
+    services: Services
+    caller: Principal
+
+    def json(self) -> dict[str, Any]:
+        """The body as a JSON object (SPEC section 2); raises InvalidBodyError."""
+        return parse_json_body(self.raw_body)
+
+    def path_param(self, name: str) -> str:
+        return self.path_params.get(name, "")
+
+
+def _raw_body(event: LambdaEvent) -> bytes | None:
+    body = event.get("body")
+    if body is None:
+        return None
+    if len(body) > MAX_BODY_BYTES * 2:  # base64 or multi-byte text: still far too large
+        raise InvalidBodyError(f"The body is larger than {MAX_BODY_BYTES} bytes.")
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except ValueError:
+            raise InvalidBodyError("The body could not be decoded.") from None
+    return str(body).encode("utf-8")
+
+
+def _json_response(response: Response, request_id: str) -> LambdaResponse:
+    headers = {"Content-Type": "application/json", "X-Request-Id": request_id}
+    headers.update(response.headers)
+    return {
+        "statusCode": response.status,
+        "headers": headers,
+        "body": json.dumps(response.body, separators=(",", ":"), ensure_ascii=False),
+    }
+
+
+def error_response(error: ApiError) -> Response:
+    headers = {"Retry-After": "1"} if isinstance(error, LimitExceededError) else {}
+    return Response(error.status, error.body(), headers)
+
+
+def endpoint(action: Callable[[Request], Response]) -> Callable[[LambdaEvent, Any], LambdaResponse]:
+    """Make a Lambda handler of an action: authenticate, call, and map every outcome,
+    errors included, to a JSON response in the SPEC's format."""
+
+    @functools.wraps(action)
+    def handler(event: LambdaEvent, context: Any) -> LambdaResponse:
+        http = event.get("requestContext", {}).get("http", {})
+        request_id = event.get("requestContext", {}).get("requestId") or getattr(context, "aws_request_id", "-")
+        logger.set_correlation_id(request_id)
+        logger.thread_safe_clear_keys()
+        logger.thread_safe_append_keys(route=event.get("routeKey", ""))
+        try:
+            services = get_services()
+            headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+            caller = services.authenticator.authenticate(headers.get("authorization"))
+            logger.thread_safe_append_keys(organisation=caller.organisation, key_id=caller.key_id)
+            request = Request(
+                method=http.get("method", ""),
+                path=event.get("rawPath", ""),
+                headers=headers,
+                query=dict(event.get("queryStringParameters") or {}),
+                path_params=dict(event.get("pathParameters") or {}),
+                raw_body=_raw_body(event),
+                request_id=request_id,
+                services=services,
+                caller=caller,
+            )
+            response = action(request)
+        except ApiError as exc:
+            response = error_response(exc)
+        except ThrottledError as exc:
+            logger.warning("throttled by a dependency", extra={"reason": str(exc)})
+            response = error_response(LimitExceededError("Too many requests; retry after a second."))
+        except DependencyError as exc:
+            logger.error("dependency failed", extra={"reason": str(exc)})
+            response = error_response(UnavailableError("A service dependency is unavailable; try again."))
+        except Exception:
+            logger.exception("unhandled error")
+            response = error_response(InternalError(f"Internal error; request id {request_id}."))
+        logger.info("request handled", extra={"status": response.status, "method": http.get("method")})
+        return _json_response(response, request_id)
+
+    return handler

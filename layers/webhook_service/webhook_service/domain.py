@@ -1,0 +1,163 @@
+"""Domain rules of webhook configs and test tasks: states, versions and what an update does.
+
+Pure code: no HTTP, no event shapes, no boto3.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from webhook_service.timefmt import format_datetime
+
+CONFIG_STATES = ("new", "valid", "invalid", "deactivated")
+UPDATABLE_STATES = ("new", "deactivated")
+TASK_STATES = ("pending", "processing", "succeeded", "failed")
+TASK_TYPE_TEST = "webhook_config.test"
+TASK_TYPES = (TASK_TYPE_TEST,)
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def is_uuid(value: str) -> bool:
+    """True for the canonical lowercase form of a UUID, the only form this service hands out."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except (ValueError, AttributeError, TypeError):
+        return False
+
+
+def generate_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    id: str
+    organisation: str
+    url: str
+    secret: str
+    state: str
+    version: int
+    date_created: dt.datetime
+
+    def to_resource(self, *, with_secret: bool = True) -> dict[str, Any]:
+        resource: dict[str, Any] = {
+            "id": self.id,
+            "resource": "webhook_config",
+            "organisation": self.organisation,
+            "url": self.url,
+            "state": self.state,
+            "date_created": format_datetime(self.date_created),
+        }
+        if with_secret:
+            resource["secret"] = self.secret
+        return resource
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    organisation: str
+    key: str
+    type: str
+    target: str
+    target_version: int
+    state: str
+    date_created: dt.datetime
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    date_started: dt.datetime | None = None
+    date_completed: dt.datetime | None = None
+
+    def to_resource(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "resource": "task",
+            "organisation": self.organisation,
+            "key": self.key,
+            "type": self.type,
+            "target": self.target,
+            "state": self.state,
+            "error": self.error,
+            "result": self.result,
+            "date_created": format_datetime(self.date_created),
+            "date_started": _optional_datetime(self.date_started),
+            "date_completed": _optional_datetime(self.date_completed),
+        }
+
+
+def _optional_datetime(value: dt.datetime | None) -> str | None:
+    return format_datetime(value) if value else None
+
+
+def new_config(organisation: str, url: str, now: dt.datetime) -> WebhookConfig:
+    return WebhookConfig(
+        id=new_id(),
+        organisation=organisation,
+        url=url,
+        secret=generate_secret(),
+        state="new",
+        version=1,
+        date_created=now,
+    )
+
+
+def new_test_task(config: WebhookConfig, key: str, now: dt.datetime) -> Task:
+    return Task(
+        id=new_id(),
+        organisation=config.organisation,
+        key=key,
+        type=TASK_TYPE_TEST,
+        target=config.id,
+        target_version=config.version,
+        state="pending",
+        date_created=now,
+    )
+
+
+def failed_to_queue(task: Task, now: dt.datetime) -> Task:
+    """The task whose job could not be put on the queue (SPEC section 6)."""
+    return replace(task, state="failed", error="queue-unavailable", date_completed=now)
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    """What an accepted update does to a config: its new form and whether to test it."""
+
+    config: WebhookConfig
+    changed: bool
+    queue_test: bool = field(default=False)
+
+
+def plan_update(config: WebhookConfig, url: str | None, state: str | None) -> UpdatePlan:
+    """Apply SPEC section 6 to an update request of `url` and/or `state`.
+
+    - `state: deactivated` (with or without a url) deactivates; nothing is tested.
+    - `state: new` re-tests from any state, reactivating a deactivated config.
+    - a `url` alone re-tests unless the config is deactivated, where it is only stored.
+    Every update that names a url or a state moves the version on, so a test queued
+    before it can never write its result over it.
+    """
+    if url is None and state is None:
+        return UpdatePlan(config=config, changed=False)
+    new_url = config.url if url is None else url
+    if state == "deactivated":
+        new_state, queue_test = "deactivated", False
+    elif state == "new" or config.state != "deactivated":
+        new_state, queue_test = "new", True
+    else:
+        new_state, queue_test = "deactivated", False
+    updated = replace(config, url=new_url, state=new_state, version=config.version + 1)
+    return UpdatePlan(config=updated, changed=True, queue_test=queue_test)
+
+
+def can_test(config: WebhookConfig) -> bool:
+    return config.state != "deactivated"

@@ -1,0 +1,46 @@
+"""The delivery queue: puts jobs on SQS for the deliver function."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from webhook_service.errors import DependencyError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+
+
+def test_job(task_id: str, organisation: str) -> dict[str, Any]:
+    """The message that asks the deliver function to run a config's test task."""
+    return {"job": "test", "task": task_id, "organisation": organisation}
+
+
+class JobQueue:
+    """Sends jobs to one SQS queue. Give it a client, or it makes one on first use."""
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> SQSClient:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("sqs")
+        return self._client
+
+    def send(self, job: dict[str, Any], delay_seconds: int = 0) -> str:
+        """Queue one job; returns the message id. Raises DependencyError if SQS refuses."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=json.dumps(job, separators=(",", ":")),
+                DelaySeconds=delay_seconds,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyError(f"sqs send failed: {type(exc).__name__}") from exc
+        return response["MessageId"]

@@ -1,0 +1,218 @@
+"""The API's use cases: each takes the caller and validated input, and returns a resource.
+
+This module ties the domain rules to storage and the queue; it knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook_service.auth import Authenticator
+from webhook_service.domain import (
+    CONFIG_STATES,
+    TASK_STATES,
+    TASK_TYPES,
+    UPDATABLE_STATES,
+    Task,
+    WebhookConfig,
+    can_test,
+    failed_to_queue,
+    is_uuid,
+    new_config,
+    new_test_task,
+    plan_update,
+)
+from webhook_service.errors import (
+    ConflictError,
+    DependencyError,
+    InvalidParameterError,
+    InvalidStateError,
+    NotFoundError,
+    UnavailableError,
+)
+from webhook_service.logs import logger
+from webhook_service.queue import JobQueue, test_job
+from webhook_service.settings import get_settings
+from webhook_service.storage import Page, Principal, Store, UnknownCursorError, config_from_item, task_from_item
+from webhook_service.timefmt import utcnow
+from webhook_service.validation import ANY_ID, ListQuery, check_fields, parse_list_query, validate_url
+
+UPDATE_ATTEMPTS = 3
+
+
+@dataclass
+class Services:
+    """What the use cases need; tests build one with their own clients and clock."""
+
+    store: Store
+    queue: JobQueue
+    authenticator: Authenticator
+    allow_private_targets: bool = False
+    clock: Callable[[], dt.datetime] = field(default=utcnow)
+
+
+_services: Services | None = None
+
+
+def get_services() -> Services:
+    """The process-wide services, made on first use from the settings."""
+    global _services
+    if _services is None:
+        settings = get_settings()
+        store = Store(settings.table_name)
+        _services = Services(
+            store=store,
+            queue=JobQueue(settings.queue_url),
+            authenticator=Authenticator(store, ttl=settings.key_cache_seconds),
+            allow_private_targets=settings.allow_private_targets,
+        )
+    return _services
+
+
+def set_services(services: Services | None) -> None:
+    """Replace the process-wide services (tests and the local stack)."""
+    global _services
+    _services = services
+
+
+# -- webhook configs ---------------------------------------------------------------------
+
+
+def create_config(svc: Services, caller: Principal, body: dict[str, Any]) -> dict[str, Any]:
+    check_fields(body, allowed=("url",), required=("url",))
+    url = validate_url(body["url"], allow_http=svc.allow_private_targets)
+    now = svc.clock()
+    config = new_config(caller.organisation, url, now)
+    task = new_test_task(config, caller.key_id, now)
+    svc.store.create_config(config, task)
+    logger.info("config created", extra={"config_id": config.id, "task_id": task.id})
+    _queue_test(svc, config, task)
+    return config.to_resource()
+
+
+def get_config(svc: Services, caller: Principal, config_id: str) -> dict[str, Any]:
+    return _load_config(svc, caller, config_id).to_resource()
+
+
+def list_configs(svc: Services, caller: Principal, params: dict[str, str]) -> dict[str, Any]:
+    query = parse_list_query(params, {"state": CONFIG_STATES})
+    page = _list(svc, caller, "webhook_config", query)
+    return _list_resource(page, "/configs/webhook", [config_from_item(i).to_resource() for i in page.items])
+
+
+def update_config(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    check_fields(body, allowed=("url", "state"))
+    url = validate_url(body["url"], allow_http=svc.allow_private_targets) if "url" in body else None
+    state = body.get("state")
+    if "state" in body and state not in UPDATABLE_STATES:
+        raise InvalidParameterError(
+            "state can only be set to new or deactivated.", params={"state": "must be one of new, deactivated"}
+        )
+    return _change_config(svc, caller, config_id, url, state)
+
+
+def delete_config(svc: Services, caller: Principal, config_id: str) -> dict[str, Any]:
+    """Deactivate a config; it is kept for history and can be brought back with `state: new`."""
+    return _change_config(svc, caller, config_id, None, "deactivated")
+
+
+def test_config(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    check_fields(body, allowed=())
+    for _ in range(UPDATE_ATTEMPTS):
+        config = _load_config(svc, caller, config_id)
+        if not can_test(config):
+            raise InvalidStateError(
+                "A deactivated config cannot be tested; set its state to new to reactivate it.",
+                params={"state": config.state},
+            )
+        task = new_test_task(config, caller.key_id, svc.clock())
+        try:
+            svc.store.create_test_task(config, task)
+        except ConflictError:
+            continue  # changed since it was read: read it again
+        _queue_test(svc, config, task)
+        return task.to_resource()
+    raise UnavailableError("The config is being changed by other requests; try again.")
+
+
+def _change_config(
+    svc: Services, caller: Principal, config_id: str, url: str | None, state: str | None
+) -> dict[str, Any]:
+    for _ in range(UPDATE_ATTEMPTS):
+        config = _load_config(svc, caller, config_id)
+        plan = plan_update(config, url, state)
+        if not plan.changed:
+            return config.to_resource()
+        task = new_test_task(plan.config, caller.key_id, svc.clock()) if plan.queue_test else None
+        try:
+            svc.store.replace_config(plan.config, expected_version=config.version, task=task)
+        except ConflictError:
+            continue
+        logger.info(
+            "config updated",
+            extra={"config_id": config_id, "state": plan.config.state, "version": plan.config.version},
+        )
+        if task is not None:
+            _queue_test(svc, plan.config, task)
+        return plan.config.to_resource()
+    raise UnavailableError("The config is being changed by other requests; try again.")
+
+
+def _queue_test(svc: Services, config: WebhookConfig, task: Task) -> None:
+    """Queue a stored test task. If SQS refuses, the task ends `failed`/`queue-unavailable`
+    and the caller gets 503; the config keeps its state and can be tested again."""
+    try:
+        svc.queue.send(test_job(task.id, task.organisation))
+    except DependencyError as exc:
+        logger.warning("test not queued", extra={"task_id": task.id, "config_id": config.id, "reason": str(exc)})
+        try:
+            svc.store.finish_pending_task(failed_to_queue(task, svc.clock()))
+        except (DependencyError, ConflictError):
+            logger.exception("task left pending", extra={"task_id": task.id})
+        raise UnavailableError(
+            "The test could not be queued; the config was saved and can be tested again.",
+            params={"webhook_config": config.id, "task": task.id},
+        ) from exc
+    logger.info("test queued", extra={"task_id": task.id, "config_id": config.id})
+
+
+def _load_config(svc: Services, caller: Principal, config_id: str) -> WebhookConfig:
+    config = svc.store.get_config(caller.organisation, config_id) if is_uuid(config_id) else None
+    if config is None:
+        raise NotFoundError("webhook_config")
+    return config
+
+
+# -- tasks ---------------------------------------------------------------------------------
+
+
+def get_task(svc: Services, caller: Principal, task_id: str) -> dict[str, Any]:
+    task = svc.store.get_task(caller.organisation, task_id) if is_uuid(task_id) else None
+    if task is None:
+        raise NotFoundError("task")
+    return task.to_resource()
+
+
+def list_tasks(svc: Services, caller: Principal, params: dict[str, str]) -> dict[str, Any]:
+    query = parse_list_query(params, {"type": TASK_TYPES, "target": ANY_ID, "state": TASK_STATES})
+    page = _list(svc, caller, "task", query)
+    return _list_resource(page, "/tasks", [task_from_item(i).to_resource() for i in page.items])
+
+
+# -- lists -----------------------------------------------------------------------------------
+
+
+def _list(svc: Services, caller: Principal, resource: str, query: ListQuery) -> Page:
+    try:
+        return svc.store.list_items(caller.organisation, resource, query)
+    except UnknownCursorError as exc:
+        raise InvalidParameterError(
+            f"{exc.name} names no {resource} in this list.", params={exc.name: f"no such {resource}"}
+        ) from None
+
+
+def _list_resource(page: Page, url: str, data: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"resource": "list", "data": data, "has_more": page.has_more, "total_count": page.total_count, "url": url}

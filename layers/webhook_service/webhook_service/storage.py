@@ -1,0 +1,558 @@
+"""DynamoDB storage: the one place that knows the table's keys, indexes and item shapes.
+
+One table holds everything. Every resource of an organisation lives in its partition
+(`PK = ORG#<org>`), so a lookup with the caller's organisation cannot reach another
+organisation's item. Lists read one of three sparse indexes, newest first, all sorted by
+`CreatedSK = <date_created>#<id>` (a fixed-width string, so it sorts as time does):
+
+| index     | partition (`<o>` is the organisation)                 | used for                |
+|-----------|-------------------------------------------------------|-------------------------|
+| ByType    | `<o>#webhook_config` (absent once deactivated), `<o>#task` | plain lists        |
+| ByState   | `<o>#<type>#state=<state>`                            | `state=` filters        |
+| ByRelated | `<o>#task#target=<config>`                            | `target=` filters       |
+
+Tokens are found by hash: `PK = TOKEN#<sha256>` holds the key id, organisation and state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from webhook_service.domain import Task, WebhookConfig
+from webhook_service.errors import ConflictError, DependencyError, ThrottledError
+from webhook_service.timefmt import format_datetime
+from webhook_service.validation import ListQuery
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+Item = dict[str, Any]
+
+INDEX_BY_TYPE = "ByType"
+INDEX_BY_STATE = "ByState"
+INDEX_BY_RELATED = "ByRelated"
+_INDEX_ATTRIBUTE = {INDEX_BY_TYPE: "TypePK", INDEX_BY_STATE: "StatePK", INDEX_BY_RELATED: "RelatedPK"}
+_SORT_KEY_PREFIX = {"webhook_config": "CONFIG#", "task": "TASK#", "key": "KEY#"}
+_THROTTLING_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ThrottlingError",
+}
+TASK_TTL = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key and its organisation."""
+
+    key_id: str
+    organisation: str
+    state: str
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Item]
+    has_more: bool
+    total_count: int
+
+
+class UnknownCursorError(Exception):
+    """`after_id` or `before_id` names nothing in this list."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+# -- marshalling -----------------------------------------------------------------------
+
+
+def _to_attr(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, dict):
+        return {"M": {k: _to_attr(v) for k, v in value.items()}}
+    if isinstance(value, list):
+        return {"L": [_to_attr(v) for v in value]}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _from_attr(attr: dict[str, Any]) -> Any:
+    ((kind, value),) = attr.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return int(value)
+    if kind == "BOOL":
+        return bool(value)
+    if kind == "NULL":
+        return None
+    if kind == "M":
+        return {k: _from_attr(v) for k, v in value.items()}
+    if kind == "L":
+        return [_from_attr(v) for v in value]
+    raise TypeError(f"unexpected attribute type {kind}")
+
+
+def marshal(item: Item) -> dict[str, Any]:
+    return {k: _to_attr(v) for k, v in item.items()}
+
+
+def unmarshal(item: dict[str, Any]) -> Item:
+    return {k: _from_attr(v) for k, v in item.items()}
+
+
+# -- keys and item shapes ----------------------------------------------------------------
+
+
+def org_pk(organisation: str) -> str:
+    return f"ORG#{organisation}"
+
+
+def created_sk(date_created: str, resource_id: str) -> str:
+    return f"{date_created}#{resource_id}"
+
+
+def _parse_dt(value: str | None) -> dt.datetime | None:
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC) if value else None
+
+
+def config_item(config: WebhookConfig) -> Item:
+    created = format_datetime(config.date_created)
+    prefix = f"{config.organisation}#webhook_config"
+    item: Item = {
+        "PK": org_pk(config.organisation),
+        "SK": f"CONFIG#{config.id}",
+        "StatePK": f"{prefix}#state={config.state}",
+        "CreatedSK": created_sk(created, config.id),
+        "resource": "webhook_config",
+        "id": config.id,
+        "organisation": config.organisation,
+        "url": config.url,
+        "secret": config.secret,
+        "state": config.state,
+        "version": config.version,
+        "date_created": created,
+    }
+    if config.state != "deactivated":
+        item["TypePK"] = prefix  # sparse: plain lists leave deactivated configs out
+    return item
+
+
+def config_from_item(item: Item) -> WebhookConfig:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return WebhookConfig(
+        id=item["id"],
+        organisation=item["organisation"],
+        url=item["url"],
+        secret=item["secret"],
+        state=item["state"],
+        version=item["version"],
+        date_created=date_created,
+    )
+
+
+def task_item(task: Task) -> Item:
+    created = format_datetime(task.date_created)
+    prefix = f"{task.organisation}#task"
+    return {
+        "PK": org_pk(task.organisation),
+        "SK": f"TASK#{task.id}",
+        "TypePK": prefix,
+        "StatePK": f"{prefix}#state={task.state}",
+        "RelatedPK": f"{prefix}#target={task.target}",
+        "CreatedSK": created_sk(created, task.id),
+        "resource": "task",
+        "id": task.id,
+        "organisation": task.organisation,
+        "key": task.key,
+        "type": task.type,
+        "target": task.target,
+        "target_version": task.target_version,
+        "state": task.state,
+        "error": task.error,
+        "result": task.result,
+        "date_created": created,
+        "date_started": format_datetime(task.date_started) if task.date_started else None,
+        "date_completed": format_datetime(task.date_completed) if task.date_completed else None,
+        "expires_at": int((task.date_created + TASK_TTL).timestamp()),
+    }
+
+
+def task_from_item(item: Item) -> Task:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return Task(
+        id=item["id"],
+        organisation=item["organisation"],
+        key=item["key"],
+        type=item["type"],
+        target=item["target"],
+        target_version=item["target_version"],
+        state=item["state"],
+        error=item.get("error"),
+        result=item.get("result"),
+        date_created=date_created,
+        date_started=_parse_dt(item.get("date_started")),
+        date_completed=_parse_dt(item.get("date_completed")),
+    )
+
+
+# -- list ranges ---------------------------------------------------------------------------
+
+_ABOVE_ALL = "~"  # sorts after every character a sort key holds (digits, hex, '-', ':', '.', 'T', 'Z', '#')
+
+
+def _strictly_below(sort_key: str) -> str:
+    """The largest bound that keeps out `sort_key` and keeps every smaller sort key in.
+
+    Sort keys all have one length (27-character datetime, '#', 36-character UUID), so a
+    smaller one differs at some position with a smaller character.
+    """
+    return sort_key[:-1] + chr(ord(sort_key[-1]) - 1) + _ABOVE_ALL
+
+
+def _date_range(bounds: dict[str, dt.datetime]) -> tuple[str | None, str | None]:
+    low: str | None = None
+    high: str | None = None
+    if "gte" in bounds:
+        low = format_datetime(bounds["gte"])
+    if "gt" in bounds:
+        candidate = format_datetime(bounds["gt"]) + "#" + _ABOVE_ALL
+        low = max(low, candidate) if low else candidate
+    if "lte" in bounds:
+        high = format_datetime(bounds["lte"]) + "#" + _ABOVE_ALL
+    if "lt" in bounds:
+        candidate = format_datetime(bounds["lt"])
+        high = min(high, candidate) if high else candidate
+    return low, high
+
+
+# -- the store -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _dynamodb_errors() -> Iterator[None]:
+    """Turn boto errors into the service's: throttling, conflicts and dependency failures."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        reasons = [r.get("Code", "") for r in exc.response.get("CancellationReasons", []) or []]
+        if code == "ConditionalCheckFailedException" or "ConditionalCheckFailed" in reasons:
+            raise ConflictError(code) from exc
+        if code in _THROTTLING_CODES or _THROTTLING_CODES.intersection(reasons):
+            raise ThrottledError(code) from exc
+        raise DependencyError(code) from exc
+    except BotoCoreError as exc:
+        raise DependencyError(type(exc).__name__) from exc
+
+
+class Store:
+    """Reads and writes the service's items. Give it a client, or it makes one on first use."""
+
+    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    # -- generic ---------------------------------------------------------------------------
+
+    def _get(self, pk: str, sk: str) -> Item | None:
+        with _dynamodb_errors():
+            response = self.client.get_item(
+                TableName=self.table_name, Key=marshal({"PK": pk, "SK": sk}), ConsistentRead=True
+            )
+        raw = response.get("Item")
+        return unmarshal(raw) if raw else None
+
+    def _transact(self, actions: list[dict[str, Any]]) -> None:
+        for action in actions:
+            next(iter(action.values()))["TableName"] = self.table_name
+        with _dynamodb_errors():
+            self.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+
+    def _put(self, item: Item, condition: str, names: dict[str, str] | None = None, values: Item | None = None) -> None:
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": marshal(item), "ConditionExpression": condition}
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = marshal(values)
+        with _dynamodb_errors():
+            self.client.put_item(**kwargs)
+
+    # -- organisations and keys ----------------------------------------------------------
+
+    def create_organisation(self, organisation: str, name: str, now: dt.datetime) -> Item:
+        item: Item = {
+            "PK": org_pk(organisation),
+            "SK": "ORG",
+            "resource": "organisation",
+            "id": organisation,
+            "name": name,
+            "webhook_config_default": None,
+            "date_created": format_datetime(now),
+        }
+        self._put(item, "attribute_not_exists(PK)")
+        return item
+
+    def get_organisation(self, organisation: str) -> Item | None:
+        return self._get(org_pk(organisation), "ORG")
+
+    def create_key(self, organisation: str, key_id: str, token_hash: str, now: dt.datetime) -> Item:
+        """The key and its token record in one transaction; fails if the organisation is unknown."""
+        created = format_datetime(now)
+        key: Item = {
+            "PK": org_pk(organisation),
+            "SK": f"KEY#{key_id}",
+            "resource": "key",
+            "id": key_id,
+            "organisation": organisation,
+            "webhook_config": None,
+            "state": "active",
+            "token_hash": token_hash,
+            "date_created": created,
+        }
+        token: Item = {
+            "PK": f"TOKEN#{token_hash}",
+            "SK": "TOKEN",
+            "key_id": key_id,
+            "organisation": organisation,
+            "state": "active",
+        }
+        self._transact(
+            [
+                {
+                    "ConditionCheck": {
+                        "Key": marshal({"PK": org_pk(organisation), "SK": "ORG"}),
+                        "ConditionExpression": "attribute_exists(PK)",
+                    }
+                },
+                {"Put": {"Item": marshal(key), "ConditionExpression": "attribute_not_exists(PK)"}},
+                {"Put": {"Item": marshal(token), "ConditionExpression": "attribute_not_exists(PK)"}},
+            ]
+        )
+        return key
+
+    def get_key(self, organisation: str, key_id: str) -> Item | None:
+        return self._get(org_pk(organisation), f"KEY#{key_id}")
+
+    def deactivate_key(self, organisation: str, key_id: str) -> Item | None:
+        key = self.get_key(organisation, key_id)
+        if key is None:
+            return None
+        self._transact(
+            [
+                {
+                    "Update": {
+                        "Key": marshal({"PK": key["PK"], "SK": key["SK"]}),
+                        "UpdateExpression": "SET #s = :d",
+                        "ExpressionAttributeNames": {"#s": "state"},
+                        "ExpressionAttributeValues": marshal({":d": "deactivated"}),
+                    }
+                },
+                {
+                    "Update": {
+                        "Key": marshal({"PK": f"TOKEN#{key['token_hash']}", "SK": "TOKEN"}),
+                        "UpdateExpression": "SET #s = :d",
+                        "ExpressionAttributeNames": {"#s": "state"},
+                        "ExpressionAttributeValues": marshal({":d": "deactivated"}),
+                    }
+                },
+            ]
+        )
+        key["state"] = "deactivated"
+        return key
+
+    def find_principal(self, token_hash: str) -> Principal | None:
+        item = self._get(f"TOKEN#{token_hash}", "TOKEN")
+        if item is None:
+            return None
+        return Principal(key_id=item["key_id"], organisation=item["organisation"], state=item["state"])
+
+    # -- configs and tasks ------------------------------------------------------------------
+
+    def get_config(self, organisation: str, config_id: str) -> WebhookConfig | None:
+        item = self._get(org_pk(organisation), f"CONFIG#{config_id}")
+        return config_from_item(item) if item else None
+
+    def get_task(self, organisation: str, task_id: str) -> Task | None:
+        item = self._get(org_pk(organisation), f"TASK#{task_id}")
+        return task_from_item(item) if item else None
+
+    def create_config(self, config: WebhookConfig, task: Task) -> None:
+        """The config and its first test task, both or neither."""
+        self._transact(
+            [
+                {"Put": {"Item": marshal(config_item(config)), "ConditionExpression": "attribute_not_exists(PK)"}},
+                {"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}},
+            ]
+        )
+
+    def replace_config(self, config: WebhookConfig, expected_version: int, task: Task | None) -> None:
+        """Write an updated config (and its test task) if nobody changed it since it was read.
+
+        Raises ConflictError when the stored version is no longer `expected_version`.
+        """
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "Item": marshal(config_item(config)),
+                    "ConditionExpression": "version = :v",
+                    "ExpressionAttributeValues": marshal({":v": expected_version}),
+                }
+            },
+        ]
+        if task is not None:
+            actions.append(
+                {"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}}
+            )
+        self._transact(actions)
+
+    def create_test_task(self, config: WebhookConfig, task: Task) -> None:
+        """Store a test task if the config is still at the version it was made for and not
+        deactivated. Raises ConflictError otherwise."""
+        self._transact(
+            [
+                {
+                    "ConditionCheck": {
+                        "Key": marshal({"PK": org_pk(config.organisation), "SK": f"CONFIG#{config.id}"}),
+                        "ConditionExpression": "version = :v AND #s <> :d",
+                        "ExpressionAttributeNames": {"#s": "state"},
+                        "ExpressionAttributeValues": marshal({":v": config.version, ":d": "deactivated"}),
+                    }
+                },
+                {"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}},
+            ]
+        )
+
+    def finish_pending_task(self, task: Task) -> None:
+        """Write a task's end while it is still pending (used when its job was never queued)."""
+        self._put(task_item(task), "#s = :p", names={"#s": "state"}, values={":p": "pending"})
+
+    # -- lists ---------------------------------------------------------------------------
+
+    def list_items(self, organisation: str, resource: str, query: ListQuery) -> Page:
+        """One page of a list, newest first, with `total_count` of every match."""
+        index, partition, filters = self._plan(organisation, resource, query.filters)
+        low, high = _date_range(query.date_bounds)
+        count_range = (low, high)
+        for name, cursor_id in (("after_id", query.after_id), ("before_id", query.before_id)):
+            if cursor_id is None:
+                continue
+            cursor = self._get(org_pk(organisation), _SORT_KEY_PREFIX[resource] + cursor_id)
+            if cursor is None:
+                raise UnknownCursorError(name)
+            if name == "after_id":  # older than the cursor
+                bound = _strictly_below(cursor["CreatedSK"])
+                high = min(high, bound) if high else bound
+            else:  # newer than the cursor
+                bound = cursor["CreatedSK"] + " "
+                low = max(low, bound) if low else bound
+        if low is not None and high is not None and low > high:
+            items: list[Item] = []
+        else:
+            items = self._query(index, partition, low, high, filters, limit=query.limit + 1)
+        has_more = len(items) > query.limit
+        items = items[: query.limit]
+        if query.after_id is None and query.before_id is None and not has_more:
+            total = len(items)
+        else:
+            total = self._count(index, partition, *count_range, filters)
+        return Page(items=items, has_more=has_more, total_count=total)
+
+    @staticmethod
+    def _plan(organisation: str, resource: str, filters: dict[str, str]) -> tuple[str, str, dict[str, str]]:
+        """Choose the index for a list and the filters left to apply after reading it."""
+        rest = dict(filters)
+        prefix = f"{organisation}#{resource}"
+        if resource == "task" and "target" in rest:
+            return INDEX_BY_RELATED, f"{prefix}#target={rest.pop('target')}", rest
+        if "state" in rest:
+            return INDEX_BY_STATE, f"{prefix}#state={rest.pop('state')}", rest
+        return INDEX_BY_TYPE, prefix, rest
+
+    def _query_kwargs(
+        self, index: str, partition: str, low: str | None, high: str | None, filters: dict[str, str]
+    ) -> dict[str, Any]:
+        names = {"#pk": _INDEX_ATTRIBUTE[index]}
+        values: Item = {":pk": partition}
+        condition = "#pk = :pk"
+        if low is not None or high is not None:
+            names["#sk"] = "CreatedSK"
+        if low is not None and high is not None:
+            condition += " AND #sk BETWEEN :low AND :high"
+            values.update({":low": low, ":high": high})
+        elif low is not None:
+            condition += " AND #sk >= :low"
+            values[":low"] = low
+        elif high is not None:
+            condition += " AND #sk <= :high"
+            values[":high"] = high
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": False,
+        }
+        if filters:
+            clauses = []
+            for n, (field_name, value) in enumerate(sorted(filters.items())):
+                names[f"#f{n}"] = field_name
+                values[f":f{n}"] = value
+                clauses.append(f"#f{n} = :f{n}")
+            kwargs["FilterExpression"] = " AND ".join(clauses)
+        kwargs["ExpressionAttributeNames"] = names
+        kwargs["ExpressionAttributeValues"] = marshal(values)
+        return kwargs
+
+    def _query(
+        self, index: str, partition: str, low: str | None, high: str | None, filters: dict[str, str], limit: int
+    ) -> list[Item]:
+        kwargs = self._query_kwargs(index, partition, low, high, filters)
+        items: list[Item] = []
+        while len(items) < limit:
+            kwargs["Limit"] = limit - len(items)
+            with _dynamodb_errors():
+                response = self.client.query(**kwargs)
+            items.extend(unmarshal(raw) for raw in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return items
+
+    def _count(self, index: str, partition: str, low: str | None, high: str | None, filters: dict[str, str]) -> int:
+        if low is not None and high is not None and low > high:
+            return 0
+        kwargs = self._query_kwargs(index, partition, low, high, filters)
+        kwargs["Select"] = "COUNT"
+        total = 0
+        while True:
+            with _dynamodb_errors():
+                response = self.client.query(**kwargs)
+            total += response.get("Count", 0)
+            if "LastEvaluatedKey" not in response:
+                return total
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
