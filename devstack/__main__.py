@@ -9,6 +9,7 @@ development organisation and key (DEV_TOKEN, when set, is that key's token).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    parser.add_argument("--info-file", help="write the stack's URL, token and local AWS as JSON here when ready")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -75,6 +77,19 @@ def main(argv: list[str] | None = None) -> int:
         poller.start()
 
     url = f"http://127.0.0.1:{gateway.port}"
+    if args.info_file:
+        info = {
+            "url": url,
+            "token": token,
+            "organisation": organisation,
+            "key": key_id,
+            "aws_endpoint": os.environ["AWS_ENDPOINT_URL"],
+            "table": stack.refs["Table"],
+            "queue_url": stack.refs["DeliveryQueue"],
+            "dead_letter_queue_url": stack.refs["DeliveryDeadLetterQueue"],
+        }
+        with open(args.info_file, "w", encoding="utf-8") as handle:
+            json.dump(info, handle)
     print(
         f"""
   ricloud-webhooks local stack

@@ -1,0 +1,40 @@
+"""The unmodified official `ricloud` 3.2.0 client against the local stack (SPEC: compatibility)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Client, LocalStack
+
+pytestmark = pytest.mark.integration
+SCRIPT = Path(__file__).parent / "scripts" / "ricloud_session.py"
+
+
+def test_ricloud_client_manages_a_config_end_to_end(stack: LocalStack, fresh: Client) -> None:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "https://receiver.example/webhooks/"],
+        env={"RICLOUD_URL": stack.url + "/", "RICLOUD_TOKEN": fresh.token, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+
+    created = seen["created"]
+    assert created["state"] == "new"
+    assert created["url"] == "https://receiver.example/webhooks/moved"
+    assert seen["retrieved"]["id"] == created["id"]
+    assert seen["listed_ids"] == [created["id"]]
+    assert seen["task"]["type"] == "webhook_config.test"
+    assert seen["task"]["target"] == created["id"]
+    assert seen["tasks_total"] == 3  # create, url update, explicit test
+    assert seen["deleted_state"] == "deactivated"
+    assert seen["deactivated_ids"] == [created["id"]]
+    assert seen["missing_status"] == [404, "not-found"]
