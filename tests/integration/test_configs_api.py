@@ -218,8 +218,15 @@ def test_list_configs_date_created_filters_and_bracket_alias(fresh: Client) -> N
 
 @pytest.mark.parametrize(
     "params",
-    [{"limit": "0"}, {"limit": "1001"}, {"limit": "ten"}, {"state": "gone"}, {"colour": "red"},
-     {"after_id": "123"}, {"date_created__gte": "yesterday"}],
+    [
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"limit": "ten"},
+        {"state": "gone"},
+        {"colour": "red"},
+        {"after_id": "123"},
+        {"date_created__gte": "yesterday"},
+    ],
 )
 def test_list_configs_bad_query_answers_400_invalid_parameter(dev: Client, params: dict[str, str]) -> None:
     response = dev.get("/configs/webhook", params=params)
@@ -290,7 +297,8 @@ def test_test_config_answers_201_pending_task(dev: Client) -> None:
     assert task["type"] == "webhook_config.test"
     assert task["target"] == config["id"]
     assert task["state"] == "pending"
-    assert task["error"] is None and task["result"] is None
+    assert task["error"] is None
+    assert task["result"] is None
     assert dev.get(f"/tasks/{task['id']}").json() == task
 
 
