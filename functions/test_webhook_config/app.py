@@ -7,4 +7,4 @@ from webhook_service.api import Request, Response, endpoint
 @endpoint
 def handler(request: Request) -> Response:
     body = request.json()
-    return Response(201, service.test_config(request.services, request.caller, request.path_param("id"), body))
+    return Response(201, service.queue_config_test(request.services, request.caller, request.path_param("id"), body))

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 
-def test_job(task_id: str, organisation: str) -> dict[str, Any]:
+def config_test_job(task_id: str, organisation: str) -> dict[str, Any]:
     """The message that asks the deliver function to run a config's test task."""
     return {"job": "test", "task": task_id, "organisation": organisation}
 

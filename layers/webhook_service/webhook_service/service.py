@@ -34,7 +34,7 @@ from webhook_service.errors import (
     UnavailableError,
 )
 from webhook_service.logs import logger
-from webhook_service.queue import JobQueue, test_job
+from webhook_service.queue import JobQueue, config_test_job
 from webhook_service.settings import get_settings
 from webhook_service.storage import Page, Principal, Store, UnknownCursorError, config_from_item, task_from_item
 from webhook_service.timefmt import utcnow
@@ -119,7 +119,7 @@ def delete_config(svc: Services, caller: Principal, config_id: str) -> dict[str,
     return _change_config(svc, caller, config_id, None, "deactivated")
 
 
-def test_config(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def queue_config_test(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
     check_fields(body, allowed=())
     for _ in range(UPDATE_ATTEMPTS):
         config = _load_config(svc, caller, config_id)
@@ -165,7 +165,7 @@ def _queue_test(svc: Services, config: WebhookConfig, task: Task) -> None:
     """Queue a stored test task. If SQS refuses, the task ends `failed`/`queue-unavailable`
     and the caller gets 503; the config keeps its state and can be tested again."""
     try:
-        svc.queue.send(test_job(task.id, task.organisation))
+        svc.queue.send(config_test_job(task.id, task.organisation))
     except DependencyError as exc:
         logger.warning("test not queued", extra={"task_id": task.id, "config_id": config.id, "reason": str(exc)})
         try:

@@ -13,7 +13,9 @@ def utcnow() -> dt.datetime:
 
 def format_datetime(value: dt.datetime) -> str:
     """`2026-11-27T18:22:49.123456Z`: fixed width, so strings sort as the instants do."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    value = value.astimezone(UTC)
+    # %Y is not zero-padded below year 1000 on every platform; the width must stay fixed.
+    return f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_datetime(text: str) -> dt.datetime:
@@ -30,4 +32,7 @@ def parse_datetime(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text.replace("z", "Z"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past datetime.max in UTC
+        raise ValueError("out of range") from None

@@ -35,6 +35,8 @@ def parse_json_body(raw: bytes | None) -> dict[str, Any]:
         value = json.loads(raw, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidBodyError(f"The body is not valid JSON: {_json_reason(exc)}.") from None
+    except RecursionError:  # a few KiB of `[` nest deeper than the decoder can go
+        raise InvalidBodyError("The body is nested too deeply.") from None
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -189,7 +191,8 @@ def parse_list_query(params: dict[str, str], filters: dict[str, tuple[str, ...] 
 
 
 def _parse_limit(value: str) -> int:
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+    # isdigit() alone accepts characters such as '²' that int() refuses
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
         raise InvalidParameterError(
             f"limit must be a whole number from 1 to {MAX_LIMIT}.", params={"limit": f"must be 1..{MAX_LIMIT}"}
         )

@@ -1,0 +1,79 @@
+"""Unit fixtures: the template's table and queue on moto in-process, built once for the
+package, and per-test organisations, fakes and services on top of them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from devstack import aws, template
+from tests.unit.support import Backing, FakeClock, FakeQueue
+from webhook_service import admin
+from webhook_service.auth import Authenticator
+from webhook_service.service import Services, set_services
+from webhook_service.storage import Principal, Store
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="package")
+def backing() -> Iterator[Backing]:
+    """The template's table and queues, created by CloudFormation on moto in-process, once."""
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("AWS_ENDPOINT_URL", raising=False)
+        env.delenv("AWS_PROFILE", raising=False)
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_SESSION_TOKEN", "testing")
+        with mock_aws():
+            stack = aws.deploy(template.load_template(), {"Stage": "dev", "AllowPrivateTargets": "false"})
+            yield Backing(
+                table_name=stack.refs["Table"],
+                queue_url=stack.refs["DeliveryQueue"],
+                dynamodb=boto3.client("dynamodb", region_name=REGION),
+                sqs=boto3.client("sqs", region_name=REGION),
+            )
+
+
+@pytest.fixture
+def store(backing: Backing) -> Store:
+    return Store(backing.table_name, backing.dynamodb)
+
+
+@pytest.fixture
+def organisation(store: Store) -> str:
+    """A fresh organisation per test: each test's items live in a partition of their own."""
+    return str(admin.create_organisation(store, "Unit test")["id"])
+
+
+@pytest.fixture
+def caller(organisation: str) -> Principal:
+    return Principal(key_id=str(uuid.uuid4()), organisation=organisation, state="active")
+
+
+@pytest.fixture
+def queue() -> FakeQueue:
+    return FakeQueue()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def services(store: Store, queue: FakeQueue, clock: FakeClock) -> Services:
+    return Services(store=store, queue=queue, authenticator=Authenticator(store), clock=clock)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def installed_services(services: Services) -> Iterator[Services]:
+    """`services` as the process-wide services the handlers use, removed afterwards."""
+    set_services(services)
+    yield services
+    set_services(None)

@@ -1,0 +1,147 @@
+"""Fakes and helpers shared by the unit tests: a recording queue, a stepping clock, a
+client that records its calls, API Gateway events, and item counts."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import importlib.util
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from webhook_service.errors import DependencyError
+from webhook_service.storage import org_pk
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE_TIME = dt.datetime(2026, 11, 27, 18, 22, 49, 123456, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Backing:
+    """The deployed table and queue, and the clients that reach them."""
+
+    table_name: str
+    queue_url: str
+    dynamodb: Any
+    sqs: Any
+
+
+class FakeQueue:
+    """Records the jobs it is given, or refuses them like an unavailable SQS."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.jobs: list[dict[str, Any]] = []
+
+    def send(self, job: dict[str, Any], delay_seconds: int = 0) -> str:
+        if self.fail:
+            raise DependencyError("sqs send failed: EndpointConnectionError")
+        self.jobs.append(job)
+        return str(uuid.uuid4())
+
+
+class FakeClock:
+    """A clock that moves one millisecond on each reading, so creation order is time order."""
+
+    def __init__(self, start: dt.datetime = BASE_TIME) -> None:
+        self.now = start
+
+    def __call__(self) -> dt.datetime:
+        self.now += dt.timedelta(milliseconds=1)
+        return self.now
+
+
+class RecordingClient:
+    """Wraps a boto3 client and records the name of every method called on it."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def count_partition(backing: Backing, organisation: str) -> int:
+    """How many items an organisation's partition holds, through the table's own key schema."""
+    table = backing.dynamodb.describe_table(TableName=backing.table_name)["Table"]
+    (hash_key,) = [k["AttributeName"] for k in table["KeySchema"] if k["KeyType"] == "HASH"]
+    response = backing.dynamodb.query(
+        TableName=backing.table_name,
+        KeyConditionExpression="#pk = :pk",
+        ExpressionAttributeNames={"#pk": hash_key},
+        ExpressionAttributeValues={":pk": {"S": org_pk(organisation)}},
+        Select="COUNT",
+        ConsistentRead=True,
+    )
+    return int(response["Count"])
+
+
+def load_function(name: str) -> ModuleType:
+    """The `app` module of functions/<name>/ under a name of its own (every one is app.py)."""
+    path = ROOT / "functions" / name / "app.py"
+    spec = importlib.util.spec_from_file_location(f"functions_{name}_app", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    route: str | None = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    body: str | bytes | None = None,
+    base64_body: bool = False,
+    query: dict[str, str] | None = None,
+    path_params: dict[str, str] | None = None,
+    request_id: str = "req-unit-1",
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event, as the gateway would send it."""
+    all_headers = {"content-type": "application/json", "user-agent": "unit-test"}
+    if token is not None:
+        all_headers["authorization"] = f"Token {token}"
+    all_headers.update(headers or {})
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route or f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": all_headers,
+        "requestContext": {
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1"},
+            "requestId": request_id,
+            "routeKey": route or f"{method} {path}",
+            "stage": "$default",
+        },
+        "isBase64Encoded": base64_body,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    if path_params:
+        event["pathParameters"] = path_params
+    if raw is not None:
+        event["body"] = base64.b64encode(raw).decode("ascii") if base64_body else raw.decode("utf-8")
+    return event
+
+
+def response_body(response: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(response["body"])
+    return body
