@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import ssl
 import subprocess
 import sys
 import time
@@ -16,11 +17,14 @@ from typing import Any
 
 import pytest
 import requests
+import trustme
 
 from devstack.aws import free_port
+from tests.integration.receivers import Receiver, ResettingServer
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 90
+DELIVERY_TIMEOUT = 2.0  # the stack's total delivery timeout: short, so timeouts are quick to test
 PYTHONPATH = f"{ROOT / 'layers' / 'webhook_service'}:{ROOT}"
 
 
@@ -89,12 +93,41 @@ class Client:
         body: dict[str, Any] = response.json()
         return body
 
+    def tasks_of(self, config_id: str) -> list[dict[str, Any]]:
+        response = self.get("/tasks", params={"target": config_id, "limit": 100})
+        assert response.status_code == 200, response.text
+        return list(response.json()["data"])
+
+    def wait_task(self, task_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Poll a task until it has ended."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            task: dict[str, Any] = self.get(f"/tasks/{task_id}").json()
+            if task["state"] in ("succeeded", "failed"):
+                return task
+            time.sleep(0.1)
+        raise TimeoutError(f"task {task_id} still {task['state']} after {timeout} s")
+
+    def create_and_wait(self, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Create a config, wait for its first test, and return (config now, task)."""
+        config = self.create_config(url)
+        (task,) = self.tasks_of(config["id"])
+        ended = self.wait_task(task["id"])
+        return self.get(f"/configs/webhook/{config['id']}").json(), ended
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     info_file = tmp_path_factory.mktemp("devstack") / "info.json"
-    log_file = (tmp_path_factory.getbasetemp() / "devstack.log").open("w")
-    env = {**os.environ, "DEV_TOKEN": "rwk_" + secrets.token_urlsafe(32), "PYTHONPATH": PYTHONPATH}
+    log_path = tmp_path_factory.getbasetemp() / "devstack.log"
+    log_file = log_path.open("w")
+    env = {
+        **os.environ,
+        "DEV_TOKEN": "rwk_" + secrets.token_urlsafe(32),
+        "PYTHONPATH": PYTHONPATH,
+        "DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT),
+        "DELIVERY_CONNECT_TIMEOUT": "1",
+    }
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack", "--port", str(free_port()), "--info-file", str(info_file)],
@@ -107,7 +140,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         deadline = time.monotonic() + STARTUP_SECONDS
         while not info_file.exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the local stack did not start; see {log_file.name}")
+                log_file.flush()
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"the local stack did not start; its log ({log_path}) ends:\n{tail}")
             time.sleep(0.1)
         yield LocalStack(**json.loads(info_file.read_text()))
     finally:
@@ -117,6 +152,31 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         except subprocess.TimeoutExpired:
             process.kill()
         log_file.close()
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def untrusted_tls_receiver() -> Iterator[Receiver]:
+    """An HTTPS receiver whose certificate no delivery trusts (its CA is made here)."""
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    server = Receiver(tls=context)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def resetting() -> Iterator[ResettingServer]:
+    server = ResettingServer()
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

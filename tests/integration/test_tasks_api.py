@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.conftest import Client
+from tests.integration.receivers import Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -19,20 +20,23 @@ def test_retrieve_task_of_another_organisation_answers_404(dev: Client, other: C
     assert response.json()["error"] == "not-found"
 
 
-def test_list_tasks_filters_by_target_and_state(fresh: Client) -> None:
-    first = fresh.create_config()
-    second = fresh.create_config()
-    fresh.post(f"/configs/webhook/{second['id']}/test")
+def test_list_tasks_filters_by_target_and_state(fresh: Client, receiver: Receiver) -> None:
+    _, first_task = fresh.create_and_wait(receiver.url("/ok/filters/"))
+    second = fresh.create_config(receiver.url("/status/500/filters/"))
+    second_tasks = [fresh.tasks_of(second["id"])[0], fresh.post(f"/configs/webhook/{second['id']}/test").json()]
+    for task in second_tasks:
+        fresh.wait_task(task["id"])
 
     by_target = fresh.get("/tasks", params={"target": second["id"]}).json()
-    pending = fresh.get("/tasks", params={"state": "pending"}).json()
+    failed = fresh.get("/tasks", params={"state": "failed"}).json()
     succeeded = fresh.get("/tasks", params={"state": "succeeded"}).json()
+    pending = fresh.get("/tasks", params={"state": "pending"}).json()
 
     assert by_target["total_count"] == 2
-    assert {t["target"] for t in by_target["data"]} == {second["id"]}
-    assert pending["total_count"] == 3
-    assert first["id"] in {t["target"] for t in pending["data"]}
-    assert succeeded["data"] == []
+    assert {t["id"] for t in by_target["data"]} == {t["id"] for t in second_tasks}
+    assert {t["id"] for t in failed["data"]} == {t["id"] for t in second_tasks}
+    assert [t["id"] for t in succeeded["data"]] == [first_task["id"]]
+    assert pending["data"] == []
     assert by_target["url"] == "/tasks"
 
 

@@ -17,7 +17,10 @@ from webhook_service.timefmt import format_datetime
 CONFIG_STATES = ("new", "valid", "invalid", "deactivated")
 UPDATABLE_STATES = ("new", "deactivated")
 TASK_STATES = ("pending", "processing", "succeeded", "failed")
+TASK_ENDED_STATES = ("succeeded", "failed")
 TASK_TYPE_TEST = "webhook_config.test"
+EVENT_STATES = ("pending", "delivered", "failed")
+SUPERSEDED = "superseded"
 TASK_TYPES = (TASK_TYPE_TEST,)
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 
@@ -76,6 +79,11 @@ class Task:
     result: dict[str, Any] | None = None
     date_started: dt.datetime | None = None
     date_completed: dt.datetime | None = None
+    event_id: str | None = None  # the test event, fixed when the task first starts (internal)
+
+    @property
+    def ended(self) -> bool:
+        return self.state in TASK_ENDED_STATES
 
     def to_resource(self) -> dict[str, Any]:
         return {
@@ -161,3 +169,64 @@ def plan_update(config: WebhookConfig, url: str | None, state: str | None) -> Up
 
 def can_test(config: WebhookConfig) -> bool:
     return config.state != "deactivated"
+
+
+def is_stale(task: Task, config: WebhookConfig | None) -> bool:
+    """A test task is stale once its config moved past the version it was queued for or
+    was deactivated: its result must not be written, and nothing is sent (SPEC section 6)."""
+    return config is None or config.version != task.target_version or config.state == "deactivated"
+
+
+def superseded(task: Task, now: dt.datetime) -> Task:
+    return replace(task, state="failed", error=SUPERSEDED, date_completed=now)
+
+
+def config_state_after_test(succeeded: bool) -> str:
+    return "valid" if succeeded else "invalid"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    organisation: str
+    type: str
+    action: str
+    data: dict[str, Any]
+    state: str
+    date_created: dt.datetime
+    key: str | None = None  # the key whose config routes it (internal)
+    retries: int = 0
+    webhook_config: str | None = None
+    error: str | None = None
+    date_delivered: dt.datetime | None = None
+
+    def to_resource(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "resource": "event",
+            "organisation": self.organisation,
+            "type": self.type,
+            "action": self.action,
+            "data": self.data,
+            "state": self.state,
+            "retries": self.retries,
+            "webhook_config": self.webhook_config,
+            "error": self.error,
+            "date_created": format_datetime(self.date_created),
+            "date_delivered": _optional_datetime(self.date_delivered),
+        }
+
+
+def config_test_event(task: Task, config: WebhookConfig, event_id: str, now: dt.datetime) -> Event:
+    """The event a test task delivers: the config, without its secret."""
+    return Event(
+        id=event_id,
+        organisation=config.organisation,
+        type="webhook_config",
+        action="test",
+        data=config.to_resource(with_secret=False),
+        state="pending",
+        date_created=now,
+        key=task.key,
+        webhook_config=config.id,
+    )

@@ -67,7 +67,14 @@ class UnavailableError(ApiError):
 
 
 class ConflictError(Exception):
-    """A conditional write lost a race; the service layer decides what that means."""
+    """A conditional write lost a race; the service layer decides what that means.
+
+    `reasons` holds, for a transaction, the cancellation code of each of its actions
+    (`ConditionalCheckFailed` or `None`), in order."""
+
+    def __init__(self, message: str = "", reasons: list[str | None] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons or []
 
 
 class DependencyError(Exception):

@@ -15,6 +15,9 @@ class Settings:
     queue_url: str
     allow_private_targets: bool
     key_cache_seconds: float
+    delivery_connect_timeout: float
+    delivery_timeout: float
+    delivery_ca_bundle: str | None
 
 
 def _flag(name: str) -> bool:
@@ -28,6 +31,10 @@ def get_settings() -> Settings:
         queue_url=os.environ.get("QUEUE_URL", ""),
         allow_private_targets=_flag("ALLOW_PRIVATE_TARGETS"),
         key_cache_seconds=min(float(os.environ.get("KEY_CACHE_SECONDS", "60")), 60.0),
+        delivery_connect_timeout=float(os.environ.get("DELIVERY_CONNECT_TIMEOUT", "5")),
+        delivery_timeout=float(os.environ.get("DELIVERY_TIMEOUT", "15")),
+        # A CA bundle to trust for receivers (local tests with their own CA); default: certifi's.
+        delivery_ca_bundle=os.environ.get("DELIVERY_CA_BUNDLE") or None,
     )
 
 

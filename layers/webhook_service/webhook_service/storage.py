@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from webhook_service.domain import Task, WebhookConfig
+from webhook_service.domain import Event, Task, WebhookConfig
 from webhook_service.errors import ConflictError, DependencyError, ThrottledError
 from webhook_service.timefmt import format_datetime
 from webhook_service.validation import ListQuery
@@ -36,14 +36,14 @@ INDEX_BY_TYPE = "ByType"
 INDEX_BY_STATE = "ByState"
 INDEX_BY_RELATED = "ByRelated"
 _INDEX_ATTRIBUTE = {INDEX_BY_TYPE: "TypePK", INDEX_BY_STATE: "StatePK", INDEX_BY_RELATED: "RelatedPK"}
-_SORT_KEY_PREFIX = {"webhook_config": "CONFIG#", "task": "TASK#", "key": "KEY#"}
+_SORT_KEY_PREFIX = {"webhook_config": "CONFIG#", "task": "TASK#", "event": "EVENT#", "key": "KEY#"}
 _THROTTLING_CODES = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
     "ThrottlingError",
 }
-TASK_TTL = dt.timedelta(days=30)
+HISTORY_TTL = dt.timedelta(days=30)  # tasks and events expire; configs, keys, organisations do not
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def config_from_item(item: Item) -> WebhookConfig:
 def task_item(task: Task) -> Item:
     created = format_datetime(task.date_created)
     prefix = f"{task.organisation}#task"
-    return {
+    item: Item = {
         "PK": org_pk(task.organisation),
         "SK": f"TASK#{task.id}",
         "TypePK": prefix,
@@ -186,10 +186,16 @@ def task_item(task: Task) -> Item:
         "error": task.error,
         "result": task.result,
         "date_created": created,
-        "date_started": format_datetime(task.date_started) if task.date_started else None,
-        "date_completed": format_datetime(task.date_completed) if task.date_completed else None,
-        "expires_at": int((task.date_created + TASK_TTL).timestamp()),
+        "expires_at": int((task.date_created + HISTORY_TTL).timestamp()),
     }
+    # Left out until set, so that `if_not_exists` can set them once (see start_task).
+    if task.date_started:
+        item["date_started"] = format_datetime(task.date_started)
+    if task.date_completed:
+        item["date_completed"] = format_datetime(task.date_completed)
+    if task.event_id:
+        item["event_id"] = task.event_id
+    return item
 
 
 def task_from_item(item: Item) -> Task:
@@ -208,6 +214,53 @@ def task_from_item(item: Item) -> Task:
         date_created=date_created,
         date_started=_parse_dt(item.get("date_started")),
         date_completed=_parse_dt(item.get("date_completed")),
+        event_id=item.get("event_id"),
+    )
+
+
+def event_item(event: Event) -> Item:
+    created = format_datetime(event.date_created)
+    prefix = f"{event.organisation}#event"
+    return {
+        "PK": org_pk(event.organisation),
+        "SK": f"EVENT#{event.id}",
+        "TypePK": prefix,
+        "StatePK": f"{prefix}#state={event.state}",
+        "RelatedPK": f"{prefix}#type={event.type}",
+        "CreatedSK": created_sk(created, event.id),
+        "resource": "event",
+        "id": event.id,
+        "organisation": event.organisation,
+        "type": event.type,
+        "action": event.action,
+        "data": event.data,
+        "state": event.state,
+        "retries": event.retries,
+        "webhook_config": event.webhook_config,
+        "error": event.error,
+        "key": event.key,
+        "date_created": created,
+        "date_delivered": format_datetime(event.date_delivered) if event.date_delivered else None,
+        "expires_at": int((event.date_created + HISTORY_TTL).timestamp()),
+    }
+
+
+def event_from_item(item: Item) -> Event:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return Event(
+        id=item["id"],
+        organisation=item["organisation"],
+        type=item["type"],
+        action=item["action"],
+        data=item["data"],
+        state=item["state"],
+        date_created=date_created,
+        key=item.get("key"),
+        retries=item.get("retries", 0),
+        webhook_config=item.get("webhook_config"),
+        error=item.get("error"),
+        date_delivered=_parse_dt(item.get("date_delivered")),
     )
 
 
@@ -255,7 +308,7 @@ def _dynamodb_errors() -> Iterator[None]:
         code = exc.response.get("Error", {}).get("Code", "")
         reasons = [r.get("Code", "") for r in exc.response.get("CancellationReasons", []) or []]
         if code == "ConditionalCheckFailedException" or "ConditionalCheckFailed" in reasons:
-            raise ConflictError(code) from exc
+            raise ConflictError(code, [r if r and r != "None" else None for r in reasons]) from exc
         if code in _THROTTLING_CODES or _THROTTLING_CODES.intersection(reasons):
             raise ThrottledError(code) from exc
         raise DependencyError(code) from exc
@@ -451,6 +504,111 @@ class Store:
     def finish_pending_task(self, task: Task) -> None:
         """Write a task's end while it is still pending (used when its job was never queued)."""
         self._put(task_item(task), "#s = :p", names={"#s": "state"}, values={":p": "pending"})
+
+    # -- delivery ------------------------------------------------------------------------
+
+    def get_event(self, organisation: str, event_id: str) -> Event | None:
+        item = self._get(org_pk(organisation), f"EVENT#{event_id}")
+        return event_from_item(item) if item else None
+
+    def create_event(self, event: Event) -> Event:
+        """Store a new event; if one with its id exists (a job run again), return that one."""
+        try:
+            self._put(event_item(event), "attribute_not_exists(PK)")
+        except ConflictError:
+            existing = self.get_event(event.organisation, event.id)
+            if existing is None:
+                raise
+            return existing
+        return event
+
+    def start_task(self, task: Task, event_id: str, now: dt.datetime) -> Task | None:
+        """Mark a test task `processing` and fix its event id (kept from an earlier start, so
+        a job run again re-sends the same event). None if the task has already ended."""
+        started = format_datetime(now)
+        prefix = f"{task.organisation}#task"
+        try:
+            with _dynamodb_errors():
+                response = self.client.update_item(
+                    TableName=self.table_name,
+                    Key=marshal({"PK": org_pk(task.organisation), "SK": f"TASK#{task.id}"}),
+                    UpdateExpression=(
+                        "SET #s = :processing, StatePK = :spk, date_started = if_not_exists(date_started, :now),"
+                        " event_id = if_not_exists(event_id, :event)"
+                    ),
+                    ConditionExpression="#s IN (:pending, :processing)",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues=marshal(
+                        {
+                            ":processing": "processing",
+                            ":pending": "pending",
+                            ":spk": f"{prefix}#state=processing",
+                            ":now": started,
+                            ":event": event_id,
+                        }
+                    ),
+                    ReturnValues="ALL_NEW",
+                )
+        except ConflictError:
+            return None
+        return task_from_item(unmarshal(response["Attributes"]))
+
+    def end_task(self, task: Task) -> bool:
+        """Write a task's end unless it has already ended; False if it had."""
+        try:
+            self._put(
+                task_item(task),
+                "attribute_exists(PK) AND #s IN (:pending, :processing)",
+                names={"#s": "state"},
+                values={":pending": "pending", ":processing": "processing"},
+            )
+        except ConflictError:
+            return False
+        return True
+
+    def record_test_outcome(self, config: WebhookConfig, new_state: str, task: Task, event: Event) -> str:
+        """Write a test's end: the task, its event, and the config's new state, all at once.
+
+        The config is written only if it is still at the task's version and not deactivated;
+        otherwise the task and event are written alone. Returns `applied`, `stale` (the
+        config had moved on) or `duplicate` (the task had already ended elsewhere)."""
+        prefix = f"{config.organisation}#webhook_config"
+        task_put = {
+            "Put": {
+                "Item": marshal(task_item(task)),
+                "ConditionExpression": "#s = :processing",
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": marshal({":processing": "processing"}),
+            }
+        }
+        event_put = {"Put": {"Item": marshal(event_item(event))}}
+        config_update = {
+            "Update": {
+                "Key": marshal({"PK": org_pk(config.organisation), "SK": f"CONFIG#{config.id}"}),
+                "UpdateExpression": "SET #s = :state, StatePK = :spk",
+                "ConditionExpression": "version = :v AND #s <> :deactivated",
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": marshal(
+                    {
+                        ":state": new_state,
+                        ":spk": f"{prefix}#state={new_state}",
+                        ":v": task.target_version,
+                        ":deactivated": "deactivated",
+                    }
+                ),
+            }
+        }
+        try:
+            self._transact([config_update, task_put, event_put])
+            return "applied"
+        except ConflictError as exc:
+            if len(exc.reasons) > 1 and exc.reasons[1] is not None:
+                return "duplicate"
+        try:
+            self._transact([task_put, event_put])
+        except ConflictError:
+            return "duplicate"
+        return "stale"
 
     # -- lists ---------------------------------------------------------------------------
 

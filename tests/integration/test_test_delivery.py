@@ -1,0 +1,202 @@
+"""Test deliveries end to end on the local stack: real receivers on 127.0.0.1, the config's
+state written back, signatures checked by independent verifiers (SPEC sections 6 and 7)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import boto3
+import pytest
+from ricloud.signing import Signature
+from standardwebhooks.webhooks import Webhook
+
+from tests.integration.conftest import DELIVERY_TIMEOUT, Client, LocalStack
+from tests.integration.receivers import Receiver, ResettingServer
+
+pytestmark = pytest.mark.integration
+
+
+def ricloud_scheme_is_valid(body: bytes, header: str, secret: str) -> bool:
+    """SPEC section 7, written here from the text: t=<unix s>,s=<b64 HMAC-SHA256(secret, "<t>.<body>")>."""
+    fields = dict(part.split("=", 1) for part in header.split(","))
+    expected = hmac.new(secret.encode(), fields["t"].encode() + b"." + body, hashlib.sha256).digest()
+    return hmac.compare_digest(base64.b64decode(fields["s"]), expected)
+
+
+def test_ok_receiver_makes_config_valid_and_task_succeeded(dev: Client, receiver: Receiver) -> None:
+    config, task = dev.create_and_wait(receiver.url("/ok/hooks/"))
+
+    assert config["state"] == "valid"
+    assert task["state"] == "succeeded"
+    assert task["error"] is None
+    assert task["result"]["status_code"] == 200
+    assert task["result"]["response_excerpt"] == "thanks"
+    assert task["date_started"] <= task["date_completed"]
+
+
+def test_delivery_is_one_signed_post_of_the_test_event(dev: Client, receiver: Receiver) -> None:
+    config, _ = dev.create_and_wait(receiver.url("/ok/signed?tenant=7"))
+    (delivery,) = [d for d in receiver.deliveries_to("/ok/signed/") if config["id"] in d.body.decode()]
+
+    event = json.loads(delivery.body)
+    assert delivery.path == f"/ok/signed/{event['id']}?tenant=7"
+    assert delivery.headers["Content-Type"] == "application/json"
+    assert delivery.headers["User-Agent"].startswith("ricloud-webhooks/")
+    assert delivery.body == json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    assert (event["resource"], event["type"], event["action"]) == ("event", "webhook_config", "test")
+    assert event["data"]["id"] == config["id"]
+    assert "secret" not in event["data"]
+    assert config["secret"] not in delivery.body.decode()
+    assert event["webhook_config"] == config["id"]
+
+
+def test_delivery_verifies_with_standardwebhooks_ricloud_and_the_spec(dev: Client, receiver: Receiver) -> None:
+    config, _ = dev.create_and_wait(receiver.url("/ok/verify/"))
+    (delivery,) = [d for d in receiver.deliveries_to("/ok/verify/") if config["id"] in d.body.decode()]
+    secret = config["secret"]
+
+    verified = Webhook(secret).verify(delivery.body, delivery.headers)
+    Signature.from_header(delivery.headers["Ricloud-Signature"]).verify(delivery.body, secret, delta=600)
+
+    assert verified["id"] == delivery.headers["webhook-id"]
+    assert ricloud_scheme_is_valid(delivery.body, delivery.headers["Ricloud-Signature"], secret)
+    assert not ricloud_scheme_is_valid(delivery.body + b" ", delivery.headers["Ricloud-Signature"], secret)
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "status"),
+    [
+        ("/status/500/", "webhook-response-status", 500),
+        ("/status/404/", "webhook-response-status", 404),
+        ("/redirect/", "webhook-response-status", 302),
+        (f"/slow/{DELIVERY_TIMEOUT * 3}/", "webhook-timeout", None),
+    ],
+)
+def test_failing_receiver_makes_config_invalid(
+    dev: Client, receiver: Receiver, path: str, error: str, status: int | None
+) -> None:
+    config, task = dev.create_and_wait(receiver.url(path))
+
+    assert config["state"] == "invalid"
+    assert task["state"] == "failed"
+    assert task["error"] == error
+    assert task["result"]["status_code"] == status
+
+
+def test_redirect_is_not_followed(dev: Client, receiver: Receiver) -> None:
+    before = len(receiver.deliveries_to("/ok"))
+
+    dev.create_and_wait(receiver.url("/redirect/not-followed/"))
+
+    assert len(receiver.deliveries_to("/ok")) == before
+
+
+def test_slow_receiver_is_cut_at_the_timeout(dev: Client, receiver: Receiver) -> None:
+    _, task = dev.create_and_wait(receiver.url("/slow/30/"))
+
+    assert task["error"] == "webhook-timeout"
+    assert DELIVERY_TIMEOUT * 1000 <= task["result"]["duration_ms"] < (DELIVERY_TIMEOUT + 1) * 1000
+
+
+def test_connection_reset_makes_config_invalid(dev: Client, resetting: ResettingServer) -> None:
+    config, task = dev.create_and_wait(resetting.url("/hooks/"))
+
+    assert config["state"] == "invalid"
+    assert task["error"] == "webhook-connection-failed"
+
+
+def test_tls_handshake_failure_makes_config_invalid(dev: Client, untrusted_tls_receiver: Receiver) -> None:
+    config, task = dev.create_and_wait(untrusted_tls_receiver.url("/ok/"))
+
+    assert config["state"] == "invalid"
+    assert task["error"] == "webhook-tls-error"
+    assert untrusted_tls_receiver.deliveries == []
+
+
+def test_refused_port_makes_config_invalid(dev: Client) -> None:
+    config, task = dev.create_and_wait("http://127.0.0.1:9/hooks/")
+
+    assert config["state"] == "invalid"
+    assert task["error"] == "webhook-connection-failed"
+
+
+def test_large_response_is_read_up_to_the_limit_and_excerpted(dev: Client, receiver: Receiver) -> None:
+    config, task = dev.create_and_wait(receiver.url("/big/"))
+
+    assert config["state"] == "valid"
+    assert task["result"]["response_excerpt"] == "x" * 512
+
+
+def test_slow_receiver_does_not_hold_the_others_in_its_batch(dev: Client, receiver: Receiver) -> None:
+    slow = dev.create_config(receiver.url(f"/slow/{DELIVERY_TIMEOUT * 3}/batch/"))
+    quick = [dev.create_config(receiver.url(f"/ok/batch-{n}/")) for n in range(4)]
+    started = time.monotonic()
+
+    quick_tasks = [dev.wait_task(dev.tasks_of(c["id"])[0]["id"]) for c in quick]
+    quick_done = time.monotonic() - started
+    slow_task = dev.wait_task(dev.tasks_of(slow["id"])[0]["id"])
+
+    assert all(t["state"] == "succeeded" for t in quick_tasks)
+    assert slow_task["error"] == "webhook-timeout"
+    assert quick_done < DELIVERY_TIMEOUT + 1.5
+
+
+def test_deactivation_while_a_test_is_in_flight_is_not_overwritten(dev: Client, receiver: Receiver) -> None:
+    config = dev.create_config(receiver.url("/hold/race/"))
+    receiver.wait_for("/hold/race/")
+
+    assert dev.delete(f"/configs/webhook/{config['id']}").json()["state"] == "deactivated"
+    receiver.release("race")
+    (task,) = dev.tasks_of(config["id"])
+    ended = dev.wait_task(task["id"])
+
+    assert ended["state"] == "succeeded"  # the receiver did answer 200
+    assert dev.get(f"/configs/webhook/{config['id']}").json()["state"] == "deactivated"
+
+
+def test_test_queued_before_an_update_is_superseded_without_sending(dev: Client, receiver: Receiver) -> None:
+    # The local consumer runs one batch at a time: hold it on one receiver, so the next
+    # config's test job waits in the queue while the config changes under it.
+    dev.create_config(receiver.url("/hold/superseded/"))
+    receiver.wait_for("/hold/superseded/")
+    config = dev.create_config(receiver.url("/ok/superseded/"))
+    (task,) = dev.tasks_of(config["id"])
+    dev.post(f"/configs/webhook/{config['id']}", json={"state": "deactivated"})
+
+    receiver.release("superseded")
+    ended = dev.wait_task(task["id"])
+
+    assert ended["state"] == "failed"
+    assert ended["error"] == "superseded"
+    assert ended["result"] is None
+    assert receiver.deliveries_to("/ok/superseded/") == []
+    assert dev.get(f"/configs/webhook/{config['id']}").json()["state"] == "deactivated"
+
+
+def test_duplicated_job_does_not_deliver_again(stack: LocalStack, dev: Client, receiver: Receiver) -> None:
+    config, task = dev.create_and_wait(receiver.url("/ok/duplicate/"))
+    sqs = boto3.client("sqs", **_aws(stack))
+    sent = len(receiver.deliveries_to("/ok/duplicate/"))
+
+    sqs.send_message(
+        QueueUrl=stack.queue_url,
+        MessageBody=json.dumps({"job": "test", "task": task["id"], "organisation": dev.organisation}),
+    )
+    time.sleep(1.5)
+
+    assert len(receiver.deliveries_to("/ok/duplicate/")) == sent
+    assert dev.get(f"/tasks/{task['id']}").json() == task
+    assert dev.get(f"/configs/webhook/{config['id']}").json()["state"] == "valid"
+
+
+def _aws(stack: LocalStack) -> dict[str, str]:
+    return {
+        "endpoint_url": stack.aws_endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "local",
+        "aws_secret_access_key": "local",
+    }

@@ -1,0 +1,260 @@
+"""The deliver function's test runs on moto, with a fake sender: state write-back,
+staleness, races, at-least-once jobs, and the batch's partial response (SPEC section 6)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from tests.unit.support import FakeClock
+from webhook_service import service
+from webhook_service.consumer import handle_batch
+from webhook_service.deliver import Deliverer, set_deliverer
+from webhook_service.delivery import DeliveryResult
+from webhook_service.errors import DependencyError
+from webhook_service.service import Services
+from webhook_service.storage import Principal, Store
+
+URL = "https://receiver.example/hooks/"
+
+
+class FakeSender:
+    """Records what it is asked to send and answers with a fixed result, after `before`."""
+
+    def __init__(self, status: int = 200, before: Callable[[], None] | None = None) -> None:
+        self.status = status
+        self.before = before
+        self.sent: list[tuple[str, bytes, dict[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> DeliveryResult:
+        if self.before:
+            self.before()
+        with self._lock:
+            self.sent.append((url, body, dict(headers)))
+        ok = 200 <= self.status < 300
+        return DeliveryResult(
+            error=None if ok else "webhook-response-status",
+            status_code=self.status,
+            duration_ms=3,
+            response_excerpt="ok",
+        )
+
+
+@pytest.fixture
+def deliverer(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
+    made = Deliverer(store=store, sender=FakeSender(), clock=clock)  # type: ignore[arg-type]
+    set_deliverer(made)
+    yield made
+    set_deliverer(None)
+
+
+def first_task_id(services: Services, caller: Principal, config_id: str) -> str:
+    tasks = service.list_tasks(services, caller, {"target": config_id})["data"]
+    return str(tasks[-1]["id"])
+
+
+def job_body(caller: Principal, task_id: str) -> str:
+    return json.dumps({"job": "test", "task": task_id, "organisation": caller.organisation})
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m{n}",
+                "receiptHandle": f"r{n}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                "awsRegion": "us-east-1",
+            }
+            for n, body in enumerate(bodies)
+        ]
+    }
+
+
+def run(deliverer: Deliverer, caller: Principal, task_id: str) -> dict[str, Any]:
+    return handle_batch(sqs_event(job_body(caller, task_id)), None)
+
+
+def test_run_test_2xx_makes_config_valid_and_task_succeeded(
+    services: Services, caller: Principal, deliverer: Deliverer
+) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    task_id = first_task_id(services, caller, config["id"])
+
+    assert run(deliverer, caller, task_id) == {"batchItemFailures": []}
+
+    task = service.get_task(services, caller, task_id)
+    assert service.get_config(services, caller, config["id"])["state"] == "valid"
+    assert task["state"] == "succeeded"
+    assert task["result"] == {"status_code": 200, "duration_ms": 3, "response_excerpt": "ok"}
+    assert task["date_started"] is not None
+    assert task["date_completed"] is not None
+
+
+def test_run_test_non_2xx_makes_config_invalid(services: Services, caller: Principal, deliverer: Deliverer) -> None:
+    deliverer.sender = FakeSender(status=503)  # type: ignore[assignment]
+    config = service.create_config(services, caller, {"url": URL})
+
+    run(deliverer, caller, first_task_id(services, caller, config["id"]))
+
+    task = service.get_task(services, caller, first_task_id(services, caller, config["id"]))
+    assert service.get_config(services, caller, config["id"])["state"] == "invalid"
+    assert (task["state"], task["error"]) == ("failed", "webhook-response-status")
+
+
+def test_run_test_posts_the_event_to_url_plus_event_id_signed(
+    services: Services, caller: Principal, deliverer: Deliverer, store: Store
+) -> None:
+    config = service.create_config(services, caller, {"url": URL + "?a=1"})
+    task_id = first_task_id(services, caller, config["id"])
+
+    run(deliverer, caller, task_id)
+
+    ((url, body, headers),) = deliverer.sender.sent  # type: ignore[attr-defined]
+    event = json.loads(body)
+    assert url == f"{URL}{event['id']}?a=1"
+    assert headers["webhook-id"] == event["id"]
+    assert "Ricloud-Signature" in headers
+    stored = store.get_event(caller.organisation, event["id"])
+    assert stored is not None
+    assert stored.state == "delivered"
+    assert stored.webhook_config == config["id"]
+
+
+def test_run_test_stale_version_is_superseded_without_sending(
+    services: Services, caller: Principal, deliverer: Deliverer
+) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    task_id = first_task_id(services, caller, config["id"])
+    service.update_config(services, caller, config["id"], {"url": URL + "v2"})
+
+    run(deliverer, caller, task_id)
+
+    task = service.get_task(services, caller, task_id)
+    assert (task["state"], task["error"], task["result"]) == ("failed", "superseded", None)
+    assert deliverer.sender.sent == []  # type: ignore[attr-defined]
+    assert service.get_config(services, caller, config["id"])["state"] == "new"
+
+
+def test_run_test_deactivated_config_is_superseded_without_sending(
+    services: Services, caller: Principal, deliverer: Deliverer
+) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    task_id = first_task_id(services, caller, config["id"])
+    service.delete_config(services, caller, config["id"])
+
+    run(deliverer, caller, task_id)
+
+    assert service.get_task(services, caller, task_id)["error"] == "superseded"
+    assert deliverer.sender.sent == []  # type: ignore[attr-defined]
+
+
+def test_run_test_update_during_flight_is_not_overwritten(
+    services: Services, caller: Principal, deliverer: Deliverer
+) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    task_id = first_task_id(services, caller, config["id"])
+    deliverer.sender = FakeSender(  # type: ignore[assignment]
+        before=lambda: service.update_config(services, caller, config["id"], {"url": URL + "moved"})
+    )
+
+    run(deliverer, caller, task_id)
+
+    now = service.get_config(services, caller, config["id"])
+    assert now["state"] == "new"
+    assert now["url"] == URL + "moved"
+    assert service.get_task(services, caller, task_id)["state"] == "succeeded"
+
+
+def test_run_test_duplicated_job_sends_once(services: Services, caller: Principal, deliverer: Deliverer) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    task_id = first_task_id(services, caller, config["id"])
+
+    run(deliverer, caller, task_id)
+    ended = service.get_task(services, caller, task_id)
+    run(deliverer, caller, task_id)
+
+    assert len(deliverer.sender.sent) == 1  # type: ignore[attr-defined]
+    assert service.get_task(services, caller, task_id) == ended
+
+
+def test_run_test_job_rerun_after_a_crash_resends_the_same_event(
+    services: Services, caller: Principal, deliverer: Deliverer, store: Store
+) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    task_id = first_task_id(services, caller, config["id"])
+    task = store.get_task(caller.organisation, task_id)
+    assert task is not None
+    store.start_task(task, "0b7e6a52-4e9c-4b0e-9d59-2f1f6c1d2a10", deliverer.clock())  # the crashed run
+
+    run(deliverer, caller, task_id)
+
+    ((_, _, headers),) = deliverer.sender.sent  # type: ignore[attr-defined]
+    assert headers["webhook-id"] == "0b7e6a52-4e9c-4b0e-9d59-2f1f6c1d2a10"
+    assert service.get_task(services, caller, task_id)["state"] == "succeeded"
+
+
+def test_handle_batch_unreadable_job_alone_is_reported_failed(
+    services: Services, caller: Principal, deliverer: Deliverer
+) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    good = job_body(caller, first_task_id(services, caller, config["id"]))
+
+    response = handle_batch(sqs_event("not json", good, '{"job": "unknown"}'), None)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m2"}]}
+    assert service.get_config(services, caller, config["id"])["state"] == "valid"
+
+
+def test_handle_batch_storage_failure_is_reported_for_retry(
+    services: Services, caller: Principal, deliverer: Deliverer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    task_id = first_task_id(services, caller, config["id"])
+
+    original = deliverer.store.record_test_outcome
+
+    def unavailable(config: Any, new_state: str, task: Any, event: Any) -> str:
+        if task.id == task_id:
+            raise DependencyError("ProvisionedThroughputExceededException")
+        return original(config, new_state, task, event)
+
+    monkeypatch.setattr(deliverer.store, "record_test_outcome", unavailable)
+    other = service.create_config(services, caller, {"url": URL + "other"})
+    event = sqs_event(job_body(caller, task_id), job_body(caller, first_task_id(services, caller, other["id"])))
+
+    assert handle_batch(event, None) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
+    assert service.get_task(services, caller, task_id)["state"] == "processing"
+
+
+def test_handle_batch_every_job_failing_raises_so_the_whole_batch_returns(
+    services: Services, caller: Principal, deliverer: Deliverer
+) -> None:
+    with pytest.raises(BatchProcessingError):
+        handle_batch(sqs_event("not json", "{}"), None)
+
+
+def test_handle_batch_runs_the_deliveries_of_a_batch_at_once(
+    services: Services, caller: Principal, deliverer: Deliverer
+) -> None:
+    # Ten deliveries meet at a barrier: the batch completes only if all ten run concurrently.
+    barrier = threading.Barrier(10, timeout=10)
+    deliverer.sender = FakeSender(before=barrier.wait)  # type: ignore[assignment]
+    configs = [service.create_config(services, caller, {"url": f"{URL}{n}"}) for n in range(10)]
+    bodies = [job_body(caller, first_task_id(services, caller, c["id"])) for c in configs]
+
+    response = handle_batch(sqs_event(*bodies), None)
+
+    assert response == {"batchItemFailures": []}
+    assert {service.get_config(services, caller, c["id"])["state"] for c in configs} == {"valid"}
