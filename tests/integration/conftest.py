@@ -48,6 +48,7 @@ class LocalStack:
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_DEFAULT_REGION": "us-east-1",
             "TABLE_NAME": self.table,
+            "QUEUE_URL": self.queue_url,
             "PYTHONPATH": PYTHONPATH,
         }
 
@@ -73,6 +74,7 @@ class Client:
     base: str
     token: str
     organisation: str
+    key: str
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
@@ -107,6 +109,16 @@ class Client:
                 return task
             time.sleep(0.1)
         raise TimeoutError(f"task {task_id} still {task['state']} after {timeout} s")
+
+    def wait_event(self, event_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Poll an event until it has been delivered or has failed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            event: dict[str, Any] = self.get(f"/events/{event_id}").json()
+            if event["state"] in ("delivered", "failed"):
+                return event
+            time.sleep(0.1)
+        raise TimeoutError(f"event {event_id} still {event['state']} after {timeout} s")
 
     def create_and_wait(self, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Create a config, wait for its first test, and return (config now, task)."""
@@ -182,7 +194,7 @@ def resetting() -> Iterator[ResettingServer]:
 @pytest.fixture(scope="session")
 def dev(stack: LocalStack) -> Client:
     """The development organisation's key, created by the local stack itself."""
-    return Client(stack.url, stack.token, stack.organisation)
+    return Client(stack.url, stack.token, stack.organisation, stack.key)
 
 
 @pytest.fixture
@@ -190,7 +202,7 @@ def fresh(stack: LocalStack) -> Client:
     """A new organisation with its own key, made with the operator command line."""
     organisation = stack.operator("create-organisation", "--name", "Integration test")
     key = stack.operator("create-key", "--organisation", organisation["id"])
-    return Client(stack.url, key["token"], organisation["id"])
+    return Client(stack.url, key["token"], organisation["id"], key["id"])
 
 
 @pytest.fixture(scope="session")
@@ -198,4 +210,4 @@ def other(stack: LocalStack) -> Client:
     """A second organisation, for tenancy checks."""
     organisation = stack.operator("create-organisation", "--name", "Other")
     key = stack.operator("create-key", "--organisation", organisation["id"])
-    return Client(stack.url, key["token"], organisation["id"])
+    return Client(stack.url, key["token"], organisation["id"], key["id"])

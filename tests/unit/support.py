@@ -7,12 +7,15 @@ import base64
 import datetime as dt
 import importlib.util
 import json
+import threading
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from webhook_service.delivery import DeliveryResult
 from webhook_service.errors import DependencyError
 from webhook_service.storage import org_pk
 
@@ -42,6 +45,29 @@ class FakeQueue:
             raise DependencyError("sqs send failed: EndpointConnectionError")
         self.jobs.append(job)
         return str(uuid.uuid4())
+
+
+class FakeSender:
+    """Records what it is asked to send and answers with a fixed result, after `before`."""
+
+    def __init__(self, status: int = 200, before: Callable[[], None] | None = None) -> None:
+        self.status = status
+        self.before = before
+        self.sent: list[tuple[str, bytes, dict[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> DeliveryResult:
+        if self.before:
+            self.before()
+        with self._lock:
+            self.sent.append((url, body, dict(headers)))
+        ok = 200 <= self.status < 300
+        return DeliveryResult(
+            error=None if ok else "webhook-response-status",
+            status_code=self.status,
+            duration_ms=3,
+            response_excerpt="ok",
+        )
 
 
 class FakeClock:

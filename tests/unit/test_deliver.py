@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from tests.unit.support import FakeClock
+from tests.unit.support import FakeClock, FakeQueue, FakeSender
 from webhook_service import service
 from webhook_service.consumer import handle_batch
 from webhook_service.deliver import Deliverer, set_deliverer
-from webhook_service.delivery import DeliveryResult
 from webhook_service.errors import DependencyError
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store
@@ -23,32 +22,9 @@ from webhook_service.storage import Principal, Store
 URL = "https://receiver.example/hooks/"
 
 
-class FakeSender:
-    """Records what it is asked to send and answers with a fixed result, after `before`."""
-
-    def __init__(self, status: int = 200, before: Callable[[], None] | None = None) -> None:
-        self.status = status
-        self.before = before
-        self.sent: list[tuple[str, bytes, dict[str, str]]] = []
-        self._lock = threading.Lock()
-
-    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> DeliveryResult:
-        if self.before:
-            self.before()
-        with self._lock:
-            self.sent.append((url, body, dict(headers)))
-        ok = 200 <= self.status < 300
-        return DeliveryResult(
-            error=None if ok else "webhook-response-status",
-            status_code=self.status,
-            duration_ms=3,
-            response_excerpt="ok",
-        )
-
-
 @pytest.fixture
 def deliverer(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
-    made = Deliverer(store=store, sender=FakeSender(), clock=clock)  # type: ignore[arg-type]
+    made = Deliverer(store=store, sender=FakeSender(), queue=FakeQueue(), clock=clock)  # type: ignore[arg-type]
     set_deliverer(made)
     yield made
     set_deliverer(None)

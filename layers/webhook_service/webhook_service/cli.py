@@ -16,19 +16,31 @@ from webhook_service import admin
 from webhook_service.storage import Store
 
 
-def _table_name(args: argparse.Namespace) -> str:
-    if args.table:
-        return str(args.table)
+def _physical_id(args: argparse.Namespace, option: str, env: str, logical_id: str) -> str:
+    """A resource of the stack: given by option, else found in --stack, else from env."""
+    if getattr(args, option):
+        return str(getattr(args, option))
     if args.stack:
         import boto3
 
         resource = boto3.client("cloudformation").describe_stack_resource(
-            StackName=args.stack, LogicalResourceId="Table"
+            StackName=args.stack, LogicalResourceId=logical_id
         )
         return str(resource["StackResourceDetail"]["PhysicalResourceId"])
-    if os.environ.get("TABLE_NAME"):
-        return os.environ["TABLE_NAME"]
-    raise SystemExit("name the table: --stack STACK, --table TABLE or TABLE_NAME")
+    if os.environ.get(env):
+        return os.environ[env]
+    raise SystemExit(f"name the {logical_id}: --stack STACK, --{option.replace('_', '-')} or {env}")
+
+
+def _logs_to_stderr() -> None:
+    """Standard output carries the command's JSON answer alone; logs go to standard error."""
+    import logging
+
+    from webhook_service.logs import logger
+
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(sys.stderr)
 
 
 def _print(value: Any) -> None:
@@ -39,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m webhook_service", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", help="CloudFormation stack whose table to use")
     parser.add_argument("--table", help="DynamoDB table name (default: $TABLE_NAME)")
+    parser.add_argument("--queue-url", help="delivery queue URL, to publish (default: $QUEUE_URL)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     org = commands.add_parser("create-organisation", help="create an organisation")
@@ -51,8 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     off.add_argument("--organisation", required=True)
     off.add_argument("--key", required=True, help="key id")
 
+    event = commands.add_parser("publish-event", help="publish an event: store it and queue its delivery")
+    event.add_argument("--organisation", required=True)
+    event.add_argument("--key", help="the key whose own config takes precedence over the default")
+    event.add_argument("--type", required=True, help="the related resource's type, e.g. session")
+    event.add_argument("--action", required=True, help="what happened, e.g. completed")
+    event.add_argument("--data", default="{}", help="the related resource as a JSON object")
+
     args = parser.parse_args(argv)
-    store = Store(_table_name(args))
+    _logs_to_stderr()
+    store = Store(_physical_id(args, "table", "TABLE_NAME", "Table"))
 
     if args.command == "create-organisation":
         _print(admin.create_organisation(store, args.name))
@@ -71,4 +92,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no key {args.key} in organisation {args.organisation}", file=sys.stderr)
             return 1
         _print(found)
+    elif args.command == "publish-event":
+        return _publish(args, store)
+    return 0
+
+
+def _publish(args: argparse.Namespace, store: Store) -> int:
+    from webhook_service.errors import ApiError
+    from webhook_service.events import publish
+    from webhook_service.queue import JobQueue
+
+    try:
+        data = json.loads(args.data)
+    except ValueError as exc:
+        print(f"--data is not JSON: {exc}", file=sys.stderr)
+        return 2
+    queue = JobQueue(_physical_id(args, "queue_url", "QUEUE_URL", "DeliveryQueue"))
+    try:
+        event = publish(args.organisation, args.type, args.action, data, key=args.key, store=store, queue=queue)
+    except ApiError as exc:
+        print(json.dumps(exc.body()), file=sys.stderr)
+        return 1
+    _print(event.to_resource())
     return 0

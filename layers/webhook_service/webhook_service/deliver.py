@@ -1,4 +1,5 @@
-"""The deliver function's use cases: run a config's test task (and, later, deliver events).
+"""The deliver function's use cases: run a config's test task, and deliver an event with
+retries.
 
 A receiver's failure is an outcome to record, never an exception. Only our own failures
 (storage) raise, so that SQS delivers the job again.
@@ -8,35 +9,53 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from webhook_service.delivery import DeliveryResult, Sender, default_ssl_context, delivery_url
 from webhook_service.domain import (
+    GONE_STATUS,
+    MAX_ATTEMPTS,
+    UNCONFIGURED,
     Event,
+    WebhookConfig,
     config_state_after_test,
     config_test_event,
     is_stale,
     new_id,
+    next_attempt_delay,
+    parse_retry_after,
+    route,
     superseded,
 )
 from webhook_service.logs import logger
+from webhook_service.queue import JobQueue, event_job
 from webhook_service.settings import get_settings
 from webhook_service.signing import signature_headers
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
+
+EARLY_TOLERANCE_SECONDS = 1  # SQS delays are whole seconds: a job this early is on time
 
 
 class BadJobError(Exception):
     """A queue message this function cannot read: a bug upstream, left for the DLQ."""
 
 
+def _random_jitter() -> float:
+    return random.uniform(-1.0, 1.0)  # spreading retries, not security
+
+
 @dataclass
 class Deliverer:
     store: Store
     sender: Sender
+    queue: JobQueue
     clock: Callable[[], dt.datetime] = field(default=utcnow)
+    jitter: Callable[[], float] = field(default=_random_jitter)
 
 
 _deliverer: Deliverer | None = None
@@ -49,6 +68,7 @@ def get_deliverer() -> Deliverer:
         settings = get_settings()
         _deliverer = Deliverer(
             store=Store(settings.table_name),
+            queue=JobQueue(settings.queue_url),
             sender=Sender(
                 allow_private=settings.allow_private_targets,
                 connect_timeout=settings.delivery_connect_timeout,
@@ -74,14 +94,20 @@ def parse_job(body: str) -> dict[str, Any]:
         job = json.loads(body)
     except ValueError:
         raise BadJobError("the message is not JSON") from None
-    if not isinstance(job, dict) or job.get("job") != "test" or not job.get("task") or not job.get("organisation"):
+    if not isinstance(job, dict) or not isinstance(job.get("organisation"), str):
         raise BadJobError("the message is not a known job")
-    return job
+    if job.get("job") == "test" and isinstance(job.get("task"), str):
+        return job
+    if job.get("job") == "event" and isinstance(job.get("event"), str) and isinstance(job.get("attempt"), int):
+        return job
+    raise BadJobError("the message is not a known job")
 
 
 def handle_job(deliverer: Deliverer, body: str) -> str:
     job = parse_job(body)
-    return run_test(deliverer, job["organisation"], job["task"])
+    if job["job"] == "test":
+        return run_test(deliverer, job["organisation"], job["task"])
+    return run_event(deliverer, job["organisation"], job["event"], job["attempt"], job.get("not_before"))
 
 
 def run_test(deliverer: Deliverer, organisation: str, task_id: str) -> str:
@@ -145,8 +171,98 @@ def _record(deliverer: Deliverer, config: Any, task: Any, event: Event, result: 
         event,
         state="delivered" if result.ok else "failed",
         error=result.error,
-        date_delivered=now if result.ok else None,
+        attempts=1,
+        date_delivered=now,
     )
     return deliverer.store.record_test_outcome(
         config, config_state_after_test(result.ok), finished_task, finished_event
     )
+
+
+def run_event(deliverer: Deliverer, organisation: str, event_id: str, attempt: int, not_before: int | None) -> str:
+    """Make attempt `attempt` of an event's delivery. Returns the outcome, for logs and
+    metrics: `delivered`, `retrying`, `failed`, `unconfigured`, `waiting` (a hop of a long
+    delay), `duplicate` or `missing`."""
+    store, now = deliverer.store, deliverer.clock()
+    if not_before is not None and now.timestamp() < not_before - EARLY_TOLERANCE_SECONDS:
+        wait = math.ceil(not_before - now.timestamp())
+        deliverer.queue.send(event_job(event_id, organisation, attempt, not_before), delay_seconds=wait)
+        return "waiting"
+    event = store.get_event(organisation, event_id)
+    if event is None:
+        logger.warning("event not found", extra={"event_id": event_id})
+        return "missing"
+    if event.ended:
+        return "duplicate"
+    if event.attempts >= attempt:
+        # This attempt was made, but its job ended before the next one was queued (or this
+        # is a copy of the job). Queue the next one again: a second copy cannot claim it twice.
+        if event.attempts == attempt and event.next_attempt_at is not None:
+            wait = math.ceil(event.next_attempt_at - deliverer.clock().timestamp())
+            _queue_attempt(deliverer, event, attempt + 1, event.next_attempt_at, wait)
+        return "duplicate"
+    config = _route(store, event)
+    claimed = store.claim_event_attempt(event, attempt, config.id if config else event.webhook_config)
+    if claimed is None:
+        return "duplicate"
+    event = claimed
+    if config is None or config.state != "valid":
+        store.save_event(replace(event, state="failed", error=UNCONFIGURED, date_delivered=deliverer.clock()))
+        logger.warning("event unconfigured", extra={"event_id": event.id, "config_id": event.webhook_config})
+        return UNCONFIGURED
+
+    body = event_body(event)
+    result = deliverer.sender.post(
+        delivery_url(config.url, event.id), body, signature_headers(config.secret, event.id, body)
+    )
+    now = deliverer.clock()
+    delay = (
+        None
+        if result.ok
+        else next_attempt_delay(
+            attempt, result.status_code, parse_retry_after(result.retry_after, now), deliverer.jitter()
+        )
+    )
+    _log_attempt(event, config, attempt, result, delay)
+    if result.ok:
+        store.save_event(replace(event, state="delivered", error=None, date_delivered=now))
+        return "delivered"
+    if result.status_code == GONE_STATUS:
+        store.invalidate_config(config)
+    if delay is None:
+        store.save_event(replace(event, state="failed", error=result.error, date_delivered=now))
+        return "failed"
+    due = math.ceil((now + delay).timestamp())
+    if store.save_event(replace(event, error=result.error, next_attempt_at=due)):
+        _queue_attempt(deliverer, event, attempt + 1, due, math.ceil(delay.total_seconds()))
+    return "retrying"
+
+
+def _route(store: Store, event: Event) -> WebhookConfig | None:
+    key = store.get_key(event.organisation, event.key) if event.key else None
+    organisation = store.get_organisation(event.organisation)
+    target = route(
+        key.get("webhook_config") if key else None,
+        organisation.get("webhook_config_default") if organisation else None,
+    )
+    return store.get_config(event.organisation, target) if target else None
+
+
+def _queue_attempt(deliverer: Deliverer, event: Event, attempt: int, due: int, wait: int) -> None:
+    deliverer.queue.send(event_job(event.id, event.organisation, attempt, due), delay_seconds=max(0, wait))
+
+
+def _log_attempt(
+    event: Event, config: WebhookConfig, attempt: int, result: DeliveryResult, delay: dt.timedelta | None
+) -> None:
+    extra = {
+        "event_id": event.id,
+        "config_id": config.id,
+        "attempt": attempt,
+        "max_attempts": MAX_ATTEMPTS,
+        "status_code": result.status_code,
+        "duration_ms": result.duration_ms,
+        "error": result.error,
+        "next_attempt_in_s": int(delay.total_seconds()) if delay else None,
+    }
+    (logger.info if result.ok else logger.warning)("event attempt", extra=extra)

@@ -195,10 +195,20 @@ class Event:
     state: str
     date_created: dt.datetime
     key: str | None = None  # the key whose config routes it (internal)
-    retries: int = 0
+    attempts: int = 0  # deliveries attempted so far (internal; `retries` is derived)
+    next_attempt_at: int | None = None  # unix time the next attempt is due (internal)
     webhook_config: str | None = None
     error: str | None = None
     date_delivered: dt.datetime | None = None
+
+    @property
+    def retries(self) -> int:
+        """Deliveries attempted after the first."""
+        return max(self.attempts - 1, 0)
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ("delivered", "failed")
 
     def to_resource(self) -> dict[str, Any]:
         return {
@@ -230,3 +240,80 @@ def config_test_event(task: Task, config: WebhookConfig, event_id: str, now: dt.
         key=task.key,
         webhook_config=config.id,
     )
+
+
+# -- events: publishing, routing and retries -----------------------------------------------
+
+MAX_ATTEMPTS = 5
+# When attempt n+1 is due after attempt n failed (SPEC section 7): 1 min, 10 min, 1 h, 3 h.
+RETRY_DELAYS = (dt.timedelta(minutes=1), dt.timedelta(minutes=10), dt.timedelta(hours=1), dt.timedelta(hours=3))
+RETRY_JITTER = 0.1  # each delay is moved by up to ±10%, so receivers are not hit in waves
+RETRY_AFTER_STATUSES = (429, 503)
+GONE_STATUS = 410
+UNCONFIGURED = "unconfigured"
+_REDACTED_FIELDS = ("secret", "token", "token_hash")
+
+
+def new_event(
+    organisation: str, type_: str, action: str, data: dict[str, Any], key: str | None, now: dt.datetime
+) -> Event:
+    return Event(
+        id=new_id(),
+        organisation=organisation,
+        type=type_,
+        action=action,
+        data=redact(data),
+        state="pending",
+        date_created=now,
+        key=key,
+    )
+
+
+def redact(value: Any) -> Any:
+    """The data of an event never carries a secret or token, however deep."""
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items() if k not in _REDACTED_FIELDS}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def route(key_config: str | None, organisation_default: str | None) -> str | None:
+    """The config an event goes to: its key's own config, else the organisation's default."""
+    return key_config or organisation_default
+
+
+def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | None:
+    """A `Retry-After` header as a delay: delta-seconds or an HTTP-date; None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return dt.timedelta(seconds=int(value))
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(when - now, dt.timedelta(0))
+
+
+def next_attempt_delay(
+    attempt: int, status_code: int | None, retry_after: dt.timedelta | None, jitter: float
+) -> dt.timedelta | None:
+    """How long after failed attempt `attempt` (1-based) the next one is due, or None when
+    the event has had its last attempt or the receiver said it is gone (410).
+
+    `jitter` is a number in [-1, 1] (random in production, fixed in tests). A `Retry-After`
+    on 429/503 can push the next attempt later than the schedule, up to the schedule's
+    longest delay, never earlier.
+    """
+    if attempt >= MAX_ATTEMPTS or status_code == GONE_STATUS:
+        return None
+    delay = RETRY_DELAYS[attempt - 1] * (1 + RETRY_JITTER * max(-1.0, min(1.0, jitter)))
+    if status_code in RETRY_AFTER_STATUSES and retry_after is not None:
+        delay = max(delay, min(retry_after, RETRY_DELAYS[-1]))
+    return delay

@@ -16,6 +16,16 @@ def config_test_job(task_id: str, organisation: str) -> dict[str, Any]:
     return {"job": "test", "task": task_id, "organisation": organisation}
 
 
+def event_job(event_id: str, organisation: str, attempt: int, not_before: int | None = None) -> dict[str, Any]:
+    """The message for attempt `attempt` (1-based) of an event's delivery, not to be made
+    before the unix time `not_before` (SQS delays a message 15 minutes at most, so a
+    longer wait is made of several hops)."""
+    job: dict[str, Any] = {"job": "event", "event": event_id, "organisation": organisation, "attempt": attempt}
+    if not_before is not None:
+        job["not_before"] = not_before
+    return job
+
+
 class JobQueue:
     """Sends jobs to one SQS queue. Give it a client, or it makes one on first use."""
 
@@ -31,6 +41,8 @@ class JobQueue:
             self._client = boto3.client("sqs")
         return self._client
 
+    MAX_DELAY_SECONDS = 900
+
     def send(self, job: dict[str, Any], delay_seconds: int = 0) -> str:
         """Queue one job; returns the message id. Raises DependencyError if SQS refuses."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -39,7 +51,7 @@ class JobQueue:
             response = self.client.send_message(
                 QueueUrl=self.queue_url,
                 MessageBody=json.dumps(job, separators=(",", ":")),
-                DelaySeconds=delay_seconds,
+                DelaySeconds=max(0, min(delay_seconds, self.MAX_DELAY_SECONDS)),
             )
         except (ClientError, BotoCoreError) as exc:
             raise DependencyError(f"sqs send failed: {type(exc).__name__}") from exc

@@ -13,6 +13,7 @@ from typing import Any
 from webhook_service.auth import Authenticator
 from webhook_service.domain import (
     CONFIG_STATES,
+    EVENT_STATES,
     TASK_STATES,
     TASK_TYPES,
     UPDATABLE_STATES,
@@ -36,9 +37,17 @@ from webhook_service.errors import (
 from webhook_service.logs import logger
 from webhook_service.queue import JobQueue, config_test_job
 from webhook_service.settings import get_settings
-from webhook_service.storage import Page, Principal, Store, UnknownCursorError, config_from_item, task_from_item
+from webhook_service.storage import (
+    Page,
+    Principal,
+    Store,
+    UnknownCursorError,
+    config_from_item,
+    event_from_item,
+    task_from_item,
+)
 from webhook_service.timefmt import utcnow
-from webhook_service.validation import ANY_ID, ListQuery, check_fields, parse_list_query, validate_url
+from webhook_service.validation import ANY_ID, ANY_NAME, ListQuery, check_fields, parse_list_query, validate_url
 
 UPDATE_ATTEMPTS = 3
 
@@ -200,6 +209,114 @@ def list_tasks(svc: Services, caller: Principal, params: dict[str, str]) -> dict
     query = parse_list_query(params, {"type": TASK_TYPES, "target": ANY_ID, "state": TASK_STATES})
     page = _list(svc, caller, "task", query)
     return _list_resource(page, "/tasks", [task_from_item(i).to_resource() for i in page.items])
+
+
+# -- keys and the organisation -----------------------------------------------------------
+
+KEY_FIELDS = ("id", "resource", "organisation", "webhook_config", "state", "date_created")
+ORGANISATION_FIELDS = ("id", "resource", "name", "webhook_config_default", "date_created")
+EMBEDDED_CONFIGS = 10
+
+
+def get_key(svc: Services, caller: Principal) -> dict[str, Any]:
+    item = svc.store.get_key(caller.organisation, caller.key_id)
+    if item is None:
+        raise NotFoundError("key")
+    return _pick(item, KEY_FIELDS)
+
+
+def update_key(svc: Services, caller: Principal, key_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    check_fields(body, allowed=("webhook_config",), required=("webhook_config",))
+    key = svc.store.get_key(caller.organisation, key_id) if is_uuid(key_id) else None
+    if key is None:
+        raise NotFoundError("key")
+    if key["state"] != "active":
+        raise InvalidStateError("A deactivated key cannot be changed.", params={"state": key["state"]})
+    config_id = _usable_config(svc, caller, body["webhook_config"], "webhook_config")
+    try:
+        updated = svc.store.set_key_config(caller.organisation, key_id, config_id)
+    except ConflictError:
+        raise _reference_changed("webhook_config") from None
+    logger.info("key config set", extra={"target_key_id": key_id, "config_id": config_id})
+    return _pick(updated or key, KEY_FIELDS)
+
+
+def get_organisation(svc: Services, caller: Principal) -> dict[str, Any]:
+    item = svc.store.get_organisation(caller.organisation)
+    if item is None:
+        raise NotFoundError("organisation")
+    return _organisation_resource(svc, item)
+
+
+def update_organisation(svc: Services, caller: Principal, body: dict[str, Any]) -> dict[str, Any]:
+    check_fields(body, allowed=("webhook_config_default",), required=("webhook_config_default",))
+    config_id = _usable_config(svc, caller, body["webhook_config_default"], "webhook_config_default")
+    try:
+        item = svc.store.set_organisation_default(caller.organisation, config_id)
+    except ConflictError:
+        raise _reference_changed("webhook_config_default") from None
+    if item is None:
+        raise NotFoundError("organisation")
+    logger.info("organisation default set", extra={"config_id": config_id})
+    return _organisation_resource(svc, item)
+
+
+def _usable_config(svc: Services, caller: Principal, value: Any, field_name: str) -> str | None:
+    """A config id a key or the organisation may point at: in the caller's organisation and
+    not deactivated. None clears the reference."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not is_uuid(value):
+        raise InvalidParameterError(
+            f"{field_name} must be a config id or null.", params={field_name: "must be an id or null"}
+        )
+    config = svc.store.get_config(caller.organisation, value)
+    if config is None:
+        raise InvalidParameterError(
+            f"{field_name} names no webhook_config.", params={field_name: "no such webhook_config"}
+        )
+    if config.state == "deactivated":
+        raise InvalidStateError(
+            "A deactivated config cannot receive events; set its state to new first.",
+            params={field_name: "deactivated"},
+        )
+    return value
+
+
+def _reference_changed(field_name: str) -> InvalidStateError:
+    return InvalidStateError("The config was deactivated meanwhile.", params={field_name: "deactivated"})
+
+
+def _organisation_resource(svc: Services, item: dict[str, Any]) -> dict[str, Any]:
+    organisation = str(item["id"])
+    configs = svc.store.list_items(organisation, "webhook_config", ListQuery(limit=EMBEDDED_CONFIGS))
+    has_valid = svc.store.list_items(organisation, "webhook_config", ListQuery(filters={"state": "valid"}, limit=1))
+    resource = _pick(item, ORGANISATION_FIELDS)
+    resource["webhook_configs"] = _list_resource(
+        configs, "/configs/webhook", [config_from_item(i).to_resource() for i in configs.items]
+    )
+    resource["state"] = "active" if has_valid.items else "unconfigured"
+    return resource
+
+
+def _pick(item: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    return {name: item.get(name) for name in fields}
+
+
+# -- events ----------------------------------------------------------------------------------
+
+
+def get_event(svc: Services, caller: Principal, event_id: str) -> dict[str, Any]:
+    event = svc.store.get_event(caller.organisation, event_id) if is_uuid(event_id) else None
+    if event is None:
+        raise NotFoundError("event")
+    return event.to_resource()
+
+
+def list_events(svc: Services, caller: Principal, params: dict[str, str]) -> dict[str, Any]:
+    query = parse_list_query(params, {"type": ANY_NAME, "action": ANY_NAME, "state": EVENT_STATES})
+    page = _list(svc, caller, "event", query)
+    return _list_resource(page, "/events", [event_from_item(i).to_resource() for i in page.items])
 
 
 # -- lists -----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ organisation's item. Lists read one of three sparse indexes, newest first, all s
 |-----------|-------------------------------------------------------|-------------------------|
 | ByType    | `<o>#webhook_config` (absent once deactivated), `<o>#task` | plain lists        |
 | ByState   | `<o>#<type>#state=<state>`                            | `state=` filters        |
-| ByRelated | `<o>#task#target=<config>`                            | `target=` filters       |
+| ByRelated | `<o>#task#target=<config>`, `<o>#event#type=<type>`   | `target=`, `type=`      |
 
 Tokens are found by hash: `PK = TOKEN#<sha256>` holds the key id, organisation and state.
 """
@@ -235,7 +235,8 @@ def event_item(event: Event) -> Item:
         "action": event.action,
         "data": event.data,
         "state": event.state,
-        "retries": event.retries,
+        "attempts": event.attempts,
+        "next_attempt_at": event.next_attempt_at,
         "webhook_config": event.webhook_config,
         "error": event.error,
         "key": event.key,
@@ -257,7 +258,8 @@ def event_from_item(item: Item) -> Event:
         state=item["state"],
         date_created=date_created,
         key=item.get("key"),
-        retries=item.get("retries", 0),
+        attempts=item.get("attempts", 0),
+        next_attempt_at=item.get("next_attempt_at"),
         webhook_config=item.get("webhook_config"),
         error=item.get("error"),
         date_delivered=_parse_dt(item.get("date_delivered")),
@@ -610,6 +612,104 @@ class Store:
             return "duplicate"
         return "stale"
 
+    def claim_event_attempt(self, event: Event, attempt: int, config_id: str | None) -> Event | None:
+        """Record that attempt `attempt` (1-based) of a pending event starts now, routed to
+        `config_id`. None if that attempt was already claimed or the event has ended, so a
+        duplicated job never sends twice."""
+        try:
+            with _dynamodb_errors():
+                response = self.client.update_item(
+                    TableName=self.table_name,
+                    Key=marshal({"PK": org_pk(event.organisation), "SK": f"EVENT#{event.id}"}),
+                    UpdateExpression="SET attempts = :attempt, webhook_config = :config",
+                    ConditionExpression="#s = :pending AND attempts = :previous",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues=marshal(
+                        {":attempt": attempt, ":previous": attempt - 1, ":pending": "pending", ":config": config_id}
+                    ),
+                    ReturnValues="ALL_NEW",
+                )
+        except ConflictError:
+            return None
+        return event_from_item(unmarshal(response["Attributes"]))
+
+    def save_event(self, event: Event) -> bool:
+        """Write an event's new state while it is pending at the same attempt; False if it
+        has moved on (ended, or a later attempt claimed)."""
+        try:
+            self._put(
+                event_item(event),
+                "#s = :pending AND attempts = :attempts",
+                names={"#s": "state"},
+                values={":pending": "pending", ":attempts": event.attempts},
+            )
+        except ConflictError:
+            return False
+        return True
+
+    def invalidate_config(self, config: WebhookConfig) -> bool:
+        """Make a `valid` config `invalid` (its receiver answered 410), unless it changed."""
+        prefix = f"{config.organisation}#webhook_config"
+        try:
+            with _dynamodb_errors():
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=marshal({"PK": org_pk(config.organisation), "SK": f"CONFIG#{config.id}"}),
+                    UpdateExpression="SET #s = :invalid, StatePK = :spk",
+                    ConditionExpression="version = :v AND #s = :valid",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues=marshal(
+                        {
+                            ":invalid": "invalid",
+                            ":valid": "valid",
+                            ":v": config.version,
+                            ":spk": f"{prefix}#state=invalid",
+                        }
+                    ),
+                )
+        except ConflictError:
+            return False
+        return True
+
+    # -- keys and the organisation default -------------------------------------------------
+
+    def set_key_config(self, organisation: str, key_id: str, config_id: str | None) -> Item | None:
+        """Point a key at a config (or clear it). The config must exist, in the same
+        organisation, and not be deactivated: checked in the same transaction."""
+        return self._set_config_reference(
+            {"PK": org_pk(organisation), "SK": f"KEY#{key_id}"}, "webhook_config", organisation, config_id
+        )
+
+    def set_organisation_default(self, organisation: str, config_id: str | None) -> Item | None:
+        return self._set_config_reference(
+            {"PK": org_pk(organisation), "SK": "ORG"}, "webhook_config_default", organisation, config_id
+        )
+
+    def _set_config_reference(self, key: Item, attribute: str, organisation: str, config_id: str | None) -> Item | None:
+        update: dict[str, Any] = {
+            "Update": {
+                "Key": marshal(key),
+                "UpdateExpression": "SET #a = :c",
+                "ConditionExpression": "attribute_exists(PK)",
+                "ExpressionAttributeNames": {"#a": attribute},
+                "ExpressionAttributeValues": marshal({":c": config_id}),
+            }
+        }
+        actions = [update]
+        if config_id is not None:
+            actions.append(
+                {
+                    "ConditionCheck": {
+                        "Key": marshal({"PK": org_pk(organisation), "SK": f"CONFIG#{config_id}"}),
+                        "ConditionExpression": "attribute_exists(PK) AND #s <> :d",
+                        "ExpressionAttributeNames": {"#s": "state"},
+                        "ExpressionAttributeValues": marshal({":d": "deactivated"}),
+                    }
+                }
+            )
+        self._transact(actions)
+        return self._get(key["PK"], key["SK"])
+
     # -- lists ---------------------------------------------------------------------------
 
     def list_items(self, organisation: str, resource: str, query: ListQuery) -> Page:
@@ -648,6 +748,8 @@ class Store:
         prefix = f"{organisation}#{resource}"
         if resource == "task" and "target" in rest:
             return INDEX_BY_RELATED, f"{prefix}#target={rest.pop('target')}", rest
+        if resource == "event" and "type" in rest:
+            return INDEX_BY_RELATED, f"{prefix}#type={rest.pop('type')}", rest
         if "state" in rest:
             return INDEX_BY_STATE, f"{prefix}#state={rest.pop('state')}", rest
         return INDEX_BY_TYPE, prefix, rest

@@ -1,0 +1,84 @@
+"""Publishing events: the one function other parts of the platform call (SPEC section 7).
+
+    from webhook_service.events import publish
+    event = publish(organisation_id, "session", "completed", session_resource, key=key_id)
+
+The event is stored `pending` and its first delivery queued; where it goes is decided
+when it is delivered (the key's own config, else the organisation's default).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from typing import Any
+
+from webhook_service.domain import Event, is_uuid, new_event
+from webhook_service.errors import ConflictError, DependencyError, InvalidParameterError, NotFoundError
+from webhook_service.logs import logger
+from webhook_service.queue import JobQueue, event_job
+from webhook_service.storage import Store
+from webhook_service.timefmt import utcnow
+
+MAX_DATA_BYTES = 64 * 1024
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def publish(
+    organisation: str,
+    type_: str,
+    action: str,
+    data: dict[str, Any],
+    *,
+    key: str | None = None,
+    store: Store | None = None,
+    queue: JobQueue | None = None,
+) -> Event:
+    """Store an event and queue its delivery; returns the stored event.
+
+    `type_` is the related resource's type and `data` that resource (any `secret`,
+    `token` or `token_hash` field is dropped, at any depth). `key`, when given, is the
+    key whose own config takes precedence over the organisation's default.
+
+    Raises InvalidParameterError for bad input, NotFoundError for an unknown organisation
+    or key, and DependencyError if the event could not be stored or queued (the event is
+    then stored `failed` with error `queue-unavailable`, when storage allows it).
+    """
+    if store is None or queue is None:
+        from webhook_service.service import get_services
+
+        services = get_services()
+        store = store or services.store
+        queue = queue or services.queue
+    problems = {}
+    if not isinstance(type_, str) or not _NAME.match(type_):
+        problems["type"] = "must be a lowercase name such as webhook_config"
+    if not isinstance(action, str) or not _NAME.match(action):
+        problems["action"] = "must be a lowercase name such as created"
+    if not isinstance(data, dict):
+        problems["data"] = "must be a JSON object"
+    elif len(json.dumps(data, separators=(",", ":"), default=str)) > MAX_DATA_BYTES:
+        problems["data"] = f"must be at most {MAX_DATA_BYTES} bytes as JSON"
+    if key is not None and not is_uuid(key):
+        problems["key"] = "must be a key id"
+    if problems:
+        raise InvalidParameterError("The event is not valid.", params=problems)
+    if not is_uuid(organisation) or store.get_organisation(organisation) is None:
+        raise NotFoundError("organisation")
+    if key is not None and store.get_key(organisation, key) is None:
+        raise NotFoundError("key")
+
+    event = new_event(organisation, type_, action, json.loads(json.dumps(data, default=str)), key, utcnow())
+    store.create_event(event)
+    try:
+        queue.send(event_job(event.id, organisation, attempt=1))
+    except DependencyError:
+        failed = replace(event, state="failed", error="queue-unavailable", date_delivered=utcnow())
+        try:
+            store.save_event(failed)
+        except (DependencyError, ConflictError):
+            logger.exception("event left pending", extra={"event_id": event.id})
+        raise
+    logger.info("event published", extra={"event_id": event.id, "type": type_, "action": action})
+    return event
