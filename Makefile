@@ -6,6 +6,11 @@ TOOLS := .venv-tools
 PY := $(VENV)/bin/python
 export PYTHONPATH := layers/webhook_service:.
 export SAM_CLI_TELEMETRY := 0
+# pyenv installs several Pythons; SAM needs the functions' runtime (3.13) on PATH besides 3.11.
+PYENV_RUNTIMES := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.(11|13)\.' | sort -V | paste -sd: -)
+ifneq ($(PYENV_RUNTIMES),)
+export PYENV_VERSION := $(PYENV_RUNTIMES)
+endif
 SAM := $(TOOLS)/bin/sam
 SAM_FLAGS := --template-file infra/template.yaml --config-file ../samconfig.toml
 PIP_QUIET := --quiet --disable-pip-version-check
@@ -38,10 +43,14 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-## build: sam build without Docker (needs a python3.13 on PATH; pyenv's is used when present)
+## build: sam build without Docker, then bytecode for the runtime's Python (see docs/operations.md)
+RUNTIME_PYTHON := python3.13
 build: $(TOOLS)/.installed
-	PYENV_VERSION=$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13' | head -1 | sed 's/^/3.11.7:/') \
-	  $(SAM) build $(SAM_FLAGS)
+	@command -v $(RUNTIME_PYTHON) >/dev/null || { echo "make build needs $(RUNTIME_PYTHON) on PATH (pyenv: PYENV_VERSION=<3.11>:<3.13>)"; exit 1; }
+	$(SAM) build $(SAM_FLAGS)
+	# Lambda cannot write bytecode next to read-only code, so ship it: compiled by the runtime's
+	# Python, checked by hash never by timestamp (zip archives do not keep mtimes exactly).
+	$(RUNTIME_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 ## deploy: sam build, then sam deploy with samconfig.toml (ENV=default or ENV=prod)
 deploy: build

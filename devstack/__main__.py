@@ -62,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     for function in template.functions(tpl):
         apply_environment(template.resolve(function.environment, stack.refs))
 
+    from webhook_service.logs import log_to_stderr
     from webhook_service.service import set_services
     from webhook_service.settings import reset_settings
 
+    log_to_stderr()  # standard output is the banner (with the development token) alone
     reset_settings()
     set_services(None)
     organisation, key_id, token = seed(os.environ.get("DEV_TOKEN"))

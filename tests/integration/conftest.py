@@ -20,6 +20,7 @@ import requests
 import trustme
 
 from devstack.aws import free_port
+from tests import logscan
 from tests.integration.receivers import Receiver, ResettingServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +134,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     info_file = tmp_path_factory.mktemp("devstack") / "info.json"
     log_path = tmp_path_factory.getbasetemp() / "devstack.log"
     log_file = log_path.open("w")
+    banner_file = (tmp_path_factory.getbasetemp() / "devstack.out").open("w")  # prints the dev token
+    logscan.watch_file(log_path)
     env = {
         **os.environ,
         "DEV_TOKEN": "rwk_" + secrets.token_urlsafe(32),
@@ -145,8 +148,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         [sys.executable, "-m", "devstack", "--port", str(free_port()), "--info-file", str(info_file)],
         cwd=ROOT,
         env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
+        stdout=banner_file,
+        stderr=log_file,
     )
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -164,6 +167,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         except subprocess.TimeoutExpired:
             process.kill()
         log_file.close()
+        banner_file.close()
 
 
 @pytest.fixture(scope="session")

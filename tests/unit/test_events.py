@@ -62,7 +62,7 @@ def publish_event(store: Store, queue: RecordingQueue, caller: Principal, key: s
 
 def run_next(deliverer: Deliverer, queue: RecordingQueue) -> str:
     job, _ = queue.take()
-    return handle_job(deliverer, json.dumps(job))
+    return handle_job(deliverer, json.dumps(job)).name
 
 
 def event_of(services: Services, caller: Principal, event_id: str) -> dict[str, Any]:
@@ -297,7 +297,7 @@ def test_event_duplicated_job_does_not_send_twice(
     job, _ = queue_box.sent[0]
 
     handle_job(deliverer, json.dumps(job))
-    assert handle_job(deliverer, json.dumps(job)) == "duplicate"
+    assert handle_job(deliverer, json.dumps(job)).name == "duplicate"
 
     assert len(deliverer.sender.sent) == 1  # type: ignore[attr-defined]
 

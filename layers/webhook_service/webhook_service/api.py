@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook_service import telemetry
 from webhook_service.errors import (
     ApiError,
     DependencyError,
@@ -126,6 +127,7 @@ def endpoint(action: Callable[[Request], Response]) -> Callable[[LambdaEvent, An
             logger.exception("unhandled error")
             response = error_response(InternalError(f"Internal error; request id {request_id}."))
         logger.info("request handled", extra={"status": response.status, "method": http.get("method")})
+        telemetry.flush()
         return _json_response(response, request_id)
 
     return handler

@@ -7,12 +7,14 @@ and against the local stack (with AWS_ENDPOINT_URL) alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from typing import Any
 
 from webhook_service import admin
+from webhook_service.logs import log_to_stderr
 from webhook_service.storage import Store
 
 
@@ -30,17 +32,6 @@ def _physical_id(args: argparse.Namespace, option: str, env: str, logical_id: st
     if os.environ.get(env):
         return os.environ[env]
     raise SystemExit(f"name the {logical_id}: --stack STACK, --{option.replace('_', '-')} or {env}")
-
-
-def _logs_to_stderr() -> None:
-    """Standard output carries the command's JSON answer alone; logs go to standard error."""
-    import logging
-
-    from webhook_service.logs import logger
-
-    for handler in logger.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
 
 
 def _print(value: Any) -> None:
@@ -72,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     event.add_argument("--data", default="{}", help="the related resource as a JSON object")
 
     args = parser.parse_args(argv)
-    _logs_to_stderr()
+    log_to_stderr()
     store = Store(_physical_id(args, "table", "TABLE_NAME", "Table"))
 
     if args.command == "create-organisation":
@@ -109,7 +100,8 @@ def _publish(args: argparse.Namespace, store: Store) -> int:
         return 2
     queue = JobQueue(_physical_id(args, "queue_url", "QUEUE_URL", "DeliveryQueue"))
     try:
-        event = publish(args.organisation, args.type, args.action, data, key=args.key, store=store, queue=queue)
+        with contextlib.redirect_stdout(sys.stderr):  # its EMF metric lines are not the answer
+            event = publish(args.organisation, args.type, args.action, data, key=args.key, store=store, queue=queue)
     except ApiError as exc:
         print(json.dumps(exc.body()), file=sys.stderr)
         return 1

@@ -41,6 +41,20 @@ from webhook_service.timefmt import utcnow
 EARLY_TOLERANCE_SECONDS = 1  # SQS delays are whole seconds: a job this early is on time
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a job ended, for logs and metrics: its kind (`test` or `event`), the outcome's
+    name, and how long the receiver took when something was sent."""
+
+    kind: str
+    name: str
+    duration_ms: int | None = None
+
+    @property
+    def failed_for_good(self) -> bool:
+        return self.kind == "event" and self.name in ("failed", UNCONFIGURED)
+
+
 class BadJobError(Exception):
     """A queue message this function cannot read: a bug upstream, left for the DLQ."""
 
@@ -103,14 +117,14 @@ def parse_job(body: str) -> dict[str, Any]:
     raise BadJobError("the message is not a known job")
 
 
-def handle_job(deliverer: Deliverer, body: str) -> str:
+def handle_job(deliverer: Deliverer, body: str) -> Outcome:
     job = parse_job(body)
     if job["job"] == "test":
         return run_test(deliverer, job["organisation"], job["task"])
     return run_event(deliverer, job["organisation"], job["event"], job["attempt"], job.get("not_before"))
 
 
-def run_test(deliverer: Deliverer, organisation: str, task_id: str) -> str:
+def run_test(deliverer: Deliverer, organisation: str, task_id: str) -> Outcome:
     """Run one test task to its end. Returns the outcome, for logs and metrics:
     `succeeded`, `failed`, `superseded`, `stale` (sent, but the config had changed),
     `duplicate` (already ended) or `missing`."""
@@ -118,19 +132,19 @@ def run_test(deliverer: Deliverer, organisation: str, task_id: str) -> str:
     task = store.get_task(organisation, task_id)
     if task is None:
         logger.warning("test task not found", extra={"task_id": task_id})
-        return "missing"
+        return Outcome("test", "missing")
     if task.ended:
         logger.info("test task already ended", extra={"task_id": task_id, "state": task.state})
-        return "duplicate"
+        return Outcome("test", "duplicate")
     config = store.get_config(organisation, task.target)
     if is_stale(task, config):
         ended = store.end_task(superseded(task, deliverer.clock()))
         logger.info("test superseded", extra={"task_id": task_id, "config_id": task.target})
-        return "superseded" if ended else "duplicate"
+        return Outcome("test", "superseded" if ended else "duplicate")
     assert config is not None
     started = store.start_task(task, new_id(), deliverer.clock())
     if started is None or started.event_id is None:
-        return "duplicate"
+        return Outcome("test", "duplicate")
     task = started
     event = store.get_event(organisation, started.event_id) or store.create_event(
         config_test_event(task, config, started.event_id, deliverer.clock())
@@ -154,8 +168,8 @@ def run_test(deliverer: Deliverer, organisation: str, task_id: str) -> str:
         },
     )
     if outcome == "applied":
-        return "succeeded" if result.ok else "failed"
-    return outcome
+        return Outcome("test", "succeeded" if result.ok else "failed", result.duration_ms)
+    return Outcome("test", outcome, result.duration_ms)
 
 
 def _record(deliverer: Deliverer, config: Any, task: Any, event: Event, result: DeliveryResult) -> str:
@@ -179,7 +193,7 @@ def _record(deliverer: Deliverer, config: Any, task: Any, event: Event, result: 
     )
 
 
-def run_event(deliverer: Deliverer, organisation: str, event_id: str, attempt: int, not_before: int | None) -> str:
+def run_event(deliverer: Deliverer, organisation: str, event_id: str, attempt: int, not_before: int | None) -> Outcome:
     """Make attempt `attempt` of an event's delivery. Returns the outcome, for logs and
     metrics: `delivered`, `retrying`, `failed`, `unconfigured`, `waiting` (a hop of a long
     delay), `duplicate` or `missing`."""
@@ -187,29 +201,29 @@ def run_event(deliverer: Deliverer, organisation: str, event_id: str, attempt: i
     if not_before is not None and now.timestamp() < not_before - EARLY_TOLERANCE_SECONDS:
         wait = math.ceil(not_before - now.timestamp())
         deliverer.queue.send(event_job(event_id, organisation, attempt, not_before), delay_seconds=wait)
-        return "waiting"
+        return Outcome("event", "waiting")
     event = store.get_event(organisation, event_id)
     if event is None:
         logger.warning("event not found", extra={"event_id": event_id})
-        return "missing"
+        return Outcome("event", "missing")
     if event.ended:
-        return "duplicate"
+        return Outcome("event", "duplicate")
     if event.attempts >= attempt:
         # This attempt was made, but its job ended before the next one was queued (or this
         # is a copy of the job). Queue the next one again: a second copy cannot claim it twice.
         if event.attempts == attempt and event.next_attempt_at is not None:
             wait = math.ceil(event.next_attempt_at - deliverer.clock().timestamp())
             _queue_attempt(deliverer, event, attempt + 1, event.next_attempt_at, wait)
-        return "duplicate"
+        return Outcome("event", "duplicate")
     config = _route(store, event)
     claimed = store.claim_event_attempt(event, attempt, config.id if config else event.webhook_config)
     if claimed is None:
-        return "duplicate"
+        return Outcome("event", "duplicate")
     event = claimed
     if config is None or config.state != "valid":
         store.save_event(replace(event, state="failed", error=UNCONFIGURED, date_delivered=deliverer.clock()))
         logger.warning("event unconfigured", extra={"event_id": event.id, "config_id": event.webhook_config})
-        return UNCONFIGURED
+        return Outcome("event", UNCONFIGURED)
 
     body = event_body(event)
     result = deliverer.sender.post(
@@ -226,16 +240,16 @@ def run_event(deliverer: Deliverer, organisation: str, event_id: str, attempt: i
     _log_attempt(event, config, attempt, result, delay)
     if result.ok:
         store.save_event(replace(event, state="delivered", error=None, date_delivered=now))
-        return "delivered"
+        return Outcome("event", "delivered", result.duration_ms)
     if result.status_code == GONE_STATUS:
         store.invalidate_config(config)
     if delay is None:
         store.save_event(replace(event, state="failed", error=result.error, date_delivered=now))
-        return "failed"
+        return Outcome("event", "failed", result.duration_ms)
     due = math.ceil((now + delay).timestamp())
     if store.save_event(replace(event, error=result.error, next_attempt_at=due)):
         _queue_attempt(deliverer, event, attempt + 1, due, math.ceil(delay.total_seconds()))
-    return "retrying"
+    return Outcome("event", "retrying", result.duration_ms)
 
 
 def _route(store: Store, event: Event) -> WebhookConfig | None:

@@ -14,6 +14,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from webhook_service import telemetry
 from webhook_service.domain import Event, is_uuid, new_event
 from webhook_service.errors import ConflictError, DependencyError, InvalidParameterError, NotFoundError
 from webhook_service.logs import logger
@@ -74,11 +75,13 @@ def publish(
     try:
         queue.send(event_job(event.id, organisation, attempt=1))
     except DependencyError:
+        telemetry.emit_now(telemetry.QUEUE_SEND_FAILURES)
         failed = replace(event, state="failed", error="queue-unavailable", date_delivered=utcnow())
         try:
             store.save_event(failed)
         except (DependencyError, ConflictError):
             logger.exception("event left pending", extra={"event_id": event.id})
         raise
+    telemetry.emit_now(telemetry.EVENTS_PUBLISHED)
     logger.info("event published", extra={"event_id": event.id, "type": type_, "action": action})
     return event

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook_service import telemetry
 from webhook_service.auth import Authenticator
 from webhook_service.domain import (
     CONFIG_STATES,
@@ -97,6 +98,7 @@ def create_config(svc: Services, caller: Principal, body: dict[str, Any]) -> dic
     config = new_config(caller.organisation, url, now)
     task = new_test_task(config, caller.key_id, now)
     svc.store.create_config(config, task)
+    telemetry.count(telemetry.CONFIGS_CREATED)
     logger.info("config created", extra={"config_id": config.id, "task_id": task.id})
     _queue_test(svc, config, task)
     return config.to_resource()
@@ -176,6 +178,7 @@ def _queue_test(svc: Services, config: WebhookConfig, task: Task) -> None:
     try:
         svc.queue.send(config_test_job(task.id, task.organisation))
     except DependencyError as exc:
+        telemetry.count(telemetry.QUEUE_SEND_FAILURES)
         logger.warning("test not queued", extra={"task_id": task.id, "config_id": config.id, "reason": str(exc)})
         try:
             svc.store.finish_pending_task(failed_to_queue(task, svc.clock()))
@@ -185,6 +188,7 @@ def _queue_test(svc: Services, config: WebhookConfig, task: Task) -> None:
             "The test could not be queued; the config was saved and can be tested again.",
             params={"webhook_config": config.id, "task": task.id},
         ) from exc
+    telemetry.count(telemetry.TESTS_QUEUED)
     logger.info("test queued", extra={"task_id": task.id, "config_id": config.id})
 
 

@@ -1,0 +1,61 @@
+"""Metrics, as CloudWatch embedded metric format (EMF) lines written by Powertools.
+
+Namespace `RicloudWebhooks` (POWERTOOLS_METRICS_NAMESPACE overrides it); every metric has
+the dimension `service=webhooks`, and `Deliveries` also `kind` and `outcome`. The metric
+set is documented in docs/operations.md; this module is the one list of names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+NAMESPACE = "RicloudWebhooks"
+SERVICE = "webhooks"
+
+CONFIGS_CREATED = "ConfigsCreated"
+TESTS_QUEUED = "TestsQueued"
+QUEUE_SEND_FAILURES = "QueueSendFailures"
+EVENTS_PUBLISHED = "EventsPublished"
+DELIVERIES = "Deliveries"  # dimensions kind (test, event) and outcome
+DELIVERY_DURATION = "DeliveryDuration"  # milliseconds, one value per request sent to a receiver
+EVENTS_FAILED = "EventsFailed"  # events that ended failed (after their last attempt, or unconfigured)
+
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE), service=SERVICE)
+
+
+def count(name: str, value: int = 1) -> None:
+    """Add to a count of this invocation; written by `flush()`."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def durations(name: str, milliseconds: Iterable[int]) -> None:
+    for value in milliseconds:
+        metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
+
+
+def outcomes(counts: Counter[tuple[str, str]]) -> None:
+    """Write `Deliveries` now, one line per (kind, outcome), each with its count."""
+    namespace = metrics.namespace or NAMESPACE
+    for (kind, outcome), value in sorted(counts.items()):
+        with single_metric(name=DELIVERIES, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
+            metric.add_dimension(name="service", value=SERVICE)
+            metric.add_dimension(name="kind", value=kind)
+            metric.add_dimension(name="outcome", value=outcome)
+
+
+def emit_now(name: str, value: int = 1) -> None:
+    """Write one count at once, for code that runs outside our handlers (events.publish)."""
+    namespace = metrics.namespace or NAMESPACE
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
+
+
+def flush() -> None:
+    """Write this invocation's metrics, if it has any, as one EMF line."""
+    if metrics.metric_set:
+        metrics.flush_metrics()

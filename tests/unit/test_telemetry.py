@@ -1,0 +1,191 @@
+"""What a delivery writes for CloudWatch: EMF metric lines and structured log fields,
+read from the deliver function's real output."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.unit.support import FakeClock, FakeQueue, FakeSender, load_function
+from webhook_service import service
+from webhook_service.deliver import Deliverer, set_deliverer
+from webhook_service.logs import logger
+from webhook_service.service import Services
+from webhook_service.storage import Principal, Store
+
+URL = "https://receiver.example/hooks/"
+
+
+@dataclass
+class Context:
+    aws_request_id: str = "3f2a9d6e-0000-4000-8000-00000000beef"
+
+
+@pytest.fixture
+def deliverer(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
+    made = Deliverer(store=store, sender=FakeSender(), queue=FakeQueue(), clock=clock)  # type: ignore[arg-type]
+    set_deliverer(made)
+    yield made
+    set_deliverer(None)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    """The service's log lines, formatted exactly as its Powertools logger writes them."""
+    handler = _Lines()
+    handler.setFormatter(logger.registered_formatter)
+    target = logging.getLogger(logger.name)
+    target.addHandler(handler)
+    yield handler.lines
+    target.removeHandler(handler)
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m{n}",
+                "receiptHandle": "r",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                "awsRegion": "us-east-1",
+            }
+            for n, body in enumerate(bodies)
+        ]
+    }
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str], Any]]:
+    """(metric name, dimensions, value) of every EMF line."""
+    found = []
+    for line in lines:
+        for directive in line.get("_aws", {}).get("CloudWatchMetrics", []):
+            assert directive["Namespace"] == "RicloudWebhooks"
+            dimensions = {name: line[name] for group in directive["Dimensions"] for name in group}
+            found.extend((m["Name"], dimensions, line[m["Name"]]) for m in directive["Metrics"])
+    return found
+
+
+def deliver_one(services: Services, caller: Principal, capfd: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    config = service.create_config(services, caller, {"url": URL})
+    task_id = service.list_tasks(services, caller, {"target": config["id"]})["data"][0]["id"]
+    capfd.readouterr()
+    job = json.dumps({"job": "test", "task": task_id, "organisation": caller.organisation})
+    load_function("deliver").handler(sqs_event(job), Context())
+    return config["id"], task_id
+
+
+def test_delivery_writes_outcome_and_duration_metrics(
+    services: Services, caller: Principal, deliverer: Deliverer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    deliver_one(services, caller, capfd)
+
+    metrics = emf_metrics(json_lines(capfd.readouterr().out))
+
+    assert ("Deliveries", {"service": "webhooks", "kind": "test", "outcome": "succeeded"}, [1.0]) in metrics
+    (duration,) = [m for m in metrics if m[0] == "DeliveryDuration"]
+    assert duration[1] == {"service": "webhooks"}
+    assert duration[2] in (3, 3.0, [3.0])
+
+
+def test_delivery_log_line_carries_ids_outcome_and_correlation_id(
+    services: Services,
+    caller: Principal,
+    deliverer: Deliverer,
+    capfd: pytest.CaptureFixture[str],
+    log_lines: list[str],
+) -> None:
+    config_id, task_id = deliver_one(services, caller, capfd)
+
+    lines = json_lines("\n".join(log_lines))
+
+    (line,) = [entry for entry in lines if entry.get("message") == "test delivered"]
+    assert line["level"] == "INFO"
+    assert line["service"] == "webhooks"
+    assert line["correlation_id"] == Context.aws_request_id
+    assert line["task_id"] == task_id
+    assert line["config_id"] == config_id
+    assert line["event_id"]
+    assert line["message_id"] == "m0"
+    assert (line["status_code"], line["duration_ms"]) == (200, 3)
+    assert line.get("error") is None  # Powertools leaves out fields whose value is None
+
+
+def test_delivery_log_lines_hold_no_secret_and_no_body(
+    services: Services,
+    caller: Principal,
+    deliverer: Deliverer,
+    capfd: pytest.CaptureFixture[str],
+    log_lines: list[str],
+) -> None:
+    config_id, _ = deliver_one(services, caller, capfd)
+    secret = service.get_config(services, caller, config_id)["secret"]
+
+    out = "\n".join(log_lines) + capfd.readouterr().out
+    assert len(log_lines) >= 2
+    assert secret not in out
+    assert '"resource":"event"' not in out  # the event body is never logged
+
+
+def test_failed_event_counts_as_failed_for_good(
+    services: Services, caller: Principal, deliverer: Deliverer, store: Store, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from webhook_service.events import publish
+
+    event = publish(caller.organisation, "session", "completed", {}, store=store, queue=FakeQueue())  # type: ignore[arg-type]
+    capfd.readouterr()
+    job = json.dumps({"job": "event", "event": event.id, "organisation": caller.organisation, "attempt": 1})
+
+    load_function("deliver").handler(sqs_event(job), Context())
+
+    metrics = emf_metrics(json_lines(capfd.readouterr().out))
+    assert ("Deliveries", {"service": "webhooks", "kind": "event", "outcome": "unconfigured"}, [1.0]) in metrics
+    assert ("EventsFailed", {"service": "webhooks"}, [1.0]) in metrics or (
+        "EventsFailed",
+        {"service": "webhooks"},
+        1.0,
+    ) in metrics
+
+
+def test_create_config_request_writes_its_metrics_once(
+    installed_services: Services, caller: Principal, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit.support import http_event
+    from webhook_service import admin
+
+    _, token = admin.create_key(installed_services.store, caller.organisation)
+    capfd.readouterr()
+
+    load_function("create_webhook_config").handler(
+        http_event("POST", "/configs/webhook", token=token, body=json.dumps({"url": URL})), Context()
+    )
+
+    metrics = emf_metrics(json_lines(capfd.readouterr().out))
+    names = sorted(name for name, _, _ in metrics)
+    assert names == ["ConfigsCreated", "TestsQueued"]
