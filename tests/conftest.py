@@ -20,8 +20,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     hits = logscan.SCAN.hits()
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        reporter.ensure_newline()
-        reporter.write_line(f"log scan: {len(lines)} log lines scanned, {len(hits)} with a secret or token")
+        reporter.write_sep("-", f"log scan: {len(lines)} log lines scanned, {len(hits)} with a secret or token")
         for name, line in hits[:20]:
             reporter.write_line(f"  {name}: {logscan.redact(line)}")
     if hits:
