@@ -40,6 +40,7 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each response waits out the client's delayed ACK
 
             def setup(self) -> None:
                 super().setup()

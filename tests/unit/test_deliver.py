@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender
+from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient, SerialClient
 from webhook_service import service
 from webhook_service.consumer import handle_batch
 from webhook_service.deliver import Deliverer, set_deliverer
@@ -35,8 +35,12 @@ def first_task_id(services: Services, caller: Principal, config_id: str) -> str:
     return str(tasks[-1]["id"])
 
 
-def job_body(caller: Principal, task_id: str) -> str:
-    return json.dumps({"job": "test", "task": task_id, "organisation": caller.organisation})
+def job_body(caller: Principal, task_id: str, config_id: str | None = None) -> str:
+    """A test job; naming the config (as the API does) lets one request read both."""
+    job = {"job": "test", "task": task_id, "organisation": caller.organisation}
+    if config_id is not None:
+        job["config"] = config_id
+    return json.dumps(job)
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:
@@ -60,6 +64,20 @@ def sqs_event(*bodies: str) -> dict[str, Any]:
 
 def run(deliverer: Deliverer, caller: Principal, task_id: str) -> dict[str, Any]:
     return handle_batch(sqs_event(job_body(caller, task_id)), None)
+
+
+def test_run_test_job_naming_its_config_reads_task_and_config_in_one_request(
+    services: Services, caller: Principal, deliverer: Deliverer, store: Store
+) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    task_id = first_task_id(services, caller, config["id"])
+    recording = RecordingClient(store.client)
+    deliverer.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+
+    handle_batch(sqs_event(job_body(caller, task_id, config["id"])), None)
+
+    assert service.get_config(services, caller, config["id"])["state"] == "valid"
+    assert recording.calls == ["batch_get_item", "update_item", "transact_write_items"]
 
 
 def test_run_test_2xx_makes_config_valid_and_task_succeeded(
@@ -227,6 +245,7 @@ def test_handle_batch_runs_the_deliveries_of_a_batch_at_once(
     # Ten deliveries meet at a barrier: the batch completes only if all ten run concurrently.
     barrier = threading.Barrier(10, timeout=10)
     deliverer.sender = FakeSender(before=barrier.wait)  # type: ignore[assignment]
+    deliverer.store = Store(deliverer.store.table_name, SerialClient(deliverer.store.client))  # type: ignore[arg-type]
     configs = [service.create_config(services, caller, {"url": f"{URL}{n}"}) for n in range(10)]
     bodies = [job_body(caller, first_task_id(services, caller, c["id"])) for c in configs]
 

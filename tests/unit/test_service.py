@@ -73,7 +73,9 @@ def test_create_config_valid_url_queues_one_job_for_its_task(
     config = create(services, caller)
 
     (task,) = tasks_of(services, caller, config["id"])
-    assert queue.jobs == [{"job": "test", "task": task["id"], "organisation": caller.organisation}]
+    assert queue.jobs == [
+        {"job": "test", "task": task["id"], "organisation": caller.organisation, "config": config["id"]}
+    ]
 
 
 def test_create_config_injected_clock_dates_the_config(services: Services, caller: Principal, clock: FakeClock) -> None:
@@ -237,7 +239,12 @@ def test_queue_config_test_active_config_returns_pending_task_and_queues_it(
     task = service.queue_config_test(services, caller, config["id"], {})
 
     assert (task["resource"], task["target"], task["state"]) == ("task", config["id"], "pending")
-    assert queue.jobs[-1] == {"job": "test", "task": task["id"], "organisation": caller.organisation}
+    assert queue.jobs[-1] == {
+        "job": "test",
+        "task": task["id"],
+        "organisation": caller.organisation,
+        "config": config["id"],
+    }
 
 
 def test_queue_config_test_null_body_is_accepted(services: Services, caller: Principal) -> None:

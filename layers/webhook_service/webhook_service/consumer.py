@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from webhook_service import telemetry
 from webhook_service.deliver import Outcome, get_deliverer, handle_job
 from webhook_service.logs import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 MAX_BATCH = 10  # the event source's batch size: every job of a batch gets its own thread
 _executor = ThreadPoolExecutor(max_workers=MAX_BATCH, thread_name_prefix="deliver")

@@ -87,7 +87,7 @@ def get_deliverer() -> Deliverer:
                 allow_private=settings.allow_private_targets,
                 connect_timeout=settings.delivery_connect_timeout,
                 total_timeout=settings.delivery_timeout,
-                ssl_context=default_ssl_context(settings.delivery_ca_bundle),
+                ssl_context=lambda: default_ssl_context(settings.delivery_ca_bundle),
             ),
         )
     return _deliverer
@@ -120,35 +120,40 @@ def parse_job(body: str) -> dict[str, Any]:
 def handle_job(deliverer: Deliverer, body: str) -> Outcome:
     job = parse_job(body)
     if job["job"] == "test":
-        return run_test(deliverer, job["organisation"], job["task"])
+        return run_test(deliverer, job["organisation"], job["task"], job.get("config"))
     return run_event(deliverer, job["organisation"], job["event"], job["attempt"], job.get("not_before"))
 
 
-def run_test(deliverer: Deliverer, organisation: str, task_id: str) -> Outcome:
+def run_test(deliverer: Deliverer, organisation: str, task_id: str, config_id: str | None = None) -> Outcome:
     """Run one test task to its end. Returns the outcome, for logs and metrics:
     `succeeded`, `failed`, `superseded`, `stale` (sent, but the config had changed),
     `duplicate` (already ended) or `missing`."""
     store = deliverer.store
-    task = store.get_task(organisation, task_id)
+    if config_id is not None:  # one read for both (jobs name the config since 0.1.0)
+        task, config = store.get_task_and_config(organisation, task_id, config_id)
+    else:
+        task, config = store.get_task(organisation, task_id), None
     if task is None:
         logger.warning("test task not found", extra={"task_id": task_id})
         return Outcome("test", "missing")
     if task.ended:
         logger.info("test task already ended", extra={"task_id": task_id, "state": task.state})
         return Outcome("test", "duplicate")
-    config = store.get_config(organisation, task.target)
+    if config is None or config.id != task.target:
+        config = store.get_config(organisation, task.target)
     if is_stale(task, config):
         ended = store.end_task(superseded(task, deliverer.clock()))
         logger.info("test superseded", extra={"task_id": task_id, "config_id": task.target})
         return Outcome("test", "superseded" if ended else "duplicate")
     assert config is not None
     started = store.start_task(task, new_id(), deliverer.clock())
-    if started is None or started.event_id is None:
+    if started is None or started.event_id is None or started.date_started is None:
         return Outcome("test", "duplicate")
     task = started
-    event = store.get_event(organisation, started.event_id) or store.create_event(
-        config_test_event(task, config, started.event_id, deliverer.clock())
-    )
+    # The event is made from what the first start fixed (its id and date) and the config at
+    # the task's version, so a job run again sends the same bytes; it is stored with the
+    # outcome, in the same write.
+    event = config_test_event(task, config, started.event_id, started.date_started)
     body = event_body(event)
     result = deliverer.sender.post(
         delivery_url(config.url, event.id), body, signature_headers(config.secret, event.id, body)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from webhook_service import clients
 from webhook_service.errors import DependencyError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
 
 
-def config_test_job(task_id: str, organisation: str) -> dict[str, Any]:
-    """The message that asks the deliver function to run a config's test task."""
-    return {"job": "test", "task": task_id, "organisation": organisation}
+def config_test_job(task_id: str, organisation: str, config_id: str) -> dict[str, Any]:
+    """The message that asks the deliver function to run a config's test task. It names
+    the config too, so that the task and the config are read in one request."""
+    return {"job": "test", "task": task_id, "organisation": organisation, "config": config_id}
 
 
 def event_job(event_id: str, organisation: str, attempt: int, not_before: int | None = None) -> dict[str, Any]:
@@ -36,9 +38,7 @@ class JobQueue:
     @property
     def client(self) -> SQSClient:
         if self._client is None:
-            import boto3
-
-            self._client = boto3.client("sqs")
+            self._client = cast("SQSClient", clients.client("sqs"))
         return self._client
 
     MAX_DELAY_SECONDS = 900

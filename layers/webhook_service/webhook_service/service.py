@@ -176,7 +176,7 @@ def _queue_test(svc: Services, config: WebhookConfig, task: Task) -> None:
     """Queue a stored test task. If SQS refuses, the task ends `failed`/`queue-unavailable`
     and the caller gets 503; the config keeps its state and can be tested again."""
     try:
-        svc.queue.send(config_test_job(task.id, task.organisation))
+        svc.queue.send(config_test_job(task.id, task.organisation, config.id))
     except DependencyError as exc:
         telemetry.count(telemetry.QUEUE_SEND_FAILURES)
         logger.warning("test not queued", extra={"task_id": task.id, "config_id": config.id, "reason": str(exc)})

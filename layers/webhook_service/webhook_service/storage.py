@@ -20,8 +20,9 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from webhook_service import clients
 from webhook_service.domain import Event, Task, WebhookConfig
 from webhook_service.errors import ConflictError, DependencyError, ThrottledError
 from webhook_service.timefmt import format_datetime
@@ -328,9 +329,7 @@ class Store:
     @property
     def client(self) -> DynamoDBClient:
         if self._client is None:
-            import boto3
-
-            self._client = boto3.client("dynamodb")
+            self._client = cast("DynamoDBClient", clients.client("dynamodb"))
         return self._client
 
     # -- generic ---------------------------------------------------------------------------
@@ -452,6 +451,31 @@ class Store:
     def get_config(self, organisation: str, config_id: str) -> WebhookConfig | None:
         item = self._get(org_pk(organisation), f"CONFIG#{config_id}")
         return config_from_item(item) if item else None
+
+    def get_task_and_config(
+        self, organisation: str, task_id: str, config_id: str
+    ) -> tuple[Task | None, WebhookConfig | None]:
+        """A task and a config in one strongly consistent round trip."""
+        keys = [
+            {"PK": org_pk(organisation), "SK": f"TASK#{task_id}"},
+            {"PK": org_pk(organisation), "SK": f"CONFIG#{config_id}"},
+        ]
+        request: dict[str, Any] = {self.table_name: {"Keys": [marshal(k) for k in keys], "ConsistentRead": True}}
+        found: dict[str, Item] = {}
+        for _ in range(5):  # unprocessed keys come back under throttling; retry them a few times
+            with _dynamodb_errors():
+                response = self.client.batch_get_item(RequestItems=request)
+            for raw in response.get("Responses", {}).get(self.table_name, []):
+                item = unmarshal(raw)
+                found[item["SK"]] = item
+            request = dict(response.get("UnprocessedKeys") or {})
+            if not request:
+                break
+        else:
+            raise DependencyError("batch_get_item left keys unprocessed")
+        task = found.get(f"TASK#{task_id}")
+        config = found.get(f"CONFIG#{config_id}")
+        return (task_from_item(task) if task else None), (config_from_item(config) if config else None)
 
     def get_task(self, organisation: str, task_id: str) -> Task | None:
         item = self._get(org_pk(organisation), f"TASK#{task_id}")

@@ -1,0 +1,134 @@
+"""Cold start of every function of the built artifact against its floor, side by side.
+
+Each sample is a fresh `python3.13 -I -B` process (the runtime's Python, no bytecode written,
+as on Lambda's read-only file system) whose path is the function's folder, then the layer, then
+a Python 3.13 boto3 standing in for the runtime's. It times, from its first line, what a cold
+start pays before the first request can be answered: importing the handler module and making
+the clients and HTTP session the function uses. The floor is the same kind of process that
+imports boto3 and makes only those clients. Rounds alternate function and floor, so both see
+the same machine load; the figure is the median of the rounds, with min and max.
+
+Run `make build` first: this measures `.aws-sam/build`, the artifact `sam deploy` ships.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from devstack.template import functions, load_template
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / ".aws-sam" / "build"
+RUNTIME = ROOT / ".bench" / "runtime"  # boto3 for Python 3.13 (make bench installs it)
+PYTHON = os.environ.get("RUNTIME_PYTHON", "python3.13")
+ROUNDS = int(os.environ.get("COLDSTART_ROUNDS", "15"))
+TARGET = 1.2
+
+_PRELUDE = "import sys, time\nt0, c0 = time.perf_counter(), time.process_time()\nsys.path[:0] = {paths!r}\n"
+_EPILOGUE = "\nprint((time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000)\n"
+
+
+def clients_of(resource: dict[str, Any]) -> list[str]:
+    """The AWS clients a function uses, read from its template policies."""
+    policies = resource["Properties"].get("Policies", [])
+    names = {next(iter(p)) for p in policies if isinstance(p, dict)}
+    used = ["dynamodb"] if any(n.startswith("DynamoDB") for n in names) else []
+    if any(n.startswith("SQS") for n in names):
+        used.append("sqs")
+    return used
+
+
+def function_code(folder: str, clients: list[str]) -> str:
+    warm = (
+        "from webhook_service.deliver import get_deliverer\nd = get_deliverer()\nd.store.client\nd.queue.client\n"
+        if folder == "deliver"
+        else "from webhook_service.service import get_services\ns = get_services()\n"
+        + ("s.store.client\n" if "dynamodb" in clients else "")
+        + ("s.queue.client\n" if "sqs" in clients else "")
+    )
+    paths = [str(BUILD / _logical(folder)), str(BUILD / "ServiceLayer" / "python"), str(RUNTIME)]
+    return _PRELUDE.format(paths=paths) + "import app\n" + warm + _EPILOGUE
+
+
+def floor_code(clients: list[str], http: bool = False) -> str:
+    """boto3 and the function's AWS clients; with `http`, also the HTTP client it uses
+    (a requests Session, from the layer), for the deliver function."""
+    body = "import boto3\n" + "".join(f"boto3.client({c!r})\n" for c in clients)
+    paths = [str(RUNTIME)]
+    if http:
+        body += "import requests\nrequests.Session()\n"
+        paths = [str(BUILD / "ServiceLayer" / "python"), str(RUNTIME)]
+    return _PRELUDE.format(paths=paths) + body + _EPILOGUE
+
+
+def _logical(folder: str) -> str:
+    return "".join(part.title() for part in folder.split("_")) + "Function"
+
+
+def sample(code: str) -> tuple[float, float]:
+    """(wall ms, CPU ms) of one fresh process."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYENV_VERSION": os.environ.get("PYENV_VERSION", ""),
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "TABLE_NAME": "bench",
+        "QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/bench",
+        "POWERTOOLS_SERVICE_NAME": "webhooks",
+        "POWERTOOLS_METRICS_NAMESPACE": "RicloudWebhooks",
+    }
+    done = subprocess.run([PYTHON, "-I", "-B", "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-2000:])
+    wall, cpu = done.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
+
+
+def main() -> int:
+    if not (BUILD / "ServiceLayer").is_dir():
+        print("no build: run `make build` first", file=sys.stderr)
+        return 2
+    template = load_template()
+    rows = []
+    for function in functions(template):
+        clients = clients_of(template["Resources"][function.logical_id])
+        http = function.code_dir.name == "deliver"
+        own, floor, aws_only = [], [], []
+        for _ in range(ROUNDS):
+            own.append(sample(function_code(function.code_dir.name, clients)))
+            floor.append(sample(floor_code(clients, http)))
+            if http:
+                aws_only.append(sample(floor_code(clients)))
+        rows.append((function.code_dir.name, "+".join(clients) + ("+http" if http else ""), own, floor))
+        if aws_only:
+            rows.append((f"{function.code_dir.name} (vs AWS only)", "+".join(clients), own, aws_only))
+
+    print(f"cold start: import + clients; median of {ROUNDS} fresh processes (min-max), ms; target ratio <= {TARGET}")
+    print("CPU time is the measure (wall time shown too: on a shared machine it carries other processes' load)")
+    print(f"{'function':28} {'clients':18} {'function CPU':>18} {'floor CPU':>18} {'ratio':>6} {'wall ratio':>10}")
+    worst = 0.0
+    for name, clients, own, floor in rows:
+        ratio = statistics.median(c for _, c in own) / statistics.median(c for _, c in floor)
+        wall = statistics.median(w for w, _ in own) / statistics.median(w for w, _ in floor)
+        if "(vs" not in name:
+            worst = max(worst, ratio)
+        print(
+            f"{name:28} {clients:18} {_fmt([c for _, c in own]):>18} {_fmt([c for _, c in floor]):>18}"
+            f" {ratio:6.2f} {wall:10.2f}" + ("" if ratio <= TARGET else "  OVER")
+        )
+    print(f"worst CPU ratio {worst:.2f} (target {TARGET}): {'met' if worst <= TARGET else 'NOT met'}")
+    return 0
+
+
+def _fmt(values: list[float]) -> str:
+    return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""AWS clients for the functions, made from botocore directly.
+
+`boto3.client()` is a thin layer over botocore that also imports boto3's resource and S3
+transfer machinery: about 40-50 ms of every cold start (bench/coldstart.py) for nothing this
+service uses. botocore reads the same settings (region, credentials, AWS_ENDPOINT_URL).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from botocore.session import Session
+
+_lock = threading.Lock()  # botocore sessions are not safe to create clients from concurrently
+_session: Session | None = None
+
+
+def client(service: str) -> Any:
+    """A new low-level client for `service` (e.g. "dynamodb"), from one shared session."""
+    global _session
+    with _lock:
+        if _session is None:
+            import botocore.session
+
+            _session = botocore.session.get_session()
+        return _session.create_client(service)
