@@ -15,7 +15,7 @@ SAM := $(TOOLS)/bin/sam
 SAM_FLAGS := --template-file infra/template.yaml --config-file ../samconfig.toml
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: dev test test-unit test-integration lint format build deploy clean
+.PHONY: dev test test-unit test-integration lint format build deploy bench clean
 
 ## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it)
 dev: $(VENV)/.installed
@@ -56,6 +56,19 @@ build: $(TOOLS)/.installed
 deploy: build
 	$(SAM) deploy $(SAM_FLAGS) --config-env $${ENV:-default}
 
+## bench: the benchmarks of docs/benchmarks.md (builds first; about 10 minutes)
+BENCH_ENV := POWERTOOLS_LOG_LEVEL=ERROR POWERTOOLS_METRICS_DISABLED=true
+bench: $(VENV)/.installed build .bench/runtime/.installed
+	$(BENCH_ENV) RUNTIME_PYTHON=$(RUNTIME_PYTHON) $(PY) -m bench.coldstart
+	$(BENCH_ENV) $(PY) -m bench.delivery
+	$(BENCH_ENV) $(PY) -m bench.listcost
+	$(BENCH_ENV) $(PY) -m bench.e2e
+
+# boto3 for the runtime's Python, standing in for the one Lambda's runtime provides.
+.bench/runtime/.installed:
+	$(RUNTIME_PYTHON) -m pip install $(PIP_QUIET) --target .bench/runtime boto3==1.44.5
+	touch $@
+
 $(VENV)/.installed: requirements-dev.txt layers/webhook_service/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_QUIET) -r requirements-dev.txt
@@ -70,4 +83,4 @@ $(TOOLS)/.installed: requirements-tools.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache

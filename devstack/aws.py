@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,23 +34,42 @@ def use_local_credentials(endpoint: str) -> None:
 
 
 class EmbeddedMoto:
-    """moto's server in a thread of this process, on 127.0.0.1."""
+    """moto's server in a thread of this process, on 127.0.0.1. It answers DynamoDB requests
+    one at a time: moto's DynamoDB is not safe for concurrent calls (a transaction copies a
+    table while another request changes it), and the functions call it from many threads.
+    Other services stay concurrent (an SQS long poll must not hold up the rest)."""
 
     def __init__(self, port: int = 0) -> None:
-        from moto.server import ThreadedMotoServer
-
         self.port = port or free_port()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._server.start()
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
+            if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+                return app(environ, start_response)
+            with lock:
+                return list(app(environ, start_response))
+
+        self._server = make_server("127.0.0.1", self.port, one_at_a_time, True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._server is not None:
+            self._server.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 @dataclass(frozen=True)
