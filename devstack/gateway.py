@@ -22,7 +22,8 @@ MAX_PAYLOAD = 10 * 1024 * 1024  # API Gateway's own request limit
 
 
 def _segments(path: str) -> list[str]:
-    return [s for s in path.split("/") if s]
+    """Path segments, exactly: as in API Gateway, `/tasks/` is not `/tasks`."""
+    return path.split("/")
 
 
 def match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -38,7 +39,7 @@ def match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str,
         params: dict[str, str] = {}
         score = 0
         for want, got in zip(pattern, parts, strict=True):
-            if want.startswith("{") and want.endswith("}"):
+            if want.startswith("{") and want.endswith("}") and got:
                 params[want[1:-1]] = got
             elif want == got:
                 score += 1

@@ -1,0 +1,32 @@
+"""The local stack's route matching behaves as API Gateway's does for the template's routes."""
+
+from __future__ import annotations
+
+import pytest
+
+from devstack.gateway import match
+from devstack.template import load_template, routes
+
+ROUTES = routes(load_template())
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "route", "params"),
+    [
+        ("GET", "/configs/webhook", "GET /configs/webhook", {}),
+        ("GET", "/configs/webhook/abc", "GET /configs/webhook/{id}", {"id": "abc"}),
+        ("POST", "/configs/webhook/abc/test", "POST /configs/webhook/{id}/test", {"id": "abc"}),
+        ("DELETE", "/configs/webhook/abc", "DELETE /configs/webhook/{id}", {"id": "abc"}),
+        ("GET", "/configs/webhook/", "ANY $default", {}),
+        ("GET", "/configs/webhook//test", "ANY $default", {}),
+        ("PUT", "/configs/webhook/abc", "ANY $default", {}),
+        ("GET", "/nothing/here", "ANY $default", {}),
+    ],
+)
+def test_match_picks_the_route_api_gateway_would(method: str, path: str, route: str, params: dict[str, str]) -> None:
+    found = match(ROUTES, method, path)
+
+    assert found is not None
+    chosen, got = found
+    assert f"{chosen.method} {chosen.path}" == route
+    assert got == params
