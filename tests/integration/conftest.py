@@ -14,14 +14,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 import trustme
 
 from devstack.aws import free_port
+from devstack.gateway import match
+from devstack.template import load_template, routes
 from tests import logscan
 from tests.integration.receivers import Receiver, ResettingServer
+from tests.openapi import check_response
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 90
@@ -68,6 +72,20 @@ class LocalStack:
         return result
 
 
+ROUTES = routes(load_template())
+
+
+def assert_documented(method: str, path: str, response: requests.Response) -> None:
+    """Every answer the tests get matches the OpenAPI document (errors: the Error schema)."""
+    found = match(ROUTES, method, urlsplit(path).path)
+    route = found[0].path if found else "$default"
+    assert response.headers.get("Content-Type") == "application/json", response.headers
+    if route == "$default" and response.status_code < 400:
+        raise AssertionError(f"{method} {path} answered {response.status_code} outside the document")
+    problems = check_response(method, route, response.status_code, response.json())
+    assert not problems, f"{method} {path} -> {response.status_code} breaks docs/openapi.yaml: {problems}"
+
+
 @dataclass(frozen=True)
 class Client:
     """A caller with its own key: real HTTP with `Authorization: Token ...`."""
@@ -78,8 +96,11 @@ class Client:
     key: str
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A request; its answer is checked against docs/openapi.yaml before it is returned."""
         headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
-        return requests.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+        response = requests.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+        assert_documented(method, path, response)
+        return response
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)

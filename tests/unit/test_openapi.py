@@ -1,0 +1,31 @@
+"""docs/openapi.yaml is a valid OpenAPI 3.1 document and names exactly the template's routes."""
+
+from __future__ import annotations
+
+from openapi_spec_validator import validate
+
+from devstack.template import load_template, routes
+from tests.openapi import check_response, document
+
+
+def test_openapi_document_is_valid() -> None:
+    validate(document())
+
+
+def test_openapi_operations_are_the_template_routes() -> None:
+    documented = {
+        f"{method.upper()} {path}"
+        for path, item in document()["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    deployed = {f"{r.method} {r.path}" for r in routes(load_template()) if r.path != "$default"}
+
+    assert documented == deployed
+
+
+def test_check_response_finds_a_body_that_breaks_the_document() -> None:
+    problems = check_response("GET", "/key", 200, {"id": "k", "resource": "key"})
+
+    assert problems
+    assert check_response("GET", "/key", 401, {"error": "unauthorized", "message": "No."}) == []
