@@ -163,6 +163,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         "PYTHONPATH": PYTHONPATH,
         "DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT),
         "DELIVERY_CONNECT_TIMEOUT": "1",
+        "DELIVERY_LOOPBACK_ONLY": "1",  # generated and example receiver URLs never leave this machine
     }
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(

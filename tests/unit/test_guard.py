@@ -81,3 +81,18 @@ def test_vet_allow_private_lets_loopback_through() -> None:
 def test_vet_host_without_addresses_is_a_resolution_error() -> None:
     with pytest.raises(ResolutionError):
         vet("nothing.example", 443, lambda host, port: [])
+
+
+@pytest.mark.parametrize("host", ["receiver.example", "10.0.0.1", "93.184.216.34", "::ffff:127.0.0.1x"])
+def test_vet_loopback_only_refuses_anything_but_loopback_without_a_lookup(host: str) -> None:
+    def resolver(name: str, port: int) -> list[str]:
+        raise AssertionError("no lookup on a loopback-only stack")
+
+    with pytest.raises(BlockedTargetError, match="only loopback"):
+        vet(host, 443, resolver, allow_private=True, loopback_only=True)
+
+
+def test_vet_loopback_only_allows_loopback_and_localhost() -> None:
+    assert vet("127.0.0.2", 80, lambda h, p: [], allow_private=True, loopback_only=True) == "127.0.0.2"
+    assert vet("[::1]", 80, lambda h, p: [], allow_private=True, loopback_only=True) == "::1"
+    assert vet("localhost", 80, lambda h, p: ["127.0.0.1"], allow_private=True, loopback_only=True) == "127.0.0.1"

@@ -88,6 +88,7 @@ def get_deliverer() -> Deliverer:
                 connect_timeout=settings.delivery_connect_timeout,
                 total_timeout=settings.delivery_timeout,
                 ssl_context=lambda: default_ssl_context(settings.delivery_ca_bundle),
+                loopback_only=settings.delivery_loopback_only,
             ),
         )
     return _deliverer

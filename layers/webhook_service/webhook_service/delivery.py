@@ -130,8 +130,10 @@ class Sender:
         total_timeout: float = 15.0,
         resolver: Resolver = system_resolver,
         ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext] | None = None,
+        loopback_only: bool = False,
     ) -> None:
         self.allow_private = allow_private
+        self.loopback_only = loopback_only
         self.connect_timeout = connect_timeout
         self.total_timeout = total_timeout
         self.resolver = resolver
@@ -152,7 +154,9 @@ class Sender:
         hostname = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            address = vet(hostname, port, self.resolver, allow_private=self.allow_private)
+            address = vet(
+                hostname, port, self.resolver, allow_private=self.allow_private, loopback_only=self.loopback_only
+            )
         except BlockedTargetError as exc:
             return self._failed(BLOCKED_TARGET, started, str(exc))
         except ResolutionError as exc:

@@ -67,13 +67,37 @@ def is_public(address: IPAddress) -> bool:
     )
 
 
-def vet(host: str, port: int, resolver: Resolver = system_resolver, *, allow_private: bool = False) -> str:
+def _loopback(host: str, port: int, resolver: Resolver) -> str:
+    if host.lower() == "localhost":
+        addresses = [ipaddress.ip_address(a) for a in resolver(host, port)]
+    else:
+        try:
+            addresses = [ipaddress.ip_address(host)]
+        except ValueError:
+            raise BlockedTargetError(f"{host}: only loopback receivers are allowed on this stack") from None
+    if not addresses or not all(a.is_loopback for a in addresses):
+        raise BlockedTargetError(f"{host}: only loopback receivers are allowed on this stack")
+    return str(addresses[0])
+
+
+def vet(
+    host: str,
+    port: int,
+    resolver: Resolver = system_resolver,
+    *,
+    allow_private: bool = False,
+    loopback_only: bool = False,
+) -> str:
     """Resolve `host` once and return the address to connect to.
 
     Raises BlockedTargetError if any resolved address is not public (unless
-    `allow_private`), and ResolutionError if the host does not resolve.
+    `allow_private`), and ResolutionError if the host does not resolve. With
+    `loopback_only` (test stacks), only loopback addresses and `localhost` are allowed,
+    and no other name is looked up.
     """
     literal = host.strip("[]")
+    if loopback_only:
+        return _loopback(literal, port, resolver)
     try:
         addresses: Sequence[str] = [str(ipaddress.ip_address(literal))]
     except ValueError:

@@ -18,6 +18,7 @@ class Settings:
     delivery_connect_timeout: float
     delivery_timeout: float
     delivery_ca_bundle: str | None
+    delivery_loopback_only: bool
 
 
 def _flag(name: str) -> bool:
@@ -35,6 +36,8 @@ def get_settings() -> Settings:
         delivery_timeout=float(os.environ.get("DELIVERY_TIMEOUT", "15")),
         # A CA bundle to trust for receivers (local tests with their own CA); default: certifi's.
         delivery_ca_bundle=os.environ.get("DELIVERY_CA_BUNDLE") or None,
+        # Test stacks: deliver to 127.0.0.0/8, ::1 and localhost only, with no DNS lookup.
+        delivery_loopback_only=_flag("DELIVERY_LOOPBACK_ONLY"),
     )
 
 
