@@ -37,6 +37,7 @@ import trustme
 
 from devstack import aws, template
 from tests.integration.receivers import Receiver
+from tests.unit.support import sqs_event
 
 ROUNDS = int(os.environ.get("DELIVERY_ROUNDS", "5"))
 DYNAMODB_LATENCY_MS = 5  # a typical single-digit-millisecond DynamoDB call, seen from Lambda
@@ -46,25 +47,6 @@ REQUESTS_PER_ROUND = int(os.environ.get("REUSE_REQUESTS", "200"))
 @dataclass
 class Context:
     aws_request_id: str = "bench"
-
-
-def sqs_event(bodies: list[str]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{n}",
-                "receiptHandle": "r",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                "awsRegion": "us-east-1",
-            }
-            for n, body in enumerate(bodies)
-        ]
-    }
 
 
 class _NoQueue:
@@ -216,7 +198,7 @@ def _concurrency(make_client: Any, storage: str) -> bool:
                 configs = {c.id: c for c in (store.get_config(organisation, t.target) for t in tasks.values()) if c}
                 used = _InMemoryStore(tasks, configs, DYNAMODB_LATENCY_MS / 1000)
             set_deliverer(Deliverer(store=used, sender=sender, queue=_NoQueue()))
-            return sqs_event(bodies)
+            return sqs_event(*bodies)
 
         def timed(count: int) -> float:
             event = batch_of(count)

@@ -120,6 +120,26 @@ class SerialClient:
         return call
 
 
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    """An SQS event source's batch, as Lambda hands it to the deliver function."""
+    return {
+        "Records": [
+            {
+                "messageId": f"m{n}",
+                "receiptHandle": f"r{n}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                "awsRegion": "us-east-1",
+            }
+            for n, body in enumerate(bodies)
+        ]
+    }
+
+
 def count_partition(backing: Backing, organisation: str) -> int:
     """How many items an organisation's partition holds, through the table's own key schema."""
     table = backing.dynamodb.describe_table(TableName=backing.table_name)["Table"]

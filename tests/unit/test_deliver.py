@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient, SerialClient
+from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient, SerialClient, sqs_event
 from webhook_service import service
 from webhook_service.consumer import handle_batch
 from webhook_service.deliver import Deliverer, set_deliverer
@@ -41,25 +41,6 @@ def job_body(caller: Principal, task_id: str, config_id: str | None = None) -> s
     if config_id is not None:
         job["config"] = config_id
     return json.dumps(job)
-
-
-def sqs_event(*bodies: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{n}",
-                "receiptHandle": f"r{n}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                "awsRegion": "us-east-1",
-            }
-            for n, body in enumerate(bodies)
-        ]
-    }
 
 
 def run(deliverer: Deliverer, caller: Principal, task_id: str) -> dict[str, Any]:

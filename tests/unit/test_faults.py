@@ -11,7 +11,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, count_partition, http_event, load_function
+from tests.unit.support import (
+    Backing,
+    FakeClock,
+    FakeQueue,
+    FakeSender,
+    count_partition,
+    http_event,
+    load_function,
+    sqs_event,
+)
 from webhook_service import admin, service
 from webhook_service.consumer import handle_batch
 from webhook_service.deliver import Deliverer, set_deliverer
@@ -206,10 +215,10 @@ def test_consumer_crash_mid_batch_retries_the_job_and_the_task_ends(
     sender = CrashingSender(crash_on="/crash/")
     set_deliverer(Deliverer(store=store, sender=sender, queue=FakeQueue(), clock=clock))  # type: ignore[arg-type]
     try:
-        first = handle_batch(_sqs(*jobs), None)
+        first = handle_batch(sqs_event(*jobs), None)
         midway = service.list_tasks(services, caller, {"target": crashing["id"]})["data"][0]
         sender.crash_on = None
-        again = handle_batch(_sqs(jobs[0]), None)  # SQS gives the failed message back
+        again = handle_batch(sqs_event(jobs[0]), None)  # SQS gives the failed message back
     finally:
         set_deliverer(None)
 
@@ -226,22 +235,3 @@ def test_consumer_crash_mid_batch_retries_the_job_and_the_task_ends(
 def _job(services: Services, caller: Any, config_id: str) -> str:
     task = service.list_tasks(services, caller, {"target": config_id})["data"][0]
     return json.dumps({"job": "test", "task": task["id"], "organisation": caller.organisation, "config": config_id})
-
-
-def _sqs(*bodies: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{n}",
-                "receiptHandle": "r",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                "awsRegion": "us-east-1",
-            }
-            for n, body in enumerate(bodies)
-        ]
-    }

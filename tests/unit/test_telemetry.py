@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender, load_function
+from tests.unit.support import FakeClock, FakeQueue, FakeSender, load_function, sqs_event
 from webhook_service import service
 from webhook_service.deliver import Deliverer, set_deliverer
 from webhook_service.logs import logger
@@ -52,25 +52,6 @@ def log_lines() -> Iterator[list[str]]:
     target.addHandler(handler)
     yield handler.lines
     target.removeHandler(handler)
-
-
-def sqs_event(*bodies: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{n}",
-                "receiptHandle": "r",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
-                "awsRegion": "us-east-1",
-            }
-            for n, body in enumerate(bodies)
-        ]
-    }
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
