@@ -37,7 +37,7 @@ import trustme
 
 from devstack import aws, template
 from tests.integration.receivers import Receiver
-from tests.unit.support import sqs_event
+from tests.unit.support import SerialClient, sqs_event
 
 ROUNDS = int(os.environ.get("DELIVERY_ROUNDS", "5"))
 DYNAMODB_LATENCY_MS = 5  # a typical single-digit-millisecond DynamoDB call, seen from Lambda
@@ -61,19 +61,17 @@ class _DynamoLikeClient:
     of different jobs overlap there, as they do against DynamoDB."""
 
     def __init__(self, client: Any, latency_s: float) -> None:
-        self._client = client
+        self._serial = SerialClient(client)  # moto's work, one call at a time
         self._latency_s = latency_s
-        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
+        attribute = getattr(self._serial, name)
         if not callable(attribute):
             return attribute
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                result = attribute(*args, **kwargs)
-            time.sleep(self._latency_s)
+            result = attribute(*args, **kwargs)
+            time.sleep(self._latency_s)  # the round trip, outside the lock: calls overlap here
             return result
 
         return call
