@@ -63,6 +63,7 @@ bench: $(VENV)/.installed build .bench/runtime/.installed
 	$(BENCH_ENV) $(PY) -m bench.delivery
 	$(BENCH_ENV) $(PY) -m bench.listcost
 	$(BENCH_ENV) $(PY) -m bench.e2e
+	$(BENCH_ENV) $(PY) -m bench.localmoto
 
 # boto3 for the runtime's Python, standing in for the one Lambda's runtime provides.
 .bench/runtime/.installed:
