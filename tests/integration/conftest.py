@@ -75,6 +75,11 @@ class LocalStack:
 ROUTES = routes(load_template())
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `load` run last: their backlog must not slow the timing-sensitive tests."""
+    items.sort(key=lambda item: item.get_closest_marker("load") is not None)
+
+
 def assert_documented(method: str, path: str, response: requests.Response) -> None:
     """Every answer the tests get matches the OpenAPI document (errors: the Error schema)."""
     found = match(ROUTES, method, urlsplit(path).path)
