@@ -2,7 +2,8 @@
 
 Starts moto (unless AWS_ENDPOINT_URL names another local AWS), creates the template's
 table and queues through CloudFormation, serves every HttpApi route of the template on
-PORT (default 3000), polls every SQS event source of the template, and creates a
+PORT (default 3000), polls every SQS event source of the template, runs its Schedule
+event sources at their rate (DEVSTACK_SCHEDULE_SECONDS overrides it), and creates a
 development organisation and key (DEV_TOKEN, when set, is that key's token).
 """
 
@@ -20,6 +21,7 @@ from devstack import aws, template
 from devstack.gateway import Gateway
 from devstack.poller import Poller
 from devstack.runtime import Functions, apply_environment
+from devstack.scheduler import Scheduler
 
 log = logging.getLogger("devstack")
 
@@ -74,9 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     functions = Functions()
     gateway = Gateway(template.routes(tpl), functions, args.port)
     pollers = [Poller(source, stack.refs[source.queue_logical_id], functions) for source in template.queue_sources(tpl)]
+    period = float(os.environ["DEVSTACK_SCHEDULE_SECONDS"]) if os.environ.get("DEVSTACK_SCHEDULE_SECONDS") else None
+    schedulers = [Scheduler(source, functions, period) for source in template.schedules(tpl)]
     gateway.start()
     for poller in pollers:
         poller.start()
+    for scheduler in schedulers:
+        scheduler.start()
 
     url = f"http://127.0.0.1:{gateway.port}"
     if args.info_file:
@@ -119,6 +125,8 @@ devstack ready at {url}""",
     except KeyboardInterrupt:
         pass
     print("stopping", file=sys.stderr, flush=True)
+    for scheduler in schedulers:
+        scheduler.stop()
     for poller in pollers:
         poller.stop()
     gateway.stop()

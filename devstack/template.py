@@ -3,6 +3,7 @@ of the template (tables and queues) that a local AWS can create."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,25 @@ class QueueSource:
     max_concurrency: int | None
 
 
+@dataclass(frozen=True)
+class ScheduleSource:
+    name: str
+    function: Function
+    period_seconds: float
+
+
+_RATE = re.compile(r"^rate\(\s*(\d+)\s+(minute|minutes|hour|hours|day|days)\s*\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float:
+    """The period of an EventBridge `rate(...)` expression; ValueError for anything else."""
+    found = _RATE.match(expression.strip())
+    if not found:
+        raise ValueError(f"only rate(...) schedules run locally, not {expression!r}")
+    return int(found.group(1)) * _UNIT_SECONDS[found.group(2).rstrip("s")]
+
+
 def functions(template: dict[str, Any]) -> list[Function]:
     globals_ = template.get("Globals", {}).get("Function", {})
     base_env = dict(globals_.get("Environment", {}).get("Variables", {}))
@@ -115,6 +135,15 @@ def queue_sources(template: dict[str, Any]) -> list[QueueSource]:
                 )
             )
     return sources
+
+
+def schedules(template: dict[str, Any]) -> list[ScheduleSource]:
+    return [
+        ScheduleSource(name=name, function=f, period_seconds=rate_seconds(e["Properties"]["Schedule"]))
+        for f in functions(template)
+        for name, e in f.events.items()
+        if e["Type"] in ("Schedule", "ScheduleV2")
+    ]
 
 
 def backing_template(template: dict[str, Any]) -> dict[str, Any]:

@@ -93,6 +93,7 @@ def test_consumer_reports_partial_batches_and_caps_its_concurrency() -> None:
         ("DeliverFunctionThrottlesAlarm", "Throttles"),
         ("ApiServerErrorRateAlarm", "5xx"),
         ("DeliveryFailureRateAlarm", "Deliveries"),
+        ("OverdueEndedAlarm", "Overdue"),
     ],
 )
 def test_alarm_exists_watches_its_metric_and_notifies_the_optional_topic(alarm: str, metric: str) -> None:
@@ -169,3 +170,17 @@ def test_outputs_name_the_api_table_queues_and_dashboard() -> None:
         "DashboardUrl",
         "FunctionLogGroupName",
     }
+
+
+def test_the_sweep_runs_on_a_schedule_over_a_sparse_index_of_what_has_not_ended() -> None:
+    sweep = RESOURCES["SweepFunction"]["Properties"]
+    (event,) = sweep["Events"].values()
+    indexes = {i["IndexName"]: i for i in RESOURCES["Table"]["Properties"]["GlobalSecondaryIndexes"]}
+
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == "rate(10 minutes)"
+    # Long after SQS gives a job up: visibility timeout x receives before the dead-letter queue.
+    queue = RESOURCES["DeliveryQueue"]["Properties"]
+    sqs_gives_up = queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"]
+    assert float(sweep["Environment"]["Variables"]["SWEEP_AFTER_MINUTES"]) * 60 > sqs_gives_up
+    assert [k["AttributeName"] for k in indexes["ByOpen"]["KeySchema"]] == ["OpenPK", "DueSK"]

@@ -19,6 +19,7 @@ class Settings:
     delivery_timeout: float
     delivery_ca_bundle: str | None
     delivery_loopback_only: bool
+    sweep_after_minutes: float
 
 
 def _flag(name: str) -> bool:
@@ -38,6 +39,8 @@ def get_settings() -> Settings:
         delivery_ca_bundle=os.environ.get("DELIVERY_CA_BUNDLE") or None,
         # Test stacks: deliver to 127.0.0.0/8, ::1 and localhost only, with no DNS lookup.
         delivery_loopback_only=_flag("DELIVERY_LOOPBACK_ONLY"),
+        # How long a task or event may be overdue before the sweep queues it again, then ends it.
+        sweep_after_minutes=max(float(os.environ.get("SWEEP_AFTER_MINUTES", "60")), 1.0),
     )
 
 

@@ -36,6 +36,8 @@ Item = dict[str, Any]
 INDEX_BY_TYPE = "ByType"
 INDEX_BY_STATE = "ByState"
 INDEX_BY_RELATED = "ByRelated"
+INDEX_BY_OPEN = "ByOpen"  # sparse: tasks and events that have not ended, by when they are due
+OPEN_SHARDS = 4  # ByOpen partitions, so that no one partition takes every task's writes
 _INDEX_ATTRIBUTE = {INDEX_BY_TYPE: "TypePK", INDEX_BY_STATE: "StatePK", INDEX_BY_RELATED: "RelatedPK"}
 _SORT_KEY_PREFIX = {"webhook_config": "CONFIG#", "task": "TASK#", "event": "EVENT#", "key": "KEY#"}
 _THROTTLING_CODES = {
@@ -166,6 +168,13 @@ def config_from_item(item: Item) -> WebhookConfig:
     )
 
 
+def open_keys(resource_id: str, due: dt.datetime) -> Item:
+    """The ByOpen index keys of a task or event that has not ended. Every write that ends it
+    replaces the whole item without them, so it leaves the index."""
+    shard = int(resource_id[-1], 16) % OPEN_SHARDS  # ids are UUIDs: the last digit is random
+    return {"OpenPK": f"open#{shard}", "DueSK": f"{format_datetime(due)}#{resource_id}"}
+
+
 def task_item(task: Task) -> Item:
     created = format_datetime(task.date_created)
     prefix = f"{task.organisation}#task"
@@ -196,6 +205,8 @@ def task_item(task: Task) -> Item:
         item["date_completed"] = format_datetime(task.date_completed)
     if task.event_id:
         item["event_id"] = task.event_id
+    if not task.ended:
+        item.update(open_keys(task.id, task.date_created))
     return item
 
 
@@ -222,7 +233,7 @@ def task_from_item(item: Item) -> Task:
 def event_item(event: Event) -> Item:
     created = format_datetime(event.date_created)
     prefix = f"{event.organisation}#event"
-    return {
+    item: Item = {
         "PK": org_pk(event.organisation),
         "SK": f"EVENT#{event.id}",
         "TypePK": prefix,
@@ -245,6 +256,12 @@ def event_item(event: Event) -> Item:
         "date_delivered": format_datetime(event.date_delivered) if event.date_delivered else None,
         "expires_at": int((event.date_created + HISTORY_TTL).timestamp()),
     }
+    if not event.ended:
+        due = event.date_created
+        if event.next_attempt_at is not None:
+            due = dt.datetime.fromtimestamp(event.next_attempt_at, tz=dt.UTC)
+        item.update(open_keys(event.id, due))
+    return item
 
 
 def event_from_item(item: Item) -> Event:
@@ -689,6 +706,43 @@ class Store:
                             ":v": config.version,
                             ":spk": f"{prefix}#state=invalid",
                         }
+                    ),
+                )
+        except ConflictError:
+            return False
+        return True
+
+    # -- the overdue sweep -----------------------------------------------------------------
+
+    def overdue(self, due_before: dt.datetime, limit: int) -> list[Item]:
+        """Tasks and events that have not ended and were due before `due_before`, at most
+        `limit` of each ByOpen partition, oldest first."""
+        found: list[Item] = []
+        high = format_datetime(due_before)
+        for shard in range(OPEN_SHARDS):
+            with _dynamodb_errors():
+                response = self.client.query(
+                    TableName=self.table_name,
+                    IndexName=INDEX_BY_OPEN,
+                    KeyConditionExpression="OpenPK = :pk AND DueSK < :high",
+                    ExpressionAttributeValues=marshal({":pk": f"open#{shard}", ":high": high}),
+                    Limit=limit,
+                )
+            found.extend(unmarshal(raw) for raw in response.get("Items", []))
+        return found
+
+    def mark_swept(self, item: Item, now: dt.datetime) -> bool:
+        """Count one sweep of an overdue task or event and make it due again from `now`,
+        unless it changed since `item` was read (ended, or moved on); False then."""
+        try:
+            with _dynamodb_errors():
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=marshal({"PK": item["PK"], "SK": item["SK"]}),
+                    UpdateExpression="SET sweeps = if_not_exists(sweeps, :zero) + :one, DueSK = :due",
+                    ConditionExpression="DueSK = :read",
+                    ExpressionAttributeValues=marshal(
+                        {":zero": 0, ":one": 1, ":due": open_keys(item["id"], now)["DueSK"], ":read": item["DueSK"]}
                     ),
                 )
         except ConflictError:

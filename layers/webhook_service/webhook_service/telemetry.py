@@ -24,6 +24,7 @@ EVENTS_PUBLISHED = "EventsPublished"
 DELIVERIES = "Deliveries"  # dimensions kind (test, event) and outcome
 DELIVERY_DURATION = "DeliveryDuration"  # milliseconds, one value per request sent to a receiver
 EVENTS_FAILED = "EventsFailed"  # events that ended failed (after their last attempt, or unconfigured)
+OVERDUE = "Overdue"  # dimensions kind (task, event) and action (requeued, failed): the sweep's work
 
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE), service=SERVICE)
 
@@ -40,12 +41,21 @@ def durations(name: str, milliseconds: Iterable[int]) -> None:
 
 def outcomes(counts: Counter[tuple[str, str]]) -> None:
     """Write `Deliveries` now, one line per (kind, outcome), each with its count."""
+    _by_kind(DELIVERIES, "outcome", counts)
+
+
+def overdue(counts: Counter[tuple[str, str]]) -> None:
+    """Write `Overdue` now, one line per (kind, action), each with its count."""
+    _by_kind(OVERDUE, "action", counts)
+
+
+def _by_kind(name: str, dimension: str, counts: Counter[tuple[str, str]]) -> None:
     namespace = metrics.namespace or NAMESPACE
-    for (kind, outcome), value in sorted(counts.items()):
-        with single_metric(name=DELIVERIES, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
+    for (kind, value_name), value in sorted(counts.items()):
+        with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
             metric.add_dimension(name="service", value=SERVICE)
             metric.add_dimension(name="kind", value=kind)
-            metric.add_dimension(name="outcome", value=outcome)
+            metric.add_dimension(name=dimension, value=value_name)
 
 
 def emit_now(name: str, value: int = 1) -> None:

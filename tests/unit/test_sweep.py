@@ -1,0 +1,241 @@
+"""The overdue sweep (webhook_service.sweep): a task or event whose job was lost is queued
+again once, then ended `failed`/`queue-unavailable`; nothing else is touched.
+
+These tests run their clock in 2020, before every other unit test's items, so the oldest
+items of the shared table's ByOpen index are theirs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from tests.unit.support import FakeClock, FakeQueue, FakeSender, load_function
+from webhook_service import service
+from webhook_service.deliver import Deliverer, handle_job
+from webhook_service.domain import MAX_ATTEMPTS, new_event
+from webhook_service.service import Services
+from webhook_service.storage import Principal, Store, org_pk
+from webhook_service.sweep import sweep
+
+URL = "https://receiver.example/hooks/"
+START = dt.datetime(2020, 1, 1, 12, 0, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(START)
+
+
+@pytest.fixture
+def lost_queue() -> FakeQueue:
+    """Where the sweep's jobs go; the service's own jobs went to `queue` and were 'lost'."""
+    return FakeQueue()
+
+
+def raw(store: Store, organisation: str, sort_key: str) -> dict[str, Any]:
+    item = store._get(org_pk(organisation), sort_key)
+    assert item is not None
+    return item
+
+
+def lost_test(services: Services, caller: Principal) -> tuple[str, str]:
+    """A config whose test job never reached a consumer: (config id, task id)."""
+    config = service.create_config(services, caller, {"url": URL})
+    task = service.list_tasks(services, caller, {"target": config["id"]})["data"][0]
+    return config["id"], task["id"]
+
+
+def mine(done: Any) -> dict[str, int]:
+    return {f"{kind}-{action}": n for (kind, action), n in done.items()}
+
+
+def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
+    services: Services, caller: Principal, store: Store, clock: FakeClock
+) -> None:
+    config_id, task_id = lost_test(services, caller)
+    pending = raw(store, caller.organisation, f"TASK#{task_id}")
+    assert pending["OpenPK"].startswith("open#")
+    assert pending["DueSK"] == f"{pending['date_created']}#{task_id}"
+
+    task = store.get_task(caller.organisation, task_id)
+    assert task is not None
+    assert store.end_task(replace(task, state="failed", error="webhook-timeout", date_completed=clock()))
+    ended = raw(store, caller.organisation, f"TASK#{task_id}")
+    assert "OpenPK" not in ended
+    assert "DueSK" not in ended
+
+    event = new_event(caller.organisation, "session", "completed", {"id": "s"}, None, clock())
+    store.create_event(replace(event, next_attempt_at=int((START + 3 * HOUR).timestamp())))
+    waiting = raw(store, caller.organisation, f"EVENT#{event.id}")
+    assert waiting["DueSK"].startswith("2020-01-01T15:00:00")  # due at its next attempt, not its creation
+    store.save_event(replace(event, state="delivered", date_delivered=clock()))
+    assert "OpenPK" not in raw(store, caller.organisation, f"EVENT#{event.id}")
+    assert config_id
+
+
+def test_a_lost_test_is_queued_again_then_ended_and_the_config_keeps_its_state(
+    services: Services, caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
+) -> None:
+    config_id, task_id = lost_test(services, caller)
+
+    sweep(store, lost_queue, START + 59 * MINUTE, HOUR)  # not overdue yet
+    assert not [j for j in lost_queue.jobs if j.get("task") == task_id]
+
+    done = sweep(store, lost_queue, START + 61 * MINUTE, HOUR)
+    assert mine(done).get("task-requeued", 0) >= 1
+    jobs = [j for j in lost_queue.jobs if j.get("task") == task_id]
+    assert jobs == [{"job": "test", "task": task_id, "organisation": caller.organisation, "config": config_id}]
+    task = store.get_task(caller.organisation, task_id)
+    assert task is not None
+    assert task.state == "pending"  # it got one more job, not an ending
+    assert raw(store, caller.organisation, f"TASK#{task_id}")["sweeps"] == 1
+
+    sweep(store, lost_queue, START + 110 * MINUTE, HOUR)  # due again from the requeue: not yet
+    task = store.get_task(caller.organisation, task_id)
+    assert task is not None
+    assert task.state == "pending"
+
+    sweep(store, lost_queue, START + 122 * MINUTE, HOUR)
+    task = store.get_task(caller.organisation, task_id)
+    assert task is not None
+    assert (task.state, task.error) == ("failed", "queue-unavailable")
+    assert task.date_completed == START + 122 * MINUTE
+    config = store.get_config(caller.organisation, config_id)
+    assert config is not None
+    assert config.state == "new"  # re-testable, as when a test job cannot be queued
+    assert "OpenPK" not in raw(store, caller.organisation, f"TASK#{task_id}")
+    assert len([j for j in lost_queue.jobs if j.get("task") == task_id]) == 1
+
+
+def test_the_requeued_job_runs_and_the_sweep_then_leaves_the_task_alone(
+    services: Services, caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
+) -> None:
+    config_id, task_id = lost_test(services, caller)
+    # A consumer started it and crashed for good (its job went to the dead-letter queue).
+    task = store.get_task(caller.organisation, task_id)
+    assert task is not None
+    assert store.start_task(task, "6f1c6a9e-2f0c-4e7a-9a51-8d7c1f0e3b21", clock()) is not None
+
+    sweep(store, lost_queue, START + 2 * HOUR, HOUR)
+    (job,) = [j for j in lost_queue.jobs if j.get("task") == task_id]
+    deliverer = Deliverer(store=store, sender=FakeSender(), queue=lost_queue, clock=clock)  # type: ignore[arg-type]
+    outcome = handle_job(deliverer, json.dumps(job))
+
+    assert outcome.name == "succeeded"
+    config = store.get_config(caller.organisation, config_id)
+    assert config is not None
+    assert config.state == "valid"
+    sweep(store, lost_queue, START + 5 * HOUR, HOUR)
+    task = store.get_task(caller.organisation, task_id)
+    assert task is not None
+    assert task.state == "succeeded"
+
+
+def test_a_lost_event_gets_its_next_attempt_and_one_out_of_attempts_is_ended(
+    caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
+) -> None:
+    crashed = new_event(caller.organisation, "session", "completed", {"id": "a"}, None, clock())
+    store.create_event(crashed)
+    claimed = store.claim_event_attempt(crashed, 1, None)
+    assert claimed is not None
+    assert store.claim_event_attempt(claimed, 2, None) is not None  # attempt 2 claimed, never finished
+    spent = new_event(caller.organisation, "session", "completed", {"id": "b"}, None, clock())
+    store.create_event(replace(spent, attempts=MAX_ATTEMPTS))
+
+    sweep(store, lost_queue, START + 2 * HOUR, HOUR)
+
+    jobs = {j["event"]: j for j in lost_queue.jobs if j.get("job") == "event"}
+    assert jobs[crashed.id]["attempt"] == 3  # the crashed attempt counts
+    assert spent.id not in jobs
+    ended = store.get_event(caller.organisation, spent.id)
+    assert ended is not None
+    assert (ended.state, ended.error, ended.retries) == ("failed", "queue-unavailable", MAX_ATTEMPTS - 1)
+    assert ended.date_delivered == START + 2 * HOUR
+
+
+def test_an_event_waiting_for_a_later_retry_is_not_overdue(
+    caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
+) -> None:
+    event = new_event(caller.organisation, "session", "completed", {"id": "c"}, None, clock())
+    store.create_event(replace(event, attempts=3, next_attempt_at=int((START + 3 * HOUR).timestamp())))
+
+    sweep(store, lost_queue, START + 3 * HOUR + 59 * MINUTE, HOUR)
+
+    assert event.id not in {j.get("event") for j in lost_queue.jobs}
+    stored = store.get_event(caller.organisation, event.id)
+    assert stored is not None
+    assert "sweeps" not in raw(store, caller.organisation, f"EVENT#{event.id}")
+
+
+def test_a_task_that_ends_after_it_was_read_is_not_swept(
+    services: Services, caller: Principal, store: Store, clock: FakeClock
+) -> None:
+    _, task_id = lost_test(services, caller)
+    (item,) = [i for i in store.overdue(START + 2 * HOUR, 100) if i["id"] == task_id]
+    task = store.get_task(caller.organisation, task_id)
+    assert task is not None
+    assert store.end_task(replace(task, state="succeeded", date_completed=clock()))
+
+    assert not store.mark_swept(item, START + 2 * HOUR)
+    ended = store.get_task(caller.organisation, task_id)
+    assert ended is not None
+    assert ended.state == "succeeded"
+    assert "sweeps" not in raw(store, caller.organisation, f"TASK#{task_id}")
+
+
+def test_a_queue_still_down_at_the_requeue_ends_the_task_at_the_next_sweep(
+    services: Services, caller: Principal, store: Store
+) -> None:
+    _, task_id = lost_test(services, caller)
+    down = FakeQueue(fail=True)
+
+    first = sweep(store, down, START + 2 * HOUR, HOUR)
+    assert mine(first).get("task-requeued", 0) >= 1
+    task = store.get_task(caller.organisation, task_id)
+    assert task is not None
+    assert task.state == "pending"
+
+    sweep(store, down, START + 3 * HOUR + MINUTE, HOUR)
+    task = store.get_task(caller.organisation, task_id)
+    assert task is not None
+    assert (task.state, task.error) == ("failed", "queue-unavailable")
+
+
+@pytest.fixture
+def sweep_function(installed_services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from webhook_service.settings import reset_settings
+
+    monkeypatch.setenv("SWEEP_AFTER_MINUTES", "60")
+    reset_settings()
+    yield load_function("sweep")
+    reset_settings()
+
+
+def test_the_sweep_function_reports_and_counts_what_it_did(
+    sweep_function: Any,
+    installed_services: Services,
+    caller: Principal,
+    clock: FakeClock,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from tests.unit.test_telemetry import Context, emf_metrics, json_lines
+
+    _, task_id = lost_test(installed_services, caller)
+    clock.now = START + 3 * HOUR
+    capfd.readouterr()
+
+    summary = sweep_function.handler({"source": "aws.events"}, Context())
+
+    assert summary.get("tasks_requeued", 0) >= 1
+    metrics = emf_metrics(json_lines(capfd.readouterr().out))
+    requeued = [m for m in metrics if m[0] == "Overdue" and m[1].get("action") == "requeued"]
+    assert requeued
+    assert requeued[0][1] == {"service": "webhooks", "kind": "task", "action": "requeued"}
+    assert task_id in {j.get("task") for j in installed_services.queue.jobs}  # type: ignore[attr-defined]
