@@ -71,6 +71,21 @@ class LocalStack:
         result: dict[str, Any] = json.loads(done.stdout)
         return result
 
+    def official_client(self, token: str, script: str, *args: str) -> dict[str, Any]:
+        """Run a script of tests/integration/scripts that uses the unmodified `ricloud`
+        client, configured only by RICLOUD_URL and RICLOUD_TOKEN; parse what it prints."""
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).parent / "scripts" / script), *args],
+            env={"RICLOUD_URL": self.url + "/", "RICLOUD_TOKEN": token, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
 
 ROUTES = routes(load_template())
 

@@ -4,9 +4,6 @@ with the operator command line arrive signed where the routing rules send them."
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +13,6 @@ from tests.integration.conftest import Client, LocalStack
 from tests.integration.receivers import Receiver
 
 pytestmark = pytest.mark.integration
-SCRIPT = Path(__file__).parent / "scripts" / "ricloud_keys.py"
 
 
 def publish(stack: LocalStack, client: Client, key: str | None = None, **data: Any) -> dict[str, Any]:
@@ -142,16 +138,7 @@ def test_key_cannot_point_at_a_deactivated_config(fresh: Client) -> None:
 
 def test_ricloud_client_key_and_organisation_calls(stack: LocalStack, fresh: Client) -> None:
     config = fresh.create_config()
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), config["id"]],
-        env={"RICLOUD_URL": stack.url + "/", "RICLOUD_TOKEN": fresh.token, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout)
+    seen = stack.official_client(fresh.token, "ricloud_keys.py", config["id"])
 
     assert seen["current_key"] == fresh.key
     assert seen["updated_config"] == config["id"]

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from tests.integration.conftest import Client, LocalStack
 
 pytestmark = pytest.mark.integration
-SCRIPT = Path(__file__).parent / "scripts" / "ricloud_session.py"
 
 
 def test_ricloud_client_manages_a_config_end_to_end(stack: LocalStack, fresh: Client) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "https://receiver.example/webhooks/"],
-        env={"RICLOUD_URL": stack.url + "/", "RICLOUD_TOKEN": fresh.token, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    seen = json.loads(done.stdout)
+    seen = stack.official_client(fresh.token, "ricloud_session.py", "https://receiver.example/webhooks/")
 
     created = seen["created"]
     assert created["state"] == "new"
