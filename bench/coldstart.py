@@ -27,6 +27,8 @@ BUILD = ROOT / ".aws-sam" / "build"
 RUNTIME = ROOT / ".bench" / "runtime"  # boto3 for Python 3.13 (make bench installs it)
 PYTHON = os.environ.get("RUNTIME_PYTHON", "python3.13")
 ROUNDS = int(os.environ.get("COLDSTART_ROUNDS", "15"))
+# Measure only these function folders (comma-separated), e.g. COLDSTART_FUNCTIONS=sweep.
+ONLY = {name for name in os.environ.get("COLDSTART_FUNCTIONS", "").split(",") if name}
 TARGET = 1.2
 
 _PRELUDE = "import sys, time\nt0, c0 = time.perf_counter(), time.process_time()\nsys.path[:0] = {paths!r}\n"
@@ -97,6 +99,8 @@ def main() -> int:
     template = load_template()
     rows = []
     for function in functions(template):
+        if ONLY and function.code_dir.name not in ONLY:
+            continue
         clients = clients_of(template["Resources"][function.logical_id])
         http = function.code_dir.name == "deliver"
         own, floor, aws_only = [], [], []
