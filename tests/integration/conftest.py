@@ -184,6 +184,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         "DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT),
         "DELIVERY_CONNECT_TIMEOUT": "1",
         "DELIVERY_LOOPBACK_ONLY": "1",  # generated and example receiver URLs never leave this machine
+        # The sweep every 2 s (it touches only what has been due for an hour: test_sweep.py's own items).
+        "DEVSTACK_SCHEDULE_SECONDS": "2",
     }
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(

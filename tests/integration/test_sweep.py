@@ -1,0 +1,68 @@
+"""The overdue sweep on the local stack: its scheduler runs the template's sweep function
+every 2 s here (DEVSTACK_SCHEDULE_SECONDS). A task whose job was lost hours ago is queued
+again and really delivered; one whose job was lost again ends `queue-unavailable`.
+
+A lost job is made by writing the task straight into the stack's table, as the service
+would have written it, with no job behind it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.integration.conftest import Client, LocalStack
+from tests.integration.receivers import Receiver
+from webhook_service.domain import new_test_task
+from webhook_service.storage import Store, marshal, task_item
+from webhook_service.timefmt import utcnow
+
+pytestmark = pytest.mark.integration
+HOURS_AGO = dt.timedelta(hours=3)
+
+
+def write_lost_task(stack: LocalStack, client: Client, config_id: str, **extra: Any) -> str:
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=stack.aws_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    config = Store(stack.table, dynamodb).get_config(client.organisation, config_id)
+    assert config is not None
+    task = new_test_task(config, client.key, utcnow() - HOURS_AGO)
+    dynamodb.put_item(TableName=stack.table, Item=marshal({**task_item(task), **extra}))
+    return task.id
+
+
+def test_a_task_whose_job_was_lost_is_queued_again_and_delivered(
+    stack: LocalStack, fresh: Client, receiver: Receiver
+) -> None:
+    config, first = fresh.create_and_wait(receiver.url("/ok/sweep-requeue/"))
+    assert first["state"] == "succeeded"
+    before = len(receiver.deliveries_to("/ok/sweep-requeue/"))
+
+    task_id = write_lost_task(stack, fresh, config["id"])
+    task = fresh.wait_task(task_id, timeout=30)
+
+    assert task["state"] == "succeeded"
+    assert len(receiver.deliveries_to("/ok/sweep-requeue/")) == before + 1
+    assert fresh.get(f"/configs/webhook/{config['id']}").json()["state"] == "valid"
+
+
+def test_a_task_whose_job_was_lost_again_ends_queue_unavailable(
+    stack: LocalStack, fresh: Client, receiver: Receiver
+) -> None:
+    config, _ = fresh.create_and_wait(receiver.url("/ok/sweep-end/"))
+    before = len(receiver.deliveries_to("/ok/sweep-end/"))
+
+    task_id = write_lost_task(stack, fresh, config["id"], sweeps=1)  # already queued again once
+    task = fresh.wait_task(task_id, timeout=30)
+
+    assert (task["state"], task["error"], task["result"]) == ("failed", "queue-unavailable", None)
+    assert task["date_completed"] is not None
+    assert len(receiver.deliveries_to("/ok/sweep-end/")) == before  # nothing was sent
+    assert fresh.get(f"/configs/webhook/{config['id']}").json()["state"] == "valid"  # untouched
