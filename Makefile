@@ -15,7 +15,7 @@ SAM := $(TOOLS)/bin/sam
 SAM_FLAGS := --template-file infra/template.yaml --config-file ../samconfig.toml
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: dev test test-unit test-integration lint format build deploy bench clean
+.PHONY: dev test test-unit test-integration test-e2e lint format build deploy bench clean
 
 ## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it)
 dev: $(VENV)/.installed
@@ -30,6 +30,10 @@ test-unit: $(VENV)/.installed
 
 test-integration: $(VENV)/.installed
 	$(PY) -m pytest tests/integration
+
+## test-e2e: smoke tests of a running stack (E2E_API_URL, E2E_TOKEN, optional E2E_RECEIVER_URL)
+test-e2e: $(VENV)/.installed
+	$(PY) -m pytest tests/e2e -rs
 
 ## lint: ruff, mypy (strict), cfn-lint and sam validate --lint
 lint: $(VENV)/.installed $(TOOLS)/.installed
