@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
 import requests
 import trustme
@@ -56,6 +57,16 @@ class LocalStack:
             "QUEUE_URL": self.queue_url,
             "PYTHONPATH": PYTHONPATH,
         }
+
+    def aws_client(self, service: str) -> Any:
+        """A boto3 client of this stack's local AWS."""
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
 
     def operator(self, *args: str) -> dict[str, Any]:
         """Run the operator command line against this stack and parse what it prints."""

@@ -8,7 +8,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.integration.conftest import Client, LocalStack
@@ -40,14 +39,7 @@ def test_500_configs_by_16_clients_all_end_valid(stack: LocalStack, fresh: Clien
             break
         time.sleep(2)
     tasks = list_all(fresh, "/tasks", {})
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=stack.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
-    dead = sqs.get_queue_attributes(
+    dead = stack.aws_client("sqs").get_queue_attributes(
         QueueUrl=stack.dead_letter_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]["ApproximateNumberOfMessages"]
 

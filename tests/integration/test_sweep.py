@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import boto3
 import pytest
 
 from tests.integration.conftest import Client, LocalStack
@@ -24,13 +23,7 @@ HOURS_AGO = dt.timedelta(hours=3)
 
 
 def write_lost_task(stack: LocalStack, client: Client, config_id: str, **extra: Any) -> str:
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=stack.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    dynamodb = stack.aws_client("dynamodb")
     config = Store(stack.table, dynamodb).get_config(client.organisation, config_id)
     assert config is not None
     task = new_test_task(config, client.key, utcnow() - HOURS_AGO)

@@ -9,7 +9,6 @@ import hmac
 import json
 import time
 
-import boto3
 import pytest
 from ricloud.signing import Signature
 from standardwebhooks.webhooks import Webhook
@@ -179,7 +178,7 @@ def test_test_queued_before_an_update_is_superseded_without_sending(dev: Client,
 
 def test_duplicated_job_does_not_deliver_again(stack: LocalStack, dev: Client, receiver: Receiver) -> None:
     config, task = dev.create_and_wait(receiver.url("/ok/duplicate/"))
-    sqs = boto3.client("sqs", **_aws(stack))
+    sqs = stack.aws_client("sqs")
     sent = len(receiver.deliveries_to("/ok/duplicate/"))
 
     sqs.send_message(
@@ -191,12 +190,3 @@ def test_duplicated_job_does_not_deliver_again(stack: LocalStack, dev: Client, r
     assert len(receiver.deliveries_to("/ok/duplicate/")) == sent
     assert dev.get(f"/tasks/{task['id']}").json() == task
     assert dev.get(f"/configs/webhook/{config['id']}").json()["state"] == "valid"
-
-
-def _aws(stack: LocalStack) -> dict[str, str]:
-    return {
-        "endpoint_url": stack.aws_endpoint,
-        "region_name": "us-east-1",
-        "aws_access_key_id": "local",
-        "aws_secret_access_key": "local",
-    }
