@@ -11,9 +11,10 @@ import pytest
 from moto import mock_aws
 
 from devstack import aws, template
-from tests.unit.support import Backing, FakeClock, FakeQueue
+from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender
 from webhook_service import admin
 from webhook_service.auth import Authenticator
+from webhook_service.deliver import Deliverer, set_deliverer
 from webhook_service.service import Services, set_services
 from webhook_service.storage import Principal, Store
 
@@ -77,3 +78,12 @@ def installed_services(services: Services) -> Iterator[Services]:
     set_services(services)
     yield services
     set_services(None)
+
+
+@pytest.fixture
+def deliverer(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
+    """The process-wide deliverer, on the package's table, with a fake sender and queue."""
+    made = Deliverer(store=store, sender=FakeSender(), queue=FakeQueue(), clock=clock)  # type: ignore[arg-type]
+    set_deliverer(made)
+    yield made
+    set_deliverer(None)

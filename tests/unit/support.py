@@ -1,5 +1,6 @@
 """Fakes and helpers shared by the unit tests: a recording queue, a stepping clock, a
-client that records its calls, API Gateway events, and item counts."""
+client that records its calls, API Gateway events, item counts, a Lambda context, and
+the EMF metrics read back from what a function printed."""
 
 from __future__ import annotations
 
@@ -211,3 +212,29 @@ def http_event(
 def response_body(response: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(response["body"])
     return body
+
+
+@dataclass
+class Context:
+    """A Lambda context with a fixed request id."""
+
+    aws_request_id: str = "3f2a9d6e-0000-4000-8000-00000000beef"
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str], Any]]:
+    """(metric name, dimensions, value) of every EMF line."""
+    found = []
+    for line in lines:
+        for directive in line.get("_aws", {}).get("CloudWatchMetrics", []):
+            assert directive["Namespace"] == "RicloudWebhooks"
+            dimensions = {name: line[name] for group in directive["Dimensions"] for name in group}
+            found.extend((m["Name"], dimensions, line[m["Name"]]) for m in directive["Metrics"])
+    return found

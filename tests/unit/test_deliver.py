@@ -5,29 +5,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient, SerialClient, sqs_event
+from tests.unit.support import FakeSender, RecordingClient, SerialClient, sqs_event
 from webhook_service import service
 from webhook_service.consumer import handle_batch
-from webhook_service.deliver import Deliverer, set_deliverer
+from webhook_service.deliver import Deliverer
 from webhook_service.errors import DependencyError
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store
 
 URL = "https://receiver.example/hooks/"
-
-
-@pytest.fixture
-def deliverer(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
-    made = Deliverer(store=store, sender=FakeSender(), queue=FakeQueue(), clock=clock)  # type: ignore[arg-type]
-    set_deliverer(made)
-    yield made
-    set_deliverer(None)
 
 
 def first_task_id(services: Services, caller: Principal, config_id: str) -> str:

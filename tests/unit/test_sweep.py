@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender, load_function
+from tests.unit.support import Context, FakeClock, FakeQueue, FakeSender, emf_metrics, json_lines, load_function
 from webhook_service import service
 from webhook_service.deliver import Deliverer, handle_job
 from webhook_service.domain import MAX_ATTEMPTS, new_event
@@ -225,8 +225,6 @@ def test_the_sweep_function_reports_and_counts_what_it_did(
     clock: FakeClock,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from tests.unit.test_telemetry import Context, emf_metrics, json_lines
-
     _, task_id = lost_test(installed_services, caller)
     clock.now = START + 3 * HOUR
     capfd.readouterr()

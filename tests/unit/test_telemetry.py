@@ -6,32 +6,17 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender, load_function, sqs_event
+from tests.unit.support import Context, FakeQueue, emf_metrics, json_lines, load_function, sqs_event
 from webhook_service import service
-from webhook_service.deliver import Deliverer, set_deliverer
+from webhook_service.deliver import Deliverer
 from webhook_service.logs import logger
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store
 
 URL = "https://receiver.example/hooks/"
-
-
-@dataclass
-class Context:
-    aws_request_id: str = "3f2a9d6e-0000-4000-8000-00000000beef"
-
-
-@pytest.fixture
-def deliverer(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
-    made = Deliverer(store=store, sender=FakeSender(), queue=FakeQueue(), clock=clock)  # type: ignore[arg-type]
-    set_deliverer(made)
-    yield made
-    set_deliverer(None)
 
 
 class _Lines(logging.Handler):
@@ -52,25 +37,6 @@ def log_lines() -> Iterator[list[str]]:
     target.addHandler(handler)
     yield handler.lines
     target.removeHandler(handler)
-
-
-def json_lines(text: str) -> list[dict[str, Any]]:
-    lines = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            lines.append(json.loads(line))
-    return lines
-
-
-def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str], Any]]:
-    """(metric name, dimensions, value) of every EMF line."""
-    found = []
-    for line in lines:
-        for directive in line.get("_aws", {}).get("CloudWatchMetrics", []):
-            assert directive["Namespace"] == "RicloudWebhooks"
-            dimensions = {name: line[name] for group in directive["Dimensions"] for name in group}
-            found.extend((m["Name"], dimensions, line[m["Name"]]) for m in directive["Metrics"])
-    return found
 
 
 def deliver_one(services: Services, caller: Principal, capfd: pytest.CaptureFixture[str]) -> tuple[str, str]:
