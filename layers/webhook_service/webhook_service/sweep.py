@@ -72,6 +72,7 @@ def _requeue(store: Store, queue: JobQueue, item: Item, now: dt.datetime) -> str
         # Marked swept and due again from now: the next sweep after SWEEP_AFTER ends it.
         telemetry.count(telemetry.QUEUE_SEND_FAILURES)
         logger.warning("overdue job could not be queued again", extra={"organisation": item["organisation"]})
+        return None
     return "requeued"
 
 
