@@ -144,8 +144,7 @@ def _named_items(backend: Any, transact_items: list[dict[str, Any]]) -> list[tup
             range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
         except (KeyError, TypeError, AttributeError, StopIteration):
             continue  # moto refuses it before writing anything for it
-        current = table.get_item(hash_value, range_value) if range_value or not table.range_key_attr else None
-        saved.append((table, hash_value, range_value, copy.deepcopy(current)))
+        saved.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
     return saved
 
 
