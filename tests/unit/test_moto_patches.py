@@ -4,7 +4,6 @@ the same requests give the same answers, errors and table contents with and with
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,15 +18,12 @@ from moto.dynamodb.models import dynamodb_backends
 from devstack import moto_patches
 
 REGION = "us-east-1"
-TABLE = ""  # the table of the current fresh_dynamodb
+TABLE = "patched"  # deleted again on leaving fresh_dynamodb (the package's moto may be running)
 
 
 @contextmanager
 def fresh_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """moto in-process with one new, empty table shaped like the service's (PK/SK and a GSI).
-    The package's moto may already be running, so the table gets a name of its own."""
-    global TABLE
-    TABLE = f"patched-{uuid.uuid4()}"
+    """moto in-process with one new, empty table shaped like the service's (PK/SK and a GSI)."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
