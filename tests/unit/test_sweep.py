@@ -17,7 +17,7 @@ import pytest
 from tests.unit.support import Context, FakeClock, FakeQueue, FakeSender, emf_metrics, json_lines, load_function
 from webhook_service import service
 from webhook_service.deliver import Deliverer, handle_job
-from webhook_service.domain import MAX_ATTEMPTS, new_event
+from webhook_service.domain import MAX_ATTEMPTS, Task, new_event
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store, org_pk
 from webhook_service.sweep import sweep
@@ -45,6 +45,12 @@ def raw(store: Store, organisation: str, sort_key: str) -> dict[str, Any]:
     return item
 
 
+def stored_task(store: Store, organisation: str, task_id: str) -> Task:
+    task = store.get_task(organisation, task_id)
+    assert task is not None
+    return task
+
+
 def lost_test(services: Services, caller: Principal) -> tuple[str, str]:
     """A config whose test job never reached a consumer: (config id, task id)."""
     config = service.create_config(services, caller, {"url": URL})
@@ -64,8 +70,7 @@ def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
     assert pending["OpenPK"].startswith("open#")
     assert pending["DueSK"] == f"{pending['date_created']}#{task_id}"
 
-    task = store.get_task(caller.organisation, task_id)
-    assert task is not None
+    task = stored_task(store, caller.organisation, task_id)
     assert store.end_task(replace(task, state="failed", error="webhook-timeout", date_completed=clock()))
     ended = raw(store, caller.organisation, f"TASK#{task_id}")
     assert "OpenPK" not in ended
@@ -92,19 +97,16 @@ def test_a_lost_test_is_queued_again_then_ended_and_the_config_keeps_its_state(
     assert mine(done).get("task-requeued", 0) >= 1
     jobs = [j for j in lost_queue.jobs if j.get("task") == task_id]
     assert jobs == [{"job": "test", "task": task_id, "organisation": caller.organisation, "config": config_id}]
-    task = store.get_task(caller.organisation, task_id)
-    assert task is not None
+    task = stored_task(store, caller.organisation, task_id)
     assert task.state == "pending"  # it got one more job, not an ending
     assert raw(store, caller.organisation, f"TASK#{task_id}")["sweeps"] == 1
 
     sweep(store, lost_queue, START + 110 * MINUTE, HOUR)  # due again from the requeue: not yet
-    task = store.get_task(caller.organisation, task_id)
-    assert task is not None
+    task = stored_task(store, caller.organisation, task_id)
     assert task.state == "pending"
 
     sweep(store, lost_queue, START + 122 * MINUTE, HOUR)
-    task = store.get_task(caller.organisation, task_id)
-    assert task is not None
+    task = stored_task(store, caller.organisation, task_id)
     assert (task.state, task.error) == ("failed", "queue-unavailable")
     assert task.date_completed == START + 122 * MINUTE
     config = store.get_config(caller.organisation, config_id)
@@ -119,8 +121,7 @@ def test_the_requeued_job_runs_and_the_sweep_then_leaves_the_task_alone(
 ) -> None:
     config_id, task_id = lost_test(services, caller)
     # A consumer started it and crashed for good (its job went to the dead-letter queue).
-    task = store.get_task(caller.organisation, task_id)
-    assert task is not None
+    task = stored_task(store, caller.organisation, task_id)
     assert store.start_task(task, "6f1c6a9e-2f0c-4e7a-9a51-8d7c1f0e3b21", clock()) is not None
 
     sweep(store, lost_queue, START + 2 * HOUR, HOUR)
@@ -133,8 +134,7 @@ def test_the_requeued_job_runs_and_the_sweep_then_leaves_the_task_alone(
     assert config is not None
     assert config.state == "valid"
     sweep(store, lost_queue, START + 5 * HOUR, HOUR)
-    task = store.get_task(caller.organisation, task_id)
-    assert task is not None
+    task = stored_task(store, caller.organisation, task_id)
     assert task.state == "succeeded"
 
 
@@ -179,13 +179,11 @@ def test_a_task_that_ends_after_it_was_read_is_not_swept(
 ) -> None:
     _, task_id = lost_test(services, caller)
     (item,) = [i for i in store.overdue(START + 2 * HOUR, 100) if i["id"] == task_id]
-    task = store.get_task(caller.organisation, task_id)
-    assert task is not None
+    task = stored_task(store, caller.organisation, task_id)
     assert store.end_task(replace(task, state="succeeded", date_completed=clock()))
 
     assert not store.mark_swept(item, START + 2 * HOUR)
-    ended = store.get_task(caller.organisation, task_id)
-    assert ended is not None
+    ended = stored_task(store, caller.organisation, task_id)
     assert ended.state == "succeeded"
     assert "sweeps" not in raw(store, caller.organisation, f"TASK#{task_id}")
 
@@ -198,14 +196,12 @@ def test_a_queue_still_down_at_the_requeue_ends_the_task_at_the_next_sweep(
 
     first = sweep(store, down, START + 2 * HOUR, HOUR)
     assert "task-requeued" not in mine(first)  # nothing was queued, so nothing is counted as queued
-    task = store.get_task(caller.organisation, task_id)
-    assert task is not None
+    task = stored_task(store, caller.organisation, task_id)
     assert task.state == "pending"
     assert raw(store, caller.organisation, f"TASK#{task_id}")["sweeps"] == 1  # its one requeue is spent
 
     sweep(store, down, START + 3 * HOUR + MINUTE, HOUR)
-    task = store.get_task(caller.organisation, task_id)
-    assert task is not None
+    task = stored_task(store, caller.organisation, task_id)
     assert (task.state, task.error) == ("failed", "queue-unavailable")
 
 
