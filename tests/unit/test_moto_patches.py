@@ -87,6 +87,19 @@ def contents(client: Any) -> list[dict[str, Any]]:
     return sorted(found, key=lambda i: (i["PK"]["S"], i["SK"]["S"]))
 
 
+def set_state(key: dict[str, Any], state: str) -> dict[str, Any]:
+    """A transaction's Update action that sets one item's state."""
+    return {
+        "Update": {
+            "TableName": TABLE,
+            "Key": key,
+            "UpdateExpression": "SET #s = :v",
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": {":v": {"S": state}},
+        }
+    }
+
+
 def cancel_reasons(client: Any, actions: list[dict[str, Any]]) -> list[str]:
     with pytest.raises(ClientError) as caught:
         client.transact_write_items(TransactItems=actions)
@@ -104,15 +117,7 @@ def scenario(client: Any) -> list[Any]:
 
     client.transact_write_items(
         TransactItems=[
-            {
-                "Update": {
-                    "TableName": TABLE,
-                    "Key": a,
-                    "UpdateExpression": "SET #s = :v",
-                    "ExpressionAttributeNames": {"#s": "state"},
-                    "ExpressionAttributeValues": {":v": {"S": "valid"}},
-                }
-            },
+            set_state(a, "valid"),
             {"Put": {"TableName": TABLE, "Item": item("org#0", "task#new", state="pending")}},
             {"Delete": {"TableName": TABLE, "Key": b}},
         ]
@@ -123,15 +128,7 @@ def scenario(client: Any) -> list[Any]:
         cancel_reasons(
             client,
             [
-                {
-                    "Update": {
-                        "TableName": TABLE,
-                        "Key": a,
-                        "UpdateExpression": "SET #s = :v",
-                        "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": {":v": {"S": "invalid"}},
-                    }
-                },
+                set_state(a, "invalid"),
                 {"Put": {"TableName": TABLE, "Item": item("org#2", "task#never", state="pending")}},
                 {"Delete": {"TableName": TABLE, "Key": {"PK": {"S": "org#0"}, "SK": {"S": "task#new"}}}},
                 {
@@ -199,15 +196,7 @@ def test_a_cancelled_transaction_copies_only_the_items_it_names(monkeypatch: pyt
         reasons = cancel_reasons(
             client,
             [
-                {
-                    "Update": {
-                        "TableName": TABLE,
-                        "Key": {"PK": {"S": "org#0"}, "SK": {"S": "cfg#000"}},
-                        "UpdateExpression": "SET #s = :v",
-                        "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": {":v": {"S": "valid"}},
-                    }
-                },
+                set_state({"PK": {"S": "org#0"}, "SK": {"S": "cfg#000"}}, "valid"),
                 {
                     "Put": {
                         "TableName": TABLE,
