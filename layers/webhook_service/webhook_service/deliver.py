@@ -140,7 +140,7 @@ def run_test(deliverer: Deliverer, organisation: str, task_id: str, config_id: s
     if task.ended:
         logger.info("test task already ended", extra={"task_id": task_id, "state": task.state})
         return Outcome("test", "duplicate")
-    if config is None or config.id != task.target:
+    if config_id != task.target:  # an older job that did not name the config, or named another
         config = store.get_config(organisation, task.target)
     if is_stale(task, config):
         ended = store.end_task(superseded(task, deliverer.clock()))
