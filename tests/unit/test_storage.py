@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -13,8 +14,8 @@ from tests.unit.support import BASE_TIME, Backing, RecordingClient
 from webhook_service import admin
 from webhook_service.auth import hash_token
 from webhook_service.domain import Task, WebhookConfig, failed_to_queue, new_config, new_test_task
-from webhook_service.errors import ConflictError
-from webhook_service.storage import Principal, Store, UnknownCursorError
+from webhook_service.errors import ConflictError, DependencyError
+from webhook_service.storage import BATCH_GET_TRIES, Principal, Store, UnknownCursorError
 from webhook_service.validation import ListQuery
 
 URL = "https://receiver.example/hooks"
@@ -76,6 +77,63 @@ def test_get_config_other_organisation_returns_none(store: Store, organisation: 
     config, _ = add_config(store, organisation, at(0))
 
     assert store.get_config(str(uuid.uuid4()), config.id) is None
+
+
+class HeldBackClient(RecordingClient):
+    """Answers the first `held` BatchGetItem calls with every key unprocessed, as DynamoDB
+    does under throttling."""
+
+    def __init__(self, client: Any, held: int) -> None:
+        super().__init__(client)
+        self.held = held
+
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        self.calls.append("batch_get_item")
+        if self.held:
+            self.held -= 1
+            return {"Responses": {}, "UnprocessedKeys": kwargs["RequestItems"]}
+        return self._client.batch_get_item(**kwargs)
+
+
+def test_get_task_and_config_reads_both_in_one_request(backing: Backing, organisation: str) -> None:
+    recording = RecordingClient(backing.dynamodb)
+    config, task = add_config(Store(backing.table_name, recording), organisation, at(0))
+    recording.calls.clear()
+
+    found = Store(backing.table_name, recording).get_task_and_config(organisation, task.id, config.id)
+
+    assert found == (task, config)
+    assert recording.calls == ["batch_get_item"]
+
+
+def test_get_task_and_config_retries_unprocessed_keys_with_backoff(
+    backing: Backing, organisation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr("webhook_service.storage.time.sleep", pauses.append)
+    config, task = add_config(Store(backing.table_name, backing.dynamodb), organisation, at(0))
+    held = HeldBackClient(backing.dynamodb, held=2)
+
+    found = Store(backing.table_name, held).get_task_and_config(organisation, task.id, config.id)
+
+    assert found == (task, config)
+    assert held.calls == ["batch_get_item"] * 3
+    assert pauses == [0.05, 0.1]
+
+
+def test_get_task_and_config_keys_never_processed_raises_dependency_error(
+    backing: Backing, organisation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr("webhook_service.storage.time.sleep", pauses.append)
+    config, task = add_config(Store(backing.table_name, backing.dynamodb), organisation, at(0))
+    held = HeldBackClient(backing.dynamodb, held=BATCH_GET_TRIES)
+
+    with pytest.raises(DependencyError):
+        Store(backing.table_name, held).get_task_and_config(organisation, task.id, config.id)
+
+    assert held.calls == ["batch_get_item"] * BATCH_GET_TRIES
+    assert pauses == [0.05, 0.1, 0.2, 0.4]
 
 
 def test_replace_config_current_version_stores_config_and_task(store: Store, organisation: str) -> None:

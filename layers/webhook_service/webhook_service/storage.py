@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -38,6 +39,8 @@ INDEX_BY_STATE = "ByState"
 INDEX_BY_RELATED = "ByRelated"
 INDEX_BY_OPEN = "ByOpen"  # sparse: tasks and events that have not ended, by when they are due
 OPEN_SHARDS = 4  # ByOpen partitions, so that no one partition takes every task's writes
+BATCH_GET_TRIES = 5  # BatchGetItem calls for one read, counting the retries of unprocessed keys
+BATCH_GET_BACKOFF = 0.05  # seconds before the first retry, doubled for each next: 0.75 s in all
 _INDEX_ATTRIBUTE = {INDEX_BY_TYPE: "TypePK", INDEX_BY_STATE: "StatePK", INDEX_BY_RELATED: "RelatedPK"}
 _SORT_KEY_PREFIX = {"webhook_config": "CONFIG#", "task": "TASK#", "event": "EVENT#", "key": "KEY#"}
 _THROTTLING_CODES = {
@@ -479,7 +482,9 @@ class Store:
         ]
         request: dict[str, Any] = {self.table_name: {"Keys": [marshal(k) for k in keys], "ConsistentRead": True}}
         found: dict[str, Item] = {}
-        for _ in range(5):  # unprocessed keys come back under throttling; retry them a few times
+        for attempt in range(BATCH_GET_TRIES):
+            if attempt:  # keys come back unprocessed under throttling: retry them after a pause
+                time.sleep(BATCH_GET_BACKOFF * 2 ** (attempt - 1))
             with _dynamodb_errors():
                 response = self.client.batch_get_item(RequestItems=request)
             for raw in response.get("Responses", {}).get(self.table_name, []):
