@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devstack.iam import grants_of
 from devstack.template import functions, load_template
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,14 +36,10 @@ _PRELUDE = "import sys, time\nt0, c0 = time.perf_counter(), time.process_time()\
 _EPILOGUE = "\nprint((time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000)\n"
 
 
-def clients_of(resource: dict[str, Any]) -> list[str]:
+def clients_of(resource: dict[str, Any], logical_id: str) -> list[str]:
     """The AWS clients a function uses, read from its template policies."""
-    policies = resource["Properties"].get("Policies", [])
-    names = {next(iter(p)) for p in policies if isinstance(p, dict)}
-    used = ["dynamodb"] if any(n.startswith("DynamoDB") for n in names) else []
-    if any(n.startswith("SQS") for n in names):
-        used.append("sqs")
-    return used
+    services = {action.split(":", 1)[0] for action, _ in grants_of(resource, logical_id)}
+    return [service for service in ("dynamodb", "sqs") if service in services]
 
 
 def function_code(folder: str, clients: list[str]) -> str:
@@ -101,7 +98,7 @@ def main() -> int:
     for function in functions(template):
         if ONLY and function.code_dir.name not in ONLY:
             continue
-        clients = clients_of(template["Resources"][function.logical_id])
+        clients = clients_of(template["Resources"][function.logical_id], function.logical_id)
         http = function.code_dir.name == "deliver"
         own, floor, aws_only = [], [], []
         for _ in range(ROUNDS):

@@ -16,11 +16,12 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
-from devstack import aws, template
+from devstack import aws, iam, template
 from devstack.gateway import Gateway
 from devstack.poller import Poller
-from devstack.runtime import Functions, apply_environment
+from devstack.runtime import apply_environment
 from devstack.scheduler import Scheduler
 
 log = logging.getLogger("devstack")
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     parser.add_argument("--info-file", help="write the stack's URL, token and local AWS as JSON here when ready")
+    parser.add_argument("--template", default=str(template.TEMPLATE_PATH), help="another template (devstack.artifact)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -59,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         aws.use_local_credentials(moto.endpoint)
     else:
         aws.use_local_credentials(os.environ["AWS_ENDPOINT_URL"])
-    tpl = template.load_template()
+    tpl = template.load_template(Path(args.template))
     stack = aws.deploy(tpl, {"Stage": "dev", "AllowPrivateTargets": "true"})
     for function in template.functions(tpl):
         apply_environment(template.resolve(function.environment, stack.refs))
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     set_services(None)
     organisation, key_id, token = seed(os.environ.get("DEV_TOKEN"))
 
-    functions = Functions()
+    functions = iam.functions_for(tpl, stack.refs, os.environ.get("DEVSTACK_CALLS_FILE"))
     gateway = Gateway(template.routes(tpl), functions, args.port)
     pollers = [Poller(source, stack.refs[source.queue_logical_id], functions) for source in template.queue_sources(tpl)]
     period = float(os.environ["DEVSTACK_SCHEDULE_SECONDS"]) if os.environ.get("DEVSTACK_SCHEDULE_SECONDS") else None

@@ -1,5 +1,6 @@
-"""Whole-run checks: every log line the service writes during the tests is scanned for
-secrets and tokens at the end of the session, and the run fails if one is found."""
+"""Whole-run checks, at the end of the session: every log line the service writes during the
+tests is scanned for secrets and tokens, and every AWS call a function makes is checked
+against that function's policy in infra/template.yaml; the run fails on a finding."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import logging
 
 import pytest
 
-from tests import logscan
+from devstack import iam
+from tests import iamcheck, logscan
 from webhook_service.logs import logger
 
 
 def pytest_configure(config: pytest.Config) -> None:
     logscan.watch_logger(logging.getLogger(logger.name), logger.registered_formatter)  # lines as written
+    iam.install(iamcheck.RECORDER)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -24,4 +27,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for name, line in hits[:20]:
             reporter.write_line(f"  {name}: {logscan.redact(line)}")
     if hits:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    calls = iamcheck.all_calls()
+    ungranted = iamcheck.problems()
+    if reporter is not None:
+        reporter.write_sep(
+            "-", f"IAM check: {len(calls)} AWS calls of functions recorded, {len(ungranted)} not granted"
+        )
+        for problem in ungranted:
+            reporter.write_line(f"  {problem}")
+    if ungranted:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

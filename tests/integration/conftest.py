@@ -24,7 +24,7 @@ import trustme
 from devstack.aws import free_port
 from devstack.gateway import match
 from devstack.template import load_template, routes
-from tests import logscan
+from tests import iamcheck, logscan
 from tests.integration.receivers import Receiver, ResettingServer
 from tests.openapi import check_response
 
@@ -188,6 +188,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     log_file = log_path.open("w")
     banner_file = (tmp_path_factory.getbasetemp() / "devstack.out").open("w")  # prints the dev token
     logscan.watch_file(log_path)
+    calls_path = tmp_path_factory.getbasetemp() / "devstack-calls.jsonl"
+    iamcheck.watch_file(calls_path)
     env = {
         **os.environ,
         "DEV_TOKEN": "rwk_" + secrets.token_urlsafe(32),
@@ -197,6 +199,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         "DELIVERY_LOOPBACK_ONLY": "1",  # generated and example receiver URLs never leave this machine
         # The sweep every 2 s (it touches only what has been due for an hour: test_sweep.py's own items).
         "DEVSTACK_SCHEDULE_SECONDS": "2",
+        "DEVSTACK_CALLS_FILE": str(calls_path),  # every function's AWS calls, for tests/iamcheck.py
     }
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(
