@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from devstack.template import functions, load_template, queue_sources, routes
+from devstack.template import functions, load_template, queue_sources, rate_seconds, routes
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()
@@ -84,6 +85,9 @@ def test_consumer_reports_partial_batches_and_caps_its_concurrency() -> None:
     assert source.max_concurrency >= 2
 
 
+ALARM_DESTINATION = [{"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}]
+
+
 @pytest.mark.parametrize(
     ("alarm", "metric"),
     [
@@ -94,17 +98,28 @@ def test_consumer_reports_partial_batches_and_caps_its_concurrency() -> None:
         ("ApiServerErrorRateAlarm", "5xx"),
         ("DeliveryFailureRateAlarm", "Deliveries"),
         ("OverdueEndedAlarm", "Overdue"),
+        ("SweepFunctionErrorsAlarm", "Errors"),
+        ("SweepHeartbeatAlarm", "Invocations"),
     ],
 )
-def test_alarm_exists_watches_its_metric_and_notifies_the_optional_topic(alarm: str, metric: str) -> None:
+def test_alarm_exists_watches_its_metric_and_notifies_the_given_topic_or_the_stacks_own(
+    alarm: str, metric: str
+) -> None:
     props = of_type("AWS::CloudWatch::Alarm")[alarm]["Properties"]
     watched = [props.get("MetricName")] + [
         m["MetricStat"]["Metric"]["MetricName"] for m in props.get("Metrics", []) if "MetricStat" in m
     ]
 
     assert metric in watched
-    assert props["AlarmActions"] == {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
-    assert props["TreatMissingData"] == "notBreaching"
+    assert props["AlarmActions"] == props["OKActions"] == ALARM_DESTINATION
+    assert props["TreatMissingData"] == ("breaching" if alarm == "SweepHeartbeatAlarm" else "notBreaching")
+
+
+def test_every_alarm_is_in_the_tests_above_and_in_the_runbook() -> None:
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    for alarm in of_type("AWS::CloudWatch::Alarm"):
+        assert f"| `{alarm}` |" in runbook, alarm
+    assert len(of_type("AWS::CloudWatch::Alarm")) == 9
 
 
 def test_dead_letter_alarm_watches_the_dead_letter_queue() -> None:
@@ -119,6 +134,7 @@ def test_table_keeps_its_data_safe() -> None:
     props = table["Properties"]
 
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+    assert props["DeletionProtectionEnabled"] is True
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert props["SSESpecification"]["SSEEnabled"] is True
@@ -161,15 +177,24 @@ def test_dashboard_body_is_json_and_shows_every_service_metric() -> None:
     assert "EventsFailed" in text
 
 
-def test_outputs_name_the_api_table_queues_and_dashboard() -> None:
-    assert set(TEMPLATE["Outputs"]) >= {
+def test_outputs_name_the_api_table_queues_alarm_topic_and_dashboard() -> None:
+    outputs = TEMPLATE["Outputs"]
+
+    assert set(outputs) >= {
         "ApiUrl",
         "TableName",
         "DeliveryQueueUrl",
+        "DeliveryQueueArn",
         "DeliveryDeadLetterQueueUrl",
+        "DeliveryDeadLetterQueueArn",
+        "AlarmNotificationTopicArn",
         "DashboardUrl",
         "FunctionLogGroupName",
     }
+    # What the redrive runbook (docs/operations.md) passes to start-message-move-task.
+    assert outputs["DeliveryQueueArn"]["Value"] == {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}
+    assert outputs["DeliveryDeadLetterQueueArn"]["Value"] == {"Fn::GetAtt": ["DeliveryDeadLetterQueue", "Arn"]}
+    assert outputs["AlarmNotificationTopicArn"]["Value"] == ALARM_DESTINATION[0]
 
 
 def test_the_sweep_runs_on_a_schedule_over_a_sparse_index_of_what_has_not_ended() -> None:
@@ -184,3 +209,235 @@ def test_the_sweep_runs_on_a_schedule_over_a_sparse_index_of_what_has_not_ended(
     sqs_gives_up = queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"]
     assert float(sweep["Environment"]["Variables"]["SWEEP_AFTER_MINUTES"]) * 60 > sqs_gives_up
     assert [k["AttributeName"] for k in indexes["ByOpen"]["KeySchema"]] == ["OpenPK", "DueSK"]
+
+
+# -- conditions, rules and alarm math, evaluated ------------------------------------------
+
+PARAMETER_DEFAULTS = {name: str(p.get("Default", "")) for name, p in TEMPLATE["Parameters"].items()}
+
+
+def holds(condition: Any, parameters: dict[str, str]) -> Any:
+    """Evaluate a CloudFormation condition (or rule) expression for the given parameters."""
+    values = {**PARAMETER_DEFAULTS, **parameters}
+    if not isinstance(condition, dict):
+        return condition
+    ((name, args),) = condition.items()
+    if name == "Ref":
+        return values[args]
+    if name == "Condition":
+        return holds(TEMPLATE["Conditions"][args], parameters)
+    evaluated = [holds(a, parameters) for a in args]
+    if name == "Fn::Equals":
+        return str(evaluated[0]) == str(evaluated[1])
+    if name == "Fn::Not":
+        return not evaluated[0]
+    if name == "Fn::And":
+        return all(evaluated)
+    if name == "Fn::Or":
+        return any(evaluated)
+    raise AssertionError(f"no evaluator for {name}")
+
+
+def refused_by(parameters: dict[str, str]) -> list[str]:
+    """The template rules that refuse a stack with these parameters."""
+    refused = []
+    for name, rule in TEMPLATE["Rules"].items():
+        if "RuleCondition" in rule and not holds(rule["RuleCondition"], parameters):
+            continue
+        if not all(holds(a["Assert"], parameters) for a in rule["Assertions"]):
+            refused.append(name)
+    return refused
+
+
+@pytest.mark.parametrize(
+    ("parameters", "refused"),
+    [
+        (
+            {"Stage": "prod", "AllowPrivateTargets": "true", "AlarmEmail": "ops@example.com"},
+            ["ProdKeepsTheAddressGuard"],
+        ),
+        ({"Stage": "prod", "AllowPrivateTargets": "false"}, ["ProdAlarmsReachSomeone"]),
+        ({"Stage": "prod", "AlarmEmail": "ops@example.com"}, []),
+        ({"Stage": "prod", "AlarmTopicArn": "arn:aws:sns:eu-west-1:111122223333:oncall"}, []),
+        ({"Stage": "dev", "AllowPrivateTargets": "true"}, []),
+        ({"Stage": "dev"}, []),
+        (
+            {"Stage": "dev", "AlarmTopicArn": "arn:aws:sns:eu-west-1:111122223333:oncall", "AlarmEmail": "a@b.example"},
+            ["OneAlarmDestination"],
+        ),
+    ],
+)
+def test_rules_refuse_a_prod_stack_without_the_guard_or_an_alarm_destination(
+    parameters: dict[str, str], refused: list[str]
+) -> None:
+    assert refused_by(parameters) == refused
+
+
+@pytest.mark.parametrize(
+    ("parameters", "topic_made", "email_subscribed"),
+    [
+        ({}, True, False),
+        ({"AlarmEmail": "ops@example.com"}, True, True),
+        ({"AlarmTopicArn": "arn:aws:sns:eu-west-1:111122223333:oncall"}, False, False),
+    ],
+)
+def test_the_stack_makes_its_own_alarm_topic_unless_one_is_given(
+    parameters: dict[str, str], topic_made: bool, email_subscribed: bool
+) -> None:
+    topic, subscription = RESOURCES["AlarmTopic"], RESOURCES["AlarmEmailSubscription"]
+
+    assert holds(TEMPLATE["Conditions"][topic["Condition"]], parameters) is topic_made
+    assert holds(TEMPLATE["Conditions"][subscription["Condition"]], parameters) is email_subscribed
+    assert holds(TEMPLATE["Conditions"]["HasAlarmTopicArn"], parameters) is not topic_made
+    assert subscription["Properties"] == {
+        "TopicArn": {"Ref": "AlarmTopic"},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"), [("", True), ("ops@example.com", True), ("ops", False), ("a b@c.d", False)]
+)
+def test_the_alarm_email_parameter_takes_an_address_or_nothing(value: str, accepted: bool) -> None:
+    pattern = TEMPLATE["Parameters"]["AlarmEmail"]["AllowedPattern"]
+
+    assert (re.fullmatch(pattern, value) is not None) is accepted
+
+
+def metric_math(expression: str, series: dict[str, float | None]) -> float | None:
+    """One datapoint of a CloudWatch metric math expression (IF, FILL, arithmetic,
+    comparisons); None is a missing datapoint, which propagates as CloudWatch's does."""
+
+    def value(node: ast.AST) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            return series[node.id]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id == "FILL":
+                found = value(node.args[0])
+                return value(node.args[1]) if found is None else found
+            if node.func.id == "IF":
+                condition = value(node.args[0])
+                return None if condition is None else value(node.args[1] if condition else node.args[2])
+        if isinstance(node, ast.BinOp):
+            left, right = value(node.left), value(node.right)
+            if left is None or right is None:
+                return None
+            operators = {
+                ast.Add: float.__add__,
+                ast.Sub: float.__sub__,
+                ast.Mult: float.__mul__,
+                ast.Div: float.__truediv__,
+            }
+            return operators[type(node.op)](float(left), float(right))
+        if isinstance(node, ast.Compare) and len(node.ops) == 1:
+            left, right = value(node.left), value(node.comparators[0])
+            if left is None or right is None:
+                return None
+            comparisons = {ast.GtE: float.__ge__, ast.Gt: float.__gt__, ast.LtE: float.__le__, ast.Lt: float.__lt__}
+            return comparisons[type(node.ops[0])](float(left), float(right))
+        raise AssertionError(f"no evaluator for {ast.dump(node)}")
+
+    result = value(ast.parse(" ".join(expression.split()), mode="eval").body)
+    return None if result is None else float(result)
+
+
+def breaching(alarm: str, series: dict[str, float | None]) -> bool:
+    props = RESOURCES[alarm]["Properties"]
+    (returned,) = [m for m in props["Metrics"] if m.get("ReturnData", True)]
+    point = metric_math(returned["Expression"], series)
+    assert props["ComparisonOperator"] == "GreaterThanThreshold"
+    return point is not None and point > props["Threshold"]
+
+
+@pytest.mark.parametrize(
+    ("requests", "errors", "fires"),
+    [
+        (1, 1, True),  # a total outage at night: one request in five minutes, and it failed
+        (3, 3, True),
+        (4, 2, True),  # half of a few requests
+        (10, 1, False),  # one stray 500 among a few requests
+        (19, 0, False),
+        (100, 2, True),  # over 1% at 20 requests or more
+        (100, 1, False),
+        (5000, 40, False),
+        (5000, 60, True),
+        (20, None, False),  # no 5xx datapoint: none failed
+    ],
+)
+def test_the_5xx_alarm_fires_on_a_total_outage_at_any_traffic_and_on_1_percent_at_20_requests(
+    requests: int, errors: int | None, fires: bool
+) -> None:
+    assert breaching("ApiServerErrorRateAlarm", {"requests": requests, "errors": errors}) is fires
+
+
+def test_the_5xx_alarm_needs_two_bad_periods_of_three_and_no_traffic_is_not_an_outage() -> None:
+    props = RESOURCES["ApiServerErrorRateAlarm"]["Properties"]
+
+    assert (props["DatapointsToAlarm"], props["EvaluationPeriods"]) == (2, 3)
+    assert {m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m} == {300}
+    assert not breaching("ApiServerErrorRateAlarm", {"requests": None, "errors": None})
+
+
+def test_the_deliver_errors_alarm_waits_for_two_bad_periods_of_three() -> None:
+    props = RESOURCES["DeliverFunctionErrorsAlarm"]["Properties"]
+
+    assert (props["DatapointsToAlarm"], props["EvaluationPeriods"], props["Period"]) == (2, 3, 300)
+
+
+def test_the_sweep_runs_one_at_a_time_and_is_not_retried_by_lambda() -> None:
+    sweep = RESOURCES["SweepFunction"]["Properties"]
+    (event,) = sweep["Events"].values()
+    period = rate_seconds(event["Properties"]["Schedule"])
+
+    assert sweep["ReservedConcurrentExecutions"] == 1
+    assert sweep["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+    # A run held back (throttled behind a slow one) is dropped before the next one is due.
+    assert 60 <= sweep["EventInvokeConfig"]["MaximumEventAgeInSeconds"] < period
+
+
+def test_the_sweep_is_watched_for_errors_and_for_not_running() -> None:
+    (event,) = RESOURCES["SweepFunction"]["Properties"]["Events"].values()
+    period = rate_seconds(event["Properties"]["Schedule"])
+    errors = RESOURCES["SweepFunctionErrorsAlarm"]["Properties"]
+    heartbeat = RESOURCES["SweepHeartbeatAlarm"]["Properties"]
+
+    for props in (errors, heartbeat):
+        assert props["Namespace"] == "AWS/Lambda"
+        assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "SweepFunction"}}]
+    assert (errors["Threshold"], errors["DatapointsToAlarm"], errors["EvaluationPeriods"]) == (1, 2, 3)
+    assert errors["Period"] == period  # one data point per run
+    # Silence is a failure: no invocation in a window that should hold at least two runs.
+    assert heartbeat["ComparisonOperator"] == "LessThanThreshold"
+    assert heartbeat["Threshold"] == 1
+    assert heartbeat["TreatMissingData"] == "breaching"
+    assert 2 * period <= heartbeat["Period"] * heartbeat["EvaluationPeriods"] <= 6 * period
+
+
+def test_the_access_log_is_json_with_what_an_incident_needs() -> None:
+    format_ = RESOURCES["HttpApi"]["Properties"]["AccessLogSettings"]["Format"]
+    fields = json.loads(format_)
+
+    for variable in (
+        "$context.requestId",
+        "$context.httpMethod",
+        "$context.path",
+        "$context.routeKey",
+        "$context.status",
+        "$context.error.message",
+        "$context.integrationStatus",
+        "$context.integrationErrorMessage",
+        "$context.responseLatency",
+    ):
+        assert variable in fields.values(), variable
+
+
+def test_queues_and_log_groups_say_what_happens_to_them_when_deleted_or_replaced() -> None:
+    kept = {"DeliveryDeadLetterQueue", "FunctionLogGroup", "ApiAccessLogGroup", "Table"}
+    for name, resource in RESOURCES.items():
+        if resource["Type"] not in ("AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::DynamoDB::Table"):
+            continue
+        expected = "Retain" if name in kept else "Delete"
+        assert resource.get("DeletionPolicy") == resource.get("UpdateReplacePolicy") == expected, name
