@@ -11,11 +11,19 @@ PYENV_RUNTIMES := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.(11|1
 ifneq ($(PYENV_RUNTIMES),)
 export PYENV_VERSION := $(PYENV_RUNTIMES)
 endif
+RUNTIME_VENV := .venv-runtime
 SAM := $(TOOLS)/bin/sam
-SAM_FLAGS := --template-file infra/template.yaml --config-file ../samconfig.toml
+# SAM resolves a relative --config-file from the template's folder (infra/, or the built
+# template's .aws-sam/build/): an absolute path means the same file for every command.
+SAM_CONFIG := --config-file $(CURDIR)/samconfig.toml
+# What sam build writes and everything after it ships: functions, the layer with its
+# dependencies, bytecode. Packaging or deploying infra/template.yaml would ship the sources.
+BUILT := .aws-sam/build/template.yaml
+ENV ?= default
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: dev test test-unit test-integration test-e2e lint format build deploy bench clean
+.PHONY: dev test test-unit test-integration test-e2e lint format build deploy package deploy-packaged \
+	artifact-check bench clean
 
 ## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it)
 dev: $(VENV)/.installed
@@ -35,13 +43,15 @@ test-integration: $(VENV)/.installed
 test-e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/e2e -rs
 
-## lint: ruff, mypy (strict), cfn-lint and sam validate --lint
+## lint: ruff, mypy (strict), cfn-lint and sam validate --lint, actionlint and zizmor (workflows)
 lint: $(VENV)/.installed $(TOOLS)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(TOOLS)/bin/cfn-lint infra/template.yaml
+	$(TOOLS)/bin/cfn-lint infra/template.yaml infra/pipeline.yaml
 	AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint --template-file infra/template.yaml
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/actionlint
+	$(TOOLS)/bin/zizmor --offline --no-progress .github/workflows
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .
@@ -51,14 +61,40 @@ format: $(VENV)/.installed
 RUNTIME_PYTHON := python3.13
 build: $(TOOLS)/.installed
 	@command -v $(RUNTIME_PYTHON) >/dev/null || { echo "make build needs $(RUNTIME_PYTHON) on PATH (pyenv: PYENV_VERSION=<3.11>:<3.13>)"; exit 1; }
-	$(SAM) build $(SAM_FLAGS)
+	$(SAM) build --template-file infra/template.yaml $(SAM_CONFIG)
 	# Lambda cannot write bytecode next to read-only code, so ship it: compiled by the runtime's
 	# Python, checked by hash never by timestamp (zip archives do not keep mtimes exactly).
+	# sam package zips these folders as they are (make artifact-check finds the bytecode in the zips).
 	$(RUNTIME_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
-## deploy: sam build, then sam deploy with samconfig.toml (ENV=default or ENV=prod)
+# Stack parameters: the stage of the samconfig environment, and who the alarms reach
+# (ALARM_EMAIL or ALARM_TOPIC_ARN; a prod stack is refused without one).
+STAGE = $(if $(filter prod pipeline-prod,$(ENV)),prod,dev)
+PARAMETERS = Stage=$(STAGE) AllowPrivateTargets=false \
+	$(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) $(if $(ALARM_TOPIC_ARN),AlarmTopicArn=$(ALARM_TOPIC_ARN))
+
+## deploy: sam build, then sam deploy of the built template (ENV=default, the dev stack; ENV=prod)
 deploy: build
-	$(SAM) deploy $(SAM_FLAGS) --config-env $${ENV:-default}
+	$(SAM) deploy --template-file $(BUILT) $(SAM_CONFIG) --config-env $(ENV) --parameter-overrides "$(strip $(PARAMETERS))"
+
+## package: upload the built artifact to ARTIFACT_BUCKET and write PACKAGED (the pipeline's step)
+PACKAGED ?= .aws-sam/packaged.yaml
+package: $(TOOLS)/.installed
+	@test -f $(BUILT) || { echo "no $(BUILT): run make build first"; exit 1; }
+	$(SAM) package --template-file $(BUILT) $(SAM_CONFIG) --config-env $(ENV) \
+		--s3-bucket $(ARTIFACT_BUCKET) --s3-prefix ricloud-webhooks --output-template-file $(PACKAGED)
+
+## deploy-packaged: deploy PACKAGED unattended (the pipeline's step; ENV=pipeline-dev or pipeline-prod)
+deploy-packaged: $(TOOLS)/.installed
+	$(SAM) deploy --template-file $(PACKAGED) $(SAM_CONFIG) --config-env $(ENV) \
+		--s3-bucket $(ARTIFACT_BUCKET) --s3-prefix ricloud-webhooks --parameter-overrides "$(strip $(PARAMETERS))" \
+		$(if $(CFN_EXECUTION_ROLE_ARN),--role-arn $(CFN_EXECUTION_ROLE_ARN))
+
+## artifact-check: package the built template as sam deploy does (into the local AWS's S3), import
+## every handler from the zips under python3.13, then serve them locally and run tests/e2e (after make build)
+artifact-check: $(VENV)/.installed $(TOOLS)/.installed $(RUNTIME_VENV)/.installed
+	$(PY) -m devstack.artifact --template $(BUILT) --sam $(SAM) --python $(RUNTIME_PYTHON) \
+		--runtime-python $(RUNTIME_VENV)/bin/python
 
 ## bench: the benchmarks of docs/benchmarks.md (builds first; about 10 minutes)
 BENCH_ENV := POWERTOOLS_LOG_LEVEL=ERROR POWERTOOLS_METRICS_DISABLED=true
@@ -82,10 +118,16 @@ $(VENV)/.installed: requirements-dev.txt layers/webhook_service/requirements.txt
 	$(PY) -m pip install $(PIP_QUIET) --no-deps ricloud==3.2.0
 	touch $@
 
+# The local stack under the functions' runtime Python, for make artifact-check.
+$(RUNTIME_VENV)/.installed: requirements-runtime.txt
+	test -x $(RUNTIME_VENV)/bin/python || $(RUNTIME_PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/python -m pip install $(PIP_QUIET) -r requirements-runtime.txt
+	touch $@
+
 $(TOOLS)/.installed: requirements-tools.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install $(PIP_QUIET) -r requirements-tools.txt
 	touch $@
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(RUNTIME_VENV) .aws-sam .bench .pytest_cache .mypy_cache .ruff_cache
