@@ -8,7 +8,7 @@ the clients and HTTP session the function uses. The floor is the same kind of pr
 imports boto3 and makes only those clients. Rounds alternate function and floor, so both see
 the same machine load; the figure is the median of the rounds, with min and max.
 
-Run `make build` first: this measures `.aws-sam/build`, the artifact `sam deploy` ships.
+Run `make build` first: this measures `.aws-sam/build`, the built template `make deploy` ships.
 """
 
 from __future__ import annotations
