@@ -32,7 +32,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ungranted = iamcheck.problems()
     if reporter is not None:
         reporter.write_sep(
-            "-", f"IAM check: {len(calls)} AWS calls of functions recorded, {len(ungranted)} not granted"
+            "-",
+            f"IAM check: {len(calls)} distinct function-action-resource calls, {len(ungranted)} not granted",
         )
         for problem in ungranted:
             reporter.write_line(f"  {problem}")
