@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from bench import capacity
+from bench import capacity, listcost
 from bench.dynamocost import (
     TABLE,
     Charge,
@@ -29,8 +29,9 @@ from bench.dynamocost import (
     write_charges,
     write_units,
 )
+from bench.readreplica import ReadReplica
 from devstack import template
-from tests.unit.support import Backing
+from tests.unit.support import BASE_TIME, Backing
 
 # A table shaped like a template's, with two sparse indexes: one projecting everything,
 # one projecting keys only.
@@ -91,11 +92,12 @@ def units(charges: list[Charge]) -> list[tuple[str, str, str, float]]:
 
 
 def test_table_schemas_reads_keys_indexes_and_projections_from_a_template() -> None:
-    assert SCHEMA == TableSchema(
+    expected = TableSchema(
         hash_key="P",
         range_key="S",
         indexes=(IndexSchema("ByStateX", "StateP", "S", "ALL"), IndexSchema("OpenX", "OpenP", "Due", "KEYS_ONLY")),
     )
+    assert expected == SCHEMA
     assert list(table_schemas(template.load_template())) == ["Table"]  # the service's one table
 
 
@@ -232,9 +234,7 @@ def test_recorder_charges_reads_of_missing_items_and_batches_per_item(recorder: 
     recorder.recording.charges.clear()
     recorder.get_item(TableName=table, Key={"P": s("org#1"), "S": s("thing#none")}, ConsistentRead=True)
     recorder.batch_get_item(
-        RequestItems={
-            table: {"Keys": [{"P": s("org#1"), "S": s("thing#a")}, {"P": s("org#1"), "S": s("thing#b")}]}
-        }
+        RequestItems={table: {"Keys": [{"P": s("org#1"), "S": s("thing#a")}, {"P": s("org#1"), "S": s("thing#b")}]}}
     )
     assert charged(recorder) == [
         (TABLE, "org#1", "read", 1.0),
@@ -248,7 +248,7 @@ def test_recorder_doubles_transactions_and_refuses_requests_it_cannot_charge(rec
     recorder.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": thing("a")}}])
     assert charged(recorder) == [(TABLE, "org#1", "write", 2)]
     with pytest.raises(UnknownOperationError):
-        recorder.execute_statement(Statement=f'SELECT * FROM "{table}"')
+        recorder.execute_statement(Statement=f'SELECT * FROM "{table}"')  # noqa: S608 - a fixed test table
 
 
 # -- the benchmarks, tiny ---------------------------------------------------------------------------
@@ -282,7 +282,7 @@ def test_capacity_measures_every_event_delivered_and_a_ceiling_from_its_busiest_
     table_writes = sum(load.write_units for load in loads if load.target == TABLE)
     assert table_writes >= write_units(run.event_item_bytes) > 1
     assert rate <= capacity.PARTITION_WRITE_UNITS / write_units(run.event_item_bytes)
-    requests, writes, reads, sqs = capacity.per_event(run)
+    requests, writes, _reads, sqs = capacity.per_event(run)
     assert requests > 0
     assert writes == pytest.approx(sum(load.write_units for load in loads))
     assert sqs >= 1  # at least the publish's send
@@ -295,3 +295,58 @@ def test_capacity_sample_data_is_exactly_the_size_asked() -> None:
 
     for size in capacity.DATA_SIZES:
         assert len(json.dumps(capacity.sample_data(size), separators=(",", ":"))) == size
+
+
+@pytest.fixture
+def service_table(backing: Backing) -> Iterator[str]:
+    """A new table with the template's key schema and indexes (so that its queries read
+    only this test's items, quickly)."""
+    (props,) = [
+        r["Properties"] for r in template.load_template()["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"
+    ]
+    name = f"lists-{uuid.uuid4().hex[:8]}"
+    wanted = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+    backing.dynamodb.create_table(TableName=name, **{k: v for k, v in props.items() if k in wanted})
+    try:
+        yield name
+    finally:
+        backing.dynamodb.delete_table(TableName=name)
+
+
+def test_listcost_replica_answers_every_page_shape_as_moto_does(backing: Backing, service_table: str) -> None:
+    hist = listcost.history(100, BASE_TIME)
+    listcost.write_items(backing.dynamodb, service_table, hist.items)
+
+    on_moto = listcost.measure_pages(backing.dynamodb, service_table, hist)
+    on_replica = listcost.measure_pages(listcost.replica_of(service_table, hist), service_table, hist)
+
+    assert listcost.disagreements(on_moto, on_replica) == []
+    labels = {(m.shape.resource, m.shape.label.split("=")[0].split("&")[0]) for m in on_moto}
+    for resource in ("webhook_config", "task", "event"):
+        for shape in ("plain", "state", "date range (10 of 30 days)", "after_id", "before_id"):
+            assert (resource, shape) in labels
+    assert {("task", "target"), ("task", "type"), ("event", "type"), ("event", "action")} <= labels
+    assert all(m.returned > 0 for m in on_moto if m.shape.label.startswith(("plain", "state", "date")))
+    assert any(m.over for m in on_moto)  # today total_count counts every match (the "before")
+    assert any("pages over budget" in line for line in listcost.report(hist, on_moto))
+
+
+def test_listcost_budget_is_the_limit_plus_one_plus_the_bookkeeping_items() -> None:
+    shape = listcost.Shape("event", "plain&limit=10", {"limit": "10"})
+    within = listcost.Measured(shape, 10, True, 20, 11 + listcost.BOOKKEEPING_ITEMS, ["query"], ())
+    assert not within.over
+    assert listcost.Measured(shape, 10, True, 20, within.items_read + 1, ["query"], ()).over
+
+
+def test_replica_refuses_a_request_it_cannot_answer_exactly() -> None:
+    schema = table_schemas(template.load_template())["Table"]
+    replica = ReadReplica("t", schema, [])
+    with pytest.raises(NotImplementedError):
+        replica.query(
+            TableName="t",
+            KeyConditionExpression="PK = :p",
+            FilterExpression="a = :v OR b = :v",
+            ExpressionAttributeValues={":p": s("x"), ":v": s("y")},
+        )
+    with pytest.raises(NotImplementedError):
+        replica.put_item(TableName="t", Item={})
