@@ -102,6 +102,7 @@ bench: $(VENV)/.installed build .bench/runtime/.installed
 	$(BENCH_ENV) RUNTIME_PYTHON=$(RUNTIME_PYTHON) $(PY) -m bench.coldstart
 	$(BENCH_ENV) $(PY) -m bench.delivery
 	$(BENCH_ENV) $(PY) -m bench.listcost
+	$(BENCH_ENV) $(PY) -m bench.capacity
 	$(BENCH_ENV) $(PY) -m bench.e2e
 	$(BENCH_ENV) $(PY) -m bench.localmoto
 
