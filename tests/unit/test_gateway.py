@@ -21,6 +21,13 @@ ROUTES = routes(load_template())
         ("GET", "/configs/webhook//test", "ANY $default", {}),
         ("PUT", "/configs/webhook/abc", "ANY $default", {}),
         ("GET", "/nothing/here", "ANY $default", {}),
+        ("GET", "/console", "GET /console", {}),
+        ("GET", "/console/app.js", "GET /console/{proxy+}", {"proxy": "app.js"}),
+        ("GET", "/console/a/b/c.js", "GET /console/{proxy+}", {"proxy": "a/b/c.js"}),
+        ("GET", "/console/../organisation", "GET /console/{proxy+}", {"proxy": "../organisation"}),
+        ("GET", "/console/", "ANY $default", {}),
+        ("POST", "/console/app.js", "ANY $default", {}),
+        ("GET", "/consoles/app.js", "ANY $default", {}),
     ],
 )
 def test_match_picks_the_route_api_gateway_would(method: str, path: str, route: str, params: dict[str, str]) -> None:
