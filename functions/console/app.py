@@ -9,10 +9,15 @@ so a console file can read nothing that token cannot.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
-from typing import Any
+import os
 
-STATIC = Path(__file__).resolve().parent / "static"
+# Not `from typing import ...` nor pathlib: those two imports would be most of this function's
+# cold start. mypy reads a module's own TYPE_CHECKING constant as typing's.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 # The path under /console -> (file in static/, content type). Nothing else is ever read: a
 # request names a key of this table, never a path, so there is nothing to traverse.
@@ -47,11 +52,12 @@ _cache: dict[str, tuple[int, str, str]] = {}
 
 
 def _read(name: str) -> tuple[str, str]:
-    path = STATIC / name
-    mtime = path.stat().st_mtime_ns
+    path = os.path.join(STATIC, name)
+    mtime = os.stat(path).st_mtime_ns
     cached = _cache.get(name)
     if cached is None or cached[0] != mtime:
-        text = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
         cached = (mtime, text, '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32] + '"')
         _cache[name] = cached
     return cached[1], cached[2]
