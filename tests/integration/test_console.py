@@ -3,9 +3,11 @@ token, create a config against a real local receiver, watch it turn valid, read 
 deactivate it; errors in words; the token kept in the tab alone. Screenshots of the main views
 go to test-output/console/.
 
-The three routes another branch builds (attempts, resend, rotate_secret) each have two tests:
-one that runs while the route is missing (the console says the feature is unavailable) and
-one that runs once it exists; the other of each pair is skipped, saying why."""
+The three routes another branch builds (attempts, resend, rotate_secret) each have three
+tests. While the route is missing, one checks that the console says the feature is
+unavailable, and one answers the route inside the browser with a body of its documented
+shape, so the console's handling of it is tested now; once the route exists, the third runs
+against the real route and those two are skipped, saying why."""
 
 from __future__ import annotations
 
@@ -323,6 +325,7 @@ def test_console_says_attempts_are_unavailable_while_the_route_is_missing(
     note = console.page.locator("#events tr.detail .note.unavailable").first
     note.wait_for()
     assert note.inner_text() == "Delivery attempts are not available on this service yet: No such route. (not-found)"
+    note.scroll_into_view_if_needed()
     console.shot("attempts-unavailable-1280x800")
 
 
@@ -433,3 +436,113 @@ def test_the_unavailable_rule_matches_only_the_default_routes_answer(fresh: Clie
     assert missing_event.json()["message"] != "No such route."
     assert re.search(r"\broute\b", missing_event.json()["message"]) is None
     assert route_missing(fresh, "GET", f"/nothing/{uuid.uuid4()}")
+
+
+# -- the coming routes' documented shapes, stood in by the browser -------------------------
+# Until the routes exist, these tests answer them inside the browser (Playwright's request
+# routing) with bodies of the documented shapes, so the console's handling of them is tested
+# now; everything else is the real local stack. Once a route exists, its real test above runs
+# and its stand-in here is skipped.
+
+
+def _stand_in(console: Console, pattern: str, status: int, body: dict[str, Any], seen: list[dict[str, Any]]) -> None:
+    def answer(route: Any) -> None:
+        request = route.request
+        seen.append({"method": request.method, "url": request.url, "body": request.post_data_json})
+        route.fulfill(status=status, content_type="application/json", body=json.dumps(body))
+
+    console.page.route(re.compile(pattern), answer)
+
+
+def test_console_shows_attempts_of_the_documented_shape_as_text(
+    console: Console, fresh: Client, receiver: Receiver
+) -> None:
+    if not route_missing(fresh, "GET", f"/events/{uuid.uuid4()}/attempts"):
+        pytest.skip("GET /events/{id}/attempts exists here: test_console_lists_an_events_attempts tests it for real")
+    console.logged_in(fresh.token)
+    url, config = valid_config(console, fresh, receiver, "/ok/console-attempts-shape")
+    row = console.page.locator("#events tbody tr[data-event]").first
+    row.wait_for()
+    event_id = str(row.get_attribute("data-event"))
+    attempt = {"resource": "attempt", "organisation": fresh.organisation, "event": event_id}
+    attempt |= {"webhook_config": config["id"], "url": f"{url}/{event_id}", "duration_ms": 12}
+    hostile = "<b>busy</b><script>alert(1)</script>"
+    page = {
+        "resource": "list",
+        "data": [
+            attempt
+            | {"id": str(uuid.uuid4()), "status_code": 200, "error": None, "response_excerpt": "thanks"}
+            | {"date_created": "2026-11-28T10:00:05.000000Z"},
+            attempt
+            | {"id": str(uuid.uuid4()), "status_code": 503, "error": "webhook-response-status"}
+            | {"response_excerpt": hostile, "date_created": "2026-11-28T10:00:00.000000Z"},
+        ],
+        "has_more": False,
+        "total_count": 2,
+        "url": f"/events/{event_id}/attempts",
+    }
+    seen: list[dict[str, Any]] = []
+    _stand_in(console, r"/events/[^/]+/attempts(\?|$)", 200, page, seen)
+
+    row.get_by_role("button", name="Attempts").click()
+
+    rows = console.page.locator("#events tr.detail tr[data-attempt]")
+    rows.nth(1).wait_for()
+    assert rows.locator("[data-field=status_code]").all_inner_texts() == ["200", "503"]
+    assert rows.locator("[data-field=error]").all_inner_texts() == ["—", "webhook-response-status"]
+    # A receiver's excerpt is text on the page, never markup.
+    assert rows.locator("[data-field=excerpt]").all_inner_texts() == ["thanks", hostile]
+    assert console.page.locator("#events tr.detail b, #events tr.detail script").count() == 0
+    assert seen[0]["method"] == "GET"
+    assert f"/events/{event_id}/attempts?limit=10" in seen[0]["url"]
+    rows.nth(1).scroll_into_view_if_needed()
+    console.shot("attempts-shape-1280x800")
+
+
+def test_console_resend_of_the_documented_shape_and_its_invalid_state_error(
+    console: Console, stack: LocalStack, fresh: Client, receiver: Receiver
+) -> None:
+    if not route_missing(fresh, "POST", f"/events/{uuid.uuid4()}/resend"):
+        pytest.skip("POST /events/{id}/resend exists here: test_console_resends_a_delivered_event tests it for real")
+    event_id = _resend_setup(console, stack, fresh, receiver, "/ok/console-resend-shape")
+    event = fresh.get(f"/events/{event_id}").json()
+    seen: list[dict[str, Any]] = []
+    _stand_in(console, r"/events/[^/]+/resend$", 200, event | {"state": "pending", "date_delivered": None}, seen)
+    row = console.page.locator(f"#events tr[data-event='{event_id}']")
+
+    row.get_by_role("button", name="Resend").click()
+
+    console.wait_status(rf"^Event {event_id} is pending again")
+    assert row.locator(".badge").inner_text() == "pending"
+    assert row.get_by_role("button", name="Resend").count() == 0  # a pending event cannot be resent
+    assert (seen[0]["method"], seen[0]["url"]) == ("POST", f"{stack.url}/events/{event_id}/resend")
+
+    console.page.unroute(re.compile(r"/events/[^/]+/resend$"))
+    refused = {"error": "invalid-state", "message": "Only a delivered or failed event can be resent."}
+    _stand_in(console, r"/events/[^/]+/resend$", 400, refused, seen)
+    console.page.locator("#events-form button").click()  # the real event again: delivered
+    row.get_by_role("button", name="Resend").click()
+    shown = console.wait_status(r"\(invalid-state\)$")
+    assert shown == "Resending the event: Only a delivered or failed event can be resent. (invalid-state)"
+
+
+def test_console_rotation_of_the_documented_shape(console: Console, fresh: Client, receiver: Receiver) -> None:
+    if not route_missing(fresh, "POST", f"/configs/webhook/{uuid.uuid4()}/rotate_secret"):
+        pytest.skip("rotate_secret exists here: test_console_rotates_a_secret tests it for real")
+    console.logged_in(fresh.token)
+    url, config = valid_config(console, fresh, receiver, "/ok/console-rotate-shape")
+    rotated = config | {"secret": "whsec_" + "A" * 43 + "=", "previous_secret_expires": "2026-11-29T10:00:00.000000Z"}
+    seen: list[dict[str, Any]] = []
+    _stand_in(console, r"/configs/webhook/[^/]+/rotate_secret$", 200, rotated, seen)
+    card = console.card(url)
+    card.get_by_text("Rotate secret").click()
+    card.locator("select").select_option("3600")
+    console.page.once("dialog", lambda dialog: dialog.accept())
+
+    card.get_by_role("button", name="Rotate now").click()
+
+    console.wait_status(r"^New signing secret made for .*; the old one keeps signing until ")
+    assert seen[0]["body"] == {"overlap_seconds": 3600}
+    assert card.locator("[data-secret]").inner_text() == rotated["secret"]
+    assert card.locator(".secret-box").get_attribute("open") is not None
+    assert "The previous secret still signs until" in card.locator(".secret-box").inner_text()
