@@ -23,21 +23,32 @@ ENV ?= default
 PIP_QUIET := --quiet --disable-pip-version-check
 
 .PHONY: dev test test-unit test-integration test-e2e lint format build deploy package deploy-packaged \
-	artifact-check bench clean
+	artifact-check bench clean chromium
 
 ## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it)
 dev: $(VENV)/.installed
 	$(PY) -m devstack
 
 ## test: the whole test suite, offline
-test: $(VENV)/.installed
+test: $(VENV)/.installed chromium
 	$(PY) -m pytest
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
 
-test-integration: $(VENV)/.installed
+test-integration: $(VENV)/.installed chromium
 	$(PY) -m pytest tests/integration
+
+# The console's browser tests drive Debian's Chromium (docs/console.md). Installed here when it
+# is missing and can be (root, apt-get); when it cannot, those tests are skipped and say why.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the console's browser tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium fonts-liberation >/dev/null; } || echo "chromium could not be installed: the browser tests will be skipped"; \
+	else echo "no $(CHROMIUM) and no root apt-get to install it: the console's browser tests will be skipped"; fi
 
 ## test-e2e: smoke tests of a running stack (E2E_API_URL, E2E_TOKEN, optional E2E_RECEIVER_URL)
 test-e2e: $(VENV)/.installed

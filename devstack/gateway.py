@@ -27,25 +27,36 @@ def _segments(path: str) -> list[str]:
 
 
 def match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-    """The route API Gateway would pick: the most literal segments wins; `$default` last."""
-    best: tuple[int, Route, dict[str, str]] | None = None
+    """The route API Gateway would pick: the most literal segments wins, a greedy `{name+}`
+    (the last segment; it takes the rest of the path, at least one character) loses to any
+    route without one; `$default` last."""
+    best: tuple[tuple[bool, int], Route, dict[str, str]] | None = None
     parts = _segments(path)
     for route in routes:
         if route.path == "$default" or route.method not in (method, "ANY"):
             continue
         pattern = _segments(route.path)
-        if len(pattern) != len(parts):
+        greedy = pattern[-1].endswith("+}")
+        if greedy:
+            rest = "/".join(parts[len(pattern) - 1 :])
+            if len(parts) < len(pattern) or not rest:
+                continue
+            parts_here = [*parts[: len(pattern) - 1], rest]
+        elif len(pattern) != len(parts):
             continue
+        else:
+            parts_here = parts
         params: dict[str, str] = {}
-        score = 0
-        for want, got in zip(pattern, parts, strict=True):
+        literal = 0
+        for want, got in zip(pattern, parts_here, strict=True):
             if want.startswith("{") and want.endswith("}") and got:
-                params[want[1:-1]] = got
+                params[want[1:-1].rstrip("+")] = got
             elif want == got:
-                score += 1
+                literal += 1
             else:
                 break
         else:
+            score = (not greedy, literal)
             if best is None or score > best[0]:
                 best = (score, route, params)
     if best:

@@ -97,3 +97,17 @@ def test_a_receiver_answering_2xx_makes_the_config_valid(client: Client, made: l
     assert (task["state"], task["error"]) == ("succeeded", None)
     assert 200 <= task["result"]["status_code"] < 300
     assert client.get(f"/configs/webhook/{config['id']}").json()["state"] == "valid"
+
+
+def test_the_console_is_served_with_its_files_and_strict_headers() -> None:
+    """The console's page and script come from its function's package (docs/console.md)."""
+    page = requests.get(f"{API}/console", timeout=30)
+    script = requests.get(f"{API}/console/app.js", timeout=30)
+
+    assert page.status_code == 200
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert '<script type="module" src="console/app.js">' in page.text
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert script.status_code == 200
+    assert script.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert requests.get(f"{API}/console/app.py", timeout=30).status_code == 404

@@ -242,6 +242,14 @@ def sweep(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     reset_settings()
 
 
+def console(w: World) -> None:
+    """Static files: the page and one of its assets, with no AWS call at all."""
+    page = w.call("ConsoleFunction", http_event("GET", "/console"))
+    route, proxy = "GET /console/{proxy+}", {"proxy": "app.js"}
+    asset = w.call("ConsoleFunction", http_event("GET", "/console/app.js", route=route, path_params=proxy))
+    assert page["statusCode"] == asset["statusCode"] == 200
+
+
 SCENARIOS: dict[str, Callable[..., None]] = {
     "NotFoundFunction": not_found,
     "CreateWebhookConfigFunction": create_config,
@@ -260,6 +268,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "ListEventsFunction": list_events,
     "DeliverFunction": deliver,
     "SweepFunction": sweep,
+    "ConsoleFunction": console,
 }
 
 

@@ -57,6 +57,8 @@ def test_routes_cover_the_spec_endpoints_once_each() -> None:
             "POST /keys/{id}",
             "GET /organisation",
             "POST /organisation",
+            "GET /console",
+            "GET /console/{proxy+}",
         ]
     )
 
