@@ -216,6 +216,23 @@ def test_design_numbered_sections_keep_their_headings(design: str) -> None:
     assert headings[: len(SECTIONS)] == list(SECTIONS)
 
 
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lowercase, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_design_links_in_the_docs_name_existing_sections(design: str) -> None:
+    anchors = {_anchor(h) for h in re.findall(r"^#+ (.+)$", design, flags=re.MULTILINE)}
+    root = DESIGN.parents[1]
+    links = {
+        (path.relative_to(root).as_posix(), anchor)
+        for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+        for anchor in re.findall(r"design\.md#([\w-]+)", path.read_text(encoding="utf-8"))
+    }
+    assert links, "no document links into docs/design.md"
+    assert sorted(link for link in links if link[1] not in anchors) == []
+
+
 def test_design_doc_reads_values_in_the_units_it_writes() -> None:
     assert parse_value("16 KiB") == 16384
     assert parse_value("1 min, 10 min, 1 h, 3 h") == [60, 600, 3600, 10800]
