@@ -1,0 +1,243 @@
+"""docs/design.md against the code: the figures of its appendix A are the code's, and the
+numbered sections that code and docs cite keep their headings."""
+
+from __future__ import annotations
+
+import base64
+import inspect
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+import webhook_service
+from devstack import template
+from webhook_service import (
+    auth,
+    consumer,
+    deliver,
+    delivery,
+    domain,
+    events,
+    queue,
+    service,
+    signing,
+    storage,
+    sweep,
+    validation,
+)
+from webhook_service import settings as settings_module
+
+DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
+
+SECTIONS = (
+    "1. Shape",
+    "2. Conventions",
+    "3. Errors",
+    "4. Resources",
+    "5. Endpoints",
+    "6. State machine and test tasks",
+    "7. Delivery",
+    "8. Security",
+    "9. Running it",
+    "10. Choices",
+)
+
+_UNITS = {"s": 1, "min": 60, "h": 3600, "days": 86400, "KiB": 1024}
+_QUANTITY = re.compile(r"^(\d+) (s|min|h|days|KiB)$")
+_SETTINGS_ENV = ("KEY_CACHE_SECONDS", "DELIVERY_CONNECT_TIMEOUT", "DELIVERY_TIMEOUT", "SWEEP_AFTER_MINUTES")
+
+
+def parse_value(text: str) -> Any:
+    """A value as the doc writes it: `text`, 16 KiB, 5 s, 60 min, 30 days, ±10%, 429, or a
+    comma-separated list of those. Quantities become a number of bytes or seconds."""
+    text = text.strip()
+    if text.startswith("`") and text.endswith("`"):
+        return text[1:-1]
+    if "," in text:
+        return [parse_value(part) for part in text.split(",")]
+    if text.startswith("±") and text.endswith("%"):
+        return int(text[1:-1]) / 100
+    quantity = _QUANTITY.match(text)
+    if quantity:
+        return int(quantity.group(1)) * _UNITS[quantity.group(2)]
+    if text.isdigit():
+        return int(text)
+    raise ValueError(f"docs/design.md appendix A: cannot read the value {text!r}")
+
+
+def doc_numbers(text: str) -> dict[str, Any]:
+    """The rows of appendix A's table: name -> parsed value."""
+    section = text.split("\n## A. Numbers\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, Any] = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) != 3 or cells[0] in ("name", "") or set(cells[0]) <= {"-"}:
+            continue
+        assert cells[0] not in rows, f"appendix A names {cells[0]!r} twice"
+        rows[cells[0]] = parse_value(cells[1])
+    return rows
+
+
+def _seconds(value: Any) -> Any:
+    return value.total_seconds() if hasattr(value, "total_seconds") else value
+
+
+def _agreed(*values: Any) -> Any:
+    """The one value every source gives; all of them when they differ (so the check fails)."""
+    return values[0] if len(set(values)) == 1 else values
+
+
+def _random_bytes(value: str, prefix: str, decode: Callable[[str], bytes]) -> int:
+    assert value.startswith(prefix)
+    return len(decode(value.removeprefix(prefix)))
+
+
+def _urlsafe(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _default(function: Callable[..., Any], parameter: str) -> Any:
+    return inspect.signature(function).parameters[parameter].default
+
+
+def _capped_cache_ttl() -> float:
+    """The most an Authenticator caches, whatever it is asked for."""
+    return auth.Authenticator(cast(storage.Store, None), ttl=1e9).ttl
+
+
+def _resource(name: str) -> dict[str, Any]:
+    resource: dict[str, Any] = template.load_template()["Resources"][name]["Properties"]
+    return resource
+
+
+def _rate(expression: str) -> int:
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours)\)", expression)
+    assert match, expression
+    return int(match.group(1)) * (60 if match.group(2).startswith("minute") else 3600)
+
+
+def code_numbers() -> dict[str, Callable[[], Any]]:
+    """The code's value of every row of appendix A, in the doc's units (bytes, seconds)."""
+    settings = settings_module.get_settings()
+    jobs = _resource("DeliverFunction")["Events"]["Jobs"]["Properties"]
+    sweep_function = _resource("SweepFunction")
+    delivery_queue = _resource("DeliveryQueue")
+    throttling = _resource("HttpApi")["DefaultRouteSettings"]
+    return {
+        "request body, at most": lambda: validation.MAX_BODY_BYTES,
+        "receiver URL, at most (characters)": lambda: validation.MAX_URL_LENGTH,
+        "list limit, default": lambda: validation.DEFAULT_LIMIT,
+        "list limit, at most": lambda: validation.MAX_LIMIT,
+        "configs embedded in the organisation": lambda: service.EMBEDDED_CONFIGS,
+        "tries of a state change that loses races": lambda: service.UPDATE_ATTEMPTS,
+        "token prefix": lambda: auth.TOKEN_PREFIX,
+        "token random bytes": lambda: _random_bytes(auth.generate_token(), auth.TOKEN_PREFIX, _urlsafe),
+        "token length accepted, at most (characters)": lambda: auth._MAX_TOKEN_LENGTH,
+        "key lookup cache, at most": lambda: _agreed(
+            settings.key_cache_seconds, _default(auth.Authenticator, "ttl"), _capped_cache_ttl()
+        ),
+        "secret prefix": lambda: _agreed(domain.SECRET_PREFIX, signing.SECRET_PREFIX),
+        "secret random bytes": lambda: _random_bytes(domain.generate_secret(), domain.SECRET_PREFIX, base64.b64decode),
+        "connect timeout": lambda: _agreed(
+            settings.delivery_connect_timeout, _default(delivery.Sender, "connect_timeout")
+        ),
+        "exchange timeout": lambda: _agreed(settings.delivery_timeout, _default(delivery.Sender, "total_timeout")),
+        "response read, at most": lambda: delivery.MAX_RESPONSE_BYTES,
+        "response excerpt, at most (characters)": lambda: delivery.EXCERPT_CHARS,
+        "connections pooled per receiver": lambda: delivery.POOL_SIZE,
+        "User-Agent": lambda: webhook_service.USER_AGENT,
+        "verifiers' timestamp tolerance": lambda: _agreed(
+            signing.DEFAULT_TOLERANCE_SECONDS,
+            _default(signing.verify_ricloud, "tolerance"),
+            _default(signing.verify_standard, "tolerance"),
+        ),
+        "event data, at most": lambda: events.MAX_DATA_BYTES,
+        "attempts of an event, at most": lambda: domain.MAX_ATTEMPTS,
+        "waits between attempts": lambda: [_seconds(delay) for delay in domain.RETRY_DELAYS],
+        "jitter of each wait": lambda: domain.RETRY_JITTER,
+        "statuses whose Retry-After is read": lambda: list(domain.RETRY_AFTER_STATUSES),
+        "status that ends the retries": lambda: domain.GONE_STATUS,
+        "tasks and events kept": lambda: _seconds(storage.HISTORY_TTL),
+        "delay of one queue message, at most": lambda: queue.JobQueue.MAX_DELAY_SECONDS,
+        "early arrival taken as on time": lambda: deliver.EARLY_TOLERANCE_SECONDS,
+        "threads of one deliver invocation": lambda: _agreed(consumer.MAX_BATCH, consumer._executor._max_workers),
+        "overdue after": lambda: _agreed(
+            settings.sweep_after_minutes * 60,
+            float(sweep_function["Environment"]["Variables"]["SWEEP_AFTER_MINUTES"]) * 60,
+        ),
+        "re-queues by the sweep before it ends an item": lambda: sweep.REQUEUES,
+        "items per ByOpen partition per sweep run": lambda: sweep.BATCH,
+        "ByOpen partitions": lambda: storage.OPEN_SHARDS,
+        "sweep period": lambda: _rate(sweep_function["Events"]["Every10Minutes"]["Properties"]["Schedule"]),
+        "sweep timeout": lambda: sweep_function["Timeout"],
+        "deliver batch size": lambda: _agreed(jobs["BatchSize"], consumer.MAX_BATCH),
+        "deliver concurrency, at most": lambda: jobs["ScalingConfig"]["MaximumConcurrency"],
+        "deliver timeout": lambda: _resource("DeliverFunction")["Timeout"],
+        "queue visibility timeout": lambda: delivery_queue["VisibilityTimeout"],
+        "receives before the dead-letter queue": lambda: delivery_queue["RedrivePolicy"]["maxReceiveCount"],
+        "queue message retention": lambda: _agreed(
+            delivery_queue["MessageRetentionPeriod"], _resource("DeliveryDeadLetterQueue")["MessageRetentionPeriod"]
+        ),
+        "API function timeout": lambda: template.load_template()["Globals"]["Function"]["Timeout"],
+        "route throttling, requests per second": lambda: throttling["ThrottlingRateLimit"],
+        "route throttling, burst": lambda: throttling["ThrottlingBurstLimit"],
+    }
+
+
+@pytest.fixture
+def default_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The settings as a deployed function reads them when the template sets nothing."""
+    for name in _SETTINGS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    settings_module.reset_settings()
+    yield
+    settings_module.reset_settings()
+
+
+@pytest.fixture(scope="module")
+def design() -> str:
+    return DESIGN.read_text(encoding="utf-8")
+
+
+def test_design_numbers_match_the_code(design: str, default_settings: None) -> None:
+    documented = doc_numbers(design)
+    code = code_numbers()
+    assert sorted(documented) == sorted(code), "appendix A and this test name different figures"
+    actual = {name: value() for name, value in code.items()}
+    mismatches = {name: (documented[name], actual[name]) for name in code if documented[name] != actual[name]}
+    assert mismatches == {}, "docs/design.md (left) disagrees with the code (right)"
+
+
+def test_design_numbered_sections_keep_their_headings(design: str) -> None:
+    headings = re.findall(r"^## (\d+\. .+)$", design, flags=re.MULTILINE)
+    assert headings[: len(SECTIONS)] == list(SECTIONS)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lowercase, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_design_links_in_the_docs_name_existing_sections(design: str) -> None:
+    anchors = {_anchor(h) for h in re.findall(r"^#+ (.+)$", design, flags=re.MULTILINE)}
+    root = DESIGN.parents[1]
+    links = {
+        (path.relative_to(root).as_posix(), anchor)
+        for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+        for anchor in re.findall(r"design\.md#([\w-]+)", path.read_text(encoding="utf-8"))
+    }
+    assert links, "no document links into docs/design.md"
+    assert sorted(link for link in links if link[1] not in anchors) == []
+
+
+def test_design_doc_reads_values_in_the_units_it_writes() -> None:
+    assert parse_value("16 KiB") == 16384
+    assert parse_value("1 min, 10 min, 1 h, 3 h") == [60, 600, 3600, 10800]
+    assert parse_value("±10%") == pytest.approx(0.1)
+    assert parse_value("`whsec_`") == "whsec_"
+    assert parse_value("30 days") == 2592000
+    with pytest.raises(ValueError, match="cannot read"):
+        parse_value("about five")
