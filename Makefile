@@ -15,11 +15,20 @@ SAM := $(TOOLS)/bin/sam
 SAM_FLAGS := --template-file infra/template.yaml --config-file ../samconfig.toml
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: dev test test-unit test-integration test-e2e lint format build deploy bench clean
+.PHONY: dev dev-reset listen sam-local sam-invoke test test-unit test-integration test-e2e lint format build deploy bench clean
 
-## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it)
+## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it; what was made is kept)
+DEVSTACK_DATA ?= .devstack
 dev: $(VENV)/.installed
-	$(PY) -m devstack
+	$(PY) -m devstack --data-dir $(DEVSTACK_DATA)
+
+## dev-reset: forget what make dev kept, then start it afresh
+dev-reset: $(VENV)/.installed
+	$(PY) -m devstack --data-dir $(DEVSTACK_DATA) --reset
+
+## listen: a receiver that prints each delivery and checks its signatures (CONFIG=<id>, or a new config)
+listen: $(VENV)/.installed
+	$(PY) -m webhook_service listen $(if $(CONFIG),--config $(CONFIG),--create) $(if $(LISTEN_PORT),--port $(LISTEN_PORT))
 
 ## test: the whole test suite, offline
 test: $(VENV)/.installed
