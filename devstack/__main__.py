@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
         "organisation": organisation,
         "key": key_id,
         "aws_endpoint": endpoint,
-        "stack": stack.name,
         "table": stack.refs["Table"],
         "queue_url": stack.refs["DeliveryQueue"],
         "dead_letter_queue_url": stack.refs["DeliveryDeadLetterQueue"],
@@ -107,14 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.info_file, "w", encoding="utf-8") as handle:
             json.dump(info, handle)
     if state:
-        state.write_identity(info)
+        state.write_identity({**info, "stack": stack.name})
         client, table = services.store.client, stack.refs["Table"]
         state.start_saving(
             lambda: state.save_table(client, table, ttl),
             (lambda: moto.dynamodb_writes) if moto else None,
             float(os.environ.get("DEVSTACK_SAVE_SECONDS") or persist.SAVE_SECONDS),
         )
-    print(banner(info, state, restored), flush=True)
+    print(banner(info, stack.name, state, restored), flush=True)
 
     stopping = threading.Event()
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
@@ -138,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def banner(info: dict[str, str], state: persist.LocalState | None, restored: persist.Restored | None) -> str:
+def banner(
+    info: dict[str, str], stack_name: str, state: persist.LocalState | None, restored: persist.Restored | None
+) -> str:
     """What `make dev` prints: where things are, and the commands that work against them."""
     if state is None:
         kept = "nothing is kept after a stop (no --data-dir)"
@@ -160,7 +161,7 @@ def banner(info: dict[str, str], state: persist.LocalState | None, restored: per
   ricloud client     export RICLOUD_URL={info["url"]}/ RICLOUD_TOKEN={info["token"]}
   operator CLI       export PYTHONPATH=layers/webhook_service AWS_ENDPOINT_URL={info["aws_endpoint"]} \\
                        AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={aws.REGION}
-                     .venv/bin/python -m webhook_service --stack {info["stack"]} publish-event \\
+                     .venv/bin/python -m webhook_service --stack {stack_name} publish-event \\
                        --organisation {info["organisation"]} --type session --action completed
   Ctrl-C stops everything.
 devstack ready at {info["url"]}"""

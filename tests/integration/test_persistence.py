@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from devstack.aws import free_port
+from devstack.aws import STACK_NAME, free_port
 from tests import logscan
 from tests.integration.conftest import PYTHONPATH, ROOT, STARTUP_SECONDS, Client
 from tests.integration.receivers import Receiver
@@ -96,7 +96,7 @@ def operator(info: dict[str, Any], *args: str) -> dict[str, Any]:
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "webhook_service", "--stack", info["stack"], *args],
+        [sys.executable, "-m", "webhook_service", "--stack", STACK_NAME, *args],
         env=env,
         capture_output=True,
         text=True,

@@ -29,7 +29,7 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 8000  # with --config, when the config's URL names no port on this machine
 DEFAULT_API = "http://127.0.0.1:3000"
 MAX_BODY = 1024 * 1024  # a delivery is at most 64 KiB of event; anything far larger is refused
-SECRET_WAIT_SECONDS = 10.0  # with --create, a test can arrive before the API has answered
+SECRET_WAIT_SECONDS = 10.0  # --create: the test can come before the API's answer (deliveries wait 15 s)
 API_TIMEOUT = 15.0
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 
@@ -106,8 +106,8 @@ class Listener:
                     self.close_connection = True
                     return
                 body = self.rfile.read(length)
+                listener.record(body, dict(self.headers.items()))  # printed before the answer, in order
                 self._answer(200, b"ok")
-                listener.record(body, dict(self.headers.items()))
 
             def _answer(self, status: int, payload: bytes) -> None:
                 self.send_response(status)
