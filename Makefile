@@ -26,6 +26,16 @@ dev: $(VENV)/.installed
 dev-reset: $(VENV)/.installed
 	$(PY) -m devstack --data-dir $(DEVSTACK_DATA) --reset
 
+## sam-local: the built functions under sam local start-api (needs Docker), against the embedded local AWS
+sam-local: build $(VENV)/.installed
+	$(PY) -m devstack.samlocal --sam $(SAM) --data-dir $(DEVSTACK_DATA) start-api $(if $(SAM_ARGS),-- $(SAM_ARGS))
+
+## sam-invoke: sam local invoke $$FUNCTION (default DeliverFunction) with its events/ sample, while sam-local runs
+FUNCTION ?= DeliverFunction
+sam-invoke: $(VENV)/.installed $(TOOLS)/.installed
+	$(PY) -m devstack.samlocal --sam $(SAM) --data-dir $(DEVSTACK_DATA) invoke $(FUNCTION) \
+		$(if $(EVENT),--event $(EVENT)) $(if $(SAM_ARGS),-- $(SAM_ARGS))
+
 ## listen: a receiver that prints each delivery and checks its signatures (CONFIG=<id>, or a new config)
 listen: $(VENV)/.installed
 	$(PY) -m webhook_service listen $(if $(CONFIG),--config $(CONFIG),--create) $(if $(LISTEN_PORT),--port $(LISTEN_PORT))
@@ -44,13 +54,14 @@ test-integration: $(VENV)/.installed
 test-e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/e2e -rs
 
-## lint: ruff, mypy (strict), cfn-lint and sam validate --lint
+## lint: ruff, mypy (strict), cfn-lint, sam validate --lint, and what sam local gives each function
 lint: $(VENV)/.installed $(TOOLS)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(TOOLS)/bin/cfn-lint infra/template.yaml
 	AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint --template-file infra/template.yaml
+	$(TOOLS)/bin/python -m devstack.samcheck
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

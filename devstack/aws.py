@@ -41,8 +41,9 @@ class EmbeddedMoto:
     Other services stay concurrent (an SQS long poll must not hold up the rest). With calls
     one at a time, moto's DynamoDB can take the speed-ups of `devstack.moto_patches`."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.port = port or free_port()
+        self.host = host  # where it listens; its endpoint is on the loopback address either way
         self.dynamodb_writes = 0  # DynamoDB requests that may have changed a table (the save watches it)
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -70,7 +71,7 @@ class EmbeddedMoto:
                     self.dynamodb_writes += 1
                 return list(app(environ, start_response))
 
-        self._server = make_server("127.0.0.1", self.port, one_at_a_time, True, request_handler=MotoRequestHandler)
+        self._server = make_server(self.host, self.port, one_at_a_time, True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
 
