@@ -96,6 +96,7 @@ def start_api(args: argparse.Namespace) -> int:
     except persist.StateError as exc:
         print(f"sam-local: {exc}", file=sys.stderr)
         return 1
+    os.environ.pop("AWS_PROFILE", None)  # this process speaks to the local AWS alone
     moto = aws.EmbeddedMoto(int(os.environ.get("MOTO_PORT") or 0), host=args.bind)
     moto.start()
     aws.use_local_credentials(f"http://127.0.0.1:{moto.port}")
