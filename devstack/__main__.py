@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
 
     stopping = threading.Event()
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(stop_signal, lambda *_: stopping.set())
+        if signal.getsignal(stop_signal) is not signal.SIG_IGN:  # nohup's choice stands
+            signal.signal(stop_signal, lambda *_: stopping.set())
     try:
         while not stopping.wait(0.5):
             pass
