@@ -22,12 +22,31 @@ BUILT := .aws-sam/build/template.yaml
 ENV ?= default
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: dev test test-unit test-integration test-e2e lint format build deploy package deploy-packaged \
-	artifact-check bench clean chromium
+.PHONY: dev dev-reset listen sam-local sam-invoke test test-unit test-integration test-e2e lint format build deploy \
+	package deploy-packaged artifact-check bench clean chromium
 
-## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it)
+## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it; what was made is kept)
+DEVSTACK_DATA ?= .devstack
 dev: $(VENV)/.installed
-	$(PY) -m devstack
+	$(PY) -m devstack --data-dir $(DEVSTACK_DATA)
+
+## dev-reset: forget what make dev kept, then start it afresh
+dev-reset: $(VENV)/.installed
+	$(PY) -m devstack --data-dir $(DEVSTACK_DATA) --reset
+
+## sam-local: the built functions under sam local start-api (needs Docker), against the embedded local AWS
+sam-local: build $(VENV)/.installed
+	$(PY) -m devstack.samlocal --sam $(SAM) --data-dir $(DEVSTACK_DATA) start-api $(if $(SAM_ARGS),-- $(SAM_ARGS))
+
+## sam-invoke: sam local invoke $$FUNCTION (default DeliverFunction) with its events/ sample, while sam-local runs
+FUNCTION ?= DeliverFunction
+sam-invoke: $(VENV)/.installed $(TOOLS)/.installed
+	$(PY) -m devstack.samlocal --sam $(SAM) --data-dir $(DEVSTACK_DATA) invoke $(FUNCTION) \
+		$(if $(EVENT),--event $(EVENT)) $(if $(SAM_ARGS),-- $(SAM_ARGS))
+
+## listen: a receiver that prints each delivery and checks its signatures (CONFIG=<id>, or a new config)
+listen: $(VENV)/.installed
+	$(PY) -m webhook_service listen $(if $(CONFIG),--config $(CONFIG),--create) $(if $(LISTEN_PORT),--port $(LISTEN_PORT))
 
 ## test: the whole test suite, offline
 test: $(VENV)/.installed chromium
@@ -54,7 +73,7 @@ chromium:
 test-e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/e2e -rs
 
-## lint: ruff, mypy (strict), cfn-lint and sam validate --lint, actionlint and zizmor (workflows)
+## lint: ruff, mypy (strict), cfn-lint, sam validate --lint, what sam local gives each function, actionlint and zizmor
 lint: $(VENV)/.installed $(TOOLS)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -63,6 +82,7 @@ lint: $(VENV)/.installed $(TOOLS)/.installed
 	AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint --template-file infra/template.yaml
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/actionlint
 	$(TOOLS)/bin/zizmor --offline --no-progress .github/workflows
+	$(TOOLS)/bin/python -m devstack.samcheck
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

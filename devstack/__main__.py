@@ -4,12 +4,14 @@ Starts moto (unless AWS_ENDPOINT_URL names another local AWS), creates the templ
 table and queues through CloudFormation, serves every HttpApi route of the template on
 PORT (default 3000), polls every SQS event source of the template, runs its Schedule
 event sources at their rate (DEVSTACK_SCHEDULE_SECONDS overrides it), and creates a
-development organisation and key (DEV_TOKEN, when set, is that key's token).
+development organisation and key (DEV_TOKEN, when set, is that key's token). With
+--data-dir (`make dev`: .devstack), what was made is kept across restarts (devstack.persist).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import os
@@ -18,28 +20,13 @@ import sys
 import threading
 from pathlib import Path
 
-from devstack import aws, iam, template
+from devstack import aws, iam, persist, template
 from devstack.gateway import Gateway
 from devstack.poller import Poller
 from devstack.runtime import apply_environment
 from devstack.scheduler import Scheduler
 
 log = logging.getLogger("devstack")
-
-
-def seed(dev_token: str | None) -> tuple[str, str, str]:
-    """The development organisation and key: (organisation id, key id, token)."""
-    from webhook_service import admin
-    from webhook_service.service import get_services
-
-    store = get_services().store
-    if dev_token:
-        existing = admin.find_key_by_token(store, dev_token)
-        if existing:
-            return existing["organisation"], existing["id"], dev_token
-    organisation = admin.create_organisation(store, "Development")
-    key, token = admin.create_key(store, organisation["id"], token=dev_token)
-    return organisation["id"], key["id"], token
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,10 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="log warnings only")
     parser.add_argument("--info-file", help="write the stack's URL, token and local AWS as JSON here when ready")
     parser.add_argument("--template", default=str(template.TEMPLATE_PATH), help="another template (devstack.artifact)")
+    parser.add_argument(
+        "--data-dir", default=os.environ.get("DEVSTACK_DATA"), help="keep what was made across restarts in this folder"
+    )
+    parser.add_argument("--reset", action="store_true", help="forget what --data-dir kept, then start afresh")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING" if args.quiet else "INFO")
+    try:
+        state = persist.LocalState.open(args.data_dir, reset=args.reset) if args.data_dir else None
+    except persist.StateError as exc:
+        print(f"devstack: {exc}", file=sys.stderr)
+        return 1
 
     moto = None
     if not os.environ.get("AWS_ENDPOINT_URL"):
@@ -61,19 +57,30 @@ def main(argv: list[str] | None = None) -> int:
         aws.use_local_credentials(moto.endpoint)
     else:
         aws.use_local_credentials(os.environ["AWS_ENDPOINT_URL"])
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
     tpl = template.load_template(Path(args.template))
-    stack = aws.deploy(tpl, {"Stage": "dev", "AllowPrivateTargets": "true"})
+    stack = aws.deploy(tpl, {"Stage": "dev", "AllowPrivateTargets": "true", "AwsEndpointUrl": endpoint})
     for function in template.functions(tpl):
         apply_environment(template.resolve(function.environment, stack.refs))
 
     from webhook_service.logs import log_to_stderr
-    from webhook_service.service import set_services
+    from webhook_service.service import get_services, set_services
     from webhook_service.settings import reset_settings
 
     log_to_stderr()  # standard output is the banner (with the development token) alone
     reset_settings()
     set_services(None)
-    organisation, key_id, token = seed(os.environ.get("DEV_TOKEN"))
+    services = get_services()
+    restored, ttl = None, persist.ttl_attribute(tpl)
+    if state:
+        try:
+            now = dt.datetime.now(dt.UTC)
+            restored = state.restore(services.store.client, stack.refs["Table"], services.queue, ttl, now)
+        except persist.StateError as exc:
+            print(f"devstack: {exc}\n  `make dev-reset` (or --reset) starts afresh", file=sys.stderr)
+            return 1
+    saved_identity = state.read_identity() if state else None
+    organisation, key_id, token = persist.seed(services.store, os.environ.get("DEV_TOKEN"), saved_identity)
 
     functions = iam.functions_for(tpl, stack.refs, os.environ.get("DEVSTACK_CALLS_FILE"))
     gateway = Gateway(template.routes(tpl), functions, args.port)
@@ -87,40 +94,33 @@ def main(argv: list[str] | None = None) -> int:
         scheduler.start()
 
     url = f"http://127.0.0.1:{gateway.port}"
+    info = {
+        "url": url,
+        "token": token,
+        "organisation": organisation,
+        "key": key_id,
+        "aws_endpoint": endpoint,
+        "table": stack.refs["Table"],
+        "queue_url": stack.refs["DeliveryQueue"],
+        "dead_letter_queue_url": stack.refs["DeliveryDeadLetterQueue"],
+    }
     if args.info_file:
-        info = {
-            "url": url,
-            "token": token,
-            "organisation": organisation,
-            "key": key_id,
-            "aws_endpoint": os.environ["AWS_ENDPOINT_URL"],
-            "table": stack.refs["Table"],
-            "queue_url": stack.refs["DeliveryQueue"],
-            "dead_letter_queue_url": stack.refs["DeliveryDeadLetterQueue"],
-        }
         with open(args.info_file, "w", encoding="utf-8") as handle:
             json.dump(info, handle)
-    print(
-        f"""
-  ricloud-webhooks local stack
-  API            {url}
-  local AWS      {os.environ["AWS_ENDPOINT_URL"]}  (table {stack.refs["Table"]})
-  organisation   {organisation}
-  key            {key_id}
-  token          {token}
-
-  curl -H 'Authorization: Token {token}' {url}/configs/webhook
-  export RICLOUD_URL={url}/ RICLOUD_TOKEN={token}
-  operator CLI:  AWS_ENDPOINT_URL={os.environ["AWS_ENDPOINT_URL"]} TABLE_NAME={stack.refs["Table"]} \\
-                 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={aws.REGION} \\
-                 python -m webhook_service create-organisation --name Other
-  Ctrl-C stops everything.
-devstack ready at {url}""",
-        flush=True,
-    )
+    if state:
+        state.write_identity({**info, "stack": stack.name})
+        client, table = services.store.client, stack.refs["Table"]
+        state.start_saving(
+            lambda: state.save_table(client, table, ttl),
+            (lambda: moto.dynamodb_writes) if moto else None,
+            float(os.environ.get("DEVSTACK_SAVE_SECONDS") or persist.SAVE_SECONDS),
+        )
+    print(banner(info, stack.name, state, restored), flush=True)
 
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(stop_signal) is not signal.SIG_IGN:  # nohup's choice stands
+            signal.signal(stop_signal, lambda *_: stopping.set())
     try:
         while not stopping.wait(0.5):
             pass
@@ -132,9 +132,42 @@ devstack ready at {url}""",
     for poller in pollers:
         poller.stop()
     gateway.stop()
+    if state:
+        saved = state.close()
+        print(f"saved {saved} items to {state.folder}", file=sys.stderr, flush=True)
     if moto:
         moto.stop()
     return 0
+
+
+def banner(
+    info: dict[str, str], stack_name: str, state: persist.LocalState | None, restored: persist.Restored | None
+) -> str:
+    """What `make dev` prints: where things are, and the commands that work against them."""
+    if state is None:
+        kept = "nothing is kept after a stop (no --data-dir)"
+    elif restored is None:
+        kept = f"{state.folder} (new; `make dev-reset` starts afresh)"
+    else:
+        kept = (
+            f"{state.folder}: {restored.items} items back, {restored.expired} expired,"
+            f" {restored.requeued} jobs queued again (`make dev-reset` starts afresh)"
+        )
+    return f"""
+  ricloud-webhooks local stack
+  API            {info["url"]}
+  token          {info["token"]}  (organisation {info["organisation"]}, key {info["key"]})
+  kept in        {kept}
+
+  watch deliveries   make listen    (a receiver on 127.0.0.1 that checks both signatures)
+  curl               curl -H 'Authorization: Token {info["token"]}' {info["url"]}/configs/webhook
+  ricloud client     export RICLOUD_URL={info["url"]}/ RICLOUD_TOKEN={info["token"]}
+  operator CLI       export PYTHONPATH=layers/webhook_service AWS_ENDPOINT_URL={info["aws_endpoint"]} \\
+                       AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={aws.REGION}
+                     .venv/bin/python -m webhook_service --stack {stack_name} publish-event \\
+                       --organisation {info["organisation"]} --type session --action completed
+  Ctrl-C stops everything.
+devstack ready at {info["url"]}"""
 
 
 if __name__ == "__main__":

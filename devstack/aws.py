@@ -17,6 +17,7 @@ from devstack.template import backing_template
 
 STACK_NAME = "ricloud-webhooks-local"
 REGION = "us-east-1"
+_DYNAMODB_READS = ("Get", "BatchGet", "TransactGet", "Query", "Scan", "Describe", "List")
 
 
 def free_port() -> int:
@@ -40,8 +41,10 @@ class EmbeddedMoto:
     Other services stay concurrent (an SQS long poll must not hold up the rest). With calls
     one at a time, moto's DynamoDB can take the speed-ups of `devstack.moto_patches`."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.port = port or free_port()
+        self.host = host  # where it listens; its endpoint is on the loopback address either way
+        self.dynamodb_writes = 0  # DynamoDB requests that may have changed a table (the save watches it)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -60,12 +63,15 @@ class EmbeddedMoto:
         lock = threading.Lock()
 
         def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
-            if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            if not target.startswith("DynamoDB"):
                 return app(environ, start_response)
             with lock:
+                if not target.rpartition(".")[2].startswith(_DYNAMODB_READS):
+                    self.dynamodb_writes += 1
                 return list(app(environ, start_response))
 
-        self._server = make_server("127.0.0.1", self.port, one_at_a_time, True, request_handler=MotoRequestHandler)
+        self._server = make_server(self.host, self.port, one_at_a_time, True, request_handler=MotoRequestHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto", daemon=True)
         self._thread.start()
 

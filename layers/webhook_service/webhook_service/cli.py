@@ -1,7 +1,8 @@
 """The operator command line: `python -m webhook_service <command>`.
 
 It talks to DynamoDB directly, so it works against a deployed stack (with AWS credentials)
-and against the local stack (with AWS_ENDPOINT_URL) alike.
+and against the local stack (with AWS_ENDPOINT_URL) alike. `listen` is the exception: a
+receiver for development that speaks to the API (webhook_service.listen).
 """
 
 from __future__ import annotations
@@ -62,8 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     event.add_argument("--action", required=True, help="what happened, e.g. completed")
     event.add_argument("--data", default="{}", help="the related resource as a JSON object")
 
+    listen = commands.add_parser("listen", help="a receiver on 127.0.0.1 that checks and prints each delivery")
+    listen.add_argument("--port", type=int, help="default: the config's port on this machine, else any free one")
+    which = listen.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config", help="the config whose secret checks the deliveries")
+    which.add_argument("--create", action="store_true", help="make a config that sends here")
+    listen.add_argument("--api", help="the API's URL (default: $RICLOUD_URL, else what make dev saved)")
+    listen.add_argument("--token", help="an API token (default: $RICLOUD_TOKEN, else what make dev saved)")
+
     args = parser.parse_args(argv)
     log_to_stderr()
+    if args.command == "listen":
+        return _listen(args)
     store = Store(_physical_id(args, "table", "TABLE_NAME", "Table"))
 
     if args.command == "create-organisation":
@@ -107,3 +118,14 @@ def _publish(args: argparse.Namespace, store: Store) -> int:
         return 1
     _print(event.to_resource())
     return 0
+
+
+def _listen(args: argparse.Namespace) -> int:
+    from webhook_service import listen
+
+    try:
+        api = listen.resolve_api(args.api, args.token)
+    except listen.ListenError as exc:
+        print(f"listen: {exc}", file=sys.stderr)
+        return 1
+    return listen.run(api, args.port, args.config, args.create)

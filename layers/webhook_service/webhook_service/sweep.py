@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import replace
+from typing import Any
 
 from webhook_service import telemetry
 from webhook_service.domain import MAX_ATTEMPTS
@@ -52,20 +53,29 @@ def sweep(store: Store, queue: JobQueue, now: dt.datetime, after: dt.timedelta) 
     return done
 
 
+def open_job(item: Item) -> dict[str, Any] | None:
+    """The job that carries a task or event that has not ended on: a task's test, or an
+    event's next attempt, not before it is due. None for an event whose last attempt was
+    claimed and never finished: it has no attempt left to queue. The sweep sends it, and so
+    does the local stack for everything open when it starts again (its queue is not kept)."""
+    if item["resource"] == "task":
+        return config_test_job(item["id"], item["organisation"], item["target"])
+    attempts = int(item.get("attempts", 0))
+    if attempts >= MAX_ATTEMPTS:
+        return None
+    due = item.get("next_attempt_at")
+    not_before = None if due is None else int(due)
+    return event_job(item["id"], item["organisation"], attempt=attempts + 1, not_before=not_before)
+
+
 def _may_requeue(item: Item) -> bool:
-    if int(item.get("sweeps", 0)) >= REQUEUES:
-        return False
-    # An event whose last attempt was claimed and never finished has no attempt left to queue.
-    return not (item["resource"] == "event" and int(item.get("attempts", 0)) >= MAX_ATTEMPTS)
+    return int(item.get("sweeps", 0)) < REQUEUES and open_job(item) is not None
 
 
 def _requeue(store: Store, queue: JobQueue, item: Item, now: dt.datetime) -> str | None:
-    if not store.mark_swept(item, now):
+    job = open_job(item)
+    if job is None or not store.mark_swept(item, now):
         return None  # it moved on since it was read
-    if item["resource"] == "task":
-        job = config_test_job(item["id"], item["organisation"], item["target"])
-    else:
-        job = event_job(item["id"], item["organisation"], attempt=int(item.get("attempts", 0)) + 1)
     try:
         queue.send(job)
     except DependencyError:

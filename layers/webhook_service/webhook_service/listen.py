@@ -1,0 +1,247 @@
+"""`python -m webhook_service listen`: a receiver for development on 127.0.0.1.
+
+It checks both signatures of every delivery (`Ricloud-Signature` and Standard Webhooks)
+with a config's secret, prints one line per delivery and answers 200, as the ricloud
+CLI's `event listen` and `stripe listen` do. The secret is read through the API
+(`--config ID`), or the config is made here, pointing at the receiver (`--create`).
+The API and token: `--api`/`--token`, else RICLOUD_URL/RICLOUD_TOKEN, else what
+`make dev` saved in .devstack/dev.json. The secret is never printed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from webhook_service.signing import SignatureError, verify_ricloud, verify_standard
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 8000  # with --config, when the config's URL names no port on this machine
+DEFAULT_API = "http://127.0.0.1:3000"
+MAX_BODY = 1024 * 1024  # a delivery is at most 64 KiB of event; anything far larger is refused
+SECRET_WAIT_SECONDS = 10.0  # --create: the test can come before the API's answer (deliveries wait 15 s)
+API_TIMEOUT = 15.0
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
+
+
+class ListenError(Exception):
+    """The listener cannot start: no token, the API refused, the port is taken."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One delivery, as the line printed for it says."""
+
+    received: dt.datetime
+    kind: str  # <type>.<action> of the event, or "?" when the body is not an event
+    event_id: str
+    size: int
+    problems: tuple[str, ...]  # why a signature did not verify; empty when both did
+
+    @property
+    def verified(self) -> bool:
+        return not self.problems
+
+    def line(self) -> str:
+        outcome = "verified" if self.verified else f"NOT verified ({'; '.join(self.problems)})"
+        stamp = self.received.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{stamp}  {self.kind}  {self.event_id}  {outcome}  {self.size} B"
+
+
+def check(body: bytes, headers: Mapping[str, str], secret: str | None, now: dt.datetime | None = None) -> Checked:
+    """Verify both signatures of a delivery against its raw body, and describe it."""
+    received = now or dt.datetime.now(dt.UTC)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    problems: list[str] = []
+    if secret is None:
+        problems.append("no secret to check with")
+    else:
+        try:
+            verify_ricloud(body, lowered.get("ricloud-signature", ""), secret, now=received.timestamp())
+        except SignatureError as exc:
+            problems.append(f"Ricloud-Signature: {exc}")
+        try:
+            verify_standard(body, lowered, secret, now=received.timestamp())
+        except SignatureError as exc:
+            problems.append(f"webhook-signature: {exc}")
+    kind, event_id = "?", lowered.get("webhook-id") or "-"
+    try:
+        event = json.loads(body)
+    except ValueError:
+        event = None
+    if isinstance(event, dict):
+        kind = f"{event.get('type', '?')}.{event.get('action', '?')}"
+        event_id = str(event.get("id") or event_id)
+    return Checked(received=received, kind=kind, event_id=event_id, size=len(body), problems=tuple(problems))
+
+
+class Listener:
+    """The receiver: a threaded HTTP server on 127.0.0.1 that answers every POST with 200."""
+
+    def __init__(self, port: int = 0, out: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.seen: list[Checked] = []
+        self._secret: str | None = None
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY:
+                    self._answer(413, b"too large")
+                    self.close_connection = True
+                    return
+                body = self.rfile.read(length)
+                listener.record(body, dict(self.headers.items()))  # printed before the answer, in order
+                self._answer(200, b"ok")
+
+            def _answer(self, status: int, payload: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+                pass  # one line per delivery, printed by record()
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 64  # the default 5 drops SYNs when deliveries come in together
+
+        try:
+            self.server = Server((HOST, port), Handler)
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {HOST}:{port}: {exc.strerror}") from None
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, name="listener", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}/"
+
+    def set_secret(self, secret: str) -> None:
+        self._secret = secret
+        self._ready.set()
+
+    def record(self, body: bytes, headers: Mapping[str, str]) -> Checked:
+        self._ready.wait(SECRET_WAIT_SECONDS)
+        checked = check(body, headers, self._secret)
+        with self._lock:
+            self.seen.append(checked)
+            print(checked.line(), file=self.out, flush=True)
+        return checked
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# -- the API, for the config's secret ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Api:
+    url: str
+    token: str
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        import requests
+
+        try:
+            response = requests.request(
+                method,
+                self.url.rstrip("/") + path,
+                headers={"Authorization": f"Token {self.token}"},
+                json=body,
+                timeout=API_TIMEOUT,
+            )
+        except requests.RequestException as exc:
+            reason = type(exc).__name__
+            raise ListenError(f"cannot reach the API at {self.url} ({reason}); is make dev running?") from None
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not response.ok or not isinstance(answer, dict):
+            message = answer.get("message") if isinstance(answer, dict) else response.reason
+            raise ListenError(f"{method} {path} answered {response.status_code}: {message}")
+        return answer
+
+
+def saved_by_dev() -> dict[str, Any]:
+    """What `make dev` saved about the local stack (its URL and token), if anything."""
+    path = Path(os.environ.get("DEVSTACK_DATA") or ".devstack") / "dev.json"
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def resolve_api(url: str | None, token: str | None) -> Api:
+    saved = saved_by_dev()
+    url = url or os.environ.get("RICLOUD_URL") or saved.get("url") or DEFAULT_API
+    token = token or os.environ.get("RICLOUD_TOKEN") or saved.get("token")
+    if not token:
+        raise ListenError("no token: give --token, set RICLOUD_TOKEN, or run `make dev` (it saves its token)")
+    return Api(str(url), str(token))
+
+
+def port_of(config_url: str) -> int | None:
+    """The port a config's URL names on this machine, if it names one."""
+    parts = urlsplit(config_url)
+    if parts.scheme != "http" or parts.hostname not in _LOOPBACK_HOSTS:
+        return None
+    return parts.port or 80
+
+
+def run(api: Api, port: int | None, config_id: str | None, create: bool, out: TextIO | None = None) -> int:
+    """Serve until Ctrl-C or SIGTERM; 0 when stopped, 1 when it could not start."""
+    out = out or sys.stdout
+    stopping = threading.Event()
+    try:
+        config = api.call("GET", f"/configs/webhook/{config_id}") if config_id else None
+        if port is None:
+            port = (port_of(config["url"]) if config else 0) or (DEFAULT_PORT if config else 0)
+        listener = Listener(port, out)
+        listener.start()
+        if create:
+            config = api.call("POST", "/configs/webhook", {"url": listener.url})
+            print(f"created config {config['id']} -> {config['url']} (state {config['state']})", file=out)
+    except ListenError as exc:
+        print(f"listen: {exc}", file=sys.stderr)
+        return 1
+    assert config is not None
+    listener.set_secret(str(config["secret"]))
+    if port_of(str(config["url"])) != listener.port:
+        print(f"note: config {config['id']} sends to {config['url']}, not to {listener.url}", file=out)
+    print(f"listening on {listener.url} for config {config['id']}; Ctrl-C stops", file=out, flush=True)
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        listener.close()
+    print(f"stopped after {len(listener.seen)} deliveries", file=out, flush=True)
+    return 0

@@ -1,0 +1,134 @@
+"""`python -m webhook_service listen` without a network: how a delivery is checked and the
+line printed for it, where the API and token come from, and which port a config names.
+(tests/integration/test_listen.py drives it over real sockets.)"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from webhook_service import listen
+from webhook_service.domain import generate_secret
+from webhook_service.signing import signature_headers
+
+SECRET = generate_secret()
+NOW = dt.datetime(2026, 11, 28, 9, 30, 5, tzinfo=dt.UTC)
+EVENT_ID = "6f1c1e9e-8f6b-4f7e-9a51-0c4c1b0f2d11"
+BODY = json.dumps({"id": EVENT_ID, "type": "session", "action": "completed", "data": {}}).encode()
+
+
+def signed(body: bytes = BODY, secret: str = SECRET) -> dict[str, str]:
+    return signature_headers(secret, EVENT_ID, body, timestamp=int(NOW.timestamp()))
+
+
+def test_check_both_signatures_valid_is_verified_with_one_line_of_time_kind_id_size() -> None:
+    checked = listen.check(BODY, signed(), SECRET, now=NOW)
+
+    assert checked.verified
+    assert checked.line() == f"2026-11-28T09:30:05Z  session.completed  {EVENT_ID}  verified  {len(BODY)} B"
+
+
+def test_check_signed_with_another_secret_is_not_verified_naming_both_headers() -> None:
+    checked = listen.check(BODY, signed(secret=generate_secret()), SECRET, now=NOW)
+
+    assert not checked.verified
+    assert "NOT verified (Ricloud-Signature: " in checked.line()
+    assert "; webhook-signature: " in checked.line()
+
+
+def test_check_body_changed_after_signing_is_not_verified() -> None:
+    tampered = BODY.replace(b"completed", b"cancelled")
+
+    checked = listen.check(tampered, signed(), SECRET, now=NOW)
+
+    assert not checked.verified
+    assert checked.kind == "session.cancelled"
+
+
+def test_check_one_signature_forged_is_not_verified_naming_only_that_one() -> None:
+    headers = signed()
+    headers["Ricloud-Signature"] = signed(secret=generate_secret())["Ricloud-Signature"]
+
+    checked = listen.check(BODY, headers, SECRET, now=NOW)
+
+    assert checked.problems == ("Ricloud-Signature: the Ricloud-Signature does not match",)
+
+
+def test_check_stale_timestamp_is_not_verified() -> None:
+    checked = listen.check(BODY, signed(), SECRET, now=NOW + dt.timedelta(minutes=6))
+
+    assert not checked.verified
+
+
+def test_check_unsigned_body_that_is_not_json_is_described_from_its_headers() -> None:
+    checked = listen.check(b"hello", {"webhook-id": "abc"}, SECRET, now=NOW)
+
+    assert (checked.kind, checked.event_id, checked.size, checked.verified) == ("?", "abc", 5, False)
+
+
+def test_check_headers_in_any_case_are_read() -> None:
+    headers = {k.upper(): v for k, v in signed().items()}
+
+    assert listen.check(BODY, headers, SECRET, now=NOW).verified
+
+
+def test_check_without_a_secret_is_not_verified() -> None:
+    assert listen.check(BODY, signed(), None, now=NOW).problems == ("no secret to check with",)
+
+
+def test_check_line_never_holds_the_secret() -> None:
+    for secret in (SECRET, generate_secret()):
+        assert SECRET not in listen.check(BODY, signed(secret=secret), SECRET, now=NOW).line()
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [
+        ("http://127.0.0.1:8123/", 8123),
+        ("http://localhost:9000/hooks/", 9000),
+        ("http://127.0.0.1/", 80),
+        ("https://127.0.0.1:8123/", None),
+        ("http://receiver.example:8123/", None),
+    ],
+)
+def test_port_of_config_url_names_a_port_here_only_for_loopback_http(url: str, port: int | None) -> None:
+    assert listen.port_of(url) == port
+
+
+@pytest.fixture
+def no_api_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No RICLOUD_* variables, and a .devstack folder of the test's own."""
+    monkeypatch.delenv("RICLOUD_URL", raising=False)
+    monkeypatch.delenv("RICLOUD_TOKEN", raising=False)
+    monkeypatch.setenv("DEVSTACK_DATA", str(tmp_path))
+    return tmp_path
+
+
+def test_resolve_api_flags_come_first(no_api_settings: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RICLOUD_URL", "http://env.example/")
+    monkeypatch.setenv("RICLOUD_TOKEN", "rwk_env")
+
+    assert listen.resolve_api("http://flag.example/", "rwk_flag") == listen.Api("http://flag.example/", "rwk_flag")
+
+
+def test_resolve_api_environment_before_what_make_dev_saved(
+    no_api_settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (no_api_settings / "dev.json").write_text(json.dumps({"url": "http://127.0.0.1:3999", "token": "rwk_saved"}))
+    monkeypatch.setenv("RICLOUD_TOKEN", "rwk_env")
+
+    assert listen.resolve_api(None, None) == listen.Api("http://127.0.0.1:3999", "rwk_env")
+
+
+def test_resolve_api_what_make_dev_saved_is_the_default(no_api_settings: Path) -> None:
+    (no_api_settings / "dev.json").write_text(json.dumps({"url": "http://127.0.0.1:3999", "token": "rwk_saved"}))
+
+    assert listen.resolve_api(None, None) == listen.Api("http://127.0.0.1:3999", "rwk_saved")
+
+
+def test_resolve_api_no_token_anywhere_raises_listen_error_saying_where_to_put_one(no_api_settings: Path) -> None:
+    with pytest.raises(listen.ListenError, match="--token"):
+        listen.resolve_api(None, None)

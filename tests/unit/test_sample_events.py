@@ -1,0 +1,147 @@
+"""Every function of the template, invoked in-process with its sample event from events/
+(what `sam local invoke <Function> -e events/<function>.json` sends it), on a table of the
+template that holds the sample data (devstack.samples): each answers what it should."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devstack import aws, samples, template
+from tests.unit.support import Backing, FakeQueue, FakeSender, load_function
+from webhook_service.auth import Authenticator
+from webhook_service.deliver import Deliverer, set_deliverer
+from webhook_service.service import Services, set_services
+from webhook_service.signing import verify_ricloud, verify_standard
+from webhook_service.storage import Store
+from webhook_service.timefmt import utcnow
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = template.load_template()
+FUNCTIONS = {f.code_dir.name: f for f in template.functions(TEMPLATE)}
+
+
+def sample(folder: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((ROOT / "events" / f"{folder}.json").read_text())
+    return event
+
+
+@pytest.fixture(scope="module")
+def sample_store(backing: Backing) -> Store:
+    """A table of the template of its own: the sweep's sample looks at the whole table."""
+    stack = aws.deploy(TEMPLATE, {"Stage": "dev"}, stack_name=f"samples-{uuid.uuid4().hex[:8]}")
+    return Store(stack.refs["Table"], backing.dynamodb)
+
+
+@pytest.fixture
+def world(sample_store: Store) -> Iterator[tuple[Store, FakeQueue, FakeSender]]:
+    """The sample data alone in the table, and the functions' services on it."""
+    client, table = sample_store.client, sample_store.table_name
+    for item in client.scan(TableName=table, ConsistentRead=True)["Items"]:
+        client.delete_item(TableName=table, Key={"PK": item["PK"], "SK": item["SK"]})
+    assert samples.seed(sample_store, utcnow())
+    queue, sender = FakeQueue(), FakeSender()
+    # As on the local stack (AllowPrivateTargets=true): the samples' receiver is http on 127.0.0.1.
+    services = Services(store=sample_store, queue=queue, authenticator=Authenticator(sample_store))  # type: ignore[arg-type]
+    services.allow_private_targets = True
+    set_services(services)
+    set_deliverer(Deliverer(store=sample_store, sender=sender, queue=queue))  # type: ignore[arg-type]
+    yield sample_store, queue, sender
+    set_services(None)
+    set_deliverer(None)
+
+
+def body(response: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(response["body"])
+    return found
+
+
+def ids(page: dict[str, Any]) -> list[str]:
+    return [item["id"] for item in page["data"]]
+
+
+# status, then a check of the answer's body
+HTTP: dict[str, tuple[int, Callable[[dict[str, Any]], bool]]] = {
+    "create_webhook_config": (201, lambda b: b["state"] == "new" and b["url"] == samples.CONFIG_URL + "created/"),
+    "get_webhook_config": (200, lambda b: b["id"] == samples.CONFIG and b["state"] == "valid"),
+    "list_webhook_configs": (200, lambda b: ids(b) == [samples.CONFIG]),
+    "update_webhook_config": (200, lambda b: b["url"] == samples.CONFIG_URL + "v2/" and b["state"] == "new"),
+    "test_webhook_config": (201, lambda b: b["target"] == samples.CONFIG and b["state"] == "pending"),
+    "delete_webhook_config": (200, lambda b: b["id"] == samples.CONFIG and b["state"] == "deactivated"),
+    "get_task": (200, lambda b: b["id"] == samples.TASK and b["target"] == samples.CONFIG),
+    "list_tasks": (200, lambda b: ids(b) == [samples.TASK]),
+    "get_key": (200, lambda b: b["id"] == samples.KEY and b["organisation"] == samples.ORGANISATION),
+    "update_key": (200, lambda b: b["id"] == samples.KEY and b["webhook_config"] == samples.CONFIG),
+    "get_organisation": (
+        200,
+        lambda b: b["id"] == samples.ORGANISATION and b["webhook_config_default"] == samples.CONFIG,
+    ),
+    "update_organisation": (200, lambda b: b["webhook_config_default"] == samples.CONFIG),
+    "get_event": (200, lambda b: b["id"] == samples.EVENT and (b["type"], b["action"]) == ("session", "completed")),
+    "list_events": (200, lambda b: ids(b) == [samples.EVENT]),
+    "not_found": (404, lambda b: b["error"] == "not-found"),
+}
+
+
+def test_every_function_of_the_template_has_a_sample_event_and_every_sample_a_function() -> None:
+    assert set(FUNCTIONS) == {p.stem for p in (ROOT / "events").glob("*.json")}
+    assert set(FUNCTIONS) == {*HTTP, "deliver", "sweep"}
+
+
+@pytest.mark.parametrize("folder", sorted(HTTP))
+def test_http_sample_event_is_the_route_of_its_function(folder: str) -> None:
+    (route,) = [r for r in template.routes(TEMPLATE) if r.function.code_dir.name == folder]
+    event = sample(folder)
+
+    assert event["routeKey"] == ("$default" if route.path == "$default" else f"{route.method} {route.path}")
+    assert event["requestContext"]["http"]["method"] in (route.method, "GET")
+    assert event["headers"]["authorization"] == f"Token {samples.TOKEN}"
+
+
+@pytest.mark.parametrize("folder", sorted(HTTP))
+def test_http_function_with_its_sample_event_answers_as_documented(
+    folder: str, world: tuple[Store, FakeQueue, FakeSender]
+) -> None:
+    status, check = HTTP[folder]
+
+    response = load_function(folder).handler(sample(folder), None)
+
+    assert response["statusCode"] == status, response["body"]
+    assert check(body(response)), response["body"]
+
+
+def test_deliver_with_its_sample_event_delivers_the_test_and_the_event_signed(
+    world: tuple[Store, FakeQueue, FakeSender],
+) -> None:
+    store, _, sender = world
+
+    result = load_function("deliver").handler(sample("deliver"), None)
+
+    assert result == {"batchItemFailures": []}
+    task = store.get_task(samples.ORGANISATION, samples.TASK)
+    event = store.get_event(samples.ORGANISATION, samples.EVENT)
+    config = store.get_config(samples.ORGANISATION, samples.CONFIG)
+    assert task is not None
+    assert event is not None
+    assert config is not None
+    assert (task.state, event.state) == ("succeeded", "delivered")
+    assert sorted(url for url, _, _ in sender.sent) == sorted(
+        [samples.CONFIG_URL + task.event_id, samples.CONFIG_URL + samples.EVENT]  # type: ignore[operator]
+    )
+    for _, sent, headers in sender.sent:
+        verify_ricloud(sent, headers["Ricloud-Signature"], config.secret)
+        verify_standard(sent, headers, config.secret)
+
+
+def test_sweep_with_its_sample_event_queues_the_lost_test_again(world: tuple[Store, FakeQueue, FakeSender]) -> None:
+    _, queue, _ = world
+
+    result = load_function("sweep").handler(sample("sweep"), None)
+
+    assert result == {"tasks_requeued": 1}  # the sample task, lost two hours ago; the event is not due
+    assert [j.get("task") for j in queue.jobs] == [samples.TASK]
