@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -81,7 +82,10 @@ def test_restore_saved_table_into_a_new_table_brings_every_item_back(
 
     assert restored is not None
     assert restored.items == saved
-    assert scan(new_store) == scan(old)
+    # The package's table is shared with other tests, some of which leave items long expired
+    # (dated 2019): a restore drops those, as it must.
+    unexpired = [i for i in scan(old) if int(i.get(TTL, {}).get("N", "0") or 0) == 0 or int(i[TTL]["N"]) > time.time()]
+    assert scan(new_store) == unexpired
     kept_org = new_store.get_organisation(made["organisation"])
     assert kept_org is not None
     assert kept_org["webhook_config_default"] == made["config"]

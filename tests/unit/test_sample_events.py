@@ -90,7 +90,7 @@ HTTP: dict[str, tuple[int, Callable[[dict[str, Any]], bool]]] = {
 
 def test_every_function_of_the_template_has_a_sample_event_and_every_sample_a_function() -> None:
     assert set(FUNCTIONS) == {p.stem for p in (ROOT / "events").glob("*.json")}
-    assert set(FUNCTIONS) == {*HTTP, "deliver", "sweep"}
+    assert set(FUNCTIONS) == {*HTTP, "deliver", "sweep", "console"}
 
 
 @pytest.mark.parametrize("folder", sorted(HTTP))
@@ -145,3 +145,11 @@ def test_sweep_with_its_sample_event_queues_the_lost_test_again(world: tuple[Sto
 
     assert result == {"tasks_requeued": 1}  # the sample task, lost two hours ago; the event is not due
     assert [j.get("task") for j in queue.jobs] == [samples.TASK]
+
+
+def test_console_with_its_sample_event_serves_the_page() -> None:
+    response = load_function("console").handler(sample("console"), None)
+
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"].startswith("text/html")
+    assert "<html" in response["body"]
