@@ -18,7 +18,7 @@ from webhook_service import telemetry
 from webhook_service.domain import Event, is_uuid, new_event
 from webhook_service.errors import ConflictError, DependencyError, InvalidParameterError, NotFoundError
 from webhook_service.logs import logger
-from webhook_service.queue import JobQueue, event_job
+from webhook_service.queue import JobSender, event_job
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
 
@@ -34,7 +34,7 @@ def publish(
     *,
     key: str | None = None,
     store: Store | None = None,
-    queue: JobQueue | None = None,
+    queue: JobSender | None = None,
 ) -> Event:
     """Store an event and queue its delivery; returns the stored event.
 
