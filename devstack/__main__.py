@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             "aws_endpoint": os.environ["AWS_ENDPOINT_URL"],
             "table": stack.refs["Table"],
             "queue_url": stack.refs["DeliveryQueue"],
+            "test_queue_url": stack.refs["TestQueue"],
+            "slow_queue_url": stack.refs["SlowQueue"],
             "dead_letter_queue_url": stack.refs["DeliveryDeadLetterQueue"],
         }
         with open(args.info_file, "w", encoding="utf-8") as handle:
