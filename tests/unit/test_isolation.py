@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender
+from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient
 from webhook_service import service
 from webhook_service.deliver import Deliverer, handle_job, set_deliverer
 from webhook_service.domain import SLOW_MARK_SECONDS
@@ -176,7 +176,7 @@ def test_slow_answer_in_the_slow_lane_renews_the_mark(
     mark_slow(store, caller, config["id"], clock)
     marked = store.get_config(caller.organisation, config["id"])
     assert marked is not None
-    clock.now += dt.timedelta(seconds=300)
+    clock.now += dt.timedelta(seconds=301)  # past half the mark
 
     handle_job(lanes, take(queue), Lane.SLOW)
 
@@ -184,7 +184,7 @@ def test_slow_answer_in_the_slow_lane_renews_the_mark(
     assert renewed is not None
     assert renewed.slow_until is not None
     assert marked.slow_until is not None
-    assert renewed.slow_until >= marked.slow_until + 300
+    assert renewed.slow_until >= marked.slow_until + 301
 
 
 def test_without_a_slow_lane_nothing_is_cut_or_marked(
@@ -218,7 +218,7 @@ def test_event_with_no_answer_in_the_fast_lane_gives_its_attempt_back_and_moves_
     assert event is not None
     assert (event.state, event.attempts, event.claimed_until) == ("pending", 0, None)
     assert jobs(lanes.slow_queue) == [
-        {"job": "event", "event": event_id, "organisation": caller.organisation, "attempt": 1}
+        {"job": "event", "event": event_id, "organisation": caller.organisation, "attempt": 1, "key": None}
     ]
     stored = store.get_config(caller.organisation, config_id)
     assert stored is not None
@@ -334,3 +334,48 @@ def test_claim_lasts_no_longer_than_the_invocation_that_made_it(
     stored = store.get_event(caller.organisation, event_id)
     assert stored is not None
     assert (stored.state, stored.claimed_until) == ("delivered", None)  # recorded: the claim is gone
+
+
+def test_slow_answer_with_most_of_the_mark_left_writes_nothing(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock, queue: FakeQueue
+) -> None:
+    lanes.sender = FakeSender(status=200, duration_ms=9000)  # type: ignore[assignment]
+    config = service.create_config(services, caller, {"url": URL})
+    mark_slow(store, caller, config["id"], clock)
+    recording = RecordingClient(store.client)
+    lanes.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+
+    handle_job(lanes, take(queue), Lane.SLOW)
+
+    assert recording.calls == ["batch_get_item", "update_item", "transact_write_items"]  # no mark written
+
+
+# -- storage requests per job ----------------------------------------------------------------
+
+
+def test_event_job_naming_its_key_reads_the_event_and_its_routing_in_one_request(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store
+) -> None:
+    valid_config(services, caller, store)
+    publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    recording = RecordingClient(store.client)
+    lanes.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+
+    outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
+
+    assert outcome.name == "delivered"
+    assert recording.calls == ["batch_get_item", "get_item", "update_item", "put_item"]
+
+
+def test_event_job_from_before_jobs_named_their_key_is_still_routed(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store
+) -> None:
+    valid_config(services, caller, store)
+    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    job = lanes.queue.jobs.pop(0)  # type: ignore[attr-defined]
+    del job["key"]
+
+    outcome = handle_job(lanes, json.dumps(job), Lane.EVENTS)
+
+    assert outcome.name == "delivered"
+    assert service.get_event(services, caller, event_id)["state"] == "delivered"

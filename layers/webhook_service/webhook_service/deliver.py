@@ -158,7 +158,12 @@ def parse_job(body: str) -> dict[str, Any]:
         raise BadJobError("the message is not a known job")
     if job.get("job") == "test" and isinstance(job.get("task"), str):
         return job
-    if job.get("job") == "event" and isinstance(job.get("event"), str) and isinstance(job.get("attempt"), int):
+    if (
+        job.get("job") == "event"
+        and isinstance(job.get("event"), str)
+        and isinstance(job.get("attempt"), int)
+        and isinstance(job.get("key"), str | None)
+    ):
         return job
     raise BadJobError("the message is not a known job")
 
@@ -173,7 +178,14 @@ def handle_job(
     if job["job"] == "test":
         return run_test(deliverer, job["organisation"], job["task"], job.get("config"), lane)
     return run_event(
-        deliverer, job["organisation"], job["event"], job["attempt"], job.get("not_before"), lane, time_left
+        deliverer,
+        job["organisation"],
+        job["event"],
+        job["attempt"],
+        job.get("not_before"),
+        lane,
+        time_left,
+        routing_key=(job["key"],) if "key" in job else None,
     )
 
 
@@ -189,7 +201,13 @@ def _was_cut(deliverer: Deliverer, lane: Lane, result: DeliveryResult) -> bool:
 
 
 def _mark_slow(deliverer: Deliverer, config: WebhookConfig) -> None:
-    until = math.ceil(deliverer.clock().timestamp()) + SLOW_MARK_SECONDS
+    """Mark the endpoint slow for SLOW_MARK_SECONDS; nothing is written while the mark it
+    had when the job read it has more than half its time to run (a slow endpoint's config
+    item must not take a write per delivery)."""
+    now = deliverer.clock().timestamp()
+    if config.slow_until is not None and config.slow_until >= now + SLOW_MARK_SECONDS / 2:
+        return
+    until = math.ceil(now) + SLOW_MARK_SECONDS
     deliverer.store.mark_slow(config, until)
     logger.info("endpoint marked slow", extra={"config_id": config.id, "slow_until": until})
 
@@ -300,16 +318,26 @@ def run_event(
     not_before: int | None,
     lane: Lane = Lane.EVENTS,
     time_left: Callable[[], float] | None = None,
+    routing_key: tuple[str | None] | None = None,
 ) -> Outcome:
     """Make attempt `attempt` of an event's delivery. Returns the outcome, for logs and
     metrics: `delivered`, `retrying`, `failed`, `unconfigured`, `waiting` (a hop of a long
-    delay), `duplicate`, `missing`, or `slow-lane` (moved to the slow lane, no attempt used)."""
+    delay), `duplicate`, `missing`, or `slow-lane` (moved to the slow lane, no attempt used).
+    `routing_key` is the event's key as its job names it (`(None,)`: no key); then the event,
+    its key and its organisation are read in one request."""
     store, now = deliverer.store, deliverer.clock()
     if not_before is not None and now.timestamp() < not_before - EARLY_TOLERANCE_SECONDS:
         wait = math.ceil(not_before - now.timestamp())
-        deliverer.queue.send(event_job(event_id, organisation, attempt, not_before), delay_seconds=wait)
+        key = routing_key[0] if routing_key else None
+        deliverer.queue.send(event_job(event_id, organisation, attempt, not_before, key=key), delay_seconds=wait)
         return Outcome("event", "waiting")
-    event = store.get_event(organisation, event_id)
+    routing: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None
+    if routing_key is not None:
+        event, key_item, organisation_item = store.get_routing(organisation, routing_key[0], event_id)
+        if event is not None and event.key == routing_key[0]:
+            routing = (key_item, organisation_item)
+    else:
+        event = store.get_event(organisation, event_id)
     if event is None:
         logger.warning("event not found", extra={"event_id": event_id})
         return Outcome("event", "missing")
@@ -326,9 +354,9 @@ def run_event(
         if event.claimed_until >= now.timestamp():
             return Outcome("event", "duplicate")  # another job is making this attempt
         # else: the job that claimed it was lost mid-attempt; its lease has run out
-    config = _route(store, event)
+    config = _route(store, event, routing)
     if config is not None and config.state == "valid" and _moves_to_slow_lane(deliverer, lane, config):
-        deliverer.lanes.queue(Lane.SLOW).send(event_job(event.id, organisation, attempt))
+        deliverer.lanes.queue(Lane.SLOW).send(event_job(event.id, organisation, attempt, key=event.key))
         return Outcome("event", "slow-lane")
     # The claim holds no longer than this invocation can run: a job lost with it is taken
     # over by the next copy of the job once the claim has run out.
@@ -357,7 +385,7 @@ def run_event(
         _mark_slow(deliverer, config)
         if not store.release_event_attempt(event):
             return Outcome("event", "duplicate", result.duration_ms)  # taken over meanwhile
-        deliverer.lanes.queue(Lane.SLOW).send(event_job(event.id, organisation, attempt))
+        deliverer.lanes.queue(Lane.SLOW).send(event_job(event.id, organisation, attempt, key=event.key))
         logger.info("event moved to the slow lane", extra={"event_id": event.id, "config_id": config.id})
         return Outcome("event", "slow-lane", result.duration_ms)
     _note_speed(deliverer, config, result)
@@ -384,9 +412,15 @@ def run_event(
     return Outcome("event", "retrying", result.duration_ms)
 
 
-def _route(store: Store, event: Event) -> WebhookConfig | None:
-    key = store.get_key(event.organisation, event.key) if event.key else None
-    organisation = store.get_organisation(event.organisation)
+def _route(
+    store: Store, event: Event, routing: tuple[dict[str, Any] | None, dict[str, Any] | None] | None
+) -> WebhookConfig | None:
+    """The config an event goes to now, from its key and organisation (read already, or
+    read here in one request)."""
+    if routing is None:
+        _, key, organisation = store.get_routing(event.organisation, event.key)
+    else:
+        key, organisation = routing
     target = route(
         key.get("webhook_config") if key else None,
         organisation.get("webhook_config_default") if organisation else None,
@@ -395,7 +429,8 @@ def _route(store: Store, event: Event) -> WebhookConfig | None:
 
 
 def _queue_attempt(deliverer: Deliverer, event: Event, attempt: int, due: int, wait: int) -> None:
-    deliverer.queue.send(event_job(event.id, event.organisation, attempt, due), delay_seconds=max(0, wait))
+    job = event_job(event.id, event.organisation, attempt, due, key=event.key)
+    deliverer.queue.send(job, delay_seconds=max(0, wait))
 
 
 def _log_attempt(

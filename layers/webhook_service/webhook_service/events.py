@@ -73,7 +73,7 @@ def publish(
     event = new_event(organisation, type_, action, json.loads(json.dumps(data, default=str)), key, utcnow())
     store.create_event(event)
     try:
-        queue.send(event_job(event.id, organisation, attempt=1))
+        queue.send(event_job(event.id, organisation, attempt=1, key=key))
     except DependencyError:
         telemetry.emit_now(telemetry.QUEUE_SEND_FAILURES)
         failed = replace(event, state="failed", error="queue-unavailable", date_delivered=utcnow())

@@ -27,11 +27,20 @@ def config_test_job(task_id: str, organisation: str, config_id: str) -> dict[str
     return {"job": "test", "task": task_id, "organisation": organisation, "config": config_id}
 
 
-def event_job(event_id: str, organisation: str, attempt: int, not_before: int | None = None) -> dict[str, Any]:
+def event_job(
+    event_id: str, organisation: str, attempt: int, not_before: int | None = None, *, key: str | None = None
+) -> dict[str, Any]:
     """The message for attempt `attempt` (1-based) of an event's delivery, not to be made
     before the unix time `not_before` (SQS delays a message 15 minutes at most, so a
-    longer wait is made of several hops)."""
-    job: dict[str, Any] = {"job": "event", "event": event_id, "organisation": organisation, "attempt": attempt}
+    longer wait is made of several hops). It names the event's key (null when it has none),
+    so that the event and what routes it are read in one request."""
+    job: dict[str, Any] = {
+        "job": "event",
+        "event": event_id,
+        "organisation": organisation,
+        "attempt": attempt,
+        "key": key,
+    }
     if not_before is not None:
         job["not_before"] = not_before
     return job

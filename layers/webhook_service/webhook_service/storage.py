@@ -532,32 +532,49 @@ class Store:
         item = self._get(org_pk(organisation), f"CONFIG#{config_id}")
         return config_from_item(item) if item else None
 
-    def get_task_and_config(
-        self, organisation: str, task_id: str, config_id: str
-    ) -> tuple[Task | None, WebhookConfig | None]:
-        """A task and a config in one strongly consistent round trip."""
-        keys = [
-            {"PK": org_pk(organisation), "SK": f"TASK#{task_id}"},
-            {"PK": org_pk(organisation), "SK": f"CONFIG#{config_id}"},
-        ]
+    def _batch_get(self, keys: list[Item]) -> dict[tuple[str, str], Item]:
+        """Items by (PK, SK), in strongly consistent BatchGetItem calls (one, unless DynamoDB
+        leaves keys unprocessed under throttling: those are retried after a pause)."""
         request: dict[str, Any] = {self.table_name: {"Keys": [marshal(k) for k in keys], "ConsistentRead": True}}
-        found: dict[str, Item] = {}
+        found: dict[tuple[str, str], Item] = {}
         for attempt in range(BATCH_GET_TRIES):
-            if attempt:  # keys come back unprocessed under throttling: retry them after a pause
+            if attempt:
                 time.sleep(BATCH_GET_BACKOFF * 2 ** (attempt - 1))
             with _dynamodb_errors():
                 response = self.client.batch_get_item(RequestItems=request)
             for raw in response.get("Responses", {}).get(self.table_name, []):
                 item = unmarshal(raw)
-                found[item["SK"]] = item
+                found[(item["PK"], item["SK"])] = item
             request = dict(response.get("UnprocessedKeys") or {})
             if not request:
-                break
-        else:
-            raise DependencyError("batch_get_item left keys unprocessed")
-        task = found.get(f"TASK#{task_id}")
-        config = found.get(f"CONFIG#{config_id}")
+                return found
+        raise DependencyError("batch_get_item left keys unprocessed")
+
+    def get_task_and_config(
+        self, organisation: str, task_id: str, config_id: str
+    ) -> tuple[Task | None, WebhookConfig | None]:
+        """A task and a config in one strongly consistent round trip."""
+        pk = org_pk(organisation)
+        found = self._batch_get([{"PK": pk, "SK": f"TASK#{task_id}"}, {"PK": pk, "SK": f"CONFIG#{config_id}"}])
+        task = found.get((pk, f"TASK#{task_id}"))
+        config = found.get((pk, f"CONFIG#{config_id}"))
         return (task_from_item(task) if task else None), (config_from_item(config) if config else None)
+
+    def get_routing(
+        self, organisation: str, key_id: str | None, event_id: str | None = None
+    ) -> tuple[Event | None, Item | None, Item | None]:
+        """What routes an event, in one strongly consistent round trip: the event itself
+        (when `event_id` is given), its key (when it has one) and its organisation."""
+        pk = org_pk(organisation)
+        keys = [{"PK": pk, "SK": "ORG"}]
+        if key_id is not None:
+            keys.append({"PK": pk, "SK": f"KEY#{key_id}"})
+        if event_id is not None:
+            keys.append({"PK": pk, "SK": f"EVENT#{event_id}"})
+        found = self._batch_get(keys)
+        event = found.get((pk, f"EVENT#{event_id}")) if event_id is not None else None
+        key = found.get((pk, f"KEY#{key_id}")) if key_id is not None else None
+        return (event_from_item(event) if event else None), key, found.get((pk, "ORG"))
 
     def get_task(self, organisation: str, task_id: str) -> Task | None:
         item = self._get(org_pk(organisation), f"TASK#{task_id}")

@@ -70,7 +70,7 @@ def _requeue(store: Store, queue: JobSender, item: Item, now: dt.datetime) -> st
     if item["resource"] == "task":
         job = config_test_job(item["id"], item["organisation"], item["target"])
     else:
-        job = event_job(item["id"], item["organisation"], attempt=int(item.get("attempts", 0)) + 1)
+        job = event_job(item["id"], item["organisation"], int(item.get("attempts", 0)) + 1, key=item.get("key"))
     try:
         queue.send(job)
     except DependencyError:
