@@ -45,7 +45,7 @@ def start_stack(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=(workdir / "devstack.log").open("w"),
+        stderr=open(os.environ.get("DEVSTACK_LOG", str(workdir / "devstack.log")), "w"),
     )
     deadline = time.monotonic() + 90
     while not info.exists():
