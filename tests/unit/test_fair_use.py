@@ -26,7 +26,7 @@ from webhook_service import admin, service
 from webhook_service.auth import Authenticator
 from webhook_service.consumer import handle_batch
 from webhook_service.deliver import Deliverer, handle_job
-from webhook_service.domain import MAX_OPEN_TESTS
+from webhook_service.domain import FAST_LANE_OPEN_TESTS, MAX_OPEN_TESTS
 from webhook_service.errors import LimitExceededError, UnavailableError
 from webhook_service.service import Services, set_services
 from webhook_service.storage import Principal, Store
@@ -299,3 +299,54 @@ def test_batch_of_tests_that_all_end_leaves_no_open_test(
     handle_batch(sqs_event(*(json.dumps(j) for j in queue.jobs)), None)
 
     assert open_tests(capped, caller) == 0
+
+
+# -- an organisation's share of the tests lane -----------------------------------------------
+
+
+@pytest.fixture
+def laned(backing: Backing, clock: FakeClock) -> Services:
+    """Services with a tests lane and a slow lane of their own, safe for threads."""
+    store = Store(backing.table_name, SerialClient(backing.dynamodb))  # type: ignore[arg-type]
+    return Services(
+        store=store,
+        queue=FakeQueue(),
+        authenticator=Authenticator(store),
+        clock=clock,
+        test_queue=FakeQueue(),
+        slow_queue=FakeQueue(),
+    )
+
+
+def test_tests_beyond_the_organisations_first_five_open_ones_take_the_slow_lane(
+    laned: Services, caller: Principal
+) -> None:
+    for n in range(FAST_LANE_OPEN_TESTS + 2):
+        service.create_config(laned, caller, {"url": f"{URL}{n}"})
+
+    assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS  # type: ignore[union-attr]
+    assert len(laned.slow_queue.jobs) == 2  # type: ignore[union-attr]
+
+
+def test_tests_take_the_tests_lane_again_once_the_organisations_open_ones_end(
+    laned: Services, caller: Principal
+) -> None:
+    for n in range(FAST_LANE_OPEN_TESTS):
+        service.create_config(laned, caller, {"url": f"{URL}{n}"})
+    run_jobs(laned, laned.test_queue)  # type: ignore[arg-type]
+
+    service.create_config(laned, caller, {"url": URL + "later"})
+
+    assert len(laned.test_queue.jobs) == 1  # type: ignore[union-attr]
+    assert laned.slow_queue.jobs == []  # type: ignore[union-attr]
+
+
+def test_concurrent_tests_never_give_one_organisation_more_than_five_in_the_tests_lane(
+    laned: Services, caller: Principal
+) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: service.create_config(laned, caller, {"url": f"{URL}{n}"}), range(12)))
+
+    assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS  # type: ignore[union-attr]
+    assert len(laned.slow_queue.jobs) == 12 - FAST_LANE_OPEN_TESTS  # type: ignore[union-attr]
+    assert open_tests(laned, caller) == 12

@@ -473,13 +473,15 @@ class RacingStore(Store):
         super().__init__(inner.table_name, inner.client)
         self.races = races
 
-    def replace_config(self, config: WebhookConfig, expected_version: int, task: Task | None) -> None:
+    def replace_config(
+        self, config: WebhookConfig, expected_version: int, task: Task | None, open_tests_below: int | None = None
+    ) -> None:
         if self.races > 0:
             self.races -= 1
             current = self.get_config(config.organisation, config.id)
             assert current is not None
             super().replace_config(replace(current, version=current.version + 1), current.version, None)
-        super().replace_config(config, expected_version, task)
+        super().replace_config(config, expected_version, task, open_tests_below)
 
 
 def test_update_config_concurrent_change_is_read_again_and_applied(

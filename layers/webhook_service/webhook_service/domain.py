@@ -24,6 +24,7 @@ SUPERSEDED = "superseded"
 TASK_TYPES = (TASK_TYPE_TEST,)
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 MAX_OPEN_TESTS = 100  # test tasks pending or processing, per organisation (fair use)
+FAST_LANE_OPEN_TESTS = 5  # an organisation's open tests beyond these take the slow lane
 SLOW_MARK_SECONDS = 600  # an endpoint that took longer than the fast lanes wait is slow this long
 
 

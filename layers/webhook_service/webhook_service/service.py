@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from webhook_service import telemetry
@@ -15,6 +16,7 @@ from webhook_service.auth import Authenticator
 from webhook_service.domain import (
     CONFIG_STATES,
     EVENT_STATES,
+    FAST_LANE_OPEN_TESTS,
     MAX_OPEN_TESTS,
     TASK_STATES,
     TASK_TYPES,
@@ -111,13 +113,10 @@ def create_config(svc: Services, caller: Principal, body: dict[str, Any]) -> dic
     config = new_config(caller.organisation, url, now)
     task = new_test_task(config, caller.key_id, now)
     config = replace(config, open_test=task.id)
-    try:
-        svc.store.create_config(config, task)
-    except OpenTestsLimitError:
-        raise _too_many_open_tests() from None
+    lane = _store_counted(svc, partial(svc.store.create_config, config, task))
     telemetry.count(telemetry.CONFIGS_CREATED)
     logger.info("config created", extra={"config_id": config.id, "task_id": task.id})
-    _queue_test(svc, config, task)
+    _queue_test(svc, config, task, lane)
     return config.to_resource()
 
 
@@ -164,14 +163,32 @@ def queue_config_test(svc: Services, caller: Principal, config_id: str, body: di
                 return open_task.to_resource()
         task = new_test_task(config, caller.key_id, svc.clock())
         try:
-            svc.store.create_test_task(config, task)
+            lane = _store_counted(svc, partial(svc.store.create_test_task, config, task))
         except ConflictError:
             continue  # changed since it was read (another test queued, or an update): read it again
-        except OpenTestsLimitError:
-            raise _too_many_open_tests() from None
-        _queue_test(svc, config, task)
+        _queue_test(svc, config, task, lane)
         return task.to_resource()
     raise UnavailableError("The config is being changed by other requests; try again.")
+
+
+def _store_counted(svc: Services, write: Callable[..., None]) -> Lane:
+    """Make a write that creates a test task counted in its organisation's open tests, and
+    choose the task's lane: the tests lane while the organisation has fewer than
+    FAST_LANE_OPEN_TESTS open, the slow lane beyond (so that one organisation's tests
+    never hold more than a few of the tests lane's slots), 429 past the cap. Both limits
+    are conditions of the write itself: strict under concurrent requests."""
+    cap = svc.store.open_tests_cap
+    try:
+        write(open_tests_below=min(FAST_LANE_OPEN_TESTS, cap))
+    except OpenTestsLimitError:
+        pass
+    else:
+        return Lane.TESTS
+    try:
+        write(open_tests_below=cap)
+    except OpenTestsLimitError:
+        raise _too_many_open_tests() from None
+    return Lane.SLOW
 
 
 def _too_many_open_tests() -> LimitExceededError:
@@ -191,27 +208,30 @@ def _change_config(
             return config.to_resource()
         task = new_test_task(plan.config, caller.key_id, svc.clock()) if plan.queue_test else None
         updated = replace(plan.config, open_test=task.id if task else None)
+        lane = Lane.TESTS
         try:
-            svc.store.replace_config(updated, expected_version=config.version, task=task)
+            if task is None:
+                svc.store.replace_config(updated, expected_version=config.version, task=None)
+            else:
+                lane = _store_counted(svc, partial(svc.store.replace_config, updated, config.version, task))
         except ConflictError:
             continue
-        except OpenTestsLimitError:
-            raise _too_many_open_tests() from None
         logger.info(
             "config updated",
             extra={"config_id": config_id, "state": plan.config.state, "version": plan.config.version},
         )
         if task is not None:
-            _queue_test(svc, updated, task)
+            _queue_test(svc, updated, task, lane)
         return updated.to_resource()
     raise UnavailableError("The config is being changed by other requests; try again.")
 
 
-def _queue_test(svc: Services, config: WebhookConfig, task: Task) -> None:
-    """Queue a stored test task: in the tests lane, or the slow lane for an endpoint marked
-    slow. If SQS refuses, the task ends `failed`/`queue-unavailable` and the caller gets 503;
-    the config keeps its state and can be tested again."""
-    lane = Lane.SLOW if config.slow_until is not None and config.is_slow(svc.clock()) else Lane.TESTS
+def _queue_test(svc: Services, config: WebhookConfig, task: Task, lane: Lane) -> None:
+    """Queue a stored test task in `lane`, or the slow lane for an endpoint marked slow. If
+    SQS refuses, the task ends `failed`/`queue-unavailable` and the caller gets 503; the
+    config keeps its state and can be tested again."""
+    if config.slow_until is not None and config.is_slow(svc.clock()):
+        lane = Lane.SLOW
     try:
         svc.lanes.queue(lane).send(config_test_job(task.id, task.organisation, config.id))
     except DependencyError as exc:

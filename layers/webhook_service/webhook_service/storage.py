@@ -386,9 +386,9 @@ class Store:
         with _dynamodb_errors():
             self.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
 
-    def _open_tests(self, organisation: str, change: int) -> dict[str, Any]:
-        """The transaction action that counts a test task into (+1, refused at the cap) or
-        out of (-1) its organisation's open tests."""
+    def _open_tests(self, organisation: str, change: int, below: int | None = None) -> dict[str, Any]:
+        """The transaction action that counts a test task into (+1, refused unless the count
+        is below `below`, by default the cap) or out of (-1) its organisation's open tests."""
         key = marshal({"PK": org_pk(organisation), "SK": "ORG"})
         if change < 0:
             return {
@@ -405,19 +405,22 @@ class Store:
                 "ConditionExpression": (
                     "attribute_exists(PK) AND (attribute_not_exists(open_tests) OR open_tests < :cap)"
                 ),
-                "ExpressionAttributeValues": marshal({":change": change, ":cap": self.open_tests_cap}),
+                "ExpressionAttributeValues": marshal(
+                    {":change": change, ":cap": self.open_tests_cap if below is None else below}
+                ),
             }
         }
 
-    def _transact_counting(self, actions: list[dict[str, Any]], task: Task) -> None:
+    def _transact_counting(self, actions: list[dict[str, Any]], task: Task, below: int | None) -> None:
         """Run a transaction that creates `task`, counting it in its organisation's open
-        tests (when it is counted); OpenTestsLimitError if the organisation is at the cap."""
+        tests (when it is counted); OpenTestsLimitError unless the organisation had fewer
+        than `below` (by default the cap)."""
         if not task.counted:
             self._transact(actions)
             return
         counted = len(actions)
         try:
-            self._transact([*actions, self._open_tests(task.organisation, +1)])
+            self._transact([*actions, self._open_tests(task.organisation, +1, below)])
         except ConflictError as exc:
             if len(exc.reasons) > counted and exc.reasons[counted] is not None:
                 raise OpenTestsLimitError(task.organisation) from exc
@@ -580,18 +583,21 @@ class Store:
         item = self._get(org_pk(organisation), f"TASK#{task_id}")
         return task_from_item(item) if item else None
 
-    def create_config(self, config: WebhookConfig, task: Task) -> None:
+    def create_config(self, config: WebhookConfig, task: Task, open_tests_below: int | None = None) -> None:
         """The config and its first test task, both or neither (OpenTestsLimitError when the
-        organisation has as many open tests as it may)."""
+        organisation has as many open tests as it may, or `open_tests_below` when given)."""
         self._transact_counting(
             [
                 {"Put": {"Item": marshal(config_item(config)), "ConditionExpression": "attribute_not_exists(PK)"}},
                 {"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}},
             ],
             task,
+            open_tests_below,
         )
 
-    def replace_config(self, config: WebhookConfig, expected_version: int, task: Task | None) -> None:
+    def replace_config(
+        self, config: WebhookConfig, expected_version: int, task: Task | None, open_tests_below: int | None = None
+    ) -> None:
         """Write an updated config (and its test task) if nobody changed it since it was read.
 
         Raises ConflictError when the stored version is no longer `expected_version`.
@@ -609,9 +615,9 @@ class Store:
             self._transact(actions)
             return
         actions.append({"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}})
-        self._transact_counting(actions, task)
+        self._transact_counting(actions, task, open_tests_below)
 
-    def create_test_task(self, config: WebhookConfig, task: Task) -> None:
+    def create_test_task(self, config: WebhookConfig, task: Task, open_tests_below: int | None = None) -> None:
         """Store a test task and make it the config's open test, if the config is still at
         the version it was made for, not deactivated, and its open test is still the one it
         was read with (`config.open_test`). ConflictError otherwise; OpenTestsLimitError when
@@ -637,6 +643,7 @@ class Store:
                 {"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}},
             ],
             task,
+            open_tests_below,
         )
 
     def _end_task(self, task: Task, condition: str, values: Item) -> None:
