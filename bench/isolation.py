@@ -5,7 +5,7 @@ organisations:
 
 - A has 20 keys, each with its own config; its receivers answer their first tests (so the
   configs are `valid`), then never answer again (they hold the connection open). Then A
-  publishes 200 events, 10 routed to each config, and re-tests its 20 configs.
+  re-tests its 20 configs and publishes 200 events, 10 routed to each config.
 - B creates configs one after another against a fast receiver and measures each one's
   `POST /configs/webhook` to the config reading `valid` (polled every 50 ms); then publishes
   events one after another to its default config and measures each one's publish to
@@ -19,6 +19,7 @@ Every wait is bounded.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import statistics
 import sys
@@ -151,15 +152,27 @@ def operator(info: dict[str, str]) -> Any:
 Sample = tuple[float, float]  # (when it started, perf_counter; seconds it took)
 
 
+STARTED_AFTER: dict[str, list[Sample]] = {}  # per run: each B test's task, created to started
+
+
 def b_configs(b: Org, receiver: Receiver, label: str) -> list[Sample]:
-    """Seconds from POST to `valid`, for B_CONFIGS configs one after another."""
+    """Seconds from POST to `valid`, for B_CONFIGS configs one after another. Also notes,
+    for each, how long its test task waited between being created and being started (its
+    job's time in the queue and for a worker), read from the task afterwards."""
     found = []
+    waits = STARTED_AFTER.setdefault(label, [])
     for n in range(B_CONFIGS):
         started = time.perf_counter()
         config = b.post("/configs/webhook", {"url": receiver.url(f"/ok/{label}/{n}/")})
         valid = b.until(f"/configs/webhook/{config['id']}", lambda c: c["state"] == "valid")
         found.append((started, valid - started))
+        (task,) = b.get(f"/tasks?target={config['id']}")["data"]
+        waits.append((started, (parse_time(task["date_started"]) - parse_time(task["date_created"])).total_seconds()))
     return found
+
+
+def parse_time(value: str) -> dt.datetime:
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def b_events(b: Org, store: Any, queue: Any, label: str) -> list[Sample]:
@@ -252,9 +265,10 @@ def main() -> int:
             from webhook_service.events import publish
 
             def a_load() -> float:
-                """A's 200 events and 20 re-tests, queued by 8 clients; the seconds it took."""
+                """A's 20 re-tests, then its 200 events, queued by 8 clients; the seconds it took."""
                 started = time.perf_counter()
                 with ThreadPoolExecutor(max_workers=8) as pool:
+                    list(pool.map(lambda config_id: a.post(f"/configs/webhook/{config_id}/test"), a_configs))
                     list(
                         pool.map(
                             lambda n: publish(
@@ -269,7 +283,6 @@ def main() -> int:
                             range(A_EVENTS),
                         )
                     )
-                    list(pool.map(lambda config_id: a.post(f"/configs/webhook/{config_id}/test"), a_configs))
                 return time.perf_counter() - started
 
             load_started = time.perf_counter()
@@ -296,6 +309,7 @@ def main() -> int:
     rows = [
         ("B POST to valid", alone_configs, loaded_configs),
         ("B publish to delivered", alone_events, loaded_events),
+        ("B test task created to started", STARTED_AFTER["alone"], STARTED_AFTER["loaded"]),
         ("one DynamoDB read (probe)", alone_probe, loaded_probe),
     ]
     for name, alone, loaded in rows:
