@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient
-from webhook_service import service
+from webhook_service import admin, service
 from webhook_service.deliver import Deliverer, handle_job, set_deliverer
 from webhook_service.domain import SLOW_MARK_SECONDS
 from webhook_service.events import publish
@@ -379,3 +379,16 @@ def test_event_job_from_before_jobs_named_their_key_is_still_routed(
 
     assert outcome.name == "delivered"
     assert service.get_event(services, caller, event_id)["state"] == "delivered"
+
+
+def test_publish_reads_the_organisation_and_the_key_in_one_request(
+    caller: Principal, store: Store, organisation: str
+) -> None:
+    key = admin.create_key(store, organisation)[0]["id"]
+    recording = RecordingClient(store.client)
+    queue = FakeQueue()
+
+    publish(organisation, "session", "completed", {}, key=key, store=Store(store.table_name, recording), queue=queue)  # type: ignore[arg-type]
+
+    assert recording.calls == ["batch_get_item", "put_item"]
+    assert queue.jobs[0]["key"] == key

@@ -65,9 +65,12 @@ def publish(
         problems["key"] = "must be a key id"
     if problems:
         raise InvalidParameterError("The event is not valid.", params=problems)
-    if not is_uuid(organisation) or store.get_organisation(organisation) is None:
+    if not is_uuid(organisation):
         raise NotFoundError("organisation")
-    if key is not None and store.get_key(organisation, key) is None:
+    _, key_item, organisation_item = store.get_routing(organisation, key)  # both in one request
+    if organisation_item is None:
+        raise NotFoundError("organisation")
+    if key is not None and key_item is None:
         raise NotFoundError("key")
 
     event = new_event(organisation, type_, action, json.loads(json.dumps(data, default=str)), key, utcnow())
