@@ -381,9 +381,7 @@ def test_event_job_from_before_jobs_named_their_key_is_still_routed(
     assert service.get_event(services, caller, event_id)["state"] == "delivered"
 
 
-def test_publish_reads_the_organisation_and_the_key_in_one_request(
-    caller: Principal, store: Store, organisation: str
-) -> None:
+def test_publish_reads_the_organisation_and_the_key_in_one_request(store: Store, organisation: str) -> None:
     key = admin.create_key(store, organisation)[0]["id"]
     recording = RecordingClient(store.client)
     queue = FakeQueue()
