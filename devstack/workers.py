@@ -7,10 +7,11 @@ invocations at the same time runs each in a `Worker`: a process that imports the
 once, runs one invocation at a time, and is reused while it is warm. An invocation that
 outlives the function's Timeout has its worker killed, as Lambda stops the environment.
 
-Workers are forked from a multiprocessing fork server that imported the shared layer once
-(`PRELOAD`), so a new worker costs about 10 ms here instead of a cold import of half a second;
-the function's own module and its AWS clients are still made in the worker, on first use, as
-in a cold start. Each worker takes the environment variables of the moment it starts and
+Workers are forked from a multiprocessing fork server that imported the shared layer and
+loaded botocore's models of the functions' AWS clients once (`PRELOAD`, `devstack.warm`), so a
+new worker costs about 10 ms here instead of a cold import of half a second and 250 ms of
+models, which on Lambda each environment pays on CPU of its own; the function's own module and
+its AWS clients are still made in the worker, on first use. Each worker takes the environment variables of the moment it starts and
 writes everything it prints to standard error (standard output is the local stack's banner).
 """
 
@@ -32,7 +33,7 @@ from devstack.template import Function
 
 log = logging.getLogger("devstack.workers")
 
-PRELOAD = ("webhook_service.consumer",)  # the layer every function imports: Powertools, requests
+PRELOAD = ("webhook_service.consumer", "devstack.warm")  # the layer (Powertools, requests), the AWS models
 REPLY_GRACE_SECONDS = 0.5  # passing the event and the answer between processes, beyond the Timeout
 STOP_SECONDS = 5.0
 
