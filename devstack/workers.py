@@ -11,8 +11,9 @@ Workers are forked from a multiprocessing fork server that imported the shared l
 loaded botocore's models of the functions' AWS clients once (`PRELOAD`, `devstack.warm`), so a
 new worker costs about 10 ms here instead of a cold import of half a second and 250 ms of
 models, which on Lambda each environment pays on CPU of its own; the function's own module and
-its AWS clients are still made in the worker, on first use. Each worker takes the environment variables of the moment it starts and
-writes everything it prints to standard error (standard output is the local stack's banner).
+its AWS clients are still made in the worker, on first use. Each worker takes the environment
+variables of the moment it starts and writes everything it prints to standard error
+(standard output is the local stack's banner).
 """
 
 from __future__ import annotations
