@@ -40,12 +40,13 @@ def start_stack(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
     env.pop("AWS_ENDPOINT_URL", None)
+    log = Path(os.environ["DEVSTACK_LOG"]) if os.environ.get("DEVSTACK_LOG") else workdir / "devstack.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack", "--quiet", "--port", str(free_port()), "--info-file", str(info)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=(workdir / "devstack.log").open("w"),
+        stderr=log.open("w"),
     )
     deadline = time.monotonic() + 90
     while not info.exists():

@@ -2,7 +2,8 @@
 
 Starts moto (unless AWS_ENDPOINT_URL names another local AWS), creates the template's
 table and queues through CloudFormation, serves every HttpApi route of the template on
-PORT (default 3000), polls every SQS event source of the template, runs its Schedule
+PORT (default 3000), runs every SQS event source of the template (up to its
+MaximumConcurrency invocations at once, each in a worker process), runs its Schedule
 event sources at their rate (DEVSTACK_SCHEDULE_SECONDS overrides it), and creates a
 development organisation and key (DEV_TOKEN, when set, is that key's token). With
 --data-dir (`make dev`: .devstack), what was made is kept across restarts (devstack.persist).
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from devstack import aws, iam, persist, template
 from devstack.gateway import Gateway
-from devstack.poller import Poller
+from devstack.poller import EventSource
 from devstack.runtime import apply_environment
 from devstack.scheduler import Scheduler
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     if state:
         try:
             now = dt.datetime.now(dt.UTC)
-            restored = state.restore(services.store.client, stack.refs["Table"], services.queue, ttl, now)
+            restored = state.restore(services.store.client, stack.refs["Table"], services.lanes, ttl, now)
         except persist.StateError as exc:
             print(f"devstack: {exc}\n  `make dev-reset` (or --reset) starts afresh", file=sys.stderr)
             return 1
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     functions = iam.functions_for(tpl, stack.refs, os.environ.get("DEVSTACK_CALLS_FILE"))
     gateway = Gateway(template.routes(tpl), functions, args.port)
-    pollers = [Poller(source, stack.refs[source.queue_logical_id], functions) for source in template.queue_sources(tpl)]
+    pollers = [EventSource(source, stack.refs[source.queue_logical_id]) for source in template.queue_sources(tpl)]
     period = float(os.environ["DEVSTACK_SCHEDULE_SECONDS"]) if os.environ.get("DEVSTACK_SCHEDULE_SECONDS") else None
     schedulers = [Scheduler(source, functions, period) for source in template.schedules(tpl)]
     gateway.start()
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         "aws_endpoint": endpoint,
         "table": stack.refs["Table"],
         "queue_url": stack.refs["DeliveryQueue"],
+        "test_queue_url": stack.refs["TestQueue"],
+        "slow_queue_url": stack.refs["SlowQueue"],
         "dead_letter_queue_url": stack.refs["DeliveryDeadLetterQueue"],
     }
     if args.info_file:

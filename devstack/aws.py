@@ -3,6 +3,7 @@ template's tables and queues, created by CloudFormation from the template itself
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ from typing import Any
 import boto3
 
 from devstack.template import backing_template
+from devstack.turns import PartitionTurns, partition_of
 
 STACK_NAME = "ricloud-webhooks-local"
 REGION = "us-east-1"
@@ -39,7 +41,9 @@ class EmbeddedMoto:
     one at a time: moto's DynamoDB is not safe for concurrent calls (a transaction copies a
     table while another request changes it), and the functions call it from many threads.
     Other services stay concurrent (an SQS long poll must not hold up the rest). With calls
-    one at a time, moto's DynamoDB can take the speed-ups of `devstack.moto_patches`."""
+    one at a time, moto's DynamoDB can take the speed-ups of `devstack.moto_patches`.
+    Waiting calls take their turns round-robin by organisation (`devstack.turns`), as
+    DynamoDB serves each partition on its own."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.port = port or free_port()
@@ -60,13 +64,15 @@ class EmbeddedMoto:
 
         moto_patches.apply()
         app = DomainDispatcherApplication(create_backend_app)
-        lock = threading.Lock()
+        turns = PartitionTurns()
 
         def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
             target = environ.get("HTTP_X_AMZ_TARGET", "")
             if not target.startswith("DynamoDB"):
                 return app(environ, start_response)
-            with lock:
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            environ["wsgi.input"] = io.BytesIO(body)
+            with turns.turn(partition_of(body)):
                 if not target.rpartition(".")[2].startswith(_DYNAMODB_READS):
                     self.dynamodb_writes += 1
                 return list(app(environ, start_response))

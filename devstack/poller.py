@@ -1,5 +1,6 @@
-"""A local stand-in for Lambda's SQS event source mapping: receives batches, invokes the
-function, and deletes what succeeded (honouring partial batch responses)."""
+"""A local stand-in for Lambda's SQS event source mapping: receives batches while fewer than
+the source's `MaximumConcurrency` invocations run, runs each invocation in a worker process of
+its own (`devstack.workers`), and deletes what succeeded (honouring partial batch responses)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 import boto3
 
-from devstack.runtime import Functions
 from devstack.template import QueueSource
+from devstack.workers import Invocation, Worker
 
 log = logging.getLogger("devstack.poller")
 
@@ -45,16 +46,41 @@ def settle(messages: list[dict[str, Any]], result: Any, report_failures: bool) -
     return [m for m in messages if m["MessageId"] not in failed]
 
 
-class Poller:
-    """One thread per queue event source of the template."""
+DEFAULT_CONCURRENCY = 5  # Lambda starts an SQS event source at five concurrent batches
 
-    def __init__(self, source: QueueSource, queue_url: str, functions: Functions, wait_seconds: int = 1) -> None:
+
+class EventSource:
+    """One SQS event source of the template, run as Lambda runs it.
+
+    - At most `MaximumConcurrency` invocations at once: a batch is received only when a slot
+      is free, so a message never waits inside the poller for a worker.
+    - Each invocation runs in a worker process: an idle warm one, else a new one (Lambda's
+      scaling: environments are made when every existing one is busy, and kept warm).
+    - An invocation that outlives the function's Timeout, or whose function raised, leaves
+      its whole batch in the queue, to come back after the queue's visibility timeout.
+    - Otherwise every message the function did not report as failed is deleted.
+
+    Lambda also waits up to `MaximumBatchingWindowInSeconds` to fill a batch; this takes
+    whatever is visible at once, so it never adds that wait.
+    """
+
+    def __init__(self, source: QueueSource, queue_url: str, wait_seconds: int = 1) -> None:
         self.source = source
         self.queue_url = queue_url
-        self.functions = functions
         self.wait_seconds = wait_seconds
+        self.limit = int(source.max_concurrency or DEFAULT_CONCURRENCY)
+        self.invocations = 0
+        self.running = 0
+        self.peak = 0  # the most invocations that ran at once
+        self.workers_started = 0
+        self._slots = threading.BoundedSemaphore(self.limit)
+        self._lock = threading.Lock()
+        self._idle: list[Worker] = []
+        self._workers: list[Worker] = []
+        self._threads: set[threading.Thread] = set()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"poller-{source.function.logical_id}", daemon=True)
+        name = f"events-{source.function.logical_id}-{source.queue_logical_id}"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._sqs = boto3.client("sqs")
         self._arn = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -63,19 +89,40 @@ class Poller:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, drain_seconds: float = 5.0) -> None:
+        """Stop receiving, give running invocations `drain_seconds` to end, then stop every
+        worker (a batch cut short comes back from the queue later, as on Lambda)."""
         self._stop.set()
         self._thread.join(timeout=self.wait_seconds + 5)
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=drain_seconds)
+        with self._lock:
+            workers, self._workers, self._idle = list(self._workers), [], []
+        for worker in workers:
+            worker.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self._slots.acquire(timeout=0.5):
+                continue
             try:
-                self.poll_once()
+                messages = self._receive()
             except Exception:
+                self._slots.release()
                 log.exception("polling %s failed", self.source.queue_logical_id)
                 self._stop.wait(1)
+                continue
+            if not messages:
+                self._slots.release()
+                continue
+            thread = threading.Thread(target=self._invoke, args=(messages,), name=f"{self._thread.name}-invoke")
+            with self._lock:
+                self._threads.add(thread)
+            thread.start()
 
-    def poll_once(self) -> int:
+    def _receive(self) -> list[dict[str, Any]]:
         response = self._sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=min(self.source.batch_size, 10),
@@ -83,19 +130,57 @@ class Poller:
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        messages: list[dict[str, Any]] = [dict(m) for m in response.get("Messages", [])]
-        if not messages:
-            return 0
-        event = sqs_event(messages, self._arn, self._sqs.meta.region_name)
+        return [dict(m) for m in response.get("Messages", [])]
+
+    def _invoke(self, messages: list[dict[str, Any]]) -> None:
         try:
-            result = self.functions.invoke(self.source.function, event)
+            with self._lock:
+                self.invocations += 1
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+            worker = self._checkout()
+            invocation = worker.invoke(sqs_event(messages, self._arn, self._sqs.meta.region_name))
+            self._checkin(worker)
+            if not invocation.ok:
+                log.warning(
+                    "%s %s; its batch of %d comes back after the visibility timeout",
+                    self.source.function.logical_id,
+                    "timed out" if invocation.status == "timeout" else f"failed ({invocation.status})",
+                    len(messages),
+                )
+            self._settle(messages, invocation)
         except Exception:
-            log.exception("%s raised; the batch will be retried", self.source.function.logical_id)
-            result = None
-        done = settle(messages, result, self.source.report_failures)
+            log.exception("invoking %s failed", self.source.function.logical_id)
+        finally:
+            with self._lock:
+                self.running -= 1
+                self._threads.discard(threading.current_thread())
+            self._slots.release()
+
+    def _checkout(self) -> Worker:
+        with self._lock:
+            while self._idle:
+                worker = self._idle.pop()
+                if worker.alive:
+                    return worker
+                self._workers.remove(worker)
+        worker = Worker(self.source.function)
+        with self._lock:
+            self._workers.append(worker)
+            self.workers_started += 1
+        return worker
+
+    def _checkin(self, worker: Worker) -> None:
+        with self._lock:
+            if worker.alive and not self._stop.is_set():
+                self._idle.append(worker)
+            elif worker in self._workers:
+                self._workers.remove(worker)
+
+    def _settle(self, messages: list[dict[str, Any]], invocation: Invocation) -> None:
+        done = settle(messages, invocation.result if invocation.ok else None, self.source.report_failures)
         if done:
             self._sqs.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
-        return len(messages)

@@ -13,6 +13,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "infra" / "template.yaml"
 BACKING_TYPES = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::SQS::QueuePolicy")
+DEFAULT_TIMEOUT_SECONDS = 3.0  # Lambda's, for a function whose template gives none
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -48,6 +49,7 @@ class Function:
     handler: str
     environment: dict[str, Any]
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS  # the function's Timeout: Lambda stops it then
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def functions(template: dict[str, Any]) -> list[Function]:
                 handler=props.get("Handler", globals_.get("Handler", "app.handler")),
                 environment=env,
                 events=props.get("Events", {}),
+                timeout_seconds=float(props.get("Timeout", globals_.get("Timeout", DEFAULT_TIMEOUT_SECONDS))),
             )
         )
     return found

@@ -17,7 +17,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     services = get_services()
     after = dt.timedelta(minutes=get_settings().sweep_after_minutes)
     try:
-        done = sweep(services.store, services.queue, services.clock(), after)
+        done = sweep(services.store, services.queue, services.clock(), after, services.test_queue)
         telemetry.overdue(done)
     finally:
         telemetry.flush()

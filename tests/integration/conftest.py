@@ -43,6 +43,8 @@ class LocalStack:
     aws_endpoint: str
     table: str
     queue_url: str
+    test_queue_url: str
+    slow_queue_url: str
     dead_letter_queue_url: str
 
     def aws_env(self) -> dict[str, str]:
@@ -55,6 +57,8 @@ class LocalStack:
             "AWS_DEFAULT_REGION": "us-east-1",
             "TABLE_NAME": self.table,
             "QUEUE_URL": self.queue_url,
+            "TEST_QUEUE_URL": self.test_queue_url,
+            "SLOW_QUEUE_URL": self.slow_queue_url,
             "PYTHONPATH": PYTHONPATH,
         }
 

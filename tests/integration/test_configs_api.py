@@ -292,6 +292,8 @@ def test_update_deactivated_config_state_new_reactivates_and_tests(dev: Client) 
 
 def test_test_config_answers_201_pending_task(dev: Client) -> None:
     config = dev.create_config()
+    (first,) = tasks_of(dev, config["id"])
+    dev.wait_task(first["id"])  # while it is open, a test answers that task instead
 
     response = dev.post(f"/configs/webhook/{config['id']}/test")
 

@@ -23,9 +23,9 @@ def test_retrieve_task_of_another_organisation_answers_404(dev: Client, other: C
 def test_list_tasks_filters_by_target_and_state(fresh: Client, receiver: Receiver) -> None:
     _, first_task = fresh.create_and_wait(receiver.url("/ok/filters/"))
     second = fresh.create_config(receiver.url("/status/500/filters/"))
-    second_tasks = [fresh.tasks_of(second["id"])[0], fresh.post(f"/configs/webhook/{second['id']}/test").json()]
-    for task in second_tasks:
-        fresh.wait_task(task["id"])
+    second_tasks = [fresh.wait_task(fresh.tasks_of(second["id"])[0]["id"])]  # ended: a test makes a new task
+    second_tasks.append(fresh.post(f"/configs/webhook/{second['id']}/test").json())
+    fresh.wait_task(second_tasks[-1]["id"])
 
     by_target = fresh.get("/tasks", params={"target": second["id"]}).json()
     failed = fresh.get("/tasks", params={"state": "failed"}).json()

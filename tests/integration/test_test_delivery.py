@@ -15,6 +15,10 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.integration.conftest import DELIVERY_TIMEOUT, Client, LocalStack
 from tests.integration.receivers import Receiver, ResettingServer
+from webhook_service.domain import new_test_task
+from webhook_service.queue import config_test_job
+from webhook_service.storage import Store
+from webhook_service.timefmt import utcnow
 
 pytestmark = pytest.mark.integration
 
@@ -157,23 +161,62 @@ def test_deactivation_while_a_test_is_in_flight_is_not_overwritten(dev: Client, 
     assert dev.get(f"/configs/webhook/{config['id']}").json()["state"] == "deactivated"
 
 
-def test_test_queued_before_an_update_is_superseded_without_sending(dev: Client, receiver: Receiver) -> None:
-    # The local consumer runs one batch at a time: hold it on one receiver, so the next
-    # config's test job waits in the queue while the config changes under it.
-    dev.create_config(receiver.url("/hold/superseded/"))
-    receiver.wait_for("/hold/superseded/")
-    config = dev.create_config(receiver.url("/ok/superseded/"))
-    (task,) = dev.tasks_of(config["id"])
+def test_test_queued_before_an_update_is_superseded_without_sending(
+    stack: LocalStack, dev: Client, receiver: Receiver
+) -> None:
+    # A test queued before the update: its task is stored as the API stores it, and its job
+    # reaches the queue only after the update, so the consumer finds the config changed.
+    config, _ = dev.create_and_wait(receiver.url("/ok/superseded/"))
+    sent = len(receiver.deliveries_to("/ok/superseded/"))
+    store = Store(stack.table, stack.aws_client("dynamodb"))
+    stored = store.get_config(dev.organisation, config["id"])
+    assert stored is not None
+    task = new_test_task(stored, dev.key, utcnow())
+    store.create_test_task(stored, task)
     dev.post(f"/configs/webhook/{config['id']}", json={"state": "deactivated"})
 
-    receiver.release("superseded")
-    ended = dev.wait_task(task["id"])
+    stack.aws_client("sqs").send_message(
+        QueueUrl=stack.test_queue_url, MessageBody=json.dumps(config_test_job(task.id, dev.organisation, config["id"]))
+    )
+    ended = dev.wait_task(task.id)
 
     assert ended["state"] == "failed"
     assert ended["error"] == "superseded"
     assert ended["result"] is None
-    assert receiver.deliveries_to("/ok/superseded/") == []
+    assert len(receiver.deliveries_to("/ok/superseded/")) == sent
     assert dev.get(f"/configs/webhook/{config['id']}").json()["state"] == "deactivated"
+
+
+def test_quick_test_is_not_held_up_by_tests_of_receivers_that_never_answer(dev: Client, receiver: Receiver) -> None:
+    hanging = []
+    for n in range(2):
+        hanging.append(dev.create_config(receiver.url(f"/hold/never-{n}/")))
+        receiver.wait_for(f"/hold/never-{n}/")
+    try:
+        config = dev.create_config(receiver.url("/ok/not-held-up/"))
+        (task,) = dev.tasks_of(config["id"])
+        ended = dev.wait_task(task["id"])
+        held = [dev.tasks_of(c["id"])[0]["state"] for c in hanging]
+    finally:
+        for n in range(2):
+            receiver.release(f"never-{n}")
+
+    assert ended["state"] == "succeeded"
+    assert held == ["processing", "processing"]  # still waiting on their receivers meanwhile
+
+
+def test_second_test_while_one_is_open_answers_the_open_task(dev: Client, receiver: Receiver) -> None:
+    config = dev.create_config(receiver.url("/hold/open-test/"))
+    receiver.wait_for("/hold/open-test/")
+    try:
+        (first,) = dev.tasks_of(config["id"])
+        response = dev.post(f"/configs/webhook/{config['id']}/test")
+    finally:
+        receiver.release("open-test")
+
+    assert response.status_code == 201
+    assert response.json()["id"] == first["id"]
+    assert len(dev.tasks_of(config["id"])) == 1
 
 
 def test_duplicated_job_does_not_deliver_again(stack: LocalStack, dev: Client, receiver: Receiver) -> None:

@@ -38,6 +38,8 @@ def backing() -> Iterator[Backing]:
                 queue_url=stack.refs["DeliveryQueue"],
                 dynamodb=boto3.client("dynamodb", region_name=REGION),
                 sqs=boto3.client("sqs", region_name=REGION),
+                test_queue_url=stack.refs["TestQueue"],
+                slow_queue_url=stack.refs["SlowQueue"],
             )
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import importlib.util
 import json
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class Backing:
     queue_url: str
     dynamodb: Any
     sqs: Any
+    test_queue_url: str = ""
+    slow_queue_url: str = ""
 
 
 class FakeQueue:
@@ -49,11 +52,15 @@ class FakeQueue:
 
 
 class FakeSender:
-    """Records what it is asked to send and answers with a fixed result, after `before`."""
+    """Records what it is asked to send and answers with a fixed result, after `before`:
+    `status` after `duration_ms`, or no answer at all (a timeout) when `status` is None."""
 
-    def __init__(self, status: int = 200, before: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, status: int | None = 200, before: Callable[[], None] | None = None, duration_ms: int = 3
+    ) -> None:
         self.status = status
         self.before = before
+        self.duration_ms = duration_ms
         self.sent: list[tuple[str, bytes, dict[str, str]]] = []
         self._lock = threading.Lock()
 
@@ -62,11 +69,15 @@ class FakeSender:
             self.before()
         with self._lock:
             self.sent.append((url, body, dict(headers)))
+        if self.status is None:
+            return DeliveryResult(
+                error="webhook-timeout", status_code=None, duration_ms=self.duration_ms, response_excerpt="timed out"
+            )
         ok = 200 <= self.status < 300
         return DeliveryResult(
             error=None if ok else "webhook-response-status",
             status_code=self.status,
-            duration_ms=3,
+            duration_ms=self.duration_ms,
             response_excerpt="ok",
         )
 
@@ -219,6 +230,37 @@ class Context:
     """A Lambda context with a fixed request id."""
 
     aws_request_id: str = "3f2a9d6e-0000-4000-8000-00000000beef"
+
+
+class CountdownContext:
+    """A Lambda context whose remaining time runs down with the real clock from `seconds`."""
+
+    aws_request_id = "3f2a9d6e-0000-4000-8000-00000000c0de"
+
+    def __init__(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class ScriptedContext:
+    """A Lambda context whose remaining time is set by the test (`seconds`), to stand for an
+    invocation's clock that jobs use up."""
+
+    aws_request_id = "3f2a9d6e-0000-4000-8000-00000000feed"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+
+    def use(self, seconds: float) -> None:
+        with self._lock:
+            self.seconds -= seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        with self._lock:
+            return max(0, int(self.seconds * 1000))
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

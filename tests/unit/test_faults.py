@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -119,11 +120,17 @@ WRITE_PATHS: dict[
 
 @pytest.fixture
 def seeded(installed_services: Services, organisation: str, token: str) -> dict[str, str]:
-    """A config and a second key, made before any fault is injected."""
+    """A config whose first test has ended (so it can be tested again) and a second key,
+    made before any fault is injected."""
     from webhook_service.storage import Principal
 
     caller = Principal(key_id="seed", organisation=organisation, state="active")
     config = service.create_config(installed_services, caller, {"url": URL})
+    store = installed_services.store
+    (first,) = service.list_tasks(installed_services, caller, {"target": config["id"]})["data"]
+    task = store.get_task(organisation, first["id"])
+    assert task is not None
+    assert store.end_task(replace(task, state="succeeded", date_completed=installed_services.clock()))
     key, _ = admin.create_key(installed_services.store, organisation)
     return {"config": config["id"], "key": key["id"]}
 

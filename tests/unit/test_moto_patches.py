@@ -4,6 +4,7 @@ the same requests give the same answers, errors and table contents with and with
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -108,7 +109,8 @@ def cancel_reasons(client: Any, actions: list[dict[str, Any]]) -> list[str]:
 
 
 def scenario(client: Any) -> list[Any]:
-    """Writes, transactions that pass and fail, and queries; everything observed on the way."""
+    """Writes, transactions that pass and fail, reads of every kind (numbers, maps, lists,
+    booleans, nulls and bytes among them), and queries; everything observed on the way."""
     seen: list[Any] = []
     for n in range(30):
         client.put_item(TableName=TABLE, Item=item(f"org#{n % 3}", f"cfg#{n:03d}", state="new"))
@@ -145,6 +147,41 @@ def scenario(client: Any) -> list[Any]:
     )
     seen.append(contents(client))
 
+    rich = {
+        **item("org#0", "rich"),
+        "n": {"N": "12.50"},
+        "m": {"M": {"flag": {"BOOL": True}, "none": {"NULL": True}, "list": {"L": [{"S": "x"}, {"N": "3"}]}}},
+        "bytes": {"B": b"\x00\xff"},
+    }
+    client.put_item(TableName=TABLE, Item=rich)
+    seen.append(client.get_item(TableName=TABLE, Key={"PK": {"S": "org#0"}, "SK": {"S": "rich"}})["Item"])
+    seen.append(client.get_item(TableName=TABLE, Key={"PK": {"S": "org#9"}, "SK": {"S": "none"}}).get("Item"))
+    seen.append(
+        client.update_item(
+            TableName=TABLE,
+            Key=a,
+            UpdateExpression="SET #s = :v ADD #c :one",
+            ExpressionAttributeNames={"#s": "state", "#c": "counter"},
+            ExpressionAttributeValues={":v": {"S": "checked"}, ":one": {"N": "1"}},
+            ReturnValues="ALL_NEW",
+        )["Attributes"]
+    )
+    batch = client.batch_get_item(
+        RequestItems={TABLE: {"Keys": [a, {"PK": {"S": "org#2"}, "SK": {"S": "cfg#002"}}], "ConsistentRead": True}}
+    )
+    seen.append(sorted(batch["Responses"][TABLE], key=lambda i: i["SK"]["S"]))
+    seen.append(
+        client.query(
+            TableName=TABLE,
+            KeyConditionExpression="PK = :p",
+            ExpressionAttributeValues={":p": {"S": "org#0"}},
+            Select="COUNT",
+        )["Count"]
+    )
+    page = client.query(
+        TableName=TABLE, KeyConditionExpression="PK = :p", ExpressionAttributeValues={":p": {"S": "org#1"}}, Limit=2
+    )
+    seen.append((page["Items"], page["LastEvaluatedKey"]))
     for pk in ("org#0", "org#1", "org#2"):
         seen.append(
             client.query(
@@ -236,3 +273,44 @@ def table_key(pk: str, sk: str) -> tuple[Any, Any]:
     from moto.dynamodb.models.dynamo_type import DynamoType
 
     return DynamoType({"S": pk}), DynamoType({"S": sk})
+
+
+@contextmanager
+def answers_recorded(into: list[Any]) -> Iterator[None]:
+    """Record the (status, headers, body) moto's DynamoDB answers are made of."""
+    from moto.dynamodb.responses import DynamoResult
+
+    execute = DynamoResult.execute_result
+    had_own = "execute_result" in vars(DynamoResult)
+
+    def execute_result(self: Any, context: Any) -> Any:
+        status, headers, body = execute(self, context)
+        into.append((status, dict(headers), body))  # moto adds the request's id and date afterwards
+        return status, headers, body
+
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if had_own:
+            DynamoResult.execute_result = execute  # type: ignore[method-assign]
+        else:
+            del DynamoResult.execute_result
+
+
+def test_plain_json_answers_are_the_json_moto_would_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped: list[Any] = []
+    patched: list[Any] = []
+    with fresh_dynamodb(monkeypatch) as client, answers_recorded(shipped):
+        scenario(client)
+    assert moto_patches.apply()
+    try:
+        with fresh_dynamodb(monkeypatch) as client, answers_recorded(patched):
+            scenario(client)
+    finally:
+        moto_patches.remove()
+
+    assert len(patched) == len(shipped) > 10
+    for mine, theirs in zip(patched, shipped, strict=True):
+        assert mine[:2] == theirs[:2]  # status and headers
+        assert json.loads(mine[2]) == json.loads(theirs[2])  # the same JSON (its keys in another order)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.unit.support import Backing, FakeClock, FakeQueue, count_partition
-from webhook_service import service
+from webhook_service import admin, service
 from webhook_service.auth import Authenticator
 from webhook_service.domain import Task, WebhookConfig
 from webhook_service.errors import (
@@ -36,8 +36,19 @@ def tasks_of(services: Services, caller: Principal, config_id: str) -> list[dict
     return data
 
 
-def stranger(caller: Principal) -> Principal:
-    return Principal(key_id=str(uuid.uuid4()), organisation=str(uuid.uuid4()), state="active")
+def end_tests(services: Services, caller: Principal, config_id: str) -> None:
+    """End the config's open tests (as their jobs would), so that it can be tested again."""
+    for listed in tasks_of(services, caller, config_id):
+        task = services.store.get_task(caller.organisation, listed["id"])
+        assert task is not None
+        if not task.ended:
+            assert services.store.end_task(replace(task, state="succeeded", date_completed=services.clock()))
+
+
+def stranger(services: Services) -> Principal:
+    """A caller of another organisation."""
+    organisation = admin.create_organisation(services.store, "Stranger")["id"]
+    return Principal(key_id=str(uuid.uuid4()), organisation=organisation, state="active")
 
 
 # -- create ------------------------------------------------------------------------------------
@@ -176,7 +187,7 @@ def test_get_config_unknown_or_malformed_id_raises_not_found(
 
 
 def test_get_config_other_organisations_config_raises_not_found(services: Services, caller: Principal) -> None:
-    theirs = create(services, stranger(caller))
+    theirs = create(services, stranger(services))
 
     with pytest.raises(NotFoundError):
         service.get_config(services, caller, theirs["id"])
@@ -209,7 +220,7 @@ def test_list_configs_task_filter_is_unknown_parameter(services: Services, calle
 
 
 def test_get_task_other_organisations_task_raises_not_found(services: Services, caller: Principal) -> None:
-    other = stranger(caller)
+    other = stranger(services)
     theirs = create(services, other)
     (task,) = tasks_of(services, other, theirs["id"])
 
@@ -277,7 +288,7 @@ def test_queue_config_test_body_with_fields_raises_invalid_parameter(services: S
 def test_queue_config_test_other_organisations_config_raises_not_found(
     services: Services, caller: Principal, queue: FakeQueue
 ) -> None:
-    theirs = create(services, stranger(caller))
+    theirs = create(services, stranger(services))
 
     with pytest.raises(NotFoundError):
         service.queue_config_test(services, caller, theirs["id"], {})
@@ -291,6 +302,7 @@ def test_queue_config_test_queue_unavailable_raises_503_and_fails_task(
     queue = FakeQueue()
     services = Services(store, queue, Authenticator(store), clock=clock)  # type: ignore[arg-type]
     config = create(services, caller)
+    end_tests(services, caller, config["id"])
     queue.fail = True
 
     with pytest.raises(UnavailableError) as caught:
@@ -405,7 +417,7 @@ def test_update_config_unknown_id_raises_not_found(services: Services, caller: P
 def test_update_config_other_organisations_config_raises_not_found_and_keeps_it(
     services: Services, caller: Principal
 ) -> None:
-    other = stranger(caller)
+    other = stranger(services)
     theirs = create(services, other)
 
     with pytest.raises(NotFoundError):
@@ -434,7 +446,7 @@ def test_delete_config_deactivated_config_stays_deactivated(services: Services, 
 
 
 def test_delete_config_other_organisations_config_raises_not_found(services: Services, caller: Principal) -> None:
-    other = stranger(caller)
+    other = stranger(services)
     theirs = create(services, other)
 
     with pytest.raises(NotFoundError):
@@ -461,13 +473,15 @@ class RacingStore(Store):
         super().__init__(inner.table_name, inner.client)
         self.races = races
 
-    def replace_config(self, config: WebhookConfig, expected_version: int, task: Task | None) -> None:
+    def replace_config(
+        self, config: WebhookConfig, expected_version: int, task: Task | None, open_tests_below: int | None = None
+    ) -> None:
         if self.races > 0:
             self.races -= 1
             current = self.get_config(config.organisation, config.id)
             assert current is not None
             super().replace_config(replace(current, version=current.version + 1), current.version, None)
-        super().replace_config(config, expected_version, task)
+        super().replace_config(config, expected_version, task, open_tests_below)
 
 
 def test_update_config_concurrent_change_is_read_again_and_applied(

@@ -296,7 +296,7 @@ def test_list_items_unknown_cursor_raises_naming_it(store: Store, organisation: 
 
 
 def test_list_items_cursor_of_other_organisation_is_unknown(store: Store, organisation: str) -> None:
-    theirs = add_configs(store, str(uuid.uuid4()), 1)[0]
+    theirs = add_configs(store, admin.create_organisation(store, "Other")["id"], 1)[0]
 
     with pytest.raises(UnknownCursorError):
         store.list_items(organisation, "webhook_config", ListQuery(after_id=theirs.id))
@@ -430,7 +430,7 @@ def test_list_items_task_state_filter_follows_state_change(store: Store, organis
 
 
 def test_list_items_other_organisations_items_never_appear(store: Store, organisation: str) -> None:
-    other = str(uuid.uuid4())
+    other = admin.create_organisation(store, "Other")["id"]
     add_configs(store, other, 2)
     add_config(store, other, at(5), state="deactivated")
     mine = add_configs(store, organisation, 1)

@@ -143,9 +143,10 @@ def test_a_lost_event_gets_its_next_attempt_and_one_out_of_attempts_is_ended(
 ) -> None:
     crashed = new_event(caller.organisation, "session", "completed", {"id": "a"}, None, clock())
     store.create_event(crashed)
-    claimed = store.claim_event_attempt(crashed, 1, None)
+    now = int(clock().timestamp())
+    claimed = store.claim_event_attempt(crashed, 1, None, now, now + 60)
     assert claimed is not None
-    assert store.claim_event_attempt(claimed, 2, None) is not None  # attempt 2 claimed, never finished
+    assert store.claim_event_attempt(claimed, 2, None, now, now + 60) is not None  # claimed, never finished
     spent = new_event(caller.organisation, "session", "completed", {"id": "b"}, None, clock())
     store.create_event(replace(spent, attempts=MAX_ATTEMPTS))
 

@@ -63,28 +63,53 @@ def test_routes_cover_the_spec_endpoints_once_each() -> None:
     )
 
 
-def test_delivery_queue_redrives_to_the_dead_letter_queue() -> None:
-    policy = RESOURCES["DeliveryQueue"]["Properties"]["RedrivePolicy"]
+LANES = ("DeliveryQueue", "TestQueue", "SlowQueue")
+
+
+@pytest.mark.parametrize("queue", LANES)
+def test_delivery_lane_redrives_to_the_dead_letter_queue(queue: str) -> None:
+    policy = RESOURCES[queue]["Properties"]["RedrivePolicy"]
 
     assert policy["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeliveryDeadLetterQueue", "Arn"]}
     assert policy["maxReceiveCount"] == 5
 
 
-def test_queue_visibility_timeout_is_at_least_six_times_the_consumer_timeout() -> None:
-    (source,) = queue_sources(TEMPLATE)
-    timeout = RESOURCES[source.function.logical_id]["Properties"]["Timeout"]
-    visibility = RESOURCES[source.queue_logical_id]["Properties"]["VisibilityTimeout"]
+def test_each_lane_is_consumed_by_the_deliver_function() -> None:
+    sources = queue_sources(TEMPLATE)
 
-    assert visibility >= 6 * timeout
+    assert sorted(s.queue_logical_id for s in sources) == sorted(LANES)
+    assert {s.function.logical_id for s in sources} == {"DeliverFunction"}
+
+
+def test_queue_visibility_timeout_is_at_least_six_times_the_consumer_timeout() -> None:
+    for source in queue_sources(TEMPLATE):
+        timeout = RESOURCES[source.function.logical_id]["Properties"]["Timeout"]
+        visibility = RESOURCES[source.queue_logical_id]["Properties"]["VisibilityTimeout"]
+
+        assert visibility >= 6 * timeout
 
 
 def test_consumer_reports_partial_batches_and_caps_its_concurrency() -> None:
-    (source,) = queue_sources(TEMPLATE)
+    for source in queue_sources(TEMPLATE):
+        assert source.report_failures
+        assert source.batch_size == 10
+        assert source.max_concurrency is not None
+        assert source.max_concurrency >= 2
 
-    assert source.report_failures
-    assert source.batch_size == 10
-    assert source.max_concurrency is not None
-    assert source.max_concurrency >= 2
+
+def test_tests_lane_does_not_wait_to_fill_a_batch() -> None:
+    tests = RESOURCES["DeliverFunction"]["Properties"]["Events"]["Tests"]["Properties"]
+
+    assert tests["Queue"] == {"Fn::GetAtt": ["TestQueue", "Arn"]}
+    assert tests["MaximumBatchingWindowInSeconds"] == 0
+
+
+def test_every_function_knows_every_lane() -> None:
+    variables = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+
+    assert variables["QUEUE_URL"] == {"Ref": "DeliveryQueue"}
+    assert variables["TEST_QUEUE_URL"] == {"Ref": "TestQueue"}
+    assert variables["SLOW_QUEUE_URL"] == {"Ref": "SlowQueue"}
 
 
 ALARM_DESTINATION = [{"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}]
@@ -95,6 +120,8 @@ ALARM_DESTINATION = [{"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {
     [
         ("DeadLetterQueueAlarm", "ApproximateNumberOfMessagesVisible"),
         ("DeliveryBacklogAlarm", "ApproximateAgeOfOldestMessage"),
+        ("TestBacklogAlarm", "ApproximateAgeOfOldestMessage"),
+        ("SlowLaneBacklogAlarm", "ApproximateAgeOfOldestMessage"),
         ("DeliverFunctionErrorsAlarm", "Errors"),
         ("DeliverFunctionThrottlesAlarm", "Throttles"),
         ("ApiServerErrorRateAlarm", "5xx"),
@@ -187,6 +214,10 @@ def test_outputs_name_the_api_table_queues_alarm_topic_and_dashboard() -> None:
         "TableName",
         "DeliveryQueueUrl",
         "DeliveryQueueArn",
+        "TestQueueUrl",
+        "SlowQueueUrl",
+        "TestQueueArn",
+        "SlowQueueArn",
         "DeliveryDeadLetterQueueUrl",
         "DeliveryDeadLetterQueueArn",
         "AlarmNotificationTopicArn",

@@ -1,27 +1,58 @@
-"""The delivery queue's consumer: a batch of jobs run concurrently, with a partial batch
-response so that only the jobs that failed for our own reasons come back."""
+"""The delivery queues' consumer: a batch of jobs run concurrently, with a partial batch
+response so that only the jobs that failed for our own reasons come back.
+
+It watches the invocation's remaining time so that Lambda never stops it mid-batch:
+
+- a job starts only if the time left covers its worst case (its lane's request timeout
+  plus its storage, `Deliverer.budget`) and a margin to answer; otherwise it is handed back
+  unstarted: sent again to its lane at once and reported done, so it neither waits out the
+  visibility timeout nor counts toward the dead-letter queue (it did not fail);
+- the batch answers `RETURN_MARGIN_SECONDS` before the invocation's end whatever its jobs
+  do; a job still running then is reported as failed, so SQS delivers it again. It cannot be
+  mid-request (a request ends within its budget); an event attempt it claimed holds only
+  until this invocation's end, after which the job's next copy takes it over.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 
 from webhook_service import telemetry
-from webhook_service.deliver import Outcome, get_deliverer, handle_job
+from webhook_service.deliver import Deliverer, Outcome, get_deliverer, handle_job, parse_job
 from webhook_service.logs import logger
+from webhook_service.queue import Lane, job_lane, lane_of_source
+from webhook_service.settings import get_settings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 MAX_BATCH = 10  # the event source's batch size: every job of a batch gets its own thread
+RETURN_MARGIN_SECONDS = 1.0  # the batch answers this long before the invocation's end
 _executor = ThreadPoolExecutor(max_workers=MAX_BATCH, thread_name_prefix="deliver")
 
+TimeLeft = Callable[[], float]
 
-def _run(record: SQSRecord, request_id: str) -> Outcome:
+
+def _time_left(context: Any) -> TimeLeft | None:
+    """Seconds left in the invocation, from Lambda's context (None without one)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return lambda: float(remaining()) / 1000
+
+
+def _source_lanes() -> dict[Lane, str]:
+    settings = get_settings()
+    return {Lane.EVENTS: settings.queue_url, Lane.TESTS: settings.test_queue_url, Lane.SLOW: settings.slow_queue_url}
+
+
+def _run(record: SQSRecord, request_id: str, source_lane: Lane | None, time_left: TimeLeft | None) -> Outcome:
     logger.thread_safe_clear_keys()
     logger.thread_safe_append_keys(
         correlation_id=request_id,
@@ -29,20 +60,45 @@ def _run(record: SQSRecord, request_id: str) -> Outcome:
         receive_count=record.attributes.approximate_receive_count,
     )
     try:
-        return handle_job(get_deliverer(), record.body)
+        deliverer = get_deliverer()
+        job = parse_job(record.body)
+        lane = source_lane or job_lane(job)
+        if time_left is not None and time_left() < deliverer.budget(lane) + RETURN_MARGIN_SECONDS:
+            return _hand_back(deliverer, job, lane, time_left())
+        return handle_job(deliverer, record.body, lane, time_left)
     except Exception:
         logger.exception("job failed; it will be retried")
         raise
+
+
+def _hand_back(deliverer: Deliverer, job: dict[str, Any], lane: Lane, left: float) -> Outcome:
+    deliverer.lanes.queue(lane).send(job)
+    logger.info("job handed back unstarted", extra={"lane": str(lane), "time_left_s": round(left, 3)})
+    return Outcome("test" if job["job"] == "test" else "event", "handed-back")
 
 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Run a batch; afterwards, write its metrics from this thread (Powertools' metric set
     is not for concurrent use)."""
     request_id = getattr(context, "aws_request_id", "-")
+    time_left = _time_left(context)
+    lanes = _source_lanes()
     ended: list[Outcome] = []
 
     async def handle_record(record: SQSRecord) -> str:
-        outcome = await asyncio.get_running_loop().run_in_executor(_executor, _run, record, request_id)
+        lane = lane_of_source(record.event_source_arn or "", lanes)
+        job = asyncio.get_running_loop().run_in_executor(_executor, _run, record, request_id, lane, time_left)
+        if time_left is None:
+            outcome = await job
+        else:
+            try:
+                outcome = await asyncio.wait_for(job, timeout=max(0.0, time_left() - RETURN_MARGIN_SECONDS))
+            except TimeoutError:
+                logger.warning(
+                    "job still running at the invocation's end; it will be retried",
+                    extra={"message_id": record.message_id},
+                )
+                raise
         ended.append(outcome)
         return outcome.name
 

@@ -3,6 +3,13 @@ retries.
 
 A receiver's failure is an outcome to record, never an exception. Only our own failures
 (storage) raise, so that SQS delivers the job again.
+
+Jobs run in lanes (docs/isolation.md). In the fast lanes (`events`, `tests`) a receiver gets
+`fast_timeout` (2 s) to answer; one that has not answered by then is cut, its endpoint is
+marked slow (`slow_until` on the config, which every job reads anyway) and the job moves to
+the slow lane, where it gets the whole delivery timeout. A job for an endpoint marked slow is
+moved there before anything is sent. An attempt that ends within `fast_timeout` clears the
+mark; one that takes longer renews it.
 """
 
 from __future__ import annotations
@@ -15,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from webhook_service.delivery import DeliveryResult, Sender, default_ssl_context, delivery_url
+from webhook_service.delivery import TIMEOUT, DeliveryResult, Sender, default_ssl_context, delivery_url
 from webhook_service.domain import (
     GONE_STATUS,
     MAX_ATTEMPTS,
+    SLOW_MARK_SECONDS,
     UNCONFIGURED,
     Event,
     WebhookConfig,
@@ -32,13 +40,15 @@ from webhook_service.domain import (
     superseded,
 )
 from webhook_service.logs import logger
-from webhook_service.queue import JobQueue, event_job
+from webhook_service.queue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job, job_lane
 from webhook_service.settings import get_settings
 from webhook_service.signing import signature_headers
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
 
 EARLY_TOLERANCE_SECONDS = 1  # SQS delays are whole seconds: a job this early is on time
+STORAGE_RESERVE_SECONDS = 5.0  # what a job's reads and writes may take around its request
+CLAIM_SECONDS = 60  # an attempt's claim when the job does not know its invocation's time left
 
 
 @dataclass(frozen=True)
@@ -65,11 +75,35 @@ def _random_jitter() -> float:
 
 @dataclass
 class Deliverer:
+    """What the jobs need. `queue` is the events lane (retries and hops go there);
+    `test_queue` and `slow_queue` the other lanes (the events lane's queue when None). With
+    no slow lane, nothing is cut or moved: every job gets `sender`, the whole timeout."""
+
     store: Store
     sender: Sender
-    queue: JobQueue
+    queue: JobSender
     clock: Callable[[], dt.datetime] = field(default=utcnow)
     jitter: Callable[[], float] = field(default=_random_jitter)
+    test_queue: JobSender | None = None
+    slow_queue: JobSender | None = None
+    fast_sender: Sender | None = None  # the fast lanes' sender, cut at `fast_timeout`
+    fast_timeout: float = 2.0
+    delivery_timeout: float = 15.0  # `sender`'s
+    storage_reserve: float = STORAGE_RESERVE_SECONDS
+
+    @property
+    def lanes(self) -> Lanes:
+        return Lanes(events=self.queue, tests=self.test_queue, slow=self.slow_queue)
+
+    def sender_for(self, lane: Lane) -> Sender:
+        if lane is not Lane.SLOW and self.fast_sender is not None and self.slow_queue is not None:
+            return self.fast_sender
+        return self.sender
+
+    def budget(self, lane: Lane) -> float:
+        """The seconds a job of `lane` needs in the worst case: its request and its storage."""
+        fast = self.sender_for(lane) is self.fast_sender and self.fast_sender is not None
+        return (self.fast_timeout if fast else self.delivery_timeout) + self.storage_reserve
 
 
 _deliverer: Deliverer | None = None
@@ -80,16 +114,27 @@ def get_deliverer() -> Deliverer:
     global _deliverer
     if _deliverer is None:
         settings = get_settings()
+
+        def sender(total_timeout: float) -> Sender:
+            return Sender(
+                allow_private=settings.allow_private_targets,
+                connect_timeout=min(settings.delivery_connect_timeout, total_timeout),
+                total_timeout=total_timeout,
+                ssl_context=lambda: default_ssl_context(settings.delivery_ca_bundle),
+                loopback_only=settings.delivery_loopback_only,
+            )
+
+        own_slow_lane = settings.slow_queue_url not in ("", settings.queue_url)
+        leash = own_slow_lane and settings.fast_lane_timeout < settings.delivery_timeout
         _deliverer = Deliverer(
             store=Store(settings.table_name),
             queue=JobQueue(settings.queue_url),
-            sender=Sender(
-                allow_private=settings.allow_private_targets,
-                connect_timeout=settings.delivery_connect_timeout,
-                total_timeout=settings.delivery_timeout,
-                ssl_context=lambda: default_ssl_context(settings.delivery_ca_bundle),
-                loopback_only=settings.delivery_loopback_only,
-            ),
+            test_queue=JobQueue(settings.test_queue_url) if settings.test_queue_url != settings.queue_url else None,
+            slow_queue=JobQueue(settings.slow_queue_url) if own_slow_lane else None,
+            sender=sender(settings.delivery_timeout),
+            fast_sender=sender(settings.fast_lane_timeout) if leash else None,
+            fast_timeout=settings.fast_lane_timeout,
+            delivery_timeout=settings.delivery_timeout,
         )
     return _deliverer
 
@@ -113,22 +158,78 @@ def parse_job(body: str) -> dict[str, Any]:
         raise BadJobError("the message is not a known job")
     if job.get("job") == "test" and isinstance(job.get("task"), str):
         return job
-    if job.get("job") == "event" and isinstance(job.get("event"), str) and isinstance(job.get("attempt"), int):
+    if (
+        job.get("job") == "event"
+        and isinstance(job.get("event"), str)
+        and isinstance(job.get("attempt"), int)
+        and isinstance(job.get("key"), str | None)
+    ):
         return job
     raise BadJobError("the message is not a known job")
 
 
-def handle_job(deliverer: Deliverer, body: str) -> Outcome:
+def handle_job(
+    deliverer: Deliverer, body: str, lane: Lane | None = None, time_left: Callable[[], float] | None = None
+) -> Outcome:
+    """Run one job that arrived in `lane` (None: its fast lane). `time_left` gives the
+    seconds left in the invocation, which bound how long an attempt's claim holds."""
     job = parse_job(body)
+    lane = lane or job_lane(job)
     if job["job"] == "test":
-        return run_test(deliverer, job["organisation"], job["task"], job.get("config"))
-    return run_event(deliverer, job["organisation"], job["event"], job["attempt"], job.get("not_before"))
+        return run_test(deliverer, job["organisation"], job["task"], job.get("config"), lane)
+    return run_event(
+        deliverer,
+        job["organisation"],
+        job["event"],
+        job["attempt"],
+        job.get("not_before"),
+        lane,
+        time_left,
+        routing_key=(job["key"],) if "key" in job else None,
+    )
 
 
-def run_test(deliverer: Deliverer, organisation: str, task_id: str, config_id: str | None = None) -> Outcome:
+def _moves_to_slow_lane(deliverer: Deliverer, lane: Lane, config: WebhookConfig) -> bool:
+    """A fast-lane job for an endpoint marked slow goes to the slow lane unsent."""
+    return lane is not Lane.SLOW and deliverer.slow_queue is not None and config.is_slow(deliverer.clock())
+
+
+def _was_cut(deliverer: Deliverer, lane: Lane, result: DeliveryResult) -> bool:
+    """The fast lane's sender gave up before the receiver answered: not an outcome."""
+    leashed = deliverer.sender_for(lane) is deliverer.fast_sender and deliverer.fast_sender is not None
+    return leashed and result.error == TIMEOUT and result.status_code is None
+
+
+def _mark_slow(deliverer: Deliverer, config: WebhookConfig) -> None:
+    """Mark the endpoint slow for SLOW_MARK_SECONDS; nothing is written while the mark it
+    had when the job read it has more than half its time to run (a slow endpoint's config
+    item must not take a write per delivery)."""
+    now = deliverer.clock().timestamp()
+    if config.slow_until is not None and config.slow_until >= now + SLOW_MARK_SECONDS / 2:
+        return
+    until = math.ceil(now) + SLOW_MARK_SECONDS
+    deliverer.store.mark_slow(config, until)
+    logger.info("endpoint marked slow", extra={"config_id": config.id, "slow_until": until})
+
+
+def _note_speed(deliverer: Deliverer, config: WebhookConfig, result: DeliveryResult) -> None:
+    """Renew the slow mark after an attempt that took longer than the fast lanes wait;
+    clear it after one that did not. Nothing is written for an endpoint that stays fast."""
+    if deliverer.slow_queue is None:
+        return
+    if result.duration_ms >= deliverer.fast_timeout * 1000:
+        _mark_slow(deliverer, config)
+    elif config.slow_until is not None:
+        deliverer.store.clear_slow(config)
+        logger.info("endpoint fast again", extra={"config_id": config.id})
+
+
+def run_test(
+    deliverer: Deliverer, organisation: str, task_id: str, config_id: str | None = None, lane: Lane = Lane.TESTS
+) -> Outcome:
     """Run one test task to its end. Returns the outcome, for logs and metrics:
     `succeeded`, `failed`, `superseded`, `stale` (sent, but the config had changed),
-    `duplicate` (already ended) or `missing`."""
+    `duplicate` (already ended), `missing`, or `slow-lane` (moved to the slow lane)."""
     store = deliverer.store
     if config_id is not None:  # one read for both (jobs name the config since 0.1.0)
         task, config = store.get_task_and_config(organisation, task_id, config_id)
@@ -147,6 +248,9 @@ def run_test(deliverer: Deliverer, organisation: str, task_id: str, config_id: s
         logger.info("test superseded", extra={"task_id": task_id, "config_id": task.target})
         return Outcome("test", "superseded" if ended else "duplicate")
     assert config is not None
+    if _moves_to_slow_lane(deliverer, lane, config):
+        deliverer.lanes.queue(Lane.SLOW).send(config_test_job(task.id, organisation, config.id))
+        return Outcome("test", "slow-lane")
     started = store.start_task(task, new_id(), deliverer.clock())
     if started is None or started.event_id is None or started.date_started is None:
         return Outcome("test", "duplicate")
@@ -156,9 +260,16 @@ def run_test(deliverer: Deliverer, organisation: str, task_id: str, config_id: s
     # outcome, in the same write.
     event = config_test_event(task, config, started.event_id, started.date_started)
     body = event_body(event)
-    result = deliverer.sender.post(
+    result = deliverer.sender_for(lane).post(
         delivery_url(config.url, event.id), body, signature_headers(config.secret, event.id, body)
     )
+    if _was_cut(deliverer, lane, result):
+        # The task stays `processing`; its job, run again in the slow lane, sends the same event.
+        _mark_slow(deliverer, config)
+        deliverer.lanes.queue(Lane.SLOW).send(config_test_job(task.id, organisation, config.id))
+        logger.info("test moved to the slow lane", extra={"task_id": task.id, "config_id": config.id})
+        return Outcome("test", "slow-lane", result.duration_ms)
+    _note_speed(deliverer, config, result)
     outcome = _record(deliverer, config, task, event, result)
     log = logger.info if result.ok else logger.warning
     log(
@@ -199,30 +310,65 @@ def _record(deliverer: Deliverer, config: Any, task: Any, event: Event, result: 
     )
 
 
-def run_event(deliverer: Deliverer, organisation: str, event_id: str, attempt: int, not_before: int | None) -> Outcome:
+def run_event(
+    deliverer: Deliverer,
+    organisation: str,
+    event_id: str,
+    attempt: int,
+    not_before: int | None,
+    lane: Lane = Lane.EVENTS,
+    time_left: Callable[[], float] | None = None,
+    routing_key: tuple[str | None] | None = None,
+) -> Outcome:
     """Make attempt `attempt` of an event's delivery. Returns the outcome, for logs and
     metrics: `delivered`, `retrying`, `failed`, `unconfigured`, `waiting` (a hop of a long
-    delay), `duplicate` or `missing`."""
+    delay), `duplicate`, `missing`, or `slow-lane` (moved to the slow lane, no attempt used).
+    `routing_key` is the event's key as its job names it (`(None,)`: no key); then the event,
+    its key and its organisation are read in one request."""
     store, now = deliverer.store, deliverer.clock()
     if not_before is not None and now.timestamp() < not_before - EARLY_TOLERANCE_SECONDS:
         wait = math.ceil(not_before - now.timestamp())
-        deliverer.queue.send(event_job(event_id, organisation, attempt, not_before), delay_seconds=wait)
+        key = routing_key[0] if routing_key else None
+        deliverer.queue.send(event_job(event_id, organisation, attempt, not_before, key=key), delay_seconds=wait)
         return Outcome("event", "waiting")
-    event = store.get_event(organisation, event_id)
+    routing: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None
+    if routing_key is not None:
+        event, key_item, organisation_item = store.get_routing(organisation, routing_key[0], event_id)
+        if event is not None and event.key == routing_key[0]:
+            routing = (key_item, organisation_item)
+    else:
+        event = store.get_event(organisation, event_id)
     if event is None:
         logger.warning("event not found", extra={"event_id": event_id})
         return Outcome("event", "missing")
-    if event.ended:
+    if event.ended or event.attempts > attempt:
         return Outcome("event", "duplicate")
-    if event.attempts >= attempt:
-        # This attempt was made, but its job ended before the next one was queued (or this
-        # is a copy of the job). Queue the next one again: a second copy cannot claim it twice.
-        if event.attempts == attempt and event.next_attempt_at is not None:
-            wait = math.ceil(event.next_attempt_at - deliverer.clock().timestamp())
-            _queue_attempt(deliverer, event, attempt + 1, event.next_attempt_at, wait)
-        return Outcome("event", "duplicate")
-    config = _route(store, event)
-    claimed = store.claim_event_attempt(event, attempt, config.id if config else event.webhook_config)
+    if event.attempts == attempt:
+        if event.claimed_until is None:
+            # This attempt was made, but its job ended before the next one was queued (or
+            # this is a copy of the job). Queue the next one again: a copy cannot claim twice.
+            if event.next_attempt_at is not None:
+                wait = math.ceil(event.next_attempt_at - now.timestamp())
+                _queue_attempt(deliverer, event, attempt + 1, event.next_attempt_at, wait)
+            return Outcome("event", "duplicate")
+        if event.claimed_until >= now.timestamp():
+            return Outcome("event", "duplicate")  # another job is making this attempt
+        # else: the job that claimed it was lost mid-attempt; its lease has run out
+    config = _route(store, event, routing)
+    if config is not None and config.state == "valid" and _moves_to_slow_lane(deliverer, lane, config):
+        deliverer.lanes.queue(Lane.SLOW).send(event_job(event.id, organisation, attempt, key=event.key))
+        return Outcome("event", "slow-lane")
+    # The claim holds no longer than this invocation can run: a job lost with it is taken
+    # over by the next copy of the job once the claim has run out.
+    now = deliverer.clock()
+    lease = time_left() if time_left is not None else CLAIM_SECONDS
+    claimed = store.claim_event_attempt(
+        event,
+        attempt,
+        config.id if config else event.webhook_config,
+        math.floor(now.timestamp()),
+        math.ceil(now.timestamp() + lease),
+    )
     if claimed is None:
         return Outcome("event", "duplicate")
     event = claimed
@@ -232,9 +378,17 @@ def run_event(deliverer: Deliverer, organisation: str, event_id: str, attempt: i
         return Outcome("event", UNCONFIGURED)
 
     body = event_body(event)
-    result = deliverer.sender.post(
+    result = deliverer.sender_for(lane).post(
         delivery_url(config.url, event.id), body, signature_headers(config.secret, event.id, body)
     )
+    if _was_cut(deliverer, lane, result):
+        _mark_slow(deliverer, config)
+        if not store.release_event_attempt(event):
+            return Outcome("event", "duplicate", result.duration_ms)  # taken over meanwhile
+        deliverer.lanes.queue(Lane.SLOW).send(event_job(event.id, organisation, attempt, key=event.key))
+        logger.info("event moved to the slow lane", extra={"event_id": event.id, "config_id": config.id})
+        return Outcome("event", "slow-lane", result.duration_ms)
+    _note_speed(deliverer, config, result)
     now = deliverer.clock()
     delay = (
         None
@@ -258,9 +412,15 @@ def run_event(deliverer: Deliverer, organisation: str, event_id: str, attempt: i
     return Outcome("event", "retrying", result.duration_ms)
 
 
-def _route(store: Store, event: Event) -> WebhookConfig | None:
-    key = store.get_key(event.organisation, event.key) if event.key else None
-    organisation = store.get_organisation(event.organisation)
+def _route(
+    store: Store, event: Event, routing: tuple[dict[str, Any] | None, dict[str, Any] | None] | None
+) -> WebhookConfig | None:
+    """The config an event goes to now, from its key and organisation (read already, or
+    read here in one request)."""
+    if routing is None:
+        _, key, organisation = store.get_routing(event.organisation, event.key)
+    else:
+        key, organisation = routing
     target = route(
         key.get("webhook_config") if key else None,
         organisation.get("webhook_config_default") if organisation else None,
@@ -269,7 +429,8 @@ def _route(store: Store, event: Event) -> WebhookConfig | None:
 
 
 def _queue_attempt(deliverer: Deliverer, event: Event, attempt: int, due: int, wait: int) -> None:
-    deliverer.queue.send(event_job(event.id, event.organisation, attempt, due), delay_seconds=max(0, wait))
+    job = event_job(event.id, event.organisation, attempt, due, key=event.key)
+    deliverer.queue.send(job, delay_seconds=max(0, wait))
 
 
 def _log_attempt(

@@ -23,6 +23,9 @@ EVENT_STATES = ("pending", "delivered", "failed")
 SUPERSEDED = "superseded"
 TASK_TYPES = (TASK_TYPE_TEST,)
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
+MAX_OPEN_TESTS = 100  # test tasks pending or processing, per organisation (fair use)
+FAST_LANE_OPEN_TESTS = 5  # an organisation's open tests beyond these take the slow lane
+SLOW_MARK_SECONDS = 600  # an endpoint that took longer than the fast lanes wait is slow this long
 
 
 def new_id() -> str:
@@ -50,6 +53,12 @@ class WebhookConfig:
     state: str
     version: int
     date_created: dt.datetime
+    slow_until: int | None = None  # unix time until which its jobs take the slow lane (internal)
+    open_test: str | None = None  # the test task of this version still open, if any (internal)
+
+    def is_slow(self, now: dt.datetime) -> bool:
+        """Whether its endpoint recently took longer than the fast lanes wait."""
+        return self.slow_until is not None and self.slow_until > now.timestamp()
 
     def to_resource(self, *, with_secret: bool = True) -> dict[str, Any]:
         resource: dict[str, Any] = {
@@ -80,6 +89,7 @@ class Task:
     date_started: dt.datetime | None = None
     date_completed: dt.datetime | None = None
     event_id: str | None = None  # the test event, fixed when the task first starts (internal)
+    counted: bool = False  # counted in its organisation's open tests until it ends (internal)
 
     @property
     def ended(self) -> bool:
@@ -128,6 +138,7 @@ def new_test_task(config: WebhookConfig, key: str, now: dt.datetime) -> Task:
         target_version=config.version,
         state="pending",
         date_created=now,
+        counted=True,
     )
 
 
@@ -197,6 +208,9 @@ class Event:
     key: str | None = None  # the key whose config routes it (internal)
     attempts: int = 0  # deliveries attempted so far (internal; `retries` is derived)
     next_attempt_at: int | None = None  # unix time the next attempt is due (internal)
+    # Unix time until which attempt `attempts` is claimed by the job making it: set by the
+    # claim, gone once the attempt is recorded. A claim whose time ran out can be taken over.
+    claimed_until: int | None = None
     webhook_config: str | None = None
     error: str | None = None
     date_delivered: dt.datetime | None = None

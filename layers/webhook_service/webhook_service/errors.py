@@ -83,3 +83,7 @@ class DependencyError(Exception):
 
 class ThrottledError(DependencyError):
     """A dependency throttled us; answered as 429 `limit-exceeded`."""
+
+
+class OpenTestsLimitError(Exception):
+    """The organisation already has as many test tasks pending or processing as it may."""

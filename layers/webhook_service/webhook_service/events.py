@@ -18,7 +18,7 @@ from webhook_service import telemetry
 from webhook_service.domain import Event, is_uuid, new_event
 from webhook_service.errors import ConflictError, DependencyError, InvalidParameterError, NotFoundError
 from webhook_service.logs import logger
-from webhook_service.queue import JobQueue, event_job
+from webhook_service.queue import JobSender, event_job
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
 
@@ -34,7 +34,7 @@ def publish(
     *,
     key: str | None = None,
     store: Store | None = None,
-    queue: JobQueue | None = None,
+    queue: JobSender | None = None,
 ) -> Event:
     """Store an event and queue its delivery; returns the stored event.
 
@@ -65,15 +65,18 @@ def publish(
         problems["key"] = "must be a key id"
     if problems:
         raise InvalidParameterError("The event is not valid.", params=problems)
-    if not is_uuid(organisation) or store.get_organisation(organisation) is None:
+    if not is_uuid(organisation):
         raise NotFoundError("organisation")
-    if key is not None and store.get_key(organisation, key) is None:
+    _, key_item, organisation_item = store.get_routing(organisation, key)  # both in one request
+    if organisation_item is None:
+        raise NotFoundError("organisation")
+    if key is not None and key_item is None:
         raise NotFoundError("key")
 
     event = new_event(organisation, type_, action, json.loads(json.dumps(data, default=str)), key, utcnow())
     store.create_event(event)
     try:
-        queue.send(event_job(event.id, organisation, attempt=1))
+        queue.send(event_job(event.id, organisation, attempt=1, key=key))
     except DependencyError:
         telemetry.emit_now(telemetry.QUEUE_SEND_FAILURES)
         failed = replace(event, state="failed", error="queue-unavailable", date_delivered=utcnow())

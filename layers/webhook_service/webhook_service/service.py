@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from webhook_service import telemetry
@@ -15,6 +16,8 @@ from webhook_service.auth import Authenticator
 from webhook_service.domain import (
     CONFIG_STATES,
     EVENT_STATES,
+    FAST_LANE_OPEN_TESTS,
+    MAX_OPEN_TESTS,
     TASK_STATES,
     TASK_TYPES,
     UPDATABLE_STATES,
@@ -32,11 +35,13 @@ from webhook_service.errors import (
     DependencyError,
     InvalidParameterError,
     InvalidStateError,
+    LimitExceededError,
     NotFoundError,
+    OpenTestsLimitError,
     UnavailableError,
 )
 from webhook_service.logs import logger
-from webhook_service.queue import JobQueue, config_test_job
+from webhook_service.queue import JobQueue, JobSender, Lane, Lanes, config_test_job
 from webhook_service.settings import get_settings
 from webhook_service.storage import (
     Page,
@@ -55,13 +60,21 @@ UPDATE_ATTEMPTS = 3
 
 @dataclass
 class Services:
-    """What the use cases need; tests build one with their own clients and clock."""
+    """What the use cases need; tests build one with their own clients and clock. `queue` is
+    the events lane; tests go to `test_queue`, or `slow_queue` for an endpoint marked slow
+    (each the events lane's queue when None)."""
 
     store: Store
-    queue: JobQueue
+    queue: JobSender
     authenticator: Authenticator
     allow_private_targets: bool = False
     clock: Callable[[], dt.datetime] = field(default=utcnow)
+    test_queue: JobSender | None = None
+    slow_queue: JobSender | None = None
+
+    @property
+    def lanes(self) -> Lanes:
+        return Lanes(events=self.queue, tests=self.test_queue, slow=self.slow_queue)
 
 
 _services: Services | None = None
@@ -78,6 +91,8 @@ def get_services() -> Services:
             queue=JobQueue(settings.queue_url),
             authenticator=Authenticator(store, ttl=settings.key_cache_seconds),
             allow_private_targets=settings.allow_private_targets,
+            test_queue=JobQueue(settings.test_queue_url) if settings.test_queue_url != settings.queue_url else None,
+            slow_queue=JobQueue(settings.slow_queue_url) if settings.slow_queue_url != settings.queue_url else None,
         )
     return _services
 
@@ -97,10 +112,11 @@ def create_config(svc: Services, caller: Principal, body: dict[str, Any]) -> dic
     now = svc.clock()
     config = new_config(caller.organisation, url, now)
     task = new_test_task(config, caller.key_id, now)
-    svc.store.create_config(config, task)
+    config = replace(config, open_test=task.id)
+    lane = _store_counted(svc, partial(svc.store.create_config, config, task))
     telemetry.count(telemetry.CONFIGS_CREATED)
     logger.info("config created", extra={"config_id": config.id, "task_id": task.id})
-    _queue_test(svc, config, task)
+    _queue_test(svc, config, task, lane)
     return config.to_resource()
 
 
@@ -131,6 +147,8 @@ def delete_config(svc: Services, caller: Principal, config_id: str) -> dict[str,
 
 
 def queue_config_test(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Queue a test of the config, or answer the one of its version still pending or
+    processing (at most one test of a version is open at a time)."""
     check_fields(body, allowed=())
     for _ in range(UPDATE_ATTEMPTS):
         config = _load_config(svc, caller, config_id)
@@ -139,14 +157,45 @@ def queue_config_test(svc: Services, caller: Principal, config_id: str, body: di
                 "A deactivated config cannot be tested; set its state to new to reactivate it.",
                 params={"state": config.state},
             )
+        if config.open_test is not None:
+            open_task = svc.store.get_task(caller.organisation, config.open_test)
+            if open_task is not None and not open_task.ended and open_task.target_version == config.version:
+                return open_task.to_resource()
         task = new_test_task(config, caller.key_id, svc.clock())
         try:
-            svc.store.create_test_task(config, task)
+            lane = _store_counted(svc, partial(svc.store.create_test_task, config, task))
         except ConflictError:
-            continue  # changed since it was read: read it again
-        _queue_test(svc, config, task)
+            continue  # changed since it was read (another test queued, or an update): read it again
+        _queue_test(svc, config, task, lane)
         return task.to_resource()
     raise UnavailableError("The config is being changed by other requests; try again.")
+
+
+def _store_counted(svc: Services, write: Callable[..., None]) -> Lane:
+    """Make a write that creates a test task counted in its organisation's open tests, and
+    choose the task's lane: the tests lane while the organisation has fewer than
+    FAST_LANE_OPEN_TESTS open, the slow lane beyond (so that one organisation's tests
+    never hold more than a few of the tests lane's slots), 429 past the cap. Both limits
+    are conditions of the write itself: strict under concurrent requests."""
+    cap = svc.store.open_tests_cap
+    try:
+        write(open_tests_below=min(FAST_LANE_OPEN_TESTS, cap))
+    except OpenTestsLimitError:
+        pass
+    else:
+        return Lane.TESTS
+    try:
+        write(open_tests_below=cap)
+    except OpenTestsLimitError:
+        raise _too_many_open_tests() from None
+    return Lane.SLOW
+
+
+def _too_many_open_tests() -> LimitExceededError:
+    return LimitExceededError(
+        f"The organisation has {MAX_OPEN_TESTS} tests pending or processing; try again when some have ended.",
+        params={"open_tests": f"at most {MAX_OPEN_TESTS} per organisation"},
+    )
 
 
 def _change_config(
@@ -158,8 +207,13 @@ def _change_config(
         if not plan.changed:
             return config.to_resource()
         task = new_test_task(plan.config, caller.key_id, svc.clock()) if plan.queue_test else None
+        updated = replace(plan.config, open_test=task.id if task else None)
+        lane = Lane.TESTS
         try:
-            svc.store.replace_config(plan.config, expected_version=config.version, task=task)
+            if task is None:
+                svc.store.replace_config(updated, expected_version=config.version, task=None)
+            else:
+                lane = _store_counted(svc, partial(svc.store.replace_config, updated, config.version, task))
         except ConflictError:
             continue
         logger.info(
@@ -167,16 +221,19 @@ def _change_config(
             extra={"config_id": config_id, "state": plan.config.state, "version": plan.config.version},
         )
         if task is not None:
-            _queue_test(svc, plan.config, task)
-        return plan.config.to_resource()
+            _queue_test(svc, updated, task, lane)
+        return updated.to_resource()
     raise UnavailableError("The config is being changed by other requests; try again.")
 
 
-def _queue_test(svc: Services, config: WebhookConfig, task: Task) -> None:
-    """Queue a stored test task. If SQS refuses, the task ends `failed`/`queue-unavailable`
-    and the caller gets 503; the config keeps its state and can be tested again."""
+def _queue_test(svc: Services, config: WebhookConfig, task: Task, lane: Lane) -> None:
+    """Queue a stored test task in `lane`, or the slow lane for an endpoint marked slow. If
+    SQS refuses, the task ends `failed`/`queue-unavailable` and the caller gets 503; the
+    config keeps its state and can be tested again."""
+    if config.slow_until is not None and config.is_slow(svc.clock()):
+        lane = Lane.SLOW
     try:
-        svc.queue.send(config_test_job(task.id, task.organisation, config.id))
+        svc.lanes.queue(lane).send(config_test_job(task.id, task.organisation, config.id))
     except DependencyError as exc:
         telemetry.count(telemetry.QUEUE_SEND_FAILURES)
         logger.warning("test not queued", extra={"task_id": task.id, "config_id": config.id, "reason": str(exc)})

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from webhook_service import clients
-from webhook_service.domain import Event, Task, WebhookConfig
-from webhook_service.errors import ConflictError, DependencyError, ThrottledError
+from webhook_service.domain import MAX_OPEN_TESTS, Event, Task, WebhookConfig
+from webhook_service.errors import ConflictError, DependencyError, OpenTestsLimitError, ThrottledError
 from webhook_service.timefmt import format_datetime
 from webhook_service.validation import ListQuery
 
@@ -154,6 +154,10 @@ def config_item(config: WebhookConfig) -> Item:
     }
     if config.state != "deactivated":
         item["TypePK"] = prefix  # sparse: plain lists leave deactivated configs out
+    if config.slow_until is not None:
+        item["slow_until"] = config.slow_until
+    if config.open_test is not None:
+        item["open_test"] = config.open_test
     return item
 
 
@@ -168,6 +172,8 @@ def config_from_item(item: Item) -> WebhookConfig:
         state=item["state"],
         version=item["version"],
         date_created=date_created,
+        slow_until=item.get("slow_until"),
+        open_test=item.get("open_test"),
     )
 
 
@@ -208,6 +214,8 @@ def task_item(task: Task) -> Item:
         item["date_completed"] = format_datetime(task.date_completed)
     if task.event_id:
         item["event_id"] = task.event_id
+    if task.counted:
+        item["counted"] = True
     if not task.ended:
         item.update(open_keys(task.id, task.date_created))
     return item
@@ -230,6 +238,7 @@ def task_from_item(item: Item) -> Task:
         date_started=_parse_dt(item.get("date_started")),
         date_completed=_parse_dt(item.get("date_completed")),
         event_id=item.get("event_id"),
+        counted=bool(item.get("counted", False)),
     )
 
 
@@ -281,6 +290,7 @@ def event_from_item(item: Item) -> Event:
         key=item.get("key"),
         attempts=item.get("attempts", 0),
         next_attempt_at=item.get("next_attempt_at"),
+        claimed_until=item.get("claimed_until"),
         webhook_config=item.get("webhook_config"),
         error=item.get("error"),
         date_delivered=_parse_dt(item.get("date_delivered")),
@@ -340,11 +350,19 @@ def _dynamodb_errors() -> Iterator[None]:
 
 
 class Store:
-    """Reads and writes the service's items. Give it a client, or it makes one on first use."""
+    """Reads and writes the service's items. Give it a client, or it makes one on first use.
 
-    def __init__(self, table_name: str, client: DynamoDBClient | None = None) -> None:
+    Open test tasks are counted on the organisation's item (`open_tests`): every write that
+    creates a counted task adds one, refused at `open_tests_cap`, and every write that ends
+    one takes one away, each in the same transaction as the task's own write. A task ends
+    once (its end is conditional on it being open), so the count stays exact."""
+
+    def __init__(
+        self, table_name: str, client: DynamoDBClient | None = None, open_tests_cap: int = MAX_OPEN_TESTS
+    ) -> None:
         self.table_name = table_name
         self._client = client
+        self.open_tests_cap = open_tests_cap
 
     @property
     def client(self) -> DynamoDBClient:
@@ -367,6 +385,51 @@ class Store:
             next(iter(action.values()))["TableName"] = self.table_name
         with _dynamodb_errors():
             self.client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+
+    def _open_tests(self, organisation: str, change: int, below: int | None = None) -> dict[str, Any]:
+        """The transaction action that counts a test task into (+1, refused unless the count
+        is below `below`, by default the cap) or out of (-1) its organisation's open tests."""
+        key = marshal({"PK": org_pk(organisation), "SK": "ORG"})
+        if change < 0:
+            return {
+                "Update": {
+                    "Key": key,
+                    "UpdateExpression": "ADD open_tests :change",
+                    "ExpressionAttributeValues": marshal({":change": change}),
+                }
+            }
+        return {
+            "Update": {
+                "Key": key,
+                "UpdateExpression": "ADD open_tests :change",
+                "ConditionExpression": (
+                    "attribute_exists(PK) AND (attribute_not_exists(open_tests) OR open_tests < :cap)"
+                ),
+                "ExpressionAttributeValues": marshal(
+                    {":change": change, ":cap": self.open_tests_cap if below is None else below}
+                ),
+            }
+        }
+
+    def _transact_counting(self, actions: list[dict[str, Any]], task: Task, below: int | None) -> None:
+        """Run a transaction that creates `task`, counting it in its organisation's open
+        tests (when it is counted); OpenTestsLimitError unless the organisation had fewer
+        than `below` (by default the cap)."""
+        if not task.counted:
+            self._transact(actions)
+            return
+        counted = len(actions)
+        try:
+            self._transact([*actions, self._open_tests(task.organisation, +1, below)])
+        except ConflictError as exc:
+            if len(exc.reasons) > counted and exc.reasons[counted] is not None:
+                raise OpenTestsLimitError(task.organisation) from exc
+            raise
+
+    def open_tests(self, organisation: str) -> int:
+        """How many test tasks of the organisation are pending or processing."""
+        item = self.get_organisation(organisation)
+        return int(item.get("open_tests", 0)) if item else 0
 
     def _put(self, item: Item, condition: str, names: dict[str, str] | None = None, values: Item | None = None) -> None:
         kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": marshal(item), "ConditionExpression": condition}
@@ -472,47 +535,69 @@ class Store:
         item = self._get(org_pk(organisation), f"CONFIG#{config_id}")
         return config_from_item(item) if item else None
 
-    def get_task_and_config(
-        self, organisation: str, task_id: str, config_id: str
-    ) -> tuple[Task | None, WebhookConfig | None]:
-        """A task and a config in one strongly consistent round trip."""
-        keys = [
-            {"PK": org_pk(organisation), "SK": f"TASK#{task_id}"},
-            {"PK": org_pk(organisation), "SK": f"CONFIG#{config_id}"},
-        ]
+    def _batch_get(self, keys: list[Item]) -> dict[tuple[str, str], Item]:
+        """Items by (PK, SK), in strongly consistent BatchGetItem calls (one, unless DynamoDB
+        leaves keys unprocessed under throttling: those are retried after a pause)."""
         request: dict[str, Any] = {self.table_name: {"Keys": [marshal(k) for k in keys], "ConsistentRead": True}}
-        found: dict[str, Item] = {}
+        found: dict[tuple[str, str], Item] = {}
         for attempt in range(BATCH_GET_TRIES):
-            if attempt:  # keys come back unprocessed under throttling: retry them after a pause
+            if attempt:
                 time.sleep(BATCH_GET_BACKOFF * 2 ** (attempt - 1))
             with _dynamodb_errors():
                 response = self.client.batch_get_item(RequestItems=request)
             for raw in response.get("Responses", {}).get(self.table_name, []):
                 item = unmarshal(raw)
-                found[item["SK"]] = item
+                found[(item["PK"], item["SK"])] = item
             request = dict(response.get("UnprocessedKeys") or {})
             if not request:
-                break
-        else:
-            raise DependencyError("batch_get_item left keys unprocessed")
-        task = found.get(f"TASK#{task_id}")
-        config = found.get(f"CONFIG#{config_id}")
+                return found
+        raise DependencyError("batch_get_item left keys unprocessed")
+
+    def get_task_and_config(
+        self, organisation: str, task_id: str, config_id: str
+    ) -> tuple[Task | None, WebhookConfig | None]:
+        """A task and a config in one strongly consistent round trip."""
+        pk = org_pk(organisation)
+        found = self._batch_get([{"PK": pk, "SK": f"TASK#{task_id}"}, {"PK": pk, "SK": f"CONFIG#{config_id}"}])
+        task = found.get((pk, f"TASK#{task_id}"))
+        config = found.get((pk, f"CONFIG#{config_id}"))
         return (task_from_item(task) if task else None), (config_from_item(config) if config else None)
+
+    def get_routing(
+        self, organisation: str, key_id: str | None, event_id: str | None = None
+    ) -> tuple[Event | None, Item | None, Item | None]:
+        """What routes an event, in one strongly consistent round trip: the event itself
+        (when `event_id` is given), its key (when it has one) and its organisation."""
+        pk = org_pk(organisation)
+        keys = [{"PK": pk, "SK": "ORG"}]
+        if key_id is not None:
+            keys.append({"PK": pk, "SK": f"KEY#{key_id}"})
+        if event_id is not None:
+            keys.append({"PK": pk, "SK": f"EVENT#{event_id}"})
+        found = self._batch_get(keys)
+        event = found.get((pk, f"EVENT#{event_id}")) if event_id is not None else None
+        key = found.get((pk, f"KEY#{key_id}")) if key_id is not None else None
+        return (event_from_item(event) if event else None), key, found.get((pk, "ORG"))
 
     def get_task(self, organisation: str, task_id: str) -> Task | None:
         item = self._get(org_pk(organisation), f"TASK#{task_id}")
         return task_from_item(item) if item else None
 
-    def create_config(self, config: WebhookConfig, task: Task) -> None:
-        """The config and its first test task, both or neither."""
-        self._transact(
+    def create_config(self, config: WebhookConfig, task: Task, open_tests_below: int | None = None) -> None:
+        """The config and its first test task, both or neither (OpenTestsLimitError when the
+        organisation has as many open tests as it may, or `open_tests_below` when given)."""
+        self._transact_counting(
             [
                 {"Put": {"Item": marshal(config_item(config)), "ConditionExpression": "attribute_not_exists(PK)"}},
                 {"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}},
-            ]
+            ],
+            task,
+            open_tests_below,
         )
 
-    def replace_config(self, config: WebhookConfig, expected_version: int, task: Task | None) -> None:
+    def replace_config(
+        self, config: WebhookConfig, expected_version: int, task: Task | None, open_tests_below: int | None = None
+    ) -> None:
         """Write an updated config (and its test task) if nobody changed it since it was read.
 
         Raises ConflictError when the stored version is no longer `expected_version`.
@@ -526,32 +611,58 @@ class Store:
                 }
             },
         ]
-        if task is not None:
-            actions.append(
-                {"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}}
-            )
-        self._transact(actions)
+        if task is None:
+            self._transact(actions)
+            return
+        actions.append({"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}})
+        self._transact_counting(actions, task, open_tests_below)
 
-    def create_test_task(self, config: WebhookConfig, task: Task) -> None:
-        """Store a test task if the config is still at the version it was made for and not
-        deactivated. Raises ConflictError otherwise."""
-        self._transact(
+    def create_test_task(self, config: WebhookConfig, task: Task, open_tests_below: int | None = None) -> None:
+        """Store a test task and make it the config's open test, if the config is still at
+        the version it was made for, not deactivated, and its open test is still the one it
+        was read with (`config.open_test`). ConflictError otherwise; OpenTestsLimitError when
+        the organisation has as many open tests as it may."""
+        condition = "version = :v AND #s <> :d AND "
+        values: Item = {":v": config.version, ":d": "deactivated", ":task": task.id}
+        if config.open_test is None:
+            condition += "attribute_not_exists(open_test)"
+        else:
+            condition += "open_test = :seen"
+            values[":seen"] = config.open_test
+        self._transact_counting(
             [
                 {
-                    "ConditionCheck": {
+                    "Update": {
                         "Key": marshal({"PK": org_pk(config.organisation), "SK": f"CONFIG#{config.id}"}),
-                        "ConditionExpression": "version = :v AND #s <> :d",
+                        "UpdateExpression": "SET open_test = :task",
+                        "ConditionExpression": condition,
                         "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": marshal({":v": config.version, ":d": "deactivated"}),
+                        "ExpressionAttributeValues": marshal(values),
                     }
                 },
                 {"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}},
-            ]
+            ],
+            task,
+            open_tests_below,
         )
+
+    def _end_task(self, task: Task, condition: str, values: Item) -> None:
+        """Write a task's end if `condition` holds of the stored task, counting it out of its
+        organisation's open tests in the same transaction."""
+        put = {
+            "Put": {
+                "Item": marshal(task_item(task)),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": marshal(values),
+            }
+        }
+        actions = [put, self._open_tests(task.organisation, -1)] if task.counted else [put]
+        self._transact(actions)
 
     def finish_pending_task(self, task: Task) -> None:
         """Write a task's end while it is still pending (used when its job was never queued)."""
-        self._put(task_item(task), "#s = :p", names={"#s": "state"}, values={":p": "pending"})
+        self._end_task(task, "#s = :p", {":p": "pending"})
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -604,11 +715,10 @@ class Store:
     def end_task(self, task: Task) -> bool:
         """Write a task's end unless it has already ended; False if it had."""
         try:
-            self._put(
-                task_item(task),
+            self._end_task(
+                task,
                 "attribute_exists(PK) AND #s IN (:pending, :processing)",
-                names={"#s": "state"},
-                values={":pending": "pending", ":processing": "processing"},
+                {":pending": "pending", ":processing": "processing"},
             )
         except ConflictError:
             return False
@@ -646,38 +756,82 @@ class Store:
                 ),
             }
         }
+        counting = [self._open_tests(task.organisation, -1)] if task.counted else []
         try:
-            self._transact([config_update, task_put, event_put])
+            self._transact([config_update, task_put, event_put, *counting])
             return "applied"
         except ConflictError as exc:
             if len(exc.reasons) > 1 and exc.reasons[1] is not None:
                 return "duplicate"
         try:
-            self._transact([task_put, event_put])
+            self._transact([task_put, event_put, *counting])
         except ConflictError:
             return "duplicate"
         return "stale"
 
-    def claim_event_attempt(self, event: Event, attempt: int, config_id: str | None) -> Event | None:
-        """Record that attempt `attempt` (1-based) of a pending event starts now, routed to
-        `config_id`. None if that attempt was already claimed or the event has ended, so a
-        duplicated job never sends twice."""
+    def claim_event_attempt(
+        self, event: Event, attempt: int, config_id: str | None, now: int, claimed_until: int
+    ) -> Event | None:
+        """Claim attempt `attempt` (1-based) of a pending event, routed to `config_id`, until
+        the unix time `claimed_until`: the claim is a lease. None if that attempt is claimed
+        by a lease still running, was already made, or the event has ended, so a duplicated
+        job never sends twice; a claim whose lease ran out (its job was lost mid-attempt) is
+        taken over, so no attempt is stranded. The claim clears `next_attempt_at`: while it
+        holds, the attempt's outcome is not known."""
         try:
             with _dynamodb_errors():
                 response = self.client.update_item(
                     TableName=self.table_name,
                     Key=marshal({"PK": org_pk(event.organisation), "SK": f"EVENT#{event.id}"}),
-                    UpdateExpression="SET attempts = :attempt, webhook_config = :config",
-                    ConditionExpression="#s = :pending AND attempts = :previous",
+                    UpdateExpression=(
+                        "SET attempts = :attempt, webhook_config = :config, claimed_until = :until,"
+                        " next_attempt_at = :none"
+                    ),
+                    ConditionExpression=(
+                        "#s = :pending AND (attempts = :previous OR (attempts = :attempt AND claimed_until < :now))"
+                    ),
                     ExpressionAttributeNames={"#s": "state"},
                     ExpressionAttributeValues=marshal(
-                        {":attempt": attempt, ":previous": attempt - 1, ":pending": "pending", ":config": config_id}
+                        {
+                            ":attempt": attempt,
+                            ":previous": attempt - 1,
+                            ":pending": "pending",
+                            ":config": config_id,
+                            ":until": claimed_until,
+                            ":now": now,
+                            ":none": None,
+                        }
                     ),
                     ReturnValues="ALL_NEW",
                 )
         except ConflictError:
             return None
         return event_from_item(unmarshal(response["Attributes"]))
+
+    def release_event_attempt(self, event: Event) -> bool:
+        """Give back the claim on attempt `event.attempts` that `event` holds (its
+        `claimed_until`), unused: the attempt can be claimed again at once. False if the
+        claim is no longer that one (taken over after its lease, or the event moved on)."""
+        try:
+            with _dynamodb_errors():
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=marshal({"PK": org_pk(event.organisation), "SK": f"EVENT#{event.id}"}),
+                    UpdateExpression="SET attempts = :previous REMOVE claimed_until",
+                    ConditionExpression="#s = :pending AND attempts = :attempt AND claimed_until = :until",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues=marshal(
+                        {
+                            ":previous": event.attempts - 1,
+                            ":attempt": event.attempts,
+                            ":pending": "pending",
+                            ":until": event.claimed_until,
+                        }
+                    ),
+                )
+        except ConflictError:
+            return False
+        return True
 
     def save_event(self, event: Event) -> bool:
         """Write an event's new state while it is pending at the same attempt; False if it
@@ -692,6 +846,27 @@ class Store:
         except ConflictError:
             return False
         return True
+
+    def mark_slow(self, config: WebhookConfig, until: int) -> None:
+        """Send the config's jobs to the slow lane until the unix time `until`."""
+        with contextlib.suppress(ConflictError), _dynamodb_errors():
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=marshal({"PK": org_pk(config.organisation), "SK": f"CONFIG#{config.id}"}),
+                UpdateExpression="SET slow_until = :until",
+                ConditionExpression="attribute_exists(PK)",
+                ExpressionAttributeValues=marshal({":until": until}),
+            )
+
+    def clear_slow(self, config: WebhookConfig) -> None:
+        """Send the config's jobs to the fast lanes again."""
+        with contextlib.suppress(ConflictError), _dynamodb_errors():
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=marshal({"PK": org_pk(config.organisation), "SK": f"CONFIG#{config.id}"}),
+                UpdateExpression="REMOVE slow_until",
+                ConditionExpression="attribute_exists(slow_until)",
+            )
 
     def invalidate_config(self, config: WebhookConfig) -> bool:
         """Make a `valid` config `invalid` (its receiver answered 410), unless it changed."""

@@ -26,7 +26,7 @@ from webhook_service import telemetry
 from webhook_service.domain import MAX_ATTEMPTS
 from webhook_service.errors import DependencyError
 from webhook_service.logs import logger
-from webhook_service.queue import JobQueue, config_test_job, event_job
+from webhook_service.queue import JobSender, config_test_job, event_job
 from webhook_service.storage import Item, Store, event_from_item, task_from_item
 
 QUEUE_UNAVAILABLE = "queue-unavailable"
@@ -34,14 +34,19 @@ REQUEUES = 1  # how many times the sweep queues a job again before it ends the t
 BATCH = 100  # at most this many items per ByOpen partition per run; the next run takes the rest
 
 
-def sweep(store: Store, queue: JobQueue, now: dt.datetime, after: dt.timedelta) -> Counter[tuple[str, str]]:
-    """Sweep once; returns how many tasks and events were (kind, `requeued` or `failed`)."""
+def sweep(
+    store: Store, queue: JobSender, now: dt.datetime, after: dt.timedelta, test_queue: JobSender | None = None
+) -> Counter[tuple[str, str]]:
+    """Sweep once; returns how many tasks and events were (kind, `requeued` or `failed`).
+    Events are queued again on `queue` (the events lane), tasks on `test_queue` (the tests
+    lane; `queue` when None)."""
     done: Counter[tuple[str, str]] = Counter()
     for item in store.overdue(now - after, BATCH):
         kind = item["resource"]
         if kind not in ("task", "event"):
             continue
-        action = _requeue(store, queue, item, now) if _may_requeue(item) else _end(store, item, now)
+        lane = test_queue if kind == "task" and test_queue is not None else queue
+        action = _requeue(store, lane, item, now) if _may_requeue(item) else _end(store, item, now)
         if action:
             done[(kind, action)] += 1
             logger.info(
@@ -65,14 +70,14 @@ def open_job(item: Item) -> dict[str, Any] | None:
         return None
     due = item.get("next_attempt_at")
     not_before = None if due is None else int(due)
-    return event_job(item["id"], item["organisation"], attempt=attempts + 1, not_before=not_before)
+    return event_job(item["id"], item["organisation"], attempts + 1, not_before=not_before, key=item.get("key"))
 
 
 def _may_requeue(item: Item) -> bool:
     return int(item.get("sweeps", 0)) < REQUEUES and open_job(item) is not None
 
 
-def _requeue(store: Store, queue: JobQueue, item: Item, now: dt.datetime) -> str | None:
+def _requeue(store: Store, queue: JobSender, item: Item, now: dt.datetime) -> str | None:
     job = open_job(item)
     if job is None or not store.mark_swept(item, now):
         return None  # it moved on since it was read

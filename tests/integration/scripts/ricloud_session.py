@@ -3,6 +3,7 @@ and RICLOUD_TOKEN, and prints what each call returned as JSON."""
 
 import json
 import sys
+import time
 
 import ricloud
 
@@ -11,6 +12,11 @@ config = ricloud.WebhookConfig.create(url=receiver)
 retrieved = ricloud.WebhookConfig.retrieve(config.id)
 listed = ricloud.WebhookConfig.list(limit=5)
 config.update(url=receiver + "moved")
+# While the update's test is open, a test answers that task: wait until it has ended.
+for _ in range(200):
+    if all(t.state in ("succeeded", "failed") for t in ricloud.Task.list(target=config.id)):
+        break
+    time.sleep(0.1)
 task = ricloud.WebhookConfig.test_with_id(config.id)
 tasks = ricloud.Task.list(target=config.id)
 deleted = ricloud.WebhookConfig.delete_with_id(config.id)

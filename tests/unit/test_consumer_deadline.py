@@ -1,0 +1,186 @@
+"""The consumer watches the invocation's remaining time (docs/isolation.md): a job starts
+only if the time left covers its worst case, the others go back to their lane unstarted, and
+the batch answers before the invocation's end whatever its jobs do. No job is lost (each one
+ended, was handed back, or is reported for redelivery) and none is stranded (nothing claimed
+is left unrecorded beyond the invocation's end)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from tests.unit.support import (
+    CountdownContext,
+    FakeClock,
+    FakeQueue,
+    FakeSender,
+    ScriptedContext,
+    sqs_event,
+)
+from webhook_service import consumer, service
+from webhook_service.consumer import handle_batch
+from webhook_service.deliver import Deliverer, set_deliverer
+from webhook_service.events import publish
+from webhook_service.queue import Lane
+from webhook_service.service import Services
+from webhook_service.storage import Principal, Store
+
+URL = "https://receiver.example/hooks/"
+
+
+@pytest.fixture
+def lanes(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
+    made = Deliverer(
+        store=store,
+        sender=FakeSender(),  # type: ignore[arg-type]
+        queue=FakeQueue(),
+        clock=clock,
+        jitter=lambda: 0.0,
+        test_queue=FakeQueue(),
+        slow_queue=FakeQueue(),
+        fast_sender=FakeSender(),  # type: ignore[arg-type]
+        fast_timeout=2.0,
+        delivery_timeout=15.0,
+        storage_reserve=5.0,
+    )
+    set_deliverer(made)
+    yield made
+    set_deliverer(None)
+
+
+@pytest.fixture
+def one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The batch's jobs run one after another, so that which ones find time left is known."""
+    executor = ThreadPoolExecutor(max_workers=1)
+    monkeypatch.setattr(consumer, "_executor", executor)
+    yield
+    executor.shutdown(wait=True)
+
+
+def routed_events(services: Services, caller: Principal, store: Store, count: int) -> list[str]:
+    config = service.create_config(services, caller, {"url": URL})
+    stored = store.get_config(caller.organisation, config["id"])
+    assert stored is not None
+    store.replace_config(replace(stored, state="valid", open_test=None), stored.version, None)
+    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    queue = FakeQueue()
+    for n in range(count):
+        publish(caller.organisation, "session", "completed", {"n": n}, store=store, queue=queue)  # type: ignore[arg-type]
+    return [json.dumps(job) for job in queue.jobs]
+
+
+def test_jobs_the_remaining_time_does_not_cover_go_back_to_their_lane_unstarted(
+    services: Services, caller: Principal, store: Store, lanes: Deliverer, one_at_a_time: None
+) -> None:
+    context = ScriptedContext(seconds=25.0)
+    lanes.fast_sender = FakeSender(before=lambda: context.use(9.0))  # type: ignore[assignment]
+    bodies = routed_events(services, caller, store, 4)
+
+    response = handle_batch(sqs_event(*bodies), context)
+
+    # A fast-lane job needs 2 s + 5 s of storage + 1 s to answer: 25 s and 16 s are enough,
+    # 7 s is not.
+    events = [store.get_event(caller.organisation, json.loads(b)["event"]) for b in bodies]
+    assert response == {"batchItemFailures": []}
+    assert [(e.state, e.attempts, e.claimed_until) for e in events if e] == [
+        ("delivered", 1, None),
+        ("delivered", 1, None),
+        ("pending", 0, None),
+        ("pending", 0, None),
+    ]
+    assert [json.dumps(j) for j in lanes.queue.jobs] == bodies[2:]  # type: ignore[attr-defined]
+
+
+def test_job_is_handed_back_to_the_lane_it_came_from(
+    services: Services, caller: Principal, store: Store, lanes: Deliverer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        consumer,
+        "_source_lanes",
+        lambda: {Lane.EVENTS: "https://q/events", Lane.TESTS: "https://q/tests", Lane.SLOW: "https://q/slow"},
+    )
+    (body,) = routed_events(services, caller, store, 1)
+    event = sqs_event(body)
+    event["Records"][0]["eventSourceARN"] = "arn:aws:sqs:us-east-1:123456789012:slow"
+
+    response = handle_batch(event, ScriptedContext(seconds=15.0))  # the slow lane needs 15 + 5 + 1 s
+
+    assert response == {"batchItemFailures": []}
+    assert [json.dumps(j) for j in lanes.slow_queue.jobs] == [body]  # type: ignore[attr-defined]
+    assert lanes.queue.jobs == []  # type: ignore[attr-defined]
+
+
+def test_job_that_cannot_be_handed_back_is_reported_for_redelivery(
+    services: Services, caller: Principal, store: Store, lanes: Deliverer
+) -> None:
+    lanes.queue = FakeQueue(fail=True)
+    bodies = routed_events(services, caller, store, 2)
+
+    # Every job failed: the invocation fails, so Lambda returns the whole batch to the queue.
+    with pytest.raises(BatchProcessingError):
+        handle_batch(sqs_event(*bodies), ScriptedContext(seconds=3.0))
+
+
+def test_batch_answers_before_the_invocations_end_and_reports_the_job_still_running(
+    services: Services, caller: Principal, store: Store, lanes: Deliverer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    hold = [True]
+
+    def maybe_hang() -> None:
+        if hold.pop() if hold else False:
+            release.wait(timeout=30)
+
+    lanes.fast_timeout, lanes.storage_reserve = 0.2, 0.3  # a job needs 0.5 s + 1 s to answer
+    lanes.fast_sender = FakeSender(before=maybe_hang)  # type: ignore[assignment]
+    bodies = routed_events(services, caller, store, 2)
+    context = CountdownContext(seconds=4.0)
+
+    response = handle_batch(sqs_event(*bodies), context)
+
+    left_at_answer = context.get_remaining_time_in_millis()
+    assert left_at_answer > 0  # answered before Lambda would have stopped it
+    (failure,) = response["batchItemFailures"]
+    hung = json.loads(bodies[int(failure["itemIdentifier"][1:])])["event"]
+    stuck = store.get_event(caller.organisation, hung)
+    assert stuck is not None
+    # Its attempt is claimed only until this invocation's end: the copy SQS delivers again
+    # (after the visibility timeout) takes it over, so it is not stranded.
+    assert stuck.claimed_until is not None
+    assert stuck.claimed_until <= lanes.clock().timestamp() + 4 + 1
+    release.set()
+
+
+def test_without_a_lambda_context_every_job_runs(
+    services: Services, caller: Principal, store: Store, lanes: Deliverer
+) -> None:
+    bodies = routed_events(services, caller, store, 3)
+
+    response = handle_batch(sqs_event(*bodies), None)
+
+    assert response == {"batchItemFailures": []}
+    states = {store.get_event(caller.organisation, json.loads(b)["event"]).state for b in bodies}  # type: ignore[union-attr]
+    assert states == {"delivered"}
+
+
+def test_handed_back_jobs_are_counted_in_the_deliveries_metric(
+    services: Services, caller: Principal, store: Store, lanes: Deliverer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit.support import emf_metrics, json_lines
+
+    bodies = routed_events(services, caller, store, 2)
+    capsys.readouterr()
+
+    handle_batch(sqs_event(*bodies), ScriptedContext(seconds=5.0))
+
+    metrics: list[tuple[str, dict[str, str], Any]] = emf_metrics(json_lines(capsys.readouterr().out))
+    assert ("Deliveries", {"service": "webhooks", "kind": "event", "outcome": "handed-back"}, [2.0]) in [
+        (name, dims, value) for name, dims, value in metrics
+    ]

@@ -1,0 +1,392 @@
+"""Isolation between endpoints (docs/isolation.md): the fast lanes give a receiver 2 s, an
+endpoint that does not answer in time is marked slow and its jobs move to the slow lane
+(tests and events alike, no attempt used), a quick answer brings it back; an attempt's claim
+is a lease, so a job lost mid-attempt is taken over and a copy of a job in flight does
+nothing. Storage is moto in-process; the senders are fakes that answer as told."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient
+from webhook_service import admin, service
+from webhook_service.deliver import Deliverer, handle_job, set_deliverer
+from webhook_service.domain import SLOW_MARK_SECONDS
+from webhook_service.events import publish
+from webhook_service.queue import Lane
+from webhook_service.service import Services
+from webhook_service.storage import Principal, Store
+
+URL = "https://receiver.example/hooks/"
+NO_ANSWER_IN_TIME = FakeSender(status=None, duration_ms=2000)  # the fast lane's sender gave up
+
+
+@pytest.fixture
+def lanes(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
+    """A deliverer with all three lanes, a fast-lane sender and a full one."""
+    made = Deliverer(
+        store=store,
+        sender=FakeSender(),  # type: ignore[arg-type]
+        queue=FakeQueue(),
+        clock=clock,
+        jitter=lambda: 0.0,
+        test_queue=FakeQueue(),
+        slow_queue=FakeQueue(),
+        fast_sender=FakeSender(),  # type: ignore[arg-type]
+        fast_timeout=2.0,
+        delivery_timeout=15.0,
+    )
+    set_deliverer(made)
+    yield made
+    set_deliverer(None)
+
+
+def jobs(queue: Any) -> list[dict[str, Any]]:
+    return list(queue.jobs)
+
+
+def take(queue: Any) -> str:
+    return json.dumps(queue.jobs.pop(0))
+
+
+def first_task(services: Services, caller: Principal, config_id: str) -> dict[str, Any]:
+    (task,) = service.list_tasks(services, caller, {"target": config_id})["data"]
+    return task
+
+
+def valid_config(services: Services, caller: Principal, store: Store) -> str:
+    config = service.create_config(services, caller, {"url": URL})
+    stored = store.get_config(caller.organisation, config["id"])
+    assert stored is not None
+    store.replace_config(replace(stored, state="valid", open_test=None), stored.version, None)
+    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    return str(config["id"])
+
+
+def publish_one(store: Store, queue: FakeQueue, caller: Principal) -> str:
+    return publish(caller.organisation, "session", "completed", {"id": "s1"}, store=store, queue=queue).id  # type: ignore[arg-type]
+
+
+def mark_slow(store: Store, caller: Principal, config_id: str, clock: FakeClock) -> None:
+    config = store.get_config(caller.organisation, config_id)
+    assert config is not None
+    store.mark_slow(config, int(clock.now.timestamp()) + SLOW_MARK_SECONDS)
+
+
+# -- tests ---------------------------------------------------------------------------------
+
+
+def test_test_with_no_answer_in_the_fast_lane_moves_to_the_slow_lane_and_marks_the_endpoint(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store, queue: FakeQueue
+) -> None:
+    lanes.fast_sender = NO_ANSWER_IN_TIME  # type: ignore[assignment]
+    config = service.create_config(services, caller, {"url": URL})
+
+    outcome = handle_job(lanes, take(queue), Lane.TESTS)
+
+    task = first_task(services, caller, config["id"])
+    stored = store.get_config(caller.organisation, config["id"])
+    assert outcome.name == "slow-lane"
+    assert (task["state"], task["result"]) == ("processing", None)  # no outcome yet
+    assert stored is not None
+    assert stored.state == "new"
+    assert stored.is_slow(lanes.clock())
+    assert jobs(lanes.slow_queue) == [
+        {"job": "test", "task": task["id"], "organisation": caller.organisation, "config": config["id"]}
+    ]
+    assert lanes.sender.sent == []  # type: ignore[attr-defined]
+
+
+def test_test_moved_to_the_slow_lane_gets_the_whole_timeout_and_sends_the_same_event(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store, queue: FakeQueue
+) -> None:
+    lanes.fast_sender = FakeSender(status=None, duration_ms=2000)  # type: ignore[assignment]
+    lanes.sender = FakeSender(status=200, duration_ms=6000)  # type: ignore[assignment]
+    config = service.create_config(services, caller, {"url": URL})
+    handle_job(lanes, take(queue), Lane.TESTS)
+
+    outcome = handle_job(lanes, take(lanes.slow_queue), Lane.SLOW)
+
+    task = first_task(services, caller, config["id"])
+    (fast_try,) = lanes.fast_sender.sent  # type: ignore[attr-defined]
+    (slow_try,) = lanes.sender.sent  # type: ignore[attr-defined]
+    assert outcome.name == "succeeded"
+    assert (task["state"], task["result"]["duration_ms"]) == ("succeeded", 6000)
+    assert service.get_config(services, caller, config["id"])["state"] == "valid"
+    assert fast_try[2]["webhook-id"] == slow_try[2]["webhook-id"]  # one event, sent again
+
+
+def test_test_of_an_endpoint_marked_slow_is_queued_in_the_slow_lane(
+    services: Services, caller: Principal, store: Store, clock: FakeClock, queue: FakeQueue
+) -> None:
+    slow, tests = FakeQueue(), FakeQueue()
+    services.test_queue, services.slow_queue = tests, slow
+    config = service.create_config(services, caller, {"url": URL})
+    mark_slow(store, caller, config["id"], clock)
+    first = store.get_task(caller.organisation, first_task(services, caller, config["id"])["id"])
+    assert first is not None
+    store.end_task(replace(first, state="failed", error="webhook-timeout", date_completed=clock()))
+
+    task = service.queue_config_test(services, caller, config["id"], {})
+
+    assert [j["task"] for j in tests.jobs] == [first.id]
+    assert [j["task"] for j in slow.jobs] == [task["id"]]
+    assert queue.jobs == []
+
+
+def test_fast_lane_test_of_an_endpoint_marked_slow_moves_unsent(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock, queue: FakeQueue
+) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    mark_slow(store, caller, config["id"], clock)
+
+    outcome = handle_job(lanes, take(queue), Lane.TESTS)
+
+    assert outcome.name == "slow-lane"
+    assert first_task(services, caller, config["id"])["state"] == "pending"
+    assert len(jobs(lanes.slow_queue)) == 1
+    assert lanes.fast_sender.sent == []  # type: ignore[union-attr]
+
+
+def test_quick_answer_in_the_slow_lane_clears_the_mark(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock, queue: FakeQueue
+) -> None:
+    config = service.create_config(services, caller, {"url": URL})
+    mark_slow(store, caller, config["id"], clock)
+
+    outcome = handle_job(lanes, take(queue), Lane.SLOW)
+
+    stored = store.get_config(caller.organisation, config["id"])
+    assert outcome.name == "succeeded"
+    assert stored is not None
+    assert stored.slow_until is None
+
+
+def test_slow_answer_in_the_slow_lane_renews_the_mark(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock, queue: FakeQueue
+) -> None:
+    lanes.sender = FakeSender(status=200, duration_ms=9000)  # type: ignore[assignment]
+    config = service.create_config(services, caller, {"url": URL})
+    mark_slow(store, caller, config["id"], clock)
+    marked = store.get_config(caller.organisation, config["id"])
+    assert marked is not None
+    clock.now += dt.timedelta(seconds=301)  # past half the mark
+
+    handle_job(lanes, take(queue), Lane.SLOW)
+
+    renewed = store.get_config(caller.organisation, config["id"])
+    assert renewed is not None
+    assert renewed.slow_until is not None
+    assert marked.slow_until is not None
+    assert renewed.slow_until >= marked.slow_until + 301
+
+
+def test_without_a_slow_lane_nothing_is_cut_or_marked(
+    services: Services, caller: Principal, deliverer: Deliverer, store: Store, queue: FakeQueue
+) -> None:
+    deliverer.sender = FakeSender(status=None, duration_ms=15000)  # type: ignore[assignment]
+    config = service.create_config(services, caller, {"url": URL})
+
+    outcome = handle_job(deliverer, take(queue), Lane.TESTS)
+
+    stored = store.get_config(caller.organisation, config["id"])
+    assert outcome.name == "failed"
+    assert stored is not None
+    assert (stored.state, stored.slow_until) == ("invalid", None)
+
+
+# -- events --------------------------------------------------------------------------------
+
+
+def test_event_with_no_answer_in_the_fast_lane_gives_its_attempt_back_and_moves_to_the_slow_lane(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store
+) -> None:
+    lanes.fast_sender = NO_ANSWER_IN_TIME  # type: ignore[assignment]
+    config_id = valid_config(services, caller, store)
+    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+
+    outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
+
+    event = store.get_event(caller.organisation, event_id)
+    assert outcome.name == "slow-lane"
+    assert event is not None
+    assert (event.state, event.attempts, event.claimed_until) == ("pending", 0, None)
+    assert jobs(lanes.slow_queue) == [
+        {"job": "event", "event": event_id, "organisation": caller.organisation, "attempt": 1, "key": None}
+    ]
+    stored = store.get_config(caller.organisation, config_id)
+    assert stored is not None
+    assert stored.is_slow(lanes.clock())
+
+
+def test_event_moved_to_the_slow_lane_is_delivered_there_as_its_first_attempt(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store
+) -> None:
+    lanes.fast_sender = NO_ANSWER_IN_TIME  # type: ignore[assignment]
+    valid_config(services, caller, store)
+    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    handle_job(lanes, take(lanes.queue), Lane.EVENTS)
+
+    outcome = handle_job(lanes, take(lanes.slow_queue), Lane.SLOW)
+
+    event = service.get_event(services, caller, event_id)
+    assert outcome.name == "delivered"
+    assert (event["state"], event["retries"]) == ("delivered", 0)
+
+
+def test_fast_lane_event_for_an_endpoint_marked_slow_moves_unsent_without_using_an_attempt(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock
+) -> None:
+    config_id = valid_config(services, caller, store)
+    mark_slow(store, caller, config_id, clock)
+    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+
+    outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
+
+    event = store.get_event(caller.organisation, event_id)
+    assert outcome.name == "slow-lane"
+    assert event is not None
+    assert event.attempts == 0
+    assert lanes.fast_sender.sent == []  # type: ignore[union-attr]
+    assert len(jobs(lanes.slow_queue)) == 1
+
+
+def test_event_for_an_unconfigured_target_fails_in_any_lane_without_moving(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store
+) -> None:
+    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+
+    outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
+
+    assert outcome.name == "unconfigured"
+    assert service.get_event(services, caller, event_id)["error"] == "unconfigured"
+    assert jobs(lanes.slow_queue) == []
+
+
+# -- claims are leases ---------------------------------------------------------------------
+
+
+def test_copy_of_a_job_whose_attempt_is_in_flight_neither_sends_nor_queues_the_next_attempt(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock
+) -> None:
+    lanes.fast_sender = FakeSender(status=500)  # type: ignore[assignment]
+    valid_config(services, caller, store)
+    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    handle_job(lanes, take(lanes.queue), Lane.EVENTS)  # attempt 1 fails; attempt 2 is queued
+    (second,) = jobs(lanes.queue)
+    event = store.get_event(caller.organisation, event_id)
+    assert event is not None
+    clock.now += dt.timedelta(minutes=2)
+    now = int(clock.now.timestamp())
+    assert store.claim_event_attempt(event, 2, event.webhook_config, now, now + 30) is not None  # in flight
+    lanes.queue.jobs.clear()  # type: ignore[attr-defined]
+
+    outcome = handle_job(lanes, json.dumps(second), Lane.EVENTS)
+
+    assert outcome.name == "duplicate"
+    assert jobs(lanes.queue) == []  # attempt 3 is not queued while attempt 2 is in flight
+    assert len(lanes.fast_sender.sent) == 1  # type: ignore[attr-defined]
+
+
+def test_attempt_whose_claim_ran_out_is_taken_over_by_the_next_copy_of_its_job(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock
+) -> None:
+    valid_config(services, caller, store)
+    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    job = take(lanes.queue)
+    event = store.get_event(caller.organisation, event_id)
+    assert event is not None
+    now = int(clock.now.timestamp())
+    assert store.claim_event_attempt(event, 1, event.webhook_config, now, now + 30) is not None  # then lost
+    clock.now += dt.timedelta(seconds=31)
+
+    outcome = handle_job(lanes, job, Lane.EVENTS)
+
+    assert outcome.name == "delivered"
+    assert service.get_event(services, caller, event_id)["retries"] == 0
+
+
+def test_claim_lasts_no_longer_than_the_invocation_that_made_it(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store
+) -> None:
+    valid_config(services, caller, store)
+    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    seen: list[tuple[int | None, float]] = []
+
+    def look() -> None:
+        stored = store.get_event(caller.organisation, event_id)
+        assert stored is not None
+        seen.append((stored.claimed_until, lanes.clock().timestamp()))
+
+    lanes.fast_sender = FakeSender(before=look)  # type: ignore[assignment]
+
+    handle_job(lanes, take(lanes.queue), Lane.EVENTS, time_left=lambda: 12.0)
+
+    ((claimed_until, now),) = seen
+    assert claimed_until is not None
+    assert now < claimed_until <= now + 13
+    stored = store.get_event(caller.organisation, event_id)
+    assert stored is not None
+    assert (stored.state, stored.claimed_until) == ("delivered", None)  # recorded: the claim is gone
+
+
+def test_slow_answer_with_most_of_the_mark_left_writes_nothing(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock, queue: FakeQueue
+) -> None:
+    lanes.sender = FakeSender(status=200, duration_ms=9000)  # type: ignore[assignment]
+    config = service.create_config(services, caller, {"url": URL})
+    mark_slow(store, caller, config["id"], clock)
+    recording = RecordingClient(store.client)
+    lanes.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+
+    handle_job(lanes, take(queue), Lane.SLOW)
+
+    assert recording.calls == ["batch_get_item", "update_item", "transact_write_items"]  # no mark written
+
+
+# -- storage requests per job ----------------------------------------------------------------
+
+
+def test_event_job_naming_its_key_reads_the_event_and_its_routing_in_one_request(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store
+) -> None:
+    valid_config(services, caller, store)
+    publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    recording = RecordingClient(store.client)
+    lanes.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+
+    outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
+
+    assert outcome.name == "delivered"
+    assert recording.calls == ["batch_get_item", "get_item", "update_item", "put_item"]
+
+
+def test_event_job_from_before_jobs_named_their_key_is_still_routed(
+    services: Services, caller: Principal, lanes: Deliverer, store: Store
+) -> None:
+    valid_config(services, caller, store)
+    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    job = lanes.queue.jobs.pop(0)  # type: ignore[attr-defined]
+    del job["key"]
+
+    outcome = handle_job(lanes, json.dumps(job), Lane.EVENTS)
+
+    assert outcome.name == "delivered"
+    assert service.get_event(services, caller, event_id)["state"] == "delivered"
+
+
+def test_publish_reads_the_organisation_and_the_key_in_one_request(store: Store, organisation: str) -> None:
+    key = admin.create_key(store, organisation)[0]["id"]
+    recording = RecordingClient(store.client)
+    queue = FakeQueue()
+
+    publish(organisation, "session", "completed", {}, key=key, store=Store(store.table_name, recording), queue=queue)  # type: ignore[arg-type]
+
+    assert recording.calls == ["batch_get_item", "put_item"]
+    assert queue.jobs[0]["key"] == key

@@ -1,0 +1,91 @@
+"""The local stack's DynamoDB calls take turns by organisation (devstack.turns): one
+organisation's backlog of calls does not queue another's behind it, as DynamoDB serves each
+partition on its own."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from devstack.turns import OTHER, PartitionTurns, partition_of
+
+A = "0b1e7f4c-3c1a-4c55-9a8f-2a6b0d6f0a11"
+B = "9d0c5a2e-5b7e-4f0b-8c1d-7e3f9a2b4c22"
+WAIT_SECONDS = 10.0
+
+
+def test_partition_of_a_table_key_is_its_organisation() -> None:
+    body = json.dumps({"TableName": "t", "Key": {"PK": {"S": f"ORG#{A}"}, "SK": {"S": f"EVENT#{B}"}}})
+
+    assert partition_of(body.encode()) == A
+
+
+def test_partition_of_an_index_query_is_its_organisation() -> None:
+    body = json.dumps(
+        {"IndexName": "ByType", "ExpressionAttributeValues": {":pk": {"S": f"{B}#webhook_config"}}, "Limit": 11}
+    )
+
+    assert partition_of(body.encode()) == B
+
+
+def test_partition_of_a_token_lookup_is_shared() -> None:
+    body = json.dumps({"Key": {"PK": {"S": "TOKEN#" + "ab" * 32}, "SK": {"S": "TOKEN"}}})
+
+    assert partition_of(body.encode()) == OTHER
+
+
+def wait_until(condition: object) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "still waiting"
+        time.sleep(0.01)
+
+
+def test_waiting_calls_take_turns_round_robin_across_partitions() -> None:
+    turns = PartitionTurns()
+    order: list[str] = []
+    threads = []
+
+    def call(partition: str, name: str) -> None:
+        with turns.turn(partition):
+            order.append(name)
+
+    with turns.turn(OTHER):  # busy: everything below waits, queued in this order
+        for partition, name in [(A, "a1"), (A, "a2"), (A, "a3"), (B, "b1"), (A, "a4"), (B, "b2")]:
+            thread = threading.Thread(target=call, args=(partition, name))
+            thread.start()
+            threads.append(thread)
+            queued = len(threads)
+            wait_until(lambda queued=queued: turns.waiting() == queued)
+    for thread in threads:
+        thread.join(timeout=WAIT_SECONDS)
+
+    assert order == ["a1", "b1", "a2", "b2", "a3", "a4"]
+
+
+def test_one_call_at_a_time() -> None:
+    turns = PartitionTurns()
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+
+    def call(partition: str) -> None:
+        nonlocal inside, most
+        for _ in range(50):
+            with turns.turn(partition):
+                with guard:
+                    inside += 1
+                    most = max(most, inside)
+                time.sleep(0.0005)
+                with guard:
+                    inside -= 1
+
+    threads = [threading.Thread(target=call, args=(p,)) for p in (A, B, OTHER, A, B)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=WAIT_SECONDS)
+
+    assert most == 1
+    assert turns.waiting() == 0
