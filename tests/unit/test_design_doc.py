@@ -174,7 +174,7 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "sweep period": lambda: _rate(sweep_function["Events"]["Every10Minutes"]["Properties"]["Schedule"]),
         "sweep timeout": lambda: sweep_function["Timeout"],
         "deliver batch size": lambda: _agreed(jobs["BatchSize"], consumer.MAX_BATCH),
-        "deliver concurrency, at most": lambda: jobs["ScalingConfig"]["MaximumConcurrency"],
+        "events lane concurrency, at most": lambda: jobs["ScalingConfig"]["MaximumConcurrency"],
         "deliver timeout": lambda: _resource("DeliverFunction")["Timeout"],
         "queue visibility timeout": lambda: delivery_queue["VisibilityTimeout"],
         "receives before the dead-letter queue": lambda: delivery_queue["RedrivePolicy"]["maxReceiveCount"],

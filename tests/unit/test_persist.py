@@ -164,7 +164,7 @@ def test_restore_open_task_and_event_are_queued_again_ended_ones_are_not(
         0,
     )
     assert by_id[made["event"]] == (
-        {"job": "event", "event": made["event"], "organisation": organisation, "attempt": 1},
+        {"job": "event", "event": made["event"], "organisation": organisation, "attempt": 1, "key": None},
         0,
     )
     job, delay = by_id[waiting.id]

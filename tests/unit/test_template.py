@@ -148,7 +148,7 @@ def test_every_alarm_is_in_the_tests_above_and_in_the_runbook() -> None:
     runbook = (ROOT / "docs" / "operations.md").read_text()
     for alarm in of_type("AWS::CloudWatch::Alarm"):
         assert f"| `{alarm}` |" in runbook, alarm
-    assert len(of_type("AWS::CloudWatch::Alarm")) == 9
+    assert len(of_type("AWS::CloudWatch::Alarm")) == 11
 
 
 def test_dead_letter_alarm_watches_the_dead_letter_queue() -> None:
