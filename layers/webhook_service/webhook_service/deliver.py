@@ -11,10 +11,12 @@ import datetime as dt
 import json
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from webhook_service import jsontext
 from webhook_service.delivery import DeliveryResult, Sender, default_ssl_context, delivery_url
 from webhook_service.domain import (
     GONE_STATUS,
@@ -38,6 +40,7 @@ from webhook_service.signing import signature_headers
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
 
+INTERNAL_ERROR = "internal-error"  # an attempt that failed on our side, not the receiver's
 EARLY_TOLERANCE_SECONDS = 1  # SQS delays are whole seconds: a job this early is on time
 
 
@@ -101,7 +104,7 @@ def set_deliverer(deliverer: Deliverer | None) -> None:
 
 def event_body(event: Event) -> bytes:
     """The event resource as compact JSON: serialized once; these bytes are signed and sent."""
-    return json.dumps(event.to_resource(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return jsontext.dumps(event.to_resource()).encode("utf-8")
 
 
 def parse_job(body: str) -> dict[str, Any]:
@@ -231,10 +234,10 @@ def run_event(deliverer: Deliverer, organisation: str, event_id: str, attempt: i
         logger.warning("event unconfigured", extra={"event_id": event.id, "config_id": event.webhook_config})
         return Outcome("event", UNCONFIGURED)
 
-    body = event_body(event)
-    result = deliverer.sender.post(
-        delivery_url(config.url, event.id), body, signature_headers(config.secret, event.id, body)
-    )
+    # From the claim on, every way out records the attempt: the sender never raises, and a
+    # bug of ours while sending becomes an `internal-error` attempt, retried on the schedule.
+    # Only a storage failure while recording raises (SQS then runs the job again).
+    result = _attempt(deliverer, event, config)
     now = deliverer.clock()
     delay = (
         None
@@ -256,6 +259,25 @@ def run_event(deliverer: Deliverer, organisation: str, event_id: str, attempt: i
     if store.save_event(replace(event, error=result.error, next_attempt_at=due)):
         _queue_attempt(deliverer, event, attempt + 1, due, math.ceil(delay.total_seconds()))
     return Outcome("event", "retrying", result.duration_ms)
+
+
+def _attempt(deliverer: Deliverer, event: Event, config: WebhookConfig) -> DeliveryResult:
+    """Send attempt of a claimed event; what raises here is our own failure, made an outcome
+    so that the claim is recorded, never stranded."""
+    started = time.monotonic()
+    try:
+        body = event_body(event)
+        return deliverer.sender.post(
+            delivery_url(config.url, event.id), body, signature_headers(config.secret, event.id, body)
+        )
+    except Exception:
+        logger.exception("event attempt failed on our side", extra={"event_id": event.id, "config_id": config.id})
+        return DeliveryResult(
+            error=INTERNAL_ERROR,
+            status_code=None,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            response_excerpt="",
+        )
 
 
 def _route(store: Store, event: Event) -> WebhookConfig | None:
