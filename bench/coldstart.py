@@ -61,12 +61,11 @@ def function_code(folder: str, clients: list[str]) -> str:
 
 def floor_code(clients: list[str], http: bool = False) -> str:
     """boto3 and the function's AWS clients; with `http`, also the HTTP client it uses
-    (a requests Session, from the layer), for the deliver function."""
+    (the standard library's http.client and ssl), for the deliver function."""
     body = "import boto3\n" + "".join(f"boto3.client({c!r})\n" for c in clients)
     paths = [str(RUNTIME)]
     if http:
-        body += "import requests\nrequests.Session()\n"
-        paths = [str(BUILD / "ServiceLayer" / "python"), str(RUNTIME)]
+        body += "import http.client\nimport ssl\n"
     return _PRELUDE.format(paths=paths) + body + _EPILOGUE
 
 

@@ -56,7 +56,7 @@ BUCKET = "artifacts"
 FUNCTION = "AWS::Serverless::Function"
 LAYER = "AWS::Serverless::LayerVersion"
 # The layer's package and its dependencies: in `serve`, each must come from the artifact's /opt.
-LAYER_MODULES = ("webhook_service", "aws_lambda_powertools", "requests")
+LAYER_MODULES = ("webhook_service", "aws_lambda_powertools", "certifi")
 STARTUP_SECONDS = 120
 SMOKE_TIMEOUT = 600
 

@@ -147,3 +147,183 @@ class ResettingServer:
         self._stop.set()
         self._thread.join(timeout=2)
         self.sock.close()
+
+
+# -- hostile receivers -------------------------------------------------------------------------
+
+TRICKLE_SECONDS = 0.5  # one byte this often: every byte arrives well within any read timeout
+MAX_TRICKLE_SECONDS = 40.0  # a trickle ends by itself after this long (tests are bounded)
+HUGE_BODY_BYTES = 30 * 1024 * 1024
+LONG_RETRY_AFTER = "1" + " " * 4998 + "2"  # 5,000 characters: read as one number it would be 1 s
+RETRY_AFTER = {
+    "huge": "99999999999999",
+    "digits": "9" * 5000,  # more digits than Python's int() takes
+    "negative": "-5",
+    "far-date": "Fri, 31 Dec 9999 23:59:59 GMT",
+    "long": LONG_RETRY_AFTER,
+}
+
+
+def gzip_bomb(size: int = 64 * 1024 * 1024) -> bytes:
+    """`size` zero bytes, gzipped (about 64 KiB): a body that grows 1000-fold if decoded."""
+    import gzip
+
+    return gzip.compress(bytes(size), compresslevel=9)
+
+
+@dataclass
+class Request:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.monotonic() when it was read
+
+
+class HostileReceiver:
+    """A raw HTTP/1.1 server on 127.0.0.1 that misbehaves as the first path segment says:
+
+    | path | answer |
+    |---|---|
+    | `/trickle-headers` | `200` status line, then one header byte every 0.5 s |
+    | `/trickle-body` | `200` with `Content-Length: 1000`, then one body byte every 0.5 s |
+    | `/silent` | reads the request and never answers |
+    | `/huge` | `200` and a 30 MB body, as fast as the client reads |
+    | `/gzip-bomb` | `200`, `Content-Encoding: gzip`, 64 KiB that decode to 64 MiB |
+    | `/garbage` | a status line that is not HTTP |
+    | `/long-header` | `200` with one 70 KiB header line |
+    | `/many-headers` | `200` with 150 header lines |
+    | `/bad-chunks` | `200`, chunked, then a chunk size that is not hex |
+    | `/status/<code>` | that status; `/status/<code>/retry-after/<name>`: with `RETRY_AFTER[name]` |
+    | `/close-second` | `200`, keep-alive; the second request on a connection is closed unanswered |
+    | `/after-test/<rest>` | `200` to a config's test event; any other delivery as `/<rest>` says |
+    | `/ok` (or anything else) | `200` `thanks` |
+    """
+
+    def __init__(self) -> None:
+        import socketserver
+
+        self.requests: list[Request] = []
+        self.connections = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                with receiver._lock:
+                    receiver.connections += 1
+                receiver._serve(self.request)
+
+        class Server(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+            request_queue_size = 64  # http.server's 5 drops SYNs under concurrent tests
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str, scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def requests_to(self, prefix: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.path.startswith(prefix)]
+
+    def close(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(MAX_TRICKLE_SECONDS)
+        reader = conn.makefile("rb")
+        served = 0
+        with contextlib.suppress(OSError, ValueError):
+            while not self._stop.is_set():
+                request = self._read_request(reader)
+                if request is None:
+                    return
+                with self._lock:
+                    self.requests.append(request)
+                served += 1
+                if not self._answer(conn, request, served):
+                    return
+
+    @staticmethod
+    def _read_request(reader: Any) -> Request | None:
+        line = reader.readline(65536)
+        if not line:
+            return None
+        path = line.split(b" ")[1].decode("latin-1") if line.count(b" ") >= 2 else "/"
+        headers: dict[str, str] = {}
+        for _ in range(200):
+            header = reader.readline(65536)
+            if header in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = header.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = reader.read(int(headers.get("content-length", "0") or 0))
+        return Request(path, headers, body, time.monotonic())
+
+    def _trickle(self, conn: socket.socket, data: bytes) -> None:
+        for n in range(len(data)):
+            if self._stop.wait(TRICKLE_SECONDS):
+                return
+            conn.sendall(data[n : n + 1])
+
+    def _answer(self, conn: socket.socket, request: Request, served: int) -> bool:
+        """Answer one request; False when the connection is done with."""
+        parts = [p for p in request.path.split("?")[0].split("/") if p]
+        kind = parts[0] if parts else ""
+        if kind == "after-test":  # a config's test passes; its events get the rest of the path
+            if b'"action":"test"' in request.body:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nthanks")
+                return True
+            parts = parts[1:]
+            kind = parts[0] if parts else ""
+        if kind == "trickle-headers":
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            self._trickle(conn, b"X-Slow: " + b"a" * int(MAX_TRICKLE_SECONDS / TRICKLE_SECONDS) + b"\r\n\r\n")
+            return False
+        if kind == "trickle-body":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nbegin:")
+            self._trickle(conn, b"." * 994)
+            return False
+        if kind == "silent":
+            self._stop.wait(MAX_TRICKLE_SECONDS)
+            return False
+        if kind == "huge":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % HUGE_BODY_BYTES)
+            chunk = b"x" * 65536
+            for _ in range(HUGE_BODY_BYTES // len(chunk)):
+                conn.sendall(chunk)
+            return False
+        if kind == "gzip-bomb":
+            body = gzip_bomb()
+            head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body)
+            conn.sendall(head + body)
+            return False
+        if kind == "garbage":
+            conn.sendall(b"SPAM SPAM SPAM\r\n\r\n")
+            return False
+        if kind == "long-header":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\nContent-Length: 0\r\n\r\n")
+            return False
+        if kind == "many-headers":
+            lines = b"".join(b"X-Header-%d: %d\r\n" % (n, n) for n in range(150))
+            conn.sendall(b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 0\r\n\r\n")
+            return False
+        if kind == "bad-chunks":
+            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+            return False
+        if kind == "close-second" and served > 1:
+            return False
+        status, extra = 200, b""
+        if kind == "status":
+            status = int(parts[1])
+            if len(parts) > 3 and parts[2] == "retry-after":
+                extra = f"Retry-After: {RETRY_AFTER[parts[3]]}\r\n".encode("latin-1")
+        conn.sendall(b"HTTP/1.1 %d Hostile\r\n%bContent-Length: 6\r\n\r\nthanks" % (status, extra))
+        return True

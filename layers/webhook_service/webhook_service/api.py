@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook_service import telemetry
+from webhook_service import jsontext, telemetry
 from webhook_service.errors import (
     ApiError,
     DependencyError,
@@ -78,7 +77,7 @@ def _json_response(response: Response, request_id: str) -> LambdaResponse:
     return {
         "statusCode": response.status,
         "headers": headers,
-        "body": json.dumps(response.body, separators=(",", ":"), ensure_ascii=False),
+        "body": jsontext.dumps(response.body),  # an event's data keeps its numbers' text
     }
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from webhook_service import admin
+from webhook_service import admin, jsontext
 from webhook_service.logs import log_to_stderr
 from webhook_service.storage import Store
 
@@ -36,7 +36,7 @@ def _physical_id(args: argparse.Namespace, option: str, env: str, logical_id: st
 
 
 def _print(value: Any) -> None:
-    print(json.dumps(value, indent=2))
+    print(jsontext.dumps(value, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,8 +105,8 @@ def _publish(args: argparse.Namespace, store: Store) -> int:
     from webhook_service.queue import JobQueue
 
     try:
-        data = json.loads(args.data)
-    except ValueError as exc:
+        data = jsontext.loads(args.data)  # numbers keep the text they are written in
+    except (ValueError, RecursionError) as exc:
         print(f"--data is not JSON: {exc}", file=sys.stderr)
         return 2
     queue = JobQueue(_physical_id(args, "queue_url", "QUEUE_URL", "DeliveryQueue"))

@@ -18,10 +18,12 @@ import datetime as dt
 import json
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from webhook_service import jsontext
 from webhook_service.delivery import TIMEOUT, DeliveryResult, Sender, default_ssl_context, delivery_url
 from webhook_service.domain import (
     GONE_STATUS,
@@ -46,6 +48,7 @@ from webhook_service.signing import signature_headers
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
 
+INTERNAL_ERROR = "internal-error"  # an attempt that failed on our side, not the receiver's
 EARLY_TOLERANCE_SECONDS = 1  # SQS delays are whole seconds: a job this early is on time
 STORAGE_RESERVE_SECONDS = 5.0  # what a job's reads and writes may take around its request
 CLAIM_SECONDS = 60  # an attempt's claim when the job does not know its invocation's time left
@@ -146,7 +149,7 @@ def set_deliverer(deliverer: Deliverer | None) -> None:
 
 def event_body(event: Event) -> bytes:
     """The event resource as compact JSON: serialized once; these bytes are signed and sent."""
-    return json.dumps(event.to_resource(), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return jsontext.dumps(event.to_resource()).encode("utf-8")
 
 
 def parse_job(body: str) -> dict[str, Any]:
@@ -372,15 +375,26 @@ def run_event(
     if claimed is None:
         return Outcome("event", "duplicate")
     event = claimed
+    # From the claim on, every way out records the attempt or gives the claim back: the
+    # sender never raises, a bug of ours while sending is an `internal-error` attempt, and
+    # whatever else raises (a storage or queue failure) first releases the claim, so that
+    # the job's next copy makes the attempt at once instead of finding it claimed.
+    try:
+        return _use_claim(deliverer, event, config, attempt, lane)
+    except BaseException:
+        _give_back(store, event)
+        raise
+
+
+def _use_claim(deliverer: Deliverer, event: Event, config: WebhookConfig | None, attempt: int, lane: Lane) -> Outcome:
+    """Make the claimed attempt `attempt` of `event` and record it."""
+    store, organisation = deliverer.store, event.organisation
     if config is None or config.state != "valid":
         store.save_event(replace(event, state="failed", error=UNCONFIGURED, date_delivered=deliverer.clock()))
         logger.warning("event unconfigured", extra={"event_id": event.id, "config_id": event.webhook_config})
         return Outcome("event", UNCONFIGURED)
 
-    body = event_body(event)
-    result = deliverer.sender_for(lane).post(
-        delivery_url(config.url, event.id), body, signature_headers(config.secret, event.id, body)
-    )
+    result = _attempt(deliverer.sender_for(lane), event, config)
     if _was_cut(deliverer, lane, result):
         _mark_slow(deliverer, config)
         if not store.release_event_attempt(event):
@@ -410,6 +424,35 @@ def run_event(
     if store.save_event(replace(event, error=result.error, next_attempt_at=due)):
         _queue_attempt(deliverer, event, attempt + 1, due, math.ceil(delay.total_seconds()))
     return Outcome("event", "retrying", result.duration_ms)
+
+
+def _give_back(store: Store, event: Event) -> None:
+    """Release a claim whose job is failing (a no-op when the attempt was recorded already:
+    the release's condition no longer holds)."""
+    try:
+        released = store.release_event_attempt(event)
+    except Exception:
+        logger.exception("claim not released", extra={"event_id": event.id, "attempt": event.attempts})
+        return
+    if released:
+        logger.warning("claim released after a failure", extra={"event_id": event.id, "attempt": event.attempts})
+
+
+def _attempt(sender: Sender, event: Event, config: WebhookConfig) -> DeliveryResult:
+    """Send attempt of a claimed event; what raises here is our own failure, made an outcome
+    so that the claim is recorded, never stranded."""
+    started = time.monotonic()
+    try:
+        body = event_body(event)
+        return sender.post(delivery_url(config.url, event.id), body, signature_headers(config.secret, event.id, body))
+    except Exception:
+        logger.exception("event attempt failed on our side", extra={"event_id": event.id, "config_id": config.id})
+        return DeliveryResult(
+            error=INTERNAL_ERROR,
+            status_code=None,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            response_excerpt="",
+        )
 
 
 def _route(

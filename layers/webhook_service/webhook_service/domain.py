@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 import secrets
 import uuid
 from dataclasses import dataclass, field, replace
@@ -265,7 +266,13 @@ RETRY_JITTER = 0.1  # each delay is moved by up to ±10%, so receivers are not h
 RETRY_AFTER_STATUSES = (429, 503)
 GONE_STATUS = 410
 UNCONFIGURED = "unconfigured"
-_REDACTED_FIELDS = ("secret", "token", "token_hash")
+RETRY_AFTER_MAX_CHARS = 64  # an HTTP-date is 29 characters; a longer Retry-After is not one we read
+# Secret-like field names (see is_secret_field): a word anywhere in the name, or at its end.
+_SECRET_WORDS = frozenset(
+    {"secret", "secrets", "password", "passwords", "passwd", "passphrase", "authorization", "credential", "credentials"}
+)
+_SECRET_ENDINGS = (("token",), ("token", "hash"), ("apikey",), ("api", "key"), ("private", "key"), ("privatekey",))
+_NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
 def new_event(
@@ -283,10 +290,32 @@ def new_event(
     )
 
 
+def name_words(name: str) -> tuple[str, ...]:
+    """A field name's words, lowercased: split at anything not a letter or digit and where
+    camelCase changes case (`X-Api-Key`, `apiKey` and `api_key` all give `api`, `key`)."""
+    return tuple(word.lower() for word in _NAME_WORD.findall(name))
+
+
+def is_secret_field(name: str) -> bool:
+    """Whether an event's data field of this name is dropped (the README states the rule).
+
+    A name is secret-like when one of its words is secret(s), password(s), passwd,
+    passphrase, authorization or credential(s), or when it ends with the word token, the
+    words token hash, api key or private key, or the word apikey or privatekey. Case and
+    separators do not matter. So `client_secret`, `accessToken`, `X-Api-Key` go, while
+    `session`, `tokens_used`, `token_count`, `key`, `public_key` stay.
+    """
+    words = name_words(name)
+    return any(word in _SECRET_WORDS for word in words) or any(
+        words[-len(ending) :] == ending for ending in _SECRET_ENDINGS
+    )
+
+
 def redact(value: Any) -> Any:
-    """The data of an event never carries a secret or token, however deep."""
+    """The data of an event never carries a secret-like field (is_secret_field), however
+    deep; values are never inspected."""
     if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items() if k not in _REDACTED_FIELDS}
+        return {k: redact(v) for k, v in value.items() if not is_secret_field(k)}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return value
@@ -298,21 +327,35 @@ def route(key_config: str | None, organisation_default: str | None) -> str | Non
 
 
 def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | None:
-    """A `Retry-After` header as a delay: delta-seconds or an HTTP-date; None if unusable."""
-    if not value:
+    """A receiver's `Retry-After` header as a delay, or None when it cannot be read; never
+    raises, whatever the receiver sent.
+
+    Read: at most 64 characters (after trimming spaces) of delta-seconds (ASCII digits) or an
+    HTTP-date. A delay is capped at the schedule's longest (RETRY_DELAYS[-1]): a receiver can
+    push its next attempt to that and no further, so a number past timedelta's range (or
+    int()'s 4,300 digits) is never converted. A date in the past means no delay.
+    """
+    if not value or not isinstance(value, str):
         return None
     value = value.strip()
+    if not value or len(value) > RETRY_AFTER_MAX_CHARS:
+        return None
+    cap = RETRY_DELAYS[-1]
     if value.isascii() and value.isdigit():
-        return dt.timedelta(seconds=int(value))
+        digits = value.lstrip("0")
+        if len(digits) > len(str(int(cap.total_seconds()))):
+            return cap
+        return min(dt.timedelta(seconds=int(value)), cap)
     from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        delay = when - now
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(when - now, dt.timedelta(0))
+    return min(max(delay, dt.timedelta(0)), cap)
 
 
 def next_attempt_delay(

@@ -9,18 +9,18 @@ when it is delivered (the key's own config, else the organisation's default).
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 from typing import Any
 
-from webhook_service import telemetry
-from webhook_service.domain import Event, is_uuid, new_event
+from webhook_service import jsontext, telemetry
+from webhook_service.domain import Event, is_uuid, new_event, redact
 from webhook_service.errors import ConflictError, DependencyError, InvalidParameterError, NotFoundError
 from webhook_service.logs import logger
 from webhook_service.queue import JobSender, event_job
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
+from webhook_service.validation import check_event_data
 
 MAX_DATA_BYTES = 64 * 1024
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -38,9 +38,11 @@ def publish(
 ) -> Event:
     """Store an event and queue its delivery; returns the stored event.
 
-    `type_` is the related resource's type and `data` that resource (any `secret`,
-    `token` or `token_hash` field is dropped, at any depth). `key`, when given, is the
-    key whose own config takes precedence over the organisation's default.
+    `type_` is the related resource's type and `data` that resource: a JSON object of at
+    most 64 KiB that DynamoDB could hold as a map (validation.check_event_data), whose
+    secret-like fields are dropped at any depth (domain.is_secret_field). Its numbers are
+    delivered with the text they were given in (webhook_service.jsontext). `key`, when
+    given, is the key whose own config takes precedence over the organisation's default.
 
     Raises InvalidParameterError for bad input, NotFoundError for an unknown organisation
     or key, and DependencyError if the event could not be stored or queued (the event is
@@ -57,12 +59,15 @@ def publish(
         problems["type"] = "must be a lowercase name such as webhook_config"
     if not isinstance(action, str) or not _NAME.match(action):
         problems["action"] = "must be a lowercase name such as created"
-    if not isinstance(data, dict):
-        problems["data"] = "must be a JSON object"
-    elif len(json.dumps(data, separators=(",", ":"), default=str)) > MAX_DATA_BYTES:
-        problems["data"] = f"must be at most {MAX_DATA_BYTES} bytes as JSON"
     if key is not None and not is_uuid(key):
         problems["key"] = "must be a key id"
+    try:
+        data = redact(check_event_data(data, MAX_DATA_BYTES))
+    except InvalidParameterError as exc:
+        problems.update(exc.params or {})
+    else:
+        if len(jsontext.dumps(data).encode("utf-8")) > MAX_DATA_BYTES:
+            problems["data"] = f"must be at most {MAX_DATA_BYTES} bytes as JSON"
     if problems:
         raise InvalidParameterError("The event is not valid.", params=problems)
     if not is_uuid(organisation):
@@ -73,7 +78,7 @@ def publish(
     if key is not None and key_item is None:
         raise NotFoundError("key")
 
-    event = new_event(organisation, type_, action, json.loads(json.dumps(data, default=str)), key, utcnow())
+    event = new_event(organisation, type_, action, data, key, utcnow())
     store.create_event(event)
     try:
         queue.send(event_job(event.id, organisation, attempt=1, key=key))

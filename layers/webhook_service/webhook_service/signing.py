@@ -28,7 +28,10 @@ def _hmac_b64(key: bytes, message: bytes) -> str:
 
 
 def _standard_key(secret: str) -> bytes:
-    return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    if not key:
+        raise ValueError("the secret is empty")
+    return key
 
 
 def ricloud_signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -50,23 +53,54 @@ def signature_headers(secret: str, message_id: str, body: bytes, timestamp: int 
     }
 
 
+MAX_HEADER_CHARS = 8192  # far more than a few signatures need; longer is not ours
+_TIMESTAMP_DIGITS = 12  # unix seconds until the year 33658; more would overflow a float
+
+
+def _timestamp(text: str) -> int:
+    """Unix seconds as the headers write them: ASCII digits only, and not too many (int()
+    would accept '+1', ' 1', '1_0' and other scripts' digits, and overflow the age check)."""
+    if not (isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= _TIMESTAMP_DIGITS):
+        raise SignatureError("the signature's timestamp is not unix seconds")
+    return int(text)
+
+
+def _header(value: object) -> str:
+    if not isinstance(value, str) or len(value) > MAX_HEADER_CHARS:
+        raise SignatureError("a signature header is missing, not text or too long")
+    return value
+
+
 def _check_age(timestamp: int, tolerance: int, now: float | None) -> None:
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
         raise SignatureError("the signature's timestamp is outside the tolerance")
 
 
+def _matches(expected: str, given: str) -> bool:
+    """Constant-time comparison of base64 text; anything not ASCII cannot match (and would
+    make compare_digest raise TypeError)."""
+    return given.isascii() and hmac.compare_digest(expected.encode("ascii"), given.encode("ascii"))
+
+
 def verify_ricloud(
     body: bytes, header: str, secret: str, tolerance: int = DEFAULT_TOLERANCE_SECONDS, now: float | None = None
 ) -> None:
-    """Check a `Ricloud-Signature` header against the raw request body; raise SignatureError."""
+    """Check a `Ricloud-Signature` header against the raw request body.
+
+    Raises SignatureError, and nothing else, for any header, body or secret that does not
+    verify: missing or malformed parts, non-ASCII text, oversized headers, a secret that
+    cannot be used."""
     try:
-        fields = dict(part.split("=", 1) for part in header.split(","))
-        timestamp = int(fields["t"])
+        fields = dict(part.split("=", 1) for part in _header(header).split(","))
+        timestamp = _timestamp(fields["t"])
         given = fields["s"]
-    except (ValueError, KeyError):
-        raise SignatureError("malformed Ricloud-Signature header") from None
-    if not hmac.compare_digest(ricloud_signature(secret, timestamp, body), given):
+        expected = ricloud_signature(secret, timestamp, bytes(body))
+    except SignatureError:
+        raise
+    except (ValueError, KeyError, TypeError, UnicodeError, AttributeError):
+        raise SignatureError("malformed Ricloud-Signature header, body or secret") from None
+    if not _matches(expected, given):
         raise SignatureError("the Ricloud-Signature does not match")
     _check_age(timestamp, tolerance, now)
 
@@ -78,18 +112,22 @@ def verify_standard(
     tolerance: int = DEFAULT_TOLERANCE_SECONDS,
     now: float | None = None,
 ) -> None:
-    """Check Standard Webhooks headers (any case) against the raw body; raise SignatureError."""
-    lowered = {k.lower(): v for k, v in headers.items()}
+    """Check Standard Webhooks headers (any case) against the raw body.
+
+    Raises SignatureError, and nothing else, for any headers, body or secret that do not
+    verify (see verify_ricloud)."""
     try:
-        message_id = lowered["webhook-id"]
-        timestamp = int(lowered["webhook-timestamp"])
-        signatures = lowered["webhook-signature"].split()
-    except (KeyError, ValueError):
-        raise SignatureError("missing or malformed webhook-* headers") from None
-    expected = standard_signature(secret, message_id, timestamp, body)
+        lowered = {k.lower(): v for k, v in headers.items() if isinstance(k, str)}
+        message_id = _header(lowered["webhook-id"])
+        timestamp = _timestamp(_header(lowered["webhook-timestamp"]))
+        signatures = _header(lowered["webhook-signature"]).split()
+        expected = standard_signature(secret, message_id, timestamp, bytes(body))
+    except SignatureError:
+        raise
+    except (KeyError, ValueError, TypeError, UnicodeError, AttributeError):
+        raise SignatureError("missing or malformed webhook-* headers, body or secret") from None
     if not any(
-        version == "v1" and hmac.compare_digest(expected, given)
-        for version, _, given in (s.partition(",") for s in signatures)
+        version == "v1" and _matches(expected, given) for version, _, given in (s.partition(",") for s in signatures)
     ):
         raise SignatureError("no webhook-signature matches")
     _check_age(timestamp, tolerance, now)

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from webhook_service import clients
+from webhook_service import clients, jsontext
 from webhook_service.domain import MAX_OPEN_TESTS, Event, Task, WebhookConfig
 from webhook_service.errors import ConflictError, DependencyError, OpenTestsLimitError, ThrottledError
 from webhook_service.timefmt import format_datetime
@@ -257,7 +257,9 @@ def event_item(event: Event) -> Item:
         "organisation": event.organisation,
         "type": event.type,
         "action": event.action,
-        "data": event.data,
+        # The data's JSON text (a string), not a map: DynamoDB keeps a number's value, not its
+        # spelling (2.0 comes back as 2, 1.50 as 1.5), and deliveries show the text given.
+        "data": jsontext.dumps(event.data),
         "state": event.state,
         "attempts": event.attempts,
         "next_attempt_at": event.next_attempt_at,
@@ -284,7 +286,7 @@ def event_from_item(item: Item) -> Event:
         organisation=item["organisation"],
         type=item["type"],
         action=item["action"],
-        data=item["data"],
+        data=jsontext.loads(item["data"]) if isinstance(item["data"], str) else item["data"],
         state=item["state"],
         date_created=date_created,
         key=item.get("key"),

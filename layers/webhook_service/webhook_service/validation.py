@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +22,7 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_URL_LENGTH = 2048
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
+MAX_NUMBER_PARAMETER_CHARS = 10  # a numeric query parameter longer than this is refused unread
 DATE_OPERATORS = ("gt", "gte", "lt", "lte")
 _BRACKET = re.compile(r"^date_created\[(gt|gte|lt|lte)\]$")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -191,9 +194,131 @@ def parse_list_query(params: dict[str, str], filters: dict[str, tuple[str, ...] 
 
 
 def _parse_limit(value: str) -> int:
-    # isdigit() alone accepts characters such as '²' that int() refuses
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
+    # The length first: int() refuses more than 4,300 digits (a ValueError, not an answer).
+    # isdigit() alone accepts characters such as '²' that int() refuses.
+    if len(value) > MAX_NUMBER_PARAMETER_CHARS or not (value.isascii() and value.isdigit()):
+        raise _bad_limit()
+    limit = int(value)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _bad_limit()
+    return limit
+
+
+def _bad_limit() -> InvalidParameterError:
+    return InvalidParameterError(
+        f"limit must be a whole number from 1 to {MAX_LIMIT}.", params={"limit": f"must be 1..{MAX_LIMIT}"}
+    )
+
+
+# -- event data --------------------------------------------------------------------------
+
+MAX_DATA_DEPTH = 32  # objects and arrays, the data itself the first: DynamoDB's nesting limit
+MAX_NUMBER_DIGITS = 38  # significant digits of a DynamoDB number
+# A nonzero DynamoDB number lies within 1E-130 and 9.99...E+125 (either sign): its adjusted
+# exponent (the power of ten of its first digit) is -130..125.
+MIN_NUMBER_EXPONENT = -130
+MAX_NUMBER_EXPONENT = 125
+_MAX_INT_BITS = 420  # 2**420 > 1E+126: a longer int is out of range before str() (4,300 digits)
+_MAX_PATH_CHARS = 120
+
+
+class _DataProblemError(Exception):
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(problem)
+        self.path = path
+        self.problem = problem
+
+
+def check_event_data(value: Any, max_string_chars: int) -> dict[str, Any]:
+    """An event's data as it will be stored: a JSON object within DynamoDB's own limits for a
+    map (no empty keys, at most 32 levels, numbers of at most 38 significant digits between
+    1E-130 and 9.99...E+125 in size), with string keys and text that is valid Unicode. Floats
+    and Decimals stay as given (webhook_service.jsontext writes them back exactly); tuples
+    become lists; any other value (a datetime, a UUID) becomes its str().
+
+    Raises InvalidParameterError naming the first problem and where it is, before anything
+    is written. `max_string_chars` refuses a string that alone is longer than the data may be.
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidParameterError("The event is not valid.", params={"data": "must be a JSON object"})
+    try:
+        checked: dict[str, Any] = _check_value(value, "data", 1, max_string_chars)
+    except _DataProblemError as exc:
         raise InvalidParameterError(
-            f"limit must be a whole number from 1 to {MAX_LIMIT}.", params={"limit": f"must be 1..{MAX_LIMIT}"}
-        )
-    return int(value)
+            f"The event's data is not valid at {exc.path}.", params={"data": f"{exc.problem} (at {exc.path})"}
+        ) from None
+    return checked
+
+
+def _check_value(value: Any, path: str, depth: int, max_chars: int) -> Any:
+    if isinstance(value, Mapping | list | tuple) and depth > MAX_DATA_DEPTH:
+        raise _DataProblemError(path, f"objects and arrays nest deeper than {MAX_DATA_DEPTH} levels")
+    if isinstance(value, Mapping):
+        checked: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _DataProblemError(path, "object keys must be strings")
+            if not key:
+                raise _DataProblemError(path, "an object has an empty key")
+            where = _path(path, "." + key[:40])
+            checked[_text(key, where, max_chars)] = _check_value(item, where, depth + 1, max_chars)
+        return checked
+    if isinstance(value, list | tuple):
+        return [_check_value(item, _path(path, f"[{n}]"), depth + 1, max_chars) for n, item in enumerate(value)]
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return _check_int(int(value), path)
+    if isinstance(value, float | Decimal):
+        return _check_decimal(value, path)
+    if isinstance(value, str):
+        return _text(value, path, max_chars)
+    try:
+        text = str(value)
+    except Exception:  # a foreign __str__ failing is the caller's bad input
+        raise _DataProblemError(path, f"a {type(value).__name__} is not JSON") from None
+    return _text(text, path, max_chars)
+
+
+def _path(parent: str, step: str) -> str:
+    return (parent + step) if len(parent) < _MAX_PATH_CHARS else parent
+
+
+def _text(value: str, path: str, max_chars: int) -> str:
+    if len(value) > max_chars:
+        raise _DataProblemError(path, f"a string is longer than the data may be ({max_chars} bytes)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _DataProblemError(path, "text must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+def _out_of_range(path: str) -> _DataProblemError:
+    return _DataProblemError(path, "a number is out of range (1E-130 to 9.99E+125 in size, or 0)")
+
+
+def _check_int(value: int, path: str) -> int:
+    magnitude = abs(value)
+    if magnitude.bit_length() > _MAX_INT_BITS:
+        raise _out_of_range(path)
+    digits = str(magnitude)
+    if magnitude and len(digits) - 1 > MAX_NUMBER_EXPONENT:
+        raise _out_of_range(path)
+    if len(digits.rstrip("0")) > MAX_NUMBER_DIGITS:
+        raise _DataProblemError(path, f"a number has more than {MAX_NUMBER_DIGITS} significant digits")
+    return value
+
+
+def _check_decimal(value: float | Decimal, path: str) -> float | Decimal:
+    exact = Decimal(repr(value)) if isinstance(value, float) else value
+    if not exact.is_finite():
+        raise _DataProblemError(path, "a number must be finite (not NaN or Infinity)")
+    if exact.is_zero():
+        return value
+    if not MIN_NUMBER_EXPONENT <= exact.adjusted() <= MAX_NUMBER_EXPONENT:
+        raise _out_of_range(path)
+    digits = "".join(map(str, exact.as_tuple().digits))
+    if len(digits.rstrip("0")) > MAX_NUMBER_DIGITS:
+        raise _DataProblemError(path, f"a number has more than {MAX_NUMBER_DIGITS} significant digits")
+    return float(value) if isinstance(value, float) else value
