@@ -133,6 +133,19 @@ def physical_names(template: dict[str, Any], refs: dict[str, str]) -> dict[str, 
     return {str(refs[name]): name for name in template["Resources"] if refs.get(name)}
 
 
+def environment_names(template: dict[str, Any], environment: dict[str, str]) -> dict[str, str]:
+    """Physical name -> logical id, read from a function's environment: each variable the
+    template sets to `!Ref <resource>` holds that resource's physical id (a worker process of
+    the local stack knows its environment, not the stack's ids)."""
+    variables = dict(template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {}))
+    names = {}
+    for variable, value in variables.items():
+        is_resource = isinstance(value, dict) and set(value) == {"Ref"} and value["Ref"] in template["Resources"]
+        if is_resource and environment.get(variable):
+            names[environment[variable]] = value["Ref"]
+    return names
+
+
 def ungranted(template: dict[str, Any], calls: Iterable[tuple[str, str, str]]) -> list[str]:
     """One line per recorded (function, action, resource) that the function's policy lacks."""
     grants = template_grants(template)

@@ -38,10 +38,9 @@ class LambdaContext:
 class Functions:
     """The template's functions, each imported once under its own module name."""
 
-    def __init__(self, timeout_seconds: float = 10.0) -> None:
+    def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
-        self.timeout_seconds = timeout_seconds
 
     def handler(self, function: Function) -> Handler:
         with self._lock:
@@ -53,7 +52,7 @@ class Functions:
         context = LambdaContext(
             function_name=function.logical_id,
             aws_request_id=str(uuid.uuid4()),
-            timeout_seconds=self.timeout_seconds,
+            timeout_seconds=function.timeout_seconds,  # the template's Timeout, as Lambda gives it
         )
         return self.handler(function)(event, context)
 

@@ -119,12 +119,32 @@ class Worker:
             self.process.join(timeout=STOP_SECONDS)
 
 
+CALLS_FILE_VARIABLE = "DEVSTACK_CALLS_FILE"
+
+
+def _invoke(handler: Any, function: Function, event: Any, context: LambdaContext, recording: bool) -> Any:
+    if not recording:
+        return handler(event, context)
+    from devstack import iam
+
+    with iam.invoking(function.logical_id):
+        return handler(event, context)
+
+
 def _serve(function: Function, conn: multiprocessing.connection.Connection, environment: dict[str, str]) -> None:
     """The worker's loop: load the function, then answer invocations until the pipe closes."""
     os.dup2(2, 1)  # print() and Powertools' handlers (made on stdout at import) write to stderr
     os.environ.clear()
     os.environ.update(environment)
     handler = Functions().handler(function)
+    sink = environment.get(CALLS_FILE_VARIABLE)
+    if sink:  # the integration tests check every AWS call a function makes against its policy
+        from pathlib import Path
+
+        from devstack import iam
+        from devstack.template import load_template
+
+        iam.install(iam.Recorder(iam.environment_names(load_template(), environment), Path(sink)))
     while True:
         try:
             event = conn.recv()
@@ -136,7 +156,7 @@ def _serve(function: Function, conn: multiprocessing.connection.Connection, envi
             timeout_seconds=function.timeout_seconds,
         )
         try:
-            reply: tuple[str, Any] = ("ok", handler(event, context))
+            reply: tuple[str, Any] = ("ok", _invoke(handler, function, event, context, bool(sink)))
         except Exception as exc:
             traceback.print_exc()
             reply = ("error", f"{type(exc).__name__}: {exc}")

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ from tests import iamcheck
 from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, SerialClient, http_event, sqs_event
 from webhook_service import admin, events, service
 from webhook_service.auth import Authenticator
-from webhook_service.deliver import Deliverer, set_deliverer
-from webhook_service.queue import JobQueue
+from webhook_service.deliver import Deliverer, handle_job, set_deliverer
+from webhook_service.domain import new_event
+from webhook_service.queue import JobQueue, config_test_job
 from webhook_service.service import Services, set_services
 from webhook_service.settings import reset_settings
 from webhook_service.storage import Principal, Store
@@ -54,7 +56,7 @@ class World:
     token: str
     recorder: iam.Recorder
     backing: Backing
-    queue_url: str
+    lanes: dict[str, str]  # logical id of each lane's queue -> its URL
 
     def call(self, logical_id: str, event: dict[str, Any]) -> Any:
         return RUNNER.invoke(FUNCTIONS[logical_id], event)
@@ -89,28 +91,58 @@ class World:
     def task_of(self, config_id: str) -> str:
         return str(service.list_tasks(self.services, self.caller, {"target": config_id})["data"][0]["id"])
 
+    def waiting(self, lane: str) -> int:
+        """Messages in a lane's queue, delayed ones included."""
+        attributes = self.backing.sqs.get_queue_attributes(QueueUrl=self.lanes[lane], AttributeNames=["All"])
+        return sum(
+            int(attributes["Attributes"][name])
+            for name in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed")
+        )
+
+    def end_tests(self) -> None:
+        """End every open test of the organisation (outside any function: not recorded), so
+        that fair use lets a new one be created."""
+        deliverer = Deliverer(store=self.services.store, sender=FakeSender(status=200), queue=self.services.queue)  # type: ignore[arg-type]
+        for task in service.list_tasks(self.services, self.caller, {"state": "pending", "limit": "1000"})["data"]:
+            handle_job(deliverer, json.dumps(config_test_job(task["id"], self.caller.organisation, task["target"])))
+
+    def mark_slow(self, config_id: str) -> None:
+        config = self.services.store.get_config(self.caller.organisation, config_id)
+        assert config is not None
+        self.services.store.mark_slow(config, int(time.time()) + 600)
+
     def called(self, logical_id: str) -> set[iam.Grant]:
         return {(action, resource) for function, action, resource in self.recorder.calls if function == logical_id}
 
 
 @pytest.fixture
 def world(backing: Backing, organisation: str) -> Iterator[World]:
-    queue_url = backing.sqs.create_queue(QueueName=f"iam-{uuid.uuid4().hex[:12]}")["QueueUrl"]
-    names = {backing.table_name: "Table", queue_url: "DeliveryQueue"}
+    lanes = {
+        name: backing.sqs.create_queue(QueueName=f"iam-{name}-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        for name in ("DeliveryQueue", "TestQueue", "SlowQueue")
+    }
+    names = {backing.table_name: "Table", **{url: name for name, url in lanes.items()}}
     iamcheck.RECORDER.names.update(names)
     recorder = iam.Recorder(names)
     stop = iam.install(recorder)
     store = Store(backing.table_name, SerialClient(backing.dynamodb))  # type: ignore[arg-type]
-    services = Services(store=store, queue=JobQueue(queue_url, backing.sqs), authenticator=Authenticator(store))
+    services = Services(
+        store=store,
+        queue=JobQueue(lanes["DeliveryQueue"], backing.sqs),
+        authenticator=Authenticator(store),
+        test_queue=JobQueue(lanes["TestQueue"], backing.sqs),
+        slow_queue=JobQueue(lanes["SlowQueue"], backing.sqs),
+    )
     key, token = admin.create_key(store, organisation)
     set_services(services)
     try:
-        yield World(services, Principal(key["id"], organisation, "active"), token, recorder, backing, queue_url)
+        yield World(services, Principal(key["id"], organisation, "active"), token, recorder, backing, lanes)
     finally:
         set_services(None)
         set_deliverer(None)
         stop()
-        backing.sqs.delete_queue(QueueUrl=queue_url)
+        for url in lanes.values():
+            backing.sqs.delete_queue(QueueUrl=url)
 
 
 # -- one scenario per function: every AWS call its code can make ---------------------------
@@ -121,9 +153,12 @@ def not_found(w: World) -> None:
 
 
 def create_config(w: World) -> None:
-    assert (
-        w.api("CreateWebhookConfigFunction", "POST", "/configs/webhook", "POST /configs/webhook", {"url": URL}) == 201
-    )
+    """Six configs: the first five tests take the tests lane, the sixth the slow lane."""
+    for _ in range(service.FAST_LANE_OPEN_TESTS + 1):
+        assert (
+            w.api("CreateWebhookConfigFunction", "POST", "/configs/webhook", "POST /configs/webhook", {"url": URL})
+            == 201
+        )
 
 
 def get_config(w: World) -> None:
@@ -140,14 +175,24 @@ def list_configs(w: World) -> None:
 
 
 def update_config(w: World) -> None:
+    """A url change re-tests in the tests lane; one of an endpoint marked slow, in the slow lane."""
     config_id = w.config()
     path, route = f"/configs/webhook/{config_id}", "POST /configs/webhook/{id}"
     assert w.api("UpdateWebhookConfigFunction", "POST", path, route, {"url": URL + "v2"}, path_id=config_id) == 200
+    w.mark_slow(config_id)
+    assert w.api("UpdateWebhookConfigFunction", "POST", path, route, {"url": URL + "v3"}, path_id=config_id) == 200
 
 
 def queue_test(w: World) -> None:
+    """A test while one is open answers it; a new one takes the tests lane, then (the
+    endpoint marked slow) the slow lane."""
     config_id = w.config()
     path, route = f"/configs/webhook/{config_id}/test", "POST /configs/webhook/{id}/test"
+    assert w.api("TestWebhookConfigFunction", "POST", path, route, path_id=config_id) == 201
+    w.end_tests()
+    assert w.api("TestWebhookConfigFunction", "POST", path, route, path_id=config_id) == 201
+    w.end_tests()
+    w.mark_slow(config_id)
     assert w.api("TestWebhookConfigFunction", "POST", path, route, path_id=config_id) == 201
 
 
@@ -204,38 +249,62 @@ def list_events(w: World) -> None:
 
 
 def deliver(w: World) -> None:
-    """A test that succeeds (the config becomes valid), then an event to it whose attempt
-    fails and is queued again."""
+    """A test that succeeds (the config becomes valid); an event to it whose attempt fails
+    and is queued again; one that arrives in the events lane for an endpoint marked slow
+    (moved to the slow lane unsent); and one handed back to its lane for want of time."""
+    svc = w.services
     sender = FakeSender(status=200)
-    set_deliverer(Deliverer(store=w.services.store, sender=sender, queue=w.services.queue))  # type: ignore[arg-type]
+    set_deliverer(
+        Deliverer(store=svc.store, sender=sender, queue=svc.queue, test_queue=svc.test_queue, slow_queue=svc.slow_queue)  # type: ignore[arg-type]
+    )
     jobs = FakeQueue()
-    setup = Services(store=w.services.store, queue=jobs, authenticator=w.services.authenticator)  # type: ignore[arg-type]
+    setup = Services(store=svc.store, queue=jobs, authenticator=svc.authenticator)  # type: ignore[arg-type]
     config_id = service.create_config(setup, w.caller, {"url": URL})["id"]
     w.call("DeliverFunction", sqs_event(json.dumps(jobs.jobs.pop())))
-    assert service.get_config(w.services, w.caller, config_id)["state"] == "valid"
+    assert service.get_config(svc, w.caller, config_id)["state"] == "valid"
 
-    service.update_organisation(w.services, w.caller, {"webhook_config_default": config_id})
-    event = events.publish(
-        w.caller.organisation, "session", "completed", {"id": "s"}, store=w.services.store, queue=jobs
-    )  # type: ignore[arg-type]
+    service.update_organisation(svc, w.caller, {"webhook_config_default": config_id})
+    event = events.publish(w.caller.organisation, "session", "completed", {"id": "s"}, store=svc.store, queue=jobs)  # type: ignore[arg-type]
     sender.status = 503
     w.call("DeliverFunction", sqs_event(json.dumps(jobs.jobs.pop())))
-    assert service.get_event(w.services, w.caller, event.id)["retries"] == 0
-    assert int(w.backing.sqs.get_queue_attributes(QueueUrl=w.queue_url, AttributeNames=["All"])["Attributes"][
-        "ApproximateNumberOfMessagesDelayed"
-    ]) >= 1  # fmt: skip
+    assert service.get_event(svc, w.caller, event.id)["retries"] == 0
+    assert w.waiting("DeliveryQueue") >= 1
+
+    w.mark_slow(config_id)
+    events.publish(w.caller.organisation, "session", "completed", {"id": "t"}, store=svc.store, queue=jobs)  # type: ignore[arg-type]
+    w.call("DeliverFunction", sqs_event(json.dumps(jobs.jobs.pop())))
+    assert w.waiting("SlowQueue") >= 1
+
+    test_job = json.dumps(config_test_job(str(uuid.uuid4()), w.caller.organisation, config_id))
+    with iam.invoking("DeliverFunction"):
+        result = RUNNER.handler(FUNCTIONS["DeliverFunction"])(sqs_event(test_job), ShortContext())
+    assert result == {"batchItemFailures": []}
+    assert w.waiting("TestQueue") >= 1
+
+
+class ShortContext:
+    """A Lambda context with too little time left to start any job."""
+
+    aws_request_id = "short"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 1500
 
 
 def sweep(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A test whose job was lost, long ago: queued again by one run, ended by the next."""
+    """A test and an event whose jobs were lost, long ago: queued again by one run (the test
+    in the tests lane, the event in the events lane), ended by the next."""
     monkeypatch.setenv("SWEEP_AFTER_MINUTES", "60")
     reset_settings()
     clock = FakeClock(LONG_AGO)
     w.services.clock = clock
     lost = Services(store=w.services.store, queue=FakeQueue(), authenticator=w.services.authenticator, clock=clock)  # type: ignore[arg-type]
     task_id = w.task_of(service.create_config(lost, w.caller, {"url": URL})["id"])
+    w.services.store.create_event(new_event(w.caller.organisation, "session", "completed", {}, None, LONG_AGO))
     clock.now = LONG_AGO + dt.timedelta(hours=3)
-    assert w.call("SweepFunction", {"source": "aws.events"}).get("tasks_requeued", 0) >= 1
+    swept = w.call("SweepFunction", {"source": "aws.events"})
+    assert swept.get("tasks_requeued", 0) >= 1
+    assert swept.get("events_requeued", 0) >= 1
     clock.now = LONG_AGO + dt.timedelta(hours=5)
     assert w.call("SweepFunction", {"source": "aws.events"}).get("tasks_failed", 0) >= 1
     assert service.get_task(w.services, w.caller, task_id)["error"] == "queue-unavailable"
@@ -307,16 +376,23 @@ def test_read_only_functions_only_read_and_never_scan() -> None:
         assert {action for action, _ in GRANTS[logical_id]} <= reads, logical_id
 
 
-def test_only_functions_that_queue_jobs_may_send_to_the_queue() -> None:
-    senders = {f for f, grants in GRANTS.items() if ("sqs:SendMessage", "DeliveryQueue") in grants}
+def test_only_functions_that_queue_jobs_may_send_and_each_only_to_its_lanes() -> None:
+    lanes = ("DeliveryQueue", "TestQueue", "SlowQueue")
+    sends = {
+        f: {queue for queue in lanes if ("sqs:SendMessage", queue) in grants}
+        for f, grants in GRANTS.items()
+        if any(("sqs:SendMessage", queue) in grants for queue in lanes)
+    }
 
-    assert "DeleteWebhookConfigFunction" not in senders
-    assert senders == {
-        "CreateWebhookConfigFunction",
-        "UpdateWebhookConfigFunction",
-        "TestWebhookConfigFunction",
-        "DeliverFunction",
-        "SweepFunction",
+    assert sends == {
+        # tests go to the tests lane, or the slow lane for an endpoint marked slow
+        "CreateWebhookConfigFunction": {"TestQueue", "SlowQueue"},
+        "UpdateWebhookConfigFunction": {"TestQueue", "SlowQueue"},
+        "TestWebhookConfigFunction": {"TestQueue", "SlowQueue"},
+        # retries, moves to the slow lane, jobs handed back to their lane
+        "DeliverFunction": {"DeliveryQueue", "TestQueue", "SlowQueue"},
+        # lost tests to the tests lane, lost events to the events lane
+        "SweepFunction": {"DeliveryQueue", "TestQueue"},
     }
 
 
