@@ -15,7 +15,7 @@ from webhook_service import service
 from webhook_service.deliver import Deliverer, handle_job
 from webhook_service.delivery import DeliveryResult
 from webhook_service.domain import RETRY_DELAYS, next_attempt_delay, parse_retry_after
-from webhook_service.errors import InvalidParameterError
+from webhook_service.errors import DependencyError, InvalidParameterError
 from webhook_service.events import publish
 from webhook_service.service import Services
 from webhook_service.signing import SignatureError, signature_headers, verify_ricloud, verify_standard
@@ -269,3 +269,57 @@ def test_event_attempt_whose_sender_raises_is_recorded_not_stranded(
     assert (next_job["attempt"], delay) == (2, 60)
     # The job run again (SQS at least once) re-queues the next attempt; it never sends twice.
     assert handle_job(deliverer, json.dumps(job)).name == "duplicate"
+
+
+def test_event_attempt_whose_recording_fails_gives_its_claim_back_and_is_made_again(
+    services: Services, caller: Principal, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = RecordingQueue()
+    sender = FakeSender(status=200)
+    deliverer = Deliverer(store=store, sender=sender, queue=queue, clock=clock, jitter=lambda: 0.0)  # type: ignore[arg-type]
+    event_id = event_ready(services, caller, store, queue)
+    job, _ = queue.sent.pop()
+
+    def storage_down(event: Any) -> bool:
+        raise DependencyError("dynamodb put failed: InternalServerError")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(store, "save_event", storage_down)
+        with pytest.raises(DependencyError):
+            handle_job(deliverer, json.dumps(job))
+    released = store.get_event(caller.organisation, event_id)
+
+    assert released is not None
+    assert (released.state, released.attempts, released.claimed_until) == ("pending", 0, None)
+    # SQS delivers the job again: the attempt is made at once, not dropped as claimed.
+    assert handle_job(deliverer, json.dumps(job)).name == "delivered"
+    assert len(sender.sent) == 2
+
+
+def test_event_attempt_recorded_before_a_failure_keeps_its_record_and_queues_the_next(
+    services: Services, caller: Principal, store: Store, clock: FakeClock
+) -> None:
+    class QueueDownOnce(RecordingQueue):
+        failed = False
+
+        def send(self, job: dict[str, Any], delay_seconds: int = 0) -> str:
+            if job.get("attempt") == 2 and not self.failed:
+                self.failed = True
+                raise DependencyError("sqs send failed: InternalError")
+            return super().send(job, delay_seconds)
+
+    queue = QueueDownOnce()
+    sender = FakeSender(status=500)
+    deliverer = Deliverer(store=store, sender=sender, queue=queue, clock=clock, jitter=lambda: 0.0)  # type: ignore[arg-type]
+    event_id = event_ready(services, caller, store, queue)
+    job, _ = queue.sent.pop()
+
+    with pytest.raises(DependencyError):
+        handle_job(deliverer, json.dumps(job))
+    recorded = store.get_event(caller.organisation, event_id)
+
+    assert recorded is not None
+    assert (recorded.attempts, recorded.error, recorded.claimed_until) == (1, "webhook-response-status", None)
+    assert handle_job(deliverer, json.dumps(job)).name == "duplicate"  # the job again: not sent twice
+    assert len(sender.sent) == 1
+    assert [job["attempt"] for job, _ in queue.sent] == [2]  # but the next attempt is queued
