@@ -224,6 +224,27 @@ def test_cli_publish_event_keeps_the_number_text_of_its_json(
     assert '"rate": 0.1' in printed
 
 
+def test_cli_publish_event_to_a_queue_that_refuses_prints_unavailable_without_a_traceback(
+    caller: Principal, store: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, backing: Any
+) -> None:
+    from webhook_service import cli
+
+    monkeypatch.setattr(cli, "log_to_stderr", lambda: None)  # it would keep capsys's stream
+    monkeypatch.setenv("TABLE_NAME", store.table_name)
+    monkeypatch.setenv("QUEUE_URL", backing.queue_url + "-gone")  # SQS answers QueueDoesNotExist
+    args = ["publish-event", "--organisation", caller.organisation, "--type", "session", "--action", "done"]
+
+    code = cli.main(args)
+
+    err = capsys.readouterr().err
+    error = json.loads(err.strip().splitlines()[-1])
+    assert code == 1
+    assert "Traceback" not in err
+    assert error["error"] == "unavailable"
+    (event,) = store.list_items(caller.organisation, "event", _any_query()).items
+    assert (event["state"], event["error"]) == ("failed", "queue-unavailable")
+
+
 # -- redaction ---------------------------------------------------------------------------------
 
 DROPPED = [

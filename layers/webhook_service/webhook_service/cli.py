@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _publish(args: argparse.Namespace, store: Store) -> int:
-    from webhook_service.errors import ApiError
+    from webhook_service.errors import ApiError, DependencyError, UnavailableError
     from webhook_service.events import publish
     from webhook_service.queue import JobQueue
 
@@ -115,6 +115,9 @@ def _publish(args: argparse.Namespace, store: Store) -> int:
             event = publish(args.organisation, args.type, args.action, data, key=args.key, store=store, queue=queue)
     except ApiError as exc:
         print(json.dumps(exc.body()), file=sys.stderr)
+        return 1
+    except DependencyError as exc:  # DynamoDB or SQS refused: said as the API says it, no traceback
+        print(json.dumps(UnavailableError(f"The event was not published: {exc}.").body()), file=sys.stderr)
         return 1
     _print(event.to_resource())
     return 0
