@@ -177,7 +177,7 @@ def test_sender_refuses_plain_http_before_any_lookup() -> None:
 
     result = Sender(allow_private=False, resolver=resolver).post("http://internal.example/", b"{}", {})
 
-    assert result.error == "webhook-blocked-target"
+    assert (result.error, result.response_excerpt) == ("webhook-blocked-target", "the receiver's address is not allowed")
 
 
 def test_sender_reused_connection_closed_by_the_receiver_is_retried_once_on_a_new_one(
@@ -265,7 +265,7 @@ def next_attempt_in(stack: LocalStack, client: Client, event_id: str) -> float:
 
 @pytest.mark.parametrize(
     ("name", "delay"),
-    [("huge", CAP), ("far-date", CAP), ("long", SCHEDULE_FIRST), ("digits", SCHEDULE_FIRST)],
+    [("huge", CAP), ("far-date", CAP), ("negative", SCHEDULE_FIRST), ("long", SCHEDULE_FIRST), ("digits", SCHEDULE_FIRST)],
 )
 def test_stack_event_answered_503_with_a_hostile_retry_after_is_recorded_and_rescheduled(
     stack: LocalStack, fresh: Client, hostile: HostileReceiver, name: str, delay: dt.timedelta

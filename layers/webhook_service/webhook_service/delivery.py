@@ -264,7 +264,8 @@ class Sender:
         parts = urlsplit(url)
         hostname = parts.hostname or ""
         if parts.scheme not in ("http", "https") or (parts.scheme == "http" and not self.allow_private):
-            return _failed(BLOCKED_TARGET, started, f"{parts.scheme or 'this'} scheme is not allowed")
+            logger.warning("delivery target refused", extra={"reason": f"scheme {parts.scheme!r} is not allowed"})
+            return _failed(BLOCKED_TARGET, started, BLOCKED_EXCERPT)
         port = parts.port or (443 if parts.scheme == "https" else 80)
 
         def bounded(host: str, port: int) -> list[str]:
@@ -305,7 +306,8 @@ class Sender:
                 connection, reused = self._new_connection(key), False
             except TimeoutError as exc:
                 connection.close()
-                return _failed(TIMEOUT, started, f"no answer within {self.total_timeout:g} s ({_reason(exc)})")
+                waited = time.monotonic() - started
+                return _failed(TIMEOUT, started, f"no complete answer after {waited:.1f} s ({_reason(exc)})")
             except ssl.SSLError as exc:
                 connection.close()
                 return _failed(TLS_ERROR, started, _reason(exc))
