@@ -1,4 +1,4 @@
-"""The delivery address guard (SPEC section 7): only public addresses, in every form, by
+"""The delivery address guard (docs/design.md §7.7): only public addresses, in every form, by
 tables of its own (the same answer on every Python: the guard's cases run under the
 functions' runtime Python too)."""
 

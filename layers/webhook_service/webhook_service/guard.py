@@ -59,6 +59,7 @@ _IPV6_REFUSED = tuple(
 # IPv4-compatible and -translated), 64:ff9b:1::/48 (local-use NAT64), 100::/64 (discard),
 # 5f00::/16 (SRv6), fc00::/7 (unique local), fe80::/10 (link-local), fec0::/10 (site-local),
 # ff00::/8 (multicast).
+_LOOPBACK = (ipaddress.IPv4Network("127.0.0.0/8"), ipaddress.IPv6Network("::1/128"))  # loopback_only's
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
@@ -150,7 +151,7 @@ def _loopback(host: str, port: int, resolver: Resolver) -> str:
             addresses = [ipaddress.ip_address(host)]
         except ValueError:
             raise BlockedTargetError(f"{host}: only loopback receivers are allowed on this stack") from None
-    if not addresses or not all(a.is_loopback for a in addresses):
+    if not addresses or not all(any(a in net for net in _LOOPBACK) for a in addresses):
         raise BlockedTargetError(f"{host}: only loopback receivers are allowed on this stack")
     return str(addresses[0])
 
