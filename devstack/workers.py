@@ -34,7 +34,7 @@ from devstack.template import Function
 
 log = logging.getLogger("devstack.workers")
 
-PRELOAD = ("webhook_service.consumer", "devstack.warm")  # the layer (Powertools, requests), the AWS models
+PRELOAD = ("webhook_service.consumer", "devstack.warm")  # the layer (Powertools, http.client), the AWS models
 REPLY_GRACE_SECONDS = 0.5  # passing the event and the answer between processes, beyond the Timeout
 STOP_SECONDS = 5.0
 

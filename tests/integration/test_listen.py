@@ -165,3 +165,10 @@ def test_listen_unreachable_api_exits_1_saying_so(tmp_path: Path) -> None:
 
     assert failed.process.wait(timeout=30) == 1
     assert "cannot reach the API" in failed.wait_line("listen: ")
+
+
+def test_listen_token_the_api_refuses_exits_1_with_its_answer(tmp_path: Path, stack: LocalStack) -> None:
+    refused = Process(tmp_path, "--create", "--api", stack.url, "--token", "rwk_not-a-key")
+
+    assert refused.process.wait(timeout=30) == 1
+    assert "answered 401" in refused.wait_line("listen: ")

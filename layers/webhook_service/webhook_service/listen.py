@@ -163,26 +163,34 @@ class Api:
     token: str
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        import requests
+        # The standard library's client: the layer ships no HTTP library of its own.
+        import http.client
+        import urllib.error
+        import urllib.request
 
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        headers = {"Authorization": f"Token {self.token}"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if urlsplit(self.url).scheme not in ("http", "https"):
+            raise ListenError(f"the API's URL must be http or https, not {self.url}")
+        url = self.url.rstrip("/") + path
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - checked above
         try:
-            response = requests.request(
-                method,
-                self.url.rstrip("/") + path,
-                headers={"Authorization": f"Token {self.token}"},
-                json=body,
-                timeout=API_TIMEOUT,
-            )
-        except requests.RequestException as exc:
+            with urllib.request.urlopen(request, timeout=API_TIMEOUT) as response:  # noqa: S310 - checked above
+                status, reason, raw = response.status, response.reason, response.read()
+        except urllib.error.HTTPError as exc:  # an answer, not 2xx
+            status, reason, raw = exc.code, exc.reason, exc.read()
+        except (OSError, ValueError, http.client.HTTPException) as exc:
             reason = type(exc).__name__
             raise ListenError(f"cannot reach the API at {self.url} ({reason}); is make dev running?") from None
         try:
-            answer = response.json()
+            answer = json.loads(raw)
         except ValueError:
             answer = None
-        if not response.ok or not isinstance(answer, dict):
-            message = answer.get("message") if isinstance(answer, dict) else response.reason
-            raise ListenError(f"{method} {path} answered {response.status_code}: {message}")
+        if not 200 <= status < 300 or not isinstance(answer, dict):
+            message = answer.get("message") if isinstance(answer, dict) else reason
+            raise ListenError(f"{method} {path} answered {status}: {message}")
         return answer
 
 
