@@ -161,6 +161,7 @@ RETRY_AFTER = {
     "negative": "-5",
     "far-date": "Fri, 31 Dec 9999 23:59:59 GMT",
     "long": LONG_RETRY_AFTER,
+    "binary": "\xff\xfe\x80\x01",  # bytes that are neither ASCII nor UTF-8
 }
 
 
@@ -192,6 +193,7 @@ class HostileReceiver:
     | `/garbage` | a status line that is not HTTP |
     | `/long-header` | `200` with one 70 KiB header line |
     | `/many-headers` | `200` with 150 header lines |
+    | `/binary-headers` | `200` with header values in UTF-8, in no encoding at all, and with a NUL |
     | `/bad-chunks` | `200`, chunked, then a chunk size that is not hex |
     | `/status/<code>` | that status; `/status/<code>/retry-after/<name>`: with `RETRY_AFTER[name]` |
     | `/close-second` | `200`, keep-alive; the second request on a connection is closed unanswered |
@@ -315,6 +317,10 @@ class HostileReceiver:
             lines = b"".join(b"X-Header-%d: %d\r\n" % (n, n) for n in range(150))
             conn.sendall(b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 0\r\n\r\n")
             return False
+        if kind == "binary-headers":
+            head = b"HTTP/1.1 200 \xff\xfe\r\nX-Name: caf\xc3\xa9\r\nX-Bytes: \xff\x00\xfe\x80\r\n"
+            conn.sendall(head + b"Content-Length: 6\r\n\r\nthanks")
+            return True
         if kind == "bad-chunks":
             conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
             return False
