@@ -47,7 +47,13 @@ SECTIONS = (
 
 _UNITS = {"s": 1, "min": 60, "h": 3600, "days": 86400, "KiB": 1024}
 _QUANTITY = re.compile(r"^(\d+) (s|min|h|days|KiB)$")
-_SETTINGS_ENV = ("KEY_CACHE_SECONDS", "DELIVERY_CONNECT_TIMEOUT", "DELIVERY_TIMEOUT", "SWEEP_AFTER_MINUTES")
+_SETTINGS_ENV = (
+    "KEY_CACHE_SECONDS",
+    "DELIVERY_CONNECT_TIMEOUT",
+    "DELIVERY_TIMEOUT",
+    "FAST_LANE_TIMEOUT",
+    "SWEEP_AFTER_MINUTES",
+)
 
 
 def parse_value(text: str) -> Any:
@@ -141,6 +147,7 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         ),
         "secret prefix": lambda: _agreed(domain.SECRET_PREFIX, signing.SECRET_PREFIX),
         "secret random bytes": lambda: _random_bytes(domain.generate_secret(), domain.SECRET_PREFIX, base64.b64decode),
+        "DNS lookup, at most": lambda: _default(delivery.Sender, "resolve_timeout"),
         "connect timeout": lambda: _agreed(
             settings.delivery_connect_timeout, _default(delivery.Sender, "connect_timeout")
         ),
@@ -148,6 +155,9 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "response read, at most": lambda: delivery.MAX_RESPONSE_BYTES,
         "response excerpt, at most (characters)": lambda: delivery.EXCERPT_CHARS,
         "connections pooled per receiver": lambda: delivery.POOL_SIZE,
+        "receivers whose connections are pooled": lambda: delivery.MAX_POOLS,
+        "signature header read by the verifiers, at most (characters)": lambda: signing.MAX_HEADER_CHARS,
+        "numeric query parameter, at most (characters)": lambda: validation.MAX_NUMBER_PARAMETER_CHARS,
         "User-Agent": lambda: webhook_service.USER_AGENT,
         "verifiers' timestamp tolerance": lambda: _agreed(
             signing.DEFAULT_TOLERANCE_SECONDS,
@@ -155,6 +165,13 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
             _default(signing.verify_standard, "tolerance"),
         ),
         "event data, at most": lambda: events.MAX_DATA_BYTES,
+        "event data nesting, at most (levels)": lambda: validation.MAX_DATA_DEPTH,
+        "significant digits of an event data number, at most": lambda: validation.MAX_NUMBER_DIGITS,
+        "Retry-After read, at most (characters)": lambda: domain.RETRY_AFTER_MAX_CHARS,
+        "fast lanes' answer time": lambda: settings.fast_lane_timeout,
+        "slow mark": lambda: domain.SLOW_MARK_SECONDS,
+        "open tests per organisation, at most": lambda: domain.MAX_OPEN_TESTS,
+        "open tests per organisation in the tests lane": lambda: domain.FAST_LANE_OPEN_TESTS,
         "attempts of an event, at most": lambda: domain.MAX_ATTEMPTS,
         "waits between attempts": lambda: [_seconds(delay) for delay in domain.RETRY_DELAYS],
         "jitter of each wait": lambda: domain.RETRY_JITTER,
