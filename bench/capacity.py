@@ -47,6 +47,7 @@ TARGET_RATE = 2000  # events a second of 2 KiB for one organisation
 TARGET_DATA_BYTES = 2048
 TABLE_WRITE_QUOTA = 40_000  # on-demand write request units a second per table, by default
 SWEEP_AFTER = dt.timedelta(minutes=60)  # the sweep function's default
+EVENTS_LANE_QUEUE = "DeliveryQueue"  # the events lane; tests and the slow lane have queues of their own
 
 # Prices: AWS on-demand, us-east-1, USD, as known on 2026-11-28 (see docs/benchmarks.md for
 # the sources; this machine cannot reach aws.amazon.com to check them). Free tiers ignored.
@@ -130,10 +131,18 @@ def schemas_by_table(refs: dict[str, str]) -> dict[str, TableSchema]:
     return {refs[logical_id]: schema for logical_id, schema in table_schemas(template.load_template()).items()}
 
 
-def deliver_batch_size() -> int:
+def events_lane_source() -> template.QueueSource:
+    """The deliver function's event source on the events lane (the queue `publish` sends to)."""
     (source,) = [
-        s for s in template.queue_sources(template.load_template()) if s.function.logical_id == "DeliverFunction"
+        s
+        for s in template.queue_sources(template.load_template())
+        if s.function.logical_id == "DeliverFunction" and s.queue_logical_id == EVENTS_LANE_QUEUE
     ]
+    return source
+
+
+def deliver_batch_size() -> int:
+    source = events_lane_source()
     return source.batch_size
 
 
@@ -408,9 +417,7 @@ def report(run: Run, top: int = 8) -> list[str]:
 
 
 def concurrency_note(run: Run, price: Price) -> str:
-    (source,) = [
-        s for s in template.queue_sources(template.load_template()) if s.function.logical_id == "DeliverFunction"
-    ]
+    source = events_lane_source()
     if not source.max_concurrency:
         return "  deliver function: no MaximumConcurrency on its event source"
     in_flight = source.max_concurrency * source.batch_size

@@ -91,6 +91,24 @@ def live(items: list[RawItem], ttl: str | None, now: dt.datetime) -> list[RawIte
     return [i for i in items if "N" not in i.get(ttl, {}) or float(i[ttl]["N"]) > cutoff]
 
 
+def with_config_counts(items: list[RawItem]) -> list[RawItem]:
+    """`items` with the config counts of every organisation saved before counts were kept
+    (docs/design.md §15.1), counted from its configs: nothing else writes while restoring."""
+    from webhook_service.storage import CONFIG_COUNTS_SK, config_counts_item, marshal
+
+    counted = {i["PK"]["S"] for i in items if i.get("SK", {}).get("S") == CONFIG_COUNTS_SK}
+    by_organisation: dict[str, dict[str, int]] = {}
+    for item in items:
+        if item.get("SK", {}).get("S") == "ORG" and item["PK"]["S"] not in counted:
+            by_organisation.setdefault(item["id"]["S"], {})
+    for item in items:
+        organisation = item.get("organisation", {}).get("S")
+        if item.get("resource", {}).get("S") == "webhook_config" and organisation in by_organisation:
+            state = item["state"]["S"]
+            by_organisation[organisation][state] = by_organisation[organisation].get(state, 0) + 1
+    return items + [marshal(config_counts_item(org, counts)) for org, counts in by_organisation.items()]
+
+
 def put_items(client: Any, table: str, items: list[RawItem]) -> None:
     """Write items with BatchWriteItem, 25 at a time, retrying what DynamoDB left unprocessed."""
     for start in range(0, len(items), BATCH_WRITE_SIZE):
@@ -255,7 +273,7 @@ class LocalState:
             log.warning("table %s already holds items: %s is not loaded", table, self.snapshot_path)
             return None
         items = live(saved, ttl, now)
-        put_items(client, table, items)
+        put_items(client, table, with_config_counts(items))
         return Restored(items=len(items), expired=len(saved) - len(items), requeued=requeue_open(items, queue, now))
 
     def read_identity(self) -> dict[str, Any] | None:

@@ -258,6 +258,7 @@ def test_list_handler_limit_answers_200_list_page(token: str) -> None:
         "has_more": True,
         "total_count": 2,
         "url": "/configs/webhook",
+        "next_after_id": second["id"],
     }
 
 

@@ -32,6 +32,7 @@ from bench.dynamocost import (
 from bench.readreplica import ReadReplica
 from devstack import template
 from tests.unit.support import BASE_TIME, Backing
+from webhook_service.storage import LIST_BOOKKEEPING_ITEMS
 
 # A table shaped like a template's, with two sparse indexes: one projecting everything,
 # one projecting keys only.
@@ -327,8 +328,17 @@ def test_listcost_replica_answers_every_page_shape_as_moto_does(backing: Backing
             assert (resource, shape) in labels
     assert {("task", "target"), ("task", "type"), ("event", "type"), ("event", "action")} <= labels
     assert all(m.returned > 0 for m in on_moto if m.shape.label.startswith(("plain", "state", "date")))
-    assert any(m.over for m in on_moto)  # today total_count counts every match (the "before")
-    assert any("pages over budget" in line for line in listcost.report(hist, on_moto))
+    over = [f"{m.shape.resource} {m.shape.label}: {m.items_read}" for m in on_moto if m.over]
+    assert over == []  # every page within limit + 1 + the bookkeeping items
+    assert any(m.capped for m in on_moto)
+    config_counted = [m for m in on_moto if m.shape.resource == "webhook_config" and "date" not in m.shape.label]
+    assert config_counted
+    assert not any(m.capped for m in config_counted)  # kept counts: exact
+    assert any("pages over budget: 0" in line for line in listcost.report(hist, on_moto))
+
+
+def test_listcost_bookkeeping_items_are_the_storage_modules() -> None:
+    assert listcost.BOOKKEEPING_ITEMS == LIST_BOOKKEEPING_ITEMS
 
 
 def test_listcost_budget_is_the_limit_plus_one_plus_the_bookkeeping_items() -> None:

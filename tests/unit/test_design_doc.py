@@ -187,6 +187,8 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         ),
         "re-queues by the sweep before it ends an item": lambda: sweep.REQUEUES,
         "items per ByOpen partition per sweep run": lambda: sweep.BATCH,
+        "bookkeeping items a list page may read besides limit + 1": lambda: storage.LIST_BOOKKEEPING_ITEMS,
+        "reads of a config that moved before a test outcome is written without it": lambda: storage.OUTCOME_TRIES,
         "ByOpen partitions": lambda: storage.OPEN_SHARDS,
         "sweep period": lambda: _rate(sweep_function["Events"]["Every10Minutes"]["Properties"]["Schedule"]),
         "sweep timeout": lambda: sweep_function["Timeout"],

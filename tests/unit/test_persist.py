@@ -20,7 +20,7 @@ from tests.unit.support import Backing
 from webhook_service import admin
 from webhook_service.auth import hash_token
 from webhook_service.domain import MAX_ATTEMPTS, Event, new_config, new_test_task
-from webhook_service.storage import Store
+from webhook_service.storage import CONFIG_COUNTS_SK, Store
 
 NOW = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
 TEMPLATE = template.load_template()
@@ -90,6 +90,22 @@ def test_restore_saved_table_into_a_new_table_brings_every_item_back(
     assert kept_org is not None
     assert kept_org["webhook_config_default"] == made["config"]
     assert new_store.find_principal(hash_token(made["token"])) is not None  # the key still signs in
+
+
+def test_restore_organisation_saved_before_config_counts_gets_them_counted(
+    store: Store, new_store: Store, state: persist.LocalState
+) -> None:
+    made = make_history(store, dt.datetime.now(dt.UTC))
+    saved = [
+        i
+        for i in persist.scan_items(store.client, store.table_name)
+        if i["PK"]["S"] == f"ORG#{made['organisation']}" and i["SK"]["S"] != CONFIG_COUNTS_SK
+    ]
+    persist.write_snapshot(state.snapshot_path, saved, dt.datetime.now(dt.UTC))
+
+    state.restore(new_store.client, new_store.table_name, RecordingQueue(), TTL, dt.datetime.now(dt.UTC))
+
+    assert new_store.config_counts(made["organisation"]) == {"new": 1, "valid": 0, "invalid": 0, "deactivated": 0}
 
 
 def test_restore_items_whose_time_to_live_passed_are_left_out(new_store: Store, state: persist.LocalState) -> None:

@@ -326,7 +326,20 @@ def test_list_items_date_bound_at_exact_creation_instant_follows_operator(
     assert ids == [configs[n].id for n in expected]
 
 
-def test_list_items_date_range_total_count_counts_only_range(store: Store, organisation: str) -> None:
+def test_list_items_date_range_whole_in_page_counts_exactly(store: Store, organisation: str) -> None:
+    configs = add_configs(store, organisation, 5)
+
+    page = store.list_items(
+        organisation,
+        "webhook_config",
+        ListQuery(limit=3, date_bounds={"gt": configs[0].date_created, "lt": configs[4].date_created}),
+    )
+
+    assert [i["id"] for i in page.items] == [configs[3].id, configs[2].id, configs[1].id]
+    assert (page.has_more, page.total_count, page.total_count_capped) == (False, 3, False)
+
+
+def test_list_items_date_range_with_more_counts_what_it_read_capped(store: Store, organisation: str) -> None:
     configs = add_configs(store, organisation, 5)
 
     page = store.list_items(
@@ -336,7 +349,7 @@ def test_list_items_date_range_total_count_counts_only_range(store: Store, organ
     )
 
     assert [i["id"] for i in page.items] == [configs[3].id]
-    assert (page.has_more, page.total_count) == (True, 3)
+    assert (page.has_more, page.total_count, page.total_count_capped) == (True, 2, True)
 
 
 def test_list_items_empty_date_range_returns_nothing(store: Store, organisation: str) -> None:

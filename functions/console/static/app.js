@@ -686,11 +686,13 @@ async function loadChart() {
   let total = 0;
   let seen = 0;
   let truncated = false;
+  let capped = false;
   for (let page = 0; page < CHART_MAX_PAGES; page += 1) {
     const query = { limit: CHART_PAGE_SIZE, date_created__gte: new Date(start).toISOString() };
     if (afterId) query.after_id = afterId;
     const list = await api("GET", "/events", { query });
     total = list.total_count;
+    capped = Boolean(list.total_count_capped); // a lower bound: the list does not count every event
     for (const event of list.data) {
       const slot = Math.floor((Date.parse(event.date_created) - start) / hour);
       if (slot >= 0 && slot < CHART_HOURS && OUTCOMES.includes(event.state)) counts[slot][event.state] += 1;
@@ -700,7 +702,7 @@ async function loadChart() {
     afterId = list.data[list.data.length - 1].id;
     truncated = page === CHART_MAX_PAGES - 1;
   }
-  session.chart = { start, hour, counts, total, seen, truncated };
+  session.chart = { start, hour, counts, total, seen, truncated, capped };
   renderChart();
 }
 
@@ -749,7 +751,7 @@ function renderChart() {
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-labelledby": "chart-summary" },
     svg("title", { id: "chart-summary", text: `Deliveries by hour: ${summary}.` }), ...axis, ...bars);
   box.replaceChildren(chart, el("p", { class: "help", "data-chart-summary": "", text: `${summary}.` + (data.truncated
-    ? ` Counted the newest ${data.seen} of ${data.total} events.` : "") }));
+    ? ` Counted the newest ${data.seen} of ${data.capped ? "more" : data.total} events.` : "") }));
 
   $("#chart-hours").textContent = String(CHART_HOURS);
   $("#chart-legend").replaceChildren(...totals.map(([outcome, n]) =>

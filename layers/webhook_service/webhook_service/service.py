@@ -393,4 +393,18 @@ def _list(svc: Services, caller: Principal, resource: str, query: ListQuery) -> 
 
 
 def _list_resource(page: Page, url: str, data: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resource": "list", "data": data, "has_more": page.has_more, "total_count": page.total_count, "url": url}
+    """The list object. Beyond ricloud's fields: `total_count_capped: true` when
+    `total_count` is a lower bound, and `next_after_id` (the next page's `after_id`)
+    whenever `has_more` (README, "Lists")."""
+    body: dict[str, Any] = {
+        "resource": "list",
+        "data": data,
+        "has_more": page.has_more,
+        "total_count": page.total_count,
+        "url": url,
+    }
+    if page.total_count_capped:
+        body["total_count_capped"] = True
+    if page.next_after_id is not None:
+        body["next_after_id"] = page.next_after_id
+    return body

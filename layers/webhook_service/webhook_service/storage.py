@@ -12,6 +12,9 @@ organisation's item. Lists read one of three sparse indexes, newest first, all s
 | ByRelated | `<o>#task#target=<config>`, `<o>#event#type=<type>`   | `target=`, `type=`      |
 
 Tokens are found by hash: `PK = TOKEN#<sha256>` holds the key id, organisation and state.
+`SK = COUNTS#webhook_config` in the organisation's partition holds its configs' counts by
+state, kept by every config write, so that a config list's `total_count` costs one item.
+A list page reads at most `limit + 1` items plus LIST_BOOKKEEPING_ITEMS (`list_items`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,12 @@ INDEX_BY_STATE = "ByState"
 INDEX_BY_RELATED = "ByRelated"
 INDEX_BY_OPEN = "ByOpen"  # sparse: tasks and events that have not ended, by when they are due
 OPEN_SHARDS = 4  # ByOpen partitions, so that no one partition takes every task's writes
+# A list page reads at most its limit + 1 items plus this many more: the items named by
+# `after_id` and `before_id`, and the organisation's config counts (one item).
+LIST_BOOKKEEPING_ITEMS = 3
+CONFIG_STATES = ("new", "valid", "invalid", "deactivated")
+CONFIG_COUNTS_SK = "COUNTS#webhook_config"
+OUTCOME_TRIES = 3  # reads of a config whose state moved while its test ran, before the outcome stands alone
 BATCH_GET_TRIES = 5  # BatchGetItem calls for one read, counting the retries of unprocessed keys
 BATCH_GET_BACKOFF = 0.05  # seconds before the first retry, doubled for each next: 0.75 s in all
 _INDEX_ATTRIBUTE = {INDEX_BY_TYPE: "TypePK", INDEX_BY_STATE: "StatePK", INDEX_BY_RELATED: "RelatedPK"}
@@ -63,9 +72,15 @@ class Principal:
 
 @dataclass(frozen=True)
 class Page:
+    """One page of a list. `total_count` is exact unless `total_count_capped`: then it is
+    the number of matches this page read, a lower bound (see `Store.list_items`).
+    `next_after_id` is the `after_id` of the next page when `has_more`."""
+
     items: list[Item]
     has_more: bool
     total_count: int
+    total_count_capped: bool = False
+    next_after_id: str | None = None
 
 
 class UnknownCursorError(Exception):
@@ -175,6 +190,16 @@ def config_from_item(item: Item) -> WebhookConfig:
         slow_until=item.get("slow_until"),
         open_test=item.get("open_test"),
     )
+
+
+def config_counts_item(organisation: str, counts: dict[str, int]) -> Item:
+    """The organisation's config counts by state (`state_<state>`), kept exact by every
+    write that creates a config or changes its state (in the same transaction).
+    `counted` marks counts kept since the organisation was created: an organisation made
+    before counts were kept has none, and its config lists count with a Query instead."""
+    item: Item = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK, "counted": True}
+    item.update({f"state_{state}": int(counts.get(state, 0)) for state in CONFIG_STATES})
+    return item
 
 
 def open_keys(resource_id: str, due: dt.datetime) -> Item:
@@ -300,6 +325,27 @@ def event_from_item(item: Item) -> Event:
 
 
 # -- list ranges ---------------------------------------------------------------------------
+
+
+def _counts_of(item: Item | None) -> dict[str, int] | None:
+    """Config counts by state from their item; None unless kept since the organisation began."""
+    if item is None or not item.get("counted"):
+        return None
+    return {state: int(item.get(f"state_{state}", 0)) for state in CONFIG_STATES}
+
+
+def _config_total(counts: dict[str, int], filters: dict[str, str]) -> int:
+    """How many configs a list without date bounds holds: those of its `state=`, or every
+    config not deactivated."""
+    if "state" in filters:
+        return counts.get(filters["state"], 0)
+    return sum(n for state, n in counts.items() if state != "deactivated")
+
+
+def _id_of_key(key: Item) -> str:
+    """The resource id of a table key (`SK` is `<KIND>#<id>`)."""
+    return str(key["SK"]).split("#", 1)[1]
+
 
 _ABOVE_ALL = "~"  # sorts after every character a sort key holds (digits, hex, '-', ':', '.', 'T', 'Z', '#')
 
@@ -454,8 +500,42 @@ class Store:
             "webhook_config_default": None,
             "date_created": format_datetime(now),
         }
-        self._put(item, "attribute_not_exists(PK)")
+        counts = config_counts_item(organisation, {})
+        self._transact(
+            [
+                {"Put": {"Item": marshal(item), "ConditionExpression": "attribute_not_exists(PK)"}},
+                {"Put": {"Item": marshal(counts), "ConditionExpression": "attribute_not_exists(PK)"}},
+            ]
+        )
         return item
+
+    def _config_count(self, organisation: str, before: str | None, after: str) -> list[dict[str, Any]]:
+        """The transaction action (none when the state does not change) that moves one config
+        from state `before` (None: a new config) to `after` in its organisation's counts."""
+        if before == after:
+            return []
+        names = {"#a": f"state_{after}"}
+        values: Item = {":one": 1}
+        expression = "ADD #a :one"
+        if before is not None:
+            names["#b"] = f"state_{before}"
+            values[":less"] = -1
+            expression += ", #b :less"
+        return [
+            {
+                "Update": {
+                    "Key": marshal({"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}),
+                    "UpdateExpression": expression,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": marshal(values),
+                }
+            }
+        ]
+
+    def config_counts(self, organisation: str) -> dict[str, int] | None:
+        """The organisation's configs by state, or None when it has no kept counts."""
+        item = self._get(org_pk(organisation), CONFIG_COUNTS_SK)
+        return _counts_of(item)
 
     def get_organisation(self, organisation: str) -> Item | None:
         return self._get(org_pk(organisation), "ORG")
@@ -592,6 +672,7 @@ class Store:
             [
                 {"Put": {"Item": marshal(config_item(config)), "ConditionExpression": "attribute_not_exists(PK)"}},
                 {"Put": {"Item": marshal(task_item(task)), "ConditionExpression": "attribute_not_exists(PK)"}},
+                *self._config_count(config.organisation, None, config.state),
             ],
             task,
             open_tests_below,
@@ -602,16 +683,23 @@ class Store:
     ) -> None:
         """Write an updated config (and its test task) if nobody changed it since it was read.
 
-        Raises ConflictError when the stored version is no longer `expected_version`.
+        Raises ConflictError when the stored version is no longer `expected_version`. The
+        stored config is read first, for its state: the write is conditional on that state
+        too, so that the organisation's config counts move with it exactly.
         """
+        stored = self._get(org_pk(config.organisation), f"CONFIG#{config.id}")
+        if stored is None or stored.get("version") != expected_version:
+            raise ConflictError("ConditionalCheckFailedException", [])
         actions: list[dict[str, Any]] = [
             {
                 "Put": {
                     "Item": marshal(config_item(config)),
-                    "ConditionExpression": "version = :v",
-                    "ExpressionAttributeValues": marshal({":v": expected_version}),
+                    "ConditionExpression": "version = :v AND #s = :was",
+                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ExpressionAttributeValues": marshal({":v": expected_version, ":was": stored["state"]}),
                 }
             },
+            *self._config_count(config.organisation, stored["state"], config.state),
         ]
         if task is None:
             self._transact(actions)
@@ -731,7 +819,10 @@ class Store:
 
         The config is written only if it is still at the task's version and not deactivated;
         otherwise the task and event are written alone. Returns `applied`, `stale` (the
-        config had moved on) or `duplicate` (the task had already ended elsewhere)."""
+        config had moved on) or `duplicate` (the task had already ended elsewhere). The
+        config's write is conditional on the state it had when read (so that the counts
+        move with it): if only its state changed since (another test of the same version
+        ended), it is read again and the write tried again."""
         prefix = f"{config.organisation}#webhook_config"
         task_put = {
             "Put": {
@@ -742,29 +833,42 @@ class Store:
             }
         }
         event_put = {"Put": {"Item": marshal(event_item(event))}}
-        config_update = {
-            "Update": {
-                "Key": marshal({"PK": org_pk(config.organisation), "SK": f"CONFIG#{config.id}"}),
-                "UpdateExpression": "SET #s = :state, StatePK = :spk",
-                "ConditionExpression": "version = :v AND #s <> :deactivated",
-                "ExpressionAttributeNames": {"#s": "state"},
-                "ExpressionAttributeValues": marshal(
-                    {
-                        ":state": new_state,
-                        ":spk": f"{prefix}#state={new_state}",
-                        ":v": task.target_version,
-                        ":deactivated": "deactivated",
-                    }
-                ),
-            }
-        }
         counting = [self._open_tests(task.organisation, -1)] if task.counted else []
-        try:
-            self._transact([config_update, task_put, event_put, *counting])
-            return "applied"
-        except ConflictError as exc:
-            if len(exc.reasons) > 1 and exc.reasons[1] is not None:
-                return "duplicate"
+        seen: WebhookConfig | None = config
+        for _ in range(OUTCOME_TRIES):
+            if seen is None or seen.version != task.target_version or seen.state == "deactivated":
+                break
+            config_update = {
+                "Update": {
+                    "Key": marshal({"PK": org_pk(config.organisation), "SK": f"CONFIG#{config.id}"}),
+                    "UpdateExpression": "SET #s = :state, StatePK = :spk",
+                    "ConditionExpression": "version = :v AND #s = :was",
+                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ExpressionAttributeValues": marshal(
+                        {
+                            ":state": new_state,
+                            ":spk": f"{prefix}#state={new_state}",
+                            ":v": task.target_version,
+                            ":was": seen.state,
+                        }
+                    ),
+                }
+            }
+            try:
+                self._transact(
+                    [
+                        config_update,
+                        task_put,
+                        event_put,
+                        *counting,
+                        *self._config_count(config.organisation, seen.state, new_state),
+                    ]
+                )
+                return "applied"
+            except ConflictError as exc:
+                if len(exc.reasons) > 1 and exc.reasons[1] is not None:
+                    return "duplicate"
+            seen = self.get_config(config.organisation, config.id)
         try:
             self._transact([task_put, event_put, *counting])
         except ConflictError:
@@ -871,25 +975,27 @@ class Store:
             )
 
     def invalidate_config(self, config: WebhookConfig) -> bool:
-        """Make a `valid` config `invalid` (its receiver answered 410), unless it changed."""
+        """Make a `valid` config `invalid` (its receiver answered 410), unless it changed;
+        its organisation's config counts move in the same transaction."""
         prefix = f"{config.organisation}#webhook_config"
+        update = {
+            "Update": {
+                "Key": marshal({"PK": org_pk(config.organisation), "SK": f"CONFIG#{config.id}"}),
+                "UpdateExpression": "SET #s = :invalid, StatePK = :spk",
+                "ConditionExpression": "version = :v AND #s = :valid",
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": marshal(
+                    {
+                        ":invalid": "invalid",
+                        ":valid": "valid",
+                        ":v": config.version,
+                        ":spk": f"{prefix}#state=invalid",
+                    }
+                ),
+            }
+        }
         try:
-            with _dynamodb_errors():
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key=marshal({"PK": org_pk(config.organisation), "SK": f"CONFIG#{config.id}"}),
-                    UpdateExpression="SET #s = :invalid, StatePK = :spk",
-                    ConditionExpression="version = :v AND #s = :valid",
-                    ExpressionAttributeNames={"#s": "state"},
-                    ExpressionAttributeValues=marshal(
-                        {
-                            ":invalid": "invalid",
-                            ":valid": "valid",
-                            ":v": config.version,
-                            ":spk": f"{prefix}#state=invalid",
-                        }
-                    ),
-                )
+            self._transact([update, *self._config_count(config.organisation, "valid", "invalid")])
         except ConflictError:
             return False
         return True
@@ -973,33 +1079,67 @@ class Store:
     # -- lists ---------------------------------------------------------------------------
 
     def list_items(self, organisation: str, resource: str, query: ListQuery) -> Page:
-        """One page of a list, newest first, with `total_count` of every match."""
+        """One page of a list, newest first. What it reads is bounded by the page: at most
+        `limit + 1` items of an index, plus LIST_BOOKKEEPING_ITEMS (the cursors' items and
+        the config counts), whatever the organisation's history.
+
+        - Filters an index serves (`state=`; a task's `target=`; an event's `type=`) and the
+          date bounds are key conditions: the page reads the `limit + 1` newest matches.
+        - Any other filter is applied to a window of the `limit + 1` newest items in the
+          index's range: the page holds the matches among them (perhaps fewer than `limit`,
+          even none) and `has_more` says the window did not reach the end; `next_after_id`
+          names the last item read, where the next page starts.
+        - `total_count` counts every match (ignoring the cursors) when that costs nothing
+          more: the page held every match (no cursor, nothing more), or the list is of
+          configs without date bounds (their counts by state are kept, `config_counts_item`).
+          Otherwise it is the number of matches the page read, a lower bound, and
+          `total_count_capped` is true.
+        """
         index, partition, filters = self._plan(organisation, resource, query.filters)
         low, high = _date_range(query.date_bounds)
-        count_range = (low, high)
-        for name, cursor_id in (("after_id", query.after_id), ("before_id", query.before_id)):
-            if cursor_id is None:
-                continue
-            cursor = self._get(org_pk(organisation), _SORT_KEY_PREFIX[resource] + cursor_id)
-            if cursor is None:
-                raise UnknownCursorError(name)
-            if name == "after_id":  # older than the cursor
-                bound = _strictly_below(cursor["CreatedSK"])
-                high = min(high, bound) if high else bound
-            else:  # newer than the cursor
-                bound = cursor["CreatedSK"] + " "
-                low = max(low, bound) if low else bound
+        pk = org_pk(organisation)
+        counted = resource == "webhook_config" and not query.date_bounds
+        cursors = {name: cid for name, cid in (("after_id", query.after_id), ("before_id", query.before_id)) if cid}
+        counts: dict[str, int] | None = None
+        if cursors:  # the cursors' items, and the counts the total will need, in one request
+            # One key per item: both cursors may name the same one (BatchGetItem refuses duplicates).
+            keys = [{"PK": pk, "SK": _SORT_KEY_PREFIX[resource] + cid} for cid in dict.fromkeys(cursors.values())]
+            if counted:
+                keys.append({"PK": pk, "SK": CONFIG_COUNTS_SK})
+            found = self._batch_get(keys)
+            counts = _counts_of(found.get((pk, CONFIG_COUNTS_SK)))
+            for name, cursor_id in cursors.items():
+                cursor = found.get((pk, _SORT_KEY_PREFIX[resource] + cursor_id))
+                if cursor is None:
+                    raise UnknownCursorError(name)
+                if name == "after_id":  # older than the cursor
+                    bound = _strictly_below(cursor["CreatedSK"])
+                    high = min(high, bound) if high else bound
+                else:  # newer than the cursor
+                    bound = cursor["CreatedSK"] + " "
+                    low = max(low, bound) if low else bound
         if low is not None and high is not None and low > high:
             items: list[Item] = []
+            last_read: str | None = None
         else:
-            items = self._query(index, partition, low, high, filters, limit=query.limit + 1)
-        has_more = len(items) > query.limit
+            items, last_read = self._query(index, partition, low, high, filters, window=query.limit + 1)
+        has_more = len(items) > query.limit or last_read is not None
+        matched = len(items)
         items = items[: query.limit]
-        if query.after_id is None and query.before_id is None and not has_more:
-            total = len(items)
-        else:
-            total = self._count(index, partition, *count_range, filters)
-        return Page(items=items, has_more=has_more, total_count=total)
+        next_after_id = None
+        if has_more:
+            next_after_id = items[-1]["id"] if len(items) == query.limit else last_read
+        if not cursors and not has_more:
+            return Page(items=items, has_more=False, total_count=matched)
+        if counted:
+            if not cursors:
+                counts = self.config_counts(organisation)
+            if counts is not None:
+                return Page(items, has_more, _config_total(counts, query.filters), next_after_id=next_after_id)
+            # An organisation made before counts were kept: count with a Query (exact, not bounded).
+            total = self._count(index, partition, *_date_range(query.date_bounds), filters)
+            return Page(items, has_more, total, next_after_id=next_after_id)
+        return Page(items, has_more, matched, total_count_capped=True, next_after_id=next_after_id)
 
     @staticmethod
     def _plan(organisation: str, resource: str, filters: dict[str, str]) -> tuple[str, str, dict[str, str]]:
@@ -1049,19 +1189,26 @@ class Store:
         return kwargs
 
     def _query(
-        self, index: str, partition: str, low: str | None, high: str | None, filters: dict[str, str], limit: int
-    ) -> list[Item]:
+        self, index: str, partition: str, low: str | None, high: str | None, filters: dict[str, str], window: int
+    ) -> tuple[list[Item], str | None]:
+        """The matches among the `window` newest items of the range (DynamoDB's `Limit`
+        counts the items it reads, before the filter), and, when items beyond the window
+        may remain, the id of the last one read (None when the range ended within it)."""
         kwargs = self._query_kwargs(index, partition, low, high, filters)
         items: list[Item] = []
-        while len(items) < limit:
-            kwargs["Limit"] = limit - len(items)
+        read = 0
+        while read < window:
+            kwargs["Limit"] = window - read
             with _dynamodb_errors():
                 response = self.client.query(**kwargs)
+            read += int(response.get("ScannedCount", 0))
             items.extend(unmarshal(raw) for raw in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
-                break
+                return items, None
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        return items
+        if not filters:
+            return items, None  # the window's last item tells `has_more`
+        return items, _id_of_key(unmarshal(kwargs["ExclusiveStartKey"]))
 
     def _count(self, index: str, partition: str, low: str | None, high: str | None, filters: dict[str, str]) -> int:
         if low is not None and high is not None and low > high:

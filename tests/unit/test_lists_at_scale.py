@@ -1,0 +1,247 @@
+"""Lists whose reads are bounded by the page: at most limit + 1 items of an index plus
+LIST_BOOKKEEPING_ITEMS, whatever the organisation holds; `total_count` exact where that is
+free (the page held every match, or kept config counts), else capped (design.md §15)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from tests.unit.support import BASE_TIME
+from webhook_service.domain import Event, new_config, new_event, new_test_task
+from webhook_service.storage import (
+    CONFIG_COUNTS_SK,
+    LIST_BOOKKEEPING_ITEMS,
+    Store,
+    config_counts_item,
+    marshal,
+    org_pk,
+)
+from webhook_service.validation import ListQuery
+
+URL = "https://receiver.example/hooks"
+
+
+def at(seconds: int) -> dt.datetime:
+    return BASE_TIME + dt.timedelta(seconds=seconds)
+
+
+class CountingClient:
+    """Counts the items every read reads (a Query's `ScannedCount`, filtered-out items too)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.items_read = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            response = attribute(*args, **kwargs)
+            if name == "query":
+                self.items_read += int(response.get("ScannedCount", 0))
+            elif name == "get_item":
+                self.items_read += 1 if "Item" in response else 0
+            elif name == "batch_get_item":
+                self.items_read += sum(len(found) for found in response.get("Responses", {}).values())
+            elif name == "scan":
+                raise AssertionError("a list never scans")
+            return response
+
+        return call
+
+
+def counting(store: Store) -> tuple[Store, CountingClient]:
+    client = CountingClient(store.client)
+    return Store(store.table_name, client), client  # type: ignore[arg-type]
+
+
+def add_events(store: Store, organisation: str, actions: list[str]) -> list[Event]:
+    """One event per action, a second apart, oldest first."""
+    events = []
+    for n, action in enumerate(actions):
+        event = new_event(organisation, "session", action, {"n": n}, None, at(n))
+        store.create_event(event)
+        events.append(event)
+    return events
+
+
+def add_configs(store: Store, organisation: str, states: list[str]) -> list[Any]:
+    configs = []
+    for n, state in enumerate(states):
+        config = replace(new_config(organisation, URL, at(n)), state=state)
+        store.create_config(config, new_test_task(config, "key-1", at(n)))
+        configs.append(config)
+    return configs
+
+
+# -- reads bounded by the page -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        ListQuery(limit=3),
+        ListQuery(limit=3, filters={"state": "pending"}),
+        ListQuery(limit=3, filters={"type": "session"}),
+        ListQuery(limit=3, filters={"action": "failed"}),
+        ListQuery(limit=3, date_bounds={"gte": at(5)}),
+    ],
+    ids=["plain", "state", "type", "action (no index)", "date"],
+)
+def test_list_items_events_page_reads_at_most_limit_plus_one(store: Store, organisation: str, query: ListQuery) -> None:
+    add_events(store, organisation, ["created"] * 30)
+    bounded, client = counting(store)
+
+    page = bounded.list_items(organisation, "event", query)
+
+    assert client.items_read <= query.limit + 1
+    assert page.has_more is True
+    assert page.total_count_capped is True
+
+
+def test_list_items_events_cursor_page_reads_limit_plus_one_and_the_cursor(store: Store, organisation: str) -> None:
+    events = add_events(store, organisation, ["created"] * 30)
+    bounded, client = counting(store)
+
+    page = bounded.list_items(organisation, "event", ListQuery(limit=3, after_id=events[20].id))
+
+    assert [i["id"] for i in page.items] == [events[19].id, events[18].id, events[17].id]
+    assert client.items_read <= 3 + 1 + LIST_BOOKKEEPING_ITEMS
+    assert (page.has_more, page.total_count_capped, page.next_after_id) == (True, True, events[17].id)
+
+
+def test_list_items_both_cursors_naming_one_item_read_it_once_and_list_nothing(store: Store, organisation: str) -> None:
+    events = add_events(store, organisation, ["created"] * 3)
+
+    page = store.list_items(organisation, "event", ListQuery(after_id=events[1].id, before_id=events[1].id))
+
+    assert (page.items, page.has_more) == ([], False)
+
+
+def test_list_items_capped_total_counts_the_matches_the_page_read(store: Store, organisation: str) -> None:
+    add_events(store, organisation, ["created"] * 8)
+
+    page = store.list_items(organisation, "event", ListQuery(limit=3))
+
+    assert (page.total_count, page.total_count_capped) == (4, True)  # the page's 3 and the one after
+
+
+def test_list_items_whole_list_in_page_counts_exactly(store: Store, organisation: str) -> None:
+    add_events(store, organisation, ["created"] * 4)
+
+    page = store.list_items(organisation, "event", ListQuery(limit=10))
+
+    assert (page.total_count, page.total_count_capped, page.has_more, page.next_after_id) == (4, False, False, None)
+
+
+# -- filters no index serves: a window of limit + 1 ------------------------------------------------
+
+
+def test_list_items_filter_without_index_pages_through_windows_to_every_match(store: Store, organisation: str) -> None:
+    actions = ["failed" if n % 7 == 0 else "created" for n in range(30)]
+    events = add_events(store, organisation, actions)
+    expected = [e.id for e in reversed(events) if e.action == "failed"]
+    bounded, client = counting(store)
+
+    found: list[str] = []
+    after: str | None = None
+    pages = 0
+    for _ in range(40):  # bounded: 30 items, windows of 3
+        client.items_read = 0
+        query = ListQuery(limit=2, filters={"action": "failed"}, after_id=after)
+        page = bounded.list_items(organisation, "event", query)
+        pages += 1
+        assert client.items_read <= 2 + 1 + LIST_BOOKKEEPING_ITEMS
+        found += [i["id"] for i in page.items]
+        if not page.has_more:
+            break
+        assert page.next_after_id is not None
+        after = page.next_after_id
+
+    assert found == expected
+    assert pages > len(expected) // 2  # some windows held fewer matches than the limit
+
+
+def test_list_items_filter_without_index_window_of_no_match_says_where_to_go_on(
+    store: Store, organisation: str
+) -> None:
+    events = add_events(store, organisation, ["failed"] + ["created"] * 10)
+
+    page = store.list_items(organisation, "event", ListQuery(limit=2, filters={"action": "failed"}))
+
+    assert (page.items, page.has_more, page.next_after_id) == ([], True, events[8].id)
+
+
+# -- configs: counts kept exact ----------------------------------------------------------------------
+
+
+def test_list_items_configs_with_more_total_from_counts_without_counting_query(store: Store, organisation: str) -> None:
+    add_configs(store, organisation, ["new"] * 12)
+    bounded, client = counting(store)
+
+    page = bounded.list_items(organisation, "webhook_config", ListQuery(limit=2))
+
+    assert (page.total_count, page.total_count_capped, page.has_more) == (12, False, True)
+    assert client.items_read <= 2 + 1 + LIST_BOOKKEEPING_ITEMS
+
+
+def test_config_counts_follow_every_state_change(store: Store, organisation: str) -> None:
+    new, valid, invalid, gone = add_configs(store, organisation, ["new", "valid", "valid", "new"])
+    store.invalidate_config(invalid)
+    store.replace_config(replace(gone, state="deactivated", version=2), expected_version=1, task=None)
+    task = new_test_task(new, "key-1", at(10))
+    store.create_test_task(new, task)
+    started = store.start_task(task, "event-id", at(11))
+    assert started is not None
+    store.record_test_outcome(
+        new,
+        "valid",
+        replace(started, state="succeeded", date_completed=at(12)),
+        replace(new_event(organisation, "webhook_config", "test", {}, None, at(11)), state="delivered"),
+    )
+
+    assert store.config_counts(organisation) == {"new": 0, "valid": 2, "invalid": 1, "deactivated": 1}
+    for state, expected in (("valid", 2), ("invalid", 1), ("deactivated", 1), ("new", 0)):
+        page = store.list_items(organisation, "webhook_config", ListQuery(limit=1, filters={"state": state}))
+        assert page.total_count == expected
+    assert store.list_items(organisation, "webhook_config", ListQuery(limit=1)).total_count == 3
+    assert valid.id  # listed among the valid ones above
+
+
+def test_record_test_outcome_config_state_moved_since_read_reads_again_and_counts(
+    store: Store, organisation: str
+) -> None:
+    (config,) = add_configs(store, organisation, ["new"])  # read by both tests' jobs while `new`
+    first, second = new_test_task(config, "key-1", at(10)), new_test_task(config, "key-1", at(11))
+    store.create_test_task(config, first)
+    store.create_test_task(replace(config, open_test=first.id), second)
+    started = [store.start_task(task, f"event-{n}", at(12)) for n, task in enumerate((first, second))]
+    assert started[0] is not None
+    assert started[1] is not None
+    event = new_event(organisation, "webhook_config", "test", {}, None, at(12))
+
+    ended_first = store.record_test_outcome(config, "invalid", replace(started[0], state="failed"), event)
+    ended_second = store.record_test_outcome(config, "valid", replace(started[1], state="succeeded"), event)
+
+    assert (ended_first, ended_second) == ("applied", "applied")
+    stored = store.get_config(organisation, config.id)
+    assert stored is not None
+    assert stored.state == "valid"
+    assert store.config_counts(organisation) == {"new": 0, "valid": 1, "invalid": 0, "deactivated": 0}
+
+
+def test_list_items_organisation_without_kept_counts_counts_with_a_query(store: Store, organisation: str) -> None:
+    add_configs(store, organisation, ["new"] * 4)
+    key = marshal({"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK})
+    store.client.delete_item(TableName=store.table_name, Key=key)
+    try:
+        page = store.list_items(organisation, "webhook_config", ListQuery(limit=1))
+
+        assert (page.total_count, page.total_count_capped) == (4, False)
+        assert store.config_counts(organisation) is None
+    finally:  # the table is shared: leave the organisation as the store keeps it
+        store.client.put_item(TableName=store.table_name, Item=marshal(config_counts_item(organisation, {"new": 4})))
