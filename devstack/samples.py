@@ -1,7 +1,8 @@
 """The data the sample events under events/ speak of: an organisation, its key (with a
 well-known token that is not a secret), a `valid` config that is the organisation's
 default, a test task of it whose job was lost two hours ago (so the sweep's sample has
-something to do) and a pending event. `make sam-local` puts them in the local stack, so
+something to do), a pending event, and a delivered one with its attempt (for the samples of
+the attempts list and of resend). `make sam-local` puts them in the local stack, so
 that `sam local invoke <Function> -e events/<function>.json` answers about real items;
 the tests invoke every function with its sample event on the same data."""
 
@@ -15,6 +16,8 @@ KEY = "5a3b1e00-0000-4000-8000-000000000002"
 CONFIG = "5a3b1e00-0000-4000-8000-000000000003"
 TASK = "5a3b1e00-0000-4000-8000-000000000004"
 EVENT = "5a3b1e00-0000-4000-8000-000000000005"
+DELIVERED_EVENT = "5a3b1e00-0000-4000-8000-000000000006"
+ATTEMPT = "5a3b1e00-0000-4000-8000-000000000007"
 TOKEN = "sample-token-for-sam-local"  # noqa: S105 - a sample's token, in events/*.json for all to read
 CONFIG_URL = "http://127.0.0.1:8000/"  # `make listen CONFIG=<CONFIG>` receives there
 TASK_AGE = dt.timedelta(hours=2)
@@ -23,8 +26,11 @@ TASK_AGE = dt.timedelta(hours=2)
 def seed(store: Any, now: dt.datetime) -> bool:
     """Put the sample items in the table, unless the sample organisation is there already;
     True when they were put."""
+    from dataclasses import replace
+
     from webhook_service.auth import hash_token
-    from webhook_service.domain import TASK_TYPE_TEST, Event, Task, WebhookConfig, generate_secret
+    from webhook_service.domain import TASK_TYPE_TEST, Attempt, Event, Task, WebhookConfig, generate_secret
+    from webhook_service.storage import event_expires_at
 
     if store.get_organisation(ORGANISATION) is not None:
         return False
@@ -62,4 +68,30 @@ def seed(store: Any, now: dt.datetime) -> bool:
             date_created=now,
         )
     )
+    delivered = Event(
+        id=DELIVERED_EVENT,
+        organisation=ORGANISATION,
+        type="session",
+        action="started",
+        data={"id": "b6c1c0de-0000-4000-8000-00000000000b", "state": "started"},
+        state="pending",
+        date_created=now - TASK_AGE,
+        attempts=1,
+        webhook_config=CONFIG,
+    )
+    store.create_event(delivered)
+    attempt = Attempt(
+        id=ATTEMPT,
+        organisation=ORGANISATION,
+        event=DELIVERED_EVENT,
+        webhook_config=CONFIG,
+        url=CONFIG_URL + DELIVERED_EVENT,
+        status_code=200,
+        error=None,
+        duration_ms=42,
+        response_excerpt="ok",
+        date_created=now - TASK_AGE,
+        expires_at=event_expires_at(delivered),
+    )
+    store.save_event(replace(delivered, state="delivered", date_delivered=now - TASK_AGE), attempt)
     return True

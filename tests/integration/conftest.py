@@ -3,6 +3,7 @@ integration tests, and helpers that speak real HTTP to it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -187,12 +188,22 @@ class Client:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    info_file = tmp_path_factory.mktemp("devstack") / "info.json"
-    log_path = tmp_path_factory.getbasetemp() / "devstack.log"
+    with run_stack(tmp_path_factory, "devstack") as started:
+        yield started
+
+
+@contextlib.contextmanager
+def run_stack(
+    tmp_path_factory: pytest.TempPathFactory, name: str, extra_env: dict[str, str] | None = None
+) -> Iterator[LocalStack]:
+    """Start a local stack of its own (`name` names its files), with `extra_env` on top of
+    the tests' settings; its log is scanned and its AWS calls checked like the main one's."""
+    info_file = tmp_path_factory.mktemp(name) / "info.json"
+    log_path = tmp_path_factory.getbasetemp() / f"{name}.log"
     log_file = log_path.open("w")
-    banner_file = (tmp_path_factory.getbasetemp() / "devstack.out").open("w")  # prints the dev token
+    banner_file = (tmp_path_factory.getbasetemp() / f"{name}.out").open("w")  # prints the dev token
     logscan.watch_file(log_path)
-    calls_path = tmp_path_factory.getbasetemp() / "devstack-calls.jsonl"
+    calls_path = tmp_path_factory.getbasetemp() / f"{name}-calls.jsonl"
     iamcheck.watch_file(calls_path)
     env = {
         **os.environ,
@@ -204,6 +215,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         # The sweep every 2 s (it touches only what has been due for an hour: test_sweep.py's own items).
         "DEVSTACK_SCHEDULE_SECONDS": "2",
         "DEVSTACK_CALLS_FILE": str(calls_path),  # every function's AWS calls, for tests/iamcheck.py
+        **(extra_env or {}),
     }
     env.pop("AWS_ENDPOINT_URL", None)
     process = subprocess.Popen(

@@ -43,6 +43,11 @@ FOREIGN_RESOURCE_ROUTES: dict[str, Request] = {
     "GET /tasks/{id}": lambda c, o: c.get(f"/tasks/{o['task']['id']}"),
     "GET /events/{id}": lambda c, o: c.get(f"/events/{o['event']['id']}"),
     "POST /keys/{id}": lambda c, o: c.post(f"/keys/{o['second_key']['id']}", json={"webhook_config": None}),
+    "GET /events/{id}/attempts": lambda c, o: c.get(f"/events/{o['event']['id']}/attempts"),
+    "POST /events/{id}/resend": lambda c, o: c.post(f"/events/{o['event']['id']}/resend", json={}),
+    "POST /configs/webhook/{id}/rotate_secret": lambda c, o: c.post(
+        f"/configs/webhook/{o['config']['id']}/rotate_secret", json={"overlap_seconds": 0}
+    ),
 }
 
 
@@ -55,6 +60,8 @@ def test_foreign_resource_answers_404_and_is_left_unchanged(route: str, other: C
     owner: Client = owned["owner"]
     assert owner.get(f"/configs/webhook/{owned['config']['id']}").json() == owned["config"] | {"state": "valid"}
     assert len(owner.tasks_of(owned["config"]["id"])) == 1
+    event = owner.get(f"/events/{owned['event']['id']}").json()
+    assert (event["state"], event["retries"]) == ("delivered", 0)
 
 
 LISTS = {

@@ -191,10 +191,10 @@ def test_handle_batch_storage_failure_is_reported_for_retry(
 
     original = deliverer.store.record_test_outcome
 
-    def unavailable(config: Any, new_state: str, task: Any, event: Any) -> str:
+    def unavailable(config: Any, new_state: str, task: Any, event: Any, attempt: Any = None) -> str:
         if task.id == task_id:
             raise DependencyError("ProvisionedThroughputExceededException")
-        return original(config, new_state, task, event)
+        return original(config, new_state, task, event, attempt)
 
     monkeypatch.setattr(deliverer.store, "record_test_outcome", unavailable)
     other = service.create_config(services, caller, {"url": URL + "other"})

@@ -280,7 +280,7 @@ def test_event_attempt_whose_recording_fails_gives_its_claim_back_and_is_made_ag
     event_id = event_ready(services, caller, store, queue)
     job, _ = queue.sent.pop()
 
-    def storage_down(event: Any) -> bool:
+    def storage_down(event: Any, attempt: Any = None) -> bool:
         raise DependencyError("dynamodb put failed: InternalServerError")
 
     with monkeypatch.context() as patched:

@@ -251,6 +251,44 @@ def list_events(w: World) -> None:
         assert w.api("ListEventsFunction", "GET", "/events", "GET /events", query=query) == 200
 
 
+def delivered_event(w: World) -> str:
+    """An event delivered to a valid config that is the organisation's default, with its
+    attempt (made outside any function: not recorded)."""
+    svc = w.services
+    config_id = w.config()
+    w.end_tests()
+    service.update_organisation(svc, w.caller, {"webhook_config_default": config_id})
+    jobs = FakeQueue()
+    event = events.publish(w.caller.organisation, "session", "completed", {"id": "s"}, store=svc.store, queue=jobs)  # type: ignore[arg-type]
+    deliverer = Deliverer(store=svc.store, sender=FakeSender(status=200), queue=jobs)  # type: ignore[arg-type]
+    handle_job(deliverer, json.dumps(jobs.jobs.pop()))
+    assert service.get_event(svc, w.caller, event.id)["state"] == "delivered"
+    return event.id
+
+
+def list_attempts(w: World) -> None:
+    """A page, and one after a cursor (read by id, with the count of the whole list)."""
+    event_id = delivered_event(w)
+    (attempt,) = service.list_attempts(w.services, w.caller, event_id, {})["data"]
+    path, route = f"/events/{event_id}/attempts", "GET /events/{id}/attempts"
+    for query in ({}, {"before_id": attempt["id"]}):
+        assert w.api("ListEventAttemptsFunction", "GET", path, route, query=query, path_id=event_id) == 200
+
+
+def resend_event(w: World) -> None:
+    event_id = delivered_event(w)
+    path, route = f"/events/{event_id}/resend", "POST /events/{id}/resend"
+    assert w.api("ResendEventFunction", "POST", path, route, {}, path_id=event_id) == 200
+    assert w.waiting("DeliveryQueue") >= 1
+
+
+def rotate_secret(w: World) -> None:
+    config_id = w.config()
+    path, route = f"/configs/webhook/{config_id}/rotate_secret", "POST /configs/webhook/{id}/rotate_secret"
+    body = {"overlap_seconds": 60}
+    assert w.api("RotateWebhookSecretFunction", "POST", path, route, body, path_id=config_id) == 200
+
+
 def deliver(w: World) -> None:
     """A test that succeeds (the config becomes valid); an event to it whose attempt fails
     and is queued again; one that arrives in the events lane for an endpoint marked slow
@@ -338,6 +376,9 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "UpdateOrganisationFunction": update_organisation,
     "GetEventFunction": get_event,
     "ListEventsFunction": list_events,
+    "ListEventAttemptsFunction": list_attempts,
+    "ResendEventFunction": resend_event,
+    "RotateWebhookSecretFunction": rotate_secret,
     "DeliverFunction": deliver,
     "SweepFunction": sweep,
     "ConsoleFunction": console,
@@ -375,6 +416,7 @@ def test_read_only_functions_only_read_and_never_scan() -> None:
         "ListWebhookConfigsFunction",
         "GetTaskFunction",
         "ListTasksFunction",
+        "ListEventAttemptsFunction",
     ):
         assert {action for action, _ in GRANTS[logical_id]} <= reads, logical_id
 
@@ -396,6 +438,8 @@ def test_only_functions_that_queue_jobs_may_send_and_each_only_to_its_lanes() ->
         "DeliverFunction": {"DeliveryQueue", "TestQueue", "SlowQueue"},
         # lost tests to the tests lane, lost events to the events lane
         "SweepFunction": {"DeliveryQueue", "TestQueue"},
+        # a resent event's first attempt, in the events lane
+        "ResendEventFunction": {"DeliveryQueue"},
     }
 
 

@@ -364,7 +364,8 @@ def test_event_job_naming_its_key_reads_the_event_and_its_routing_in_one_request
     outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
     assert outcome.name == "delivered"
-    assert recording.calls == ["batch_get_item", "get_item", "update_item", "put_item"]
+    # the outcome and its attempt record in one transaction
+    assert recording.calls == ["batch_get_item", "get_item", "update_item", "transact_write_items"]
 
 
 def test_event_job_from_before_jobs_named_their_key_is_still_routed(

@@ -132,3 +132,39 @@ def test_resolve_api_what_make_dev_saved_is_the_default(no_api_settings: Path) -
 def test_resolve_api_no_token_anywhere_raises_listen_error_saying_where_to_put_one(no_api_settings: Path) -> None:
     with pytest.raises(listen.ListenError, match="--token"):
         listen.resolve_api(None, None)
+
+
+def test_check_accepts_any_of_several_secrets_through_a_rotation() -> None:
+    new = generate_secret()
+    during = signature_headers(new, EVENT_ID, BODY, timestamp=int(NOW.timestamp()), previous_secret=SECRET)
+    after = signed(secret=new)
+
+    assert listen.check(BODY, during, [SECRET], now=NOW).verified
+    assert listen.check(BODY, during, [new], now=NOW).verified
+    assert not listen.check(BODY, after, [SECRET], now=NOW).verified
+    assert listen.check(BODY, after, [SECRET, new], now=NOW).verified
+
+
+def test_listener_reads_the_secret_again_when_a_delivery_verifies_with_none(capsys: pytest.CaptureFixture[str]) -> None:
+    new = generate_secret()
+    reads: list[str] = []
+
+    def current_secret() -> str:
+        reads.append(new)
+        return new
+
+    listener = listen.Listener(0, refresh=current_secret)
+    listener.start()
+    try:
+        listener.set_secret(SECRET)
+        after = signature_headers(new, EVENT_ID, BODY, timestamp=int(dt.datetime.now(dt.UTC).timestamp()))
+
+        first = listener.record(BODY, after)
+        second = listener.record(BODY, after)
+    finally:
+        listener.close()
+
+    assert first.verified
+    assert second.verified
+    assert reads == [new]  # read once; the second delivery verified with what it had
+    assert new not in capsys.readouterr().out

@@ -32,6 +32,7 @@ UNSET_WITH_DEFAULTS = {
     "DELIVERY_CA_BUNDLE",
     "DELIVERY_LOOPBACK_ONLY",
     "FAST_LANE_TIMEOUT",
+    "RETRY_DELAY_SCALE",
 }
 # Read by the settings of every function (one dataclass), used by these alone; the template
 # gives the variable to them alone.

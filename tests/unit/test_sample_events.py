@@ -83,7 +83,13 @@ HTTP: dict[str, tuple[int, Callable[[dict[str, Any]], bool]]] = {
     ),
     "update_organisation": (200, lambda b: b["webhook_config_default"] == samples.CONFIG),
     "get_event": (200, lambda b: b["id"] == samples.EVENT and (b["type"], b["action"]) == ("session", "completed")),
-    "list_events": (200, lambda b: ids(b) == [samples.EVENT]),
+    "list_events": (200, lambda b: ids(b) == [samples.EVENT, samples.DELIVERED_EVENT]),
+    "list_event_attempts": (200, lambda b: ids(b) == [samples.ATTEMPT] and b["data"][0]["status_code"] == 200),
+    "resend_event": (200, lambda b: b["id"] == samples.DELIVERED_EVENT and b["state"] == "pending"),
+    "rotate_webhook_secret": (
+        200,
+        lambda b: b["id"] == samples.CONFIG and b["state"] == "valid" and b["previous_secret_expires"] is not None,
+    ),
     "not_found": (404, lambda b: b["error"] == "not-found"),
 }
 

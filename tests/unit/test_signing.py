@@ -12,7 +12,13 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from webhook_service.domain import generate_secret
-from webhook_service.signing import SignatureError, signature_headers, verify_ricloud, verify_standard
+from webhook_service.signing import (
+    SignatureError,
+    signature_headers,
+    verify_ricloud,
+    verify_ricloud_headers,
+    verify_standard,
+)
 
 BODY = b'{"id":"7c1f","resource":"event","data":{"note":"caf\xc3\xa9"}}'
 NOW = 1_795_810_836
@@ -76,3 +82,51 @@ def test_verify_standard_refuses_another_secret() -> None:
 
     with pytest.raises(SignatureError):
         verify_standard(BODY, headers, generate_secret(), now=NOW)
+
+
+# -- a rotation's overlap: two secrets (docs/design.md §14) ---------------------------------
+
+
+def test_overlap_headers_sign_with_both_secrets_in_both_schemes() -> None:
+    old, new = generate_secret(), generate_secret()
+    now = int(time.time())
+
+    headers = signature_headers(new, "msg_1", BODY, timestamp=now, previous_secret=old)
+
+    first, second = headers["webhook-signature"].split(" ")
+    assert first.startswith("v1,")
+    assert second.startswith("v1,")
+    assert Webhook(new).verify(BODY, headers)["id"] == "7c1f"
+    assert Webhook(old).verify(BODY, headers)["id"] == "7c1f"
+    verify_ricloud(BODY, headers["Ricloud-Signature"], old)  # what receivers that did not switch check
+    verify_ricloud(BODY, headers["Ricloud-Signature-Next"], new)
+    with pytest.raises(SignatureError):
+        verify_ricloud(BODY, headers["Ricloud-Signature"], new)
+    assert "Ricloud-Signature-Next" not in signature_headers(new, "msg_1", BODY, timestamp=now)
+
+
+def test_verify_helpers_accept_one_secret_or_several() -> None:
+    old, new, stranger = generate_secret(), generate_secret(), generate_secret()
+    headers = signature_headers(new, "msg_1", BODY, timestamp=NOW, previous_secret=old)
+
+    for secrets in ([old], [new], (stranger, new), [stranger, old]):
+        verify_standard(BODY, headers, secrets, now=NOW)
+        verify_ricloud_headers(BODY, headers, secrets, now=NOW)
+    verify_ricloud(BODY, headers["Ricloud-Signature"], [stranger, old], now=NOW)
+    for secrets in ([stranger], [], stranger):
+        with pytest.raises(SignatureError):
+            verify_standard(BODY, headers, secrets, now=NOW)
+        with pytest.raises(SignatureError):
+            verify_ricloud_headers(BODY, headers, secrets, now=NOW)
+
+
+def test_verify_ricloud_headers_reads_the_next_header_only_as_a_second_chance() -> None:
+    old, new = generate_secret(), generate_secret()
+    headers = signature_headers(new, "msg_1", BODY, timestamp=NOW, previous_secret=old)
+    forged = dict(headers, **{"Ricloud-Signature-Next": headers["Ricloud-Signature"]})
+
+    verify_ricloud_headers(BODY, {k.lower(): v for k, v in headers.items()}, new, now=NOW)
+    with pytest.raises(SignatureError):
+        verify_ricloud_headers(BODY, forged, new, now=NOW)
+    with pytest.raises(SignatureError):
+        verify_ricloud_headers(BODY + b" ", headers, [old, new], now=NOW)

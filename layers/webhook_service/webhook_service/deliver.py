@@ -26,15 +26,18 @@ from typing import Any
 from webhook_service import jsontext
 from webhook_service.delivery import TIMEOUT, DeliveryResult, Sender, default_ssl_context, delivery_url
 from webhook_service.domain import (
+    CUT_EXCERPT,
     GONE_STATUS,
     MAX_ATTEMPTS,
     SLOW_MARK_SECONDS,
     UNCONFIGURED,
+    Attempt,
     Event,
     WebhookConfig,
     config_state_after_test,
     config_test_event,
     is_stale,
+    new_attempt,
     new_id,
     next_attempt_delay,
     parse_retry_after,
@@ -45,7 +48,7 @@ from webhook_service.logs import logger
 from webhook_service.queue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job, job_lane
 from webhook_service.settings import get_settings
 from webhook_service.signing import signature_headers
-from webhook_service.storage import Store
+from webhook_service.storage import Store, event_expires_at
 from webhook_service.timefmt import utcnow
 
 INTERNAL_ERROR = "internal-error"  # an attempt that failed on our side, not the receiver's
@@ -93,6 +96,7 @@ class Deliverer:
     fast_timeout: float = 2.0
     delivery_timeout: float = 15.0  # `sender`'s
     storage_reserve: float = STORAGE_RESERVE_SECONDS
+    retry_scale: float = 1.0  # the retry schedule's waits times this (local test stacks only)
 
     @property
     def lanes(self) -> Lanes:
@@ -138,6 +142,7 @@ def get_deliverer() -> Deliverer:
             fast_sender=sender(settings.fast_lane_timeout) if leash else None,
             fast_timeout=settings.fast_lane_timeout,
             delivery_timeout=settings.delivery_timeout,
+            retry_scale=settings.retry_delay_scale,
         )
     return _deliverer
 
@@ -166,6 +171,7 @@ def parse_job(body: str) -> dict[str, Any]:
         and isinstance(job.get("event"), str)
         and isinstance(job.get("attempt"), int)
         and isinstance(job.get("key"), str | None)
+        and isinstance(job.get("round", 0), int)
     ):
         return job
     raise BadJobError("the message is not a known job")
@@ -189,6 +195,7 @@ def handle_job(
         lane,
         time_left,
         routing_key=(job["key"],) if "key" in job else None,
+        round_=job.get("round", 0),
     )
 
 
@@ -263,17 +270,19 @@ def run_test(
     # outcome, in the same write.
     event = config_test_event(task, config, started.event_id, started.date_started)
     body = event_body(event)
-    result = deliverer.sender_for(lane).post(
-        delivery_url(config.url, event.id), body, signature_headers(config.secret, event.id, body)
-    )
+    url = delivery_url(config.url, event.id)
+    result = deliverer.sender_for(lane).post(url, body, _signed(deliverer, config, event.id, body))
     if _was_cut(deliverer, lane, result):
-        # The task stays `processing`; its job, run again in the slow lane, sends the same event.
+        # The task stays `processing`; its job, run again in the slow lane, sends the same
+        # event. The request was sent all the same: it is an attempt, not counted.
+        if not store.record_cut_test(task, _cut_attempt(deliverer, event, config, url, result)):
+            return Outcome("test", "duplicate", result.duration_ms)
         _mark_slow(deliverer, config)
         deliverer.lanes.queue(Lane.SLOW).send(config_test_job(task.id, organisation, config.id))
         logger.info("test moved to the slow lane", extra={"task_id": task.id, "config_id": config.id})
         return Outcome("test", "slow-lane", result.duration_ms)
     _note_speed(deliverer, config, result)
-    outcome = _record(deliverer, config, task, event, result)
+    outcome = _record(deliverer, config, task, event, result, url)
     log = logger.info if result.ok else logger.warning
     log(
         "test delivered" if result.ok else "test failed",
@@ -292,7 +301,7 @@ def run_test(
     return Outcome("test", outcome, result.duration_ms)
 
 
-def _record(deliverer: Deliverer, config: Any, task: Any, event: Event, result: DeliveryResult) -> str:
+def _record(deliverer: Deliverer, config: Any, task: Any, event: Event, result: DeliveryResult, url: str) -> str:
     now = deliverer.clock()
     finished_task = replace(
         task,
@@ -308,8 +317,48 @@ def _record(deliverer: Deliverer, config: Any, task: Any, event: Event, result: 
         attempts=1,
         date_delivered=now,
     )
+    attempt = _attempt_record(event, config, url, result, now)
     return deliverer.store.record_test_outcome(
-        config, config_state_after_test(result.ok), finished_task, finished_event
+        config, config_state_after_test(result.ok), finished_task, finished_event, attempt
+    )
+
+
+def _signed(deliverer: Deliverer, config: WebhookConfig, message_id: str, body: bytes) -> dict[str, str]:
+    """The signature headers of a delivery: with the config's secret, and with its previous
+    one too while that still signs after a rotation (design.md §14)."""
+    previous = config.previous_secret_at(deliverer.clock())
+    return signature_headers(config.secret, message_id, body, previous_secret=previous)
+
+
+def _attempt_record(event: Event, config: WebhookConfig, url: str, result: DeliveryResult, now: dt.datetime) -> Attempt:
+    return new_attempt(
+        event,
+        config.id,
+        url,
+        result.status_code,
+        result.error,
+        result.duration_ms,
+        result.response_excerpt,
+        now,
+        event_expires_at(event),
+    )
+
+
+def _cut_attempt(
+    deliverer: Deliverer, event: Event, config: WebhookConfig, url: str, result: DeliveryResult
+) -> Attempt:
+    """The attempt of a request the fast lane cut: sent, unanswered in time, not counted."""
+    return new_attempt(
+        event,
+        config.id,
+        url,
+        None,
+        TIMEOUT,
+        result.duration_ms,
+        CUT_EXCERPT.format(seconds=deliverer.fast_timeout),
+        deliverer.clock(),
+        event_expires_at(event),
+        counted=False,
     )
 
 
@@ -322,8 +371,10 @@ def run_event(
     lane: Lane = Lane.EVENTS,
     time_left: Callable[[], float] | None = None,
     routing_key: tuple[str | None] | None = None,
+    round_: int = 0,
 ) -> Outcome:
-    """Make attempt `attempt` of an event's delivery. Returns the outcome, for logs and
+    """Make attempt `attempt` of an event's delivery, in round `round_` (how many resends
+    came before the job was queued). Returns the outcome, for logs and
     metrics: `delivered`, `retrying`, `failed`, `unconfigured`, `waiting` (a hop of a long
     delay), `duplicate`, `missing`, or `slow-lane` (moved to the slow lane, no attempt used).
     `routing_key` is the event's key as its job names it (`(None,)`: no key); then the event,
@@ -332,7 +383,8 @@ def run_event(
     if not_before is not None and now.timestamp() < not_before - EARLY_TOLERANCE_SECONDS:
         wait = math.ceil(not_before - now.timestamp())
         key = routing_key[0] if routing_key else None
-        deliverer.queue.send(event_job(event_id, organisation, attempt, not_before, key=key), delay_seconds=wait)
+        job = event_job(event_id, organisation, attempt, not_before, key=key, round_=round_)
+        deliverer.queue.send(job, delay_seconds=wait)
         return Outcome("event", "waiting")
     routing: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None
     if routing_key is not None:
@@ -344,8 +396,8 @@ def run_event(
     if event is None:
         logger.warning("event not found", extra={"event_id": event_id})
         return Outcome("event", "missing")
-    if event.ended or event.attempts > attempt:
-        return Outcome("event", "duplicate")
+    if event.ended or event.attempts > attempt or event.resends != round_:
+        return Outcome("event", "duplicate")  # ended, moved on, or a job of an earlier round
     if event.attempts == attempt:
         if event.claimed_until is None:
             # This attempt was made, but its job ended before the next one was queued (or
@@ -359,7 +411,7 @@ def run_event(
         # else: the job that claimed it was lost mid-attempt; its lease has run out
     config = _route(store, event, routing)
     if config is not None and config.state == "valid" and _moves_to_slow_lane(deliverer, lane, config):
-        deliverer.lanes.queue(Lane.SLOW).send(event_job(event.id, organisation, attempt, key=event.key))
+        deliverer.lanes.queue(Lane.SLOW).send(_job(event, attempt))
         return Outcome("event", "slow-lane")
     # The claim holds no longer than this invocation can run: a job lost with it is taken
     # over by the next copy of the job once the claim has run out.
@@ -388,18 +440,19 @@ def run_event(
 
 def _use_claim(deliverer: Deliverer, event: Event, config: WebhookConfig | None, attempt: int, lane: Lane) -> Outcome:
     """Make the claimed attempt `attempt` of `event` and record it."""
-    store, organisation = deliverer.store, event.organisation
+    store = deliverer.store
     if config is None or config.state != "valid":
         store.save_event(replace(event, state="failed", error=UNCONFIGURED, date_delivered=deliverer.clock()))
         logger.warning("event unconfigured", extra={"event_id": event.id, "config_id": event.webhook_config})
         return Outcome("event", UNCONFIGURED)
 
-    result = _attempt(deliverer.sender_for(lane), event, config)
+    url = delivery_url(config.url, event.id)
+    result = _attempt(deliverer, deliverer.sender_for(lane), event, config, url)
     if _was_cut(deliverer, lane, result):
         _mark_slow(deliverer, config)
-        if not store.release_event_attempt(event):
+        if not store.release_event_attempt(event, _cut_attempt(deliverer, event, config, url, result)):
             return Outcome("event", "duplicate", result.duration_ms)  # taken over meanwhile
-        deliverer.lanes.queue(Lane.SLOW).send(event_job(event.id, organisation, attempt, key=event.key))
+        deliverer.lanes.queue(Lane.SLOW).send(_job(event, attempt))
         logger.info("event moved to the slow lane", extra={"event_id": event.id, "config_id": config.id})
         return Outcome("event", "slow-lane", result.duration_ms)
     _note_speed(deliverer, config, result)
@@ -411,17 +464,20 @@ def _use_claim(deliverer: Deliverer, event: Event, config: WebhookConfig | None,
             attempt, result.status_code, parse_retry_after(result.retry_after, now), deliverer.jitter()
         )
     )
+    if delay is not None and deliverer.retry_scale != 1.0:
+        delay *= deliverer.retry_scale
     _log_attempt(event, config, attempt, result, delay)
+    record = _attempt_record(event, config, url, result, now)
     if result.ok:
-        store.save_event(replace(event, state="delivered", error=None, date_delivered=now))
+        store.save_event(replace(event, state="delivered", error=None, date_delivered=now), record)
         return Outcome("event", "delivered", result.duration_ms)
     if result.status_code == GONE_STATUS:
         store.invalidate_config(config)
     if delay is None:
-        store.save_event(replace(event, state="failed", error=result.error, date_delivered=now))
+        store.save_event(replace(event, state="failed", error=result.error, date_delivered=now), record)
         return Outcome("event", "failed", result.duration_ms)
     due = math.ceil((now + delay).timestamp())
-    if store.save_event(replace(event, error=result.error, next_attempt_at=due)):
+    if store.save_event(replace(event, error=result.error, next_attempt_at=due), record):
         _queue_attempt(deliverer, event, attempt + 1, due, math.ceil(delay.total_seconds()))
     return Outcome("event", "retrying", result.duration_ms)
 
@@ -438,13 +494,13 @@ def _give_back(store: Store, event: Event) -> None:
         logger.warning("claim released after a failure", extra={"event_id": event.id, "attempt": event.attempts})
 
 
-def _attempt(sender: Sender, event: Event, config: WebhookConfig) -> DeliveryResult:
+def _attempt(deliverer: Deliverer, sender: Sender, event: Event, config: WebhookConfig, url: str) -> DeliveryResult:
     """Send attempt of a claimed event; what raises here is our own failure, made an outcome
     so that the claim is recorded, never stranded."""
     started = time.monotonic()
     try:
         body = event_body(event)
-        return sender.post(delivery_url(config.url, event.id), body, signature_headers(config.secret, event.id, body))
+        return sender.post(url, body, _signed(deliverer, config, event.id, body))
     except Exception:
         logger.exception("event attempt failed on our side", extra={"event_id": event.id, "config_id": config.id})
         return DeliveryResult(
@@ -471,9 +527,12 @@ def _route(
     return store.get_config(event.organisation, target) if target else None
 
 
+def _job(event: Event, attempt: int, due: int | None = None) -> dict[str, Any]:
+    return event_job(event.id, event.organisation, attempt, due, key=event.key, round_=event.resends)
+
+
 def _queue_attempt(deliverer: Deliverer, event: Event, attempt: int, due: int, wait: int) -> None:
-    job = event_job(event.id, event.organisation, attempt, due, key=event.key)
-    deliverer.queue.send(job, delay_seconds=max(0, wait))
+    deliverer.queue.send(_job(event, attempt, due), delay_seconds=max(0, wait))
 
 
 def _log_attempt(

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from webhook_service.timefmt import format_datetime
+from webhook_service.timefmt import format_datetime, utcnow
 
 CONFIG_STATES = ("new", "valid", "invalid", "deactivated")
 UPDATABLE_STATES = ("new", "deactivated")
@@ -56,12 +56,26 @@ class WebhookConfig:
     date_created: dt.datetime
     slow_until: int | None = None  # unix time until which its jobs take the slow lane (internal)
     open_test: str | None = None  # the test task of this version still open, if any (internal)
+    # The secret before the last rotation, which keeps signing until `previous_secret_expires`
+    # (design.md §14); both None when there is none.
+    previous_secret: str | None = None
+    previous_secret_expires: dt.datetime | None = None
+
+    def previous_secret_at(self, now: dt.datetime) -> str | None:
+        """The previous secret while it still signs at `now`, else None."""
+        if self.previous_secret is None or self.previous_secret_expires is None:
+            return None
+        return self.previous_secret if now < self.previous_secret_expires else None
 
     def is_slow(self, now: dt.datetime) -> bool:
         """Whether its endpoint recently took longer than the fast lanes wait."""
         return self.slow_until is not None and self.slow_until > now.timestamp()
 
-    def to_resource(self, *, with_secret: bool = True) -> dict[str, Any]:
+    def to_resource(self, *, with_secret: bool = True, now: dt.datetime | None = None) -> dict[str, Any]:
+        """The API's view. `previous_secret_expires` is shown while the previous secret still
+        signs (null once it has stopped, or when there is none); like the secret, it is left
+        out of the view without secrets that a test event carries, whose bytes must not
+        depend on when they are made."""
         resource: dict[str, Any] = {
             "id": self.id,
             "resource": "webhook_config",
@@ -72,6 +86,9 @@ class WebhookConfig:
         }
         if with_secret:
             resource["secret"] = self.secret
+            expires = self.previous_secret_expires
+            signing = expires is not None and self.previous_secret_at(now or utcnow()) is not None
+            resource["previous_secret_expires"] = format_datetime(expires) if signing and expires else None
         return resource
 
 
@@ -215,6 +232,14 @@ class Event:
     webhook_config: str | None = None
     error: str | None = None
     date_delivered: dt.datetime | None = None
+    # How many times it was resent (internal): each resend starts a new round of attempts,
+    # and a job of an earlier round does nothing (design.md §13).
+    resends: int = 0
+
+    @property
+    def is_test(self) -> bool:
+        """A config's test event (it cannot be resent: a test is made again instead)."""
+        return self.type == "webhook_config" and self.action == "test"
 
     @property
     def retries(self) -> int:
@@ -374,3 +399,106 @@ def next_attempt_delay(
     if status_code in RETRY_AFTER_STATUSES and retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_DELAYS[-1]))
     return delay
+
+
+# -- attempts, resend and secret rotation (design.md §12-§14) ------------------------------
+
+EXCERPT_MAX_CHARS = 512
+ROTATION_OVERLAP_DEFAULT = 86400  # seconds the previous secret keeps signing after a rotation
+ROTATION_OVERLAP_MAX = 604800  # a week
+CUT_EXCERPT = "no answer within {seconds:g} s; sent again at once in the slow lane (this try is not counted)"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request sent to a receiver: a test's or an event's delivery try."""
+
+    id: str
+    organisation: str
+    event: str
+    webhook_config: str
+    url: str
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    response_excerpt: str
+    date_created: dt.datetime
+    expires_at: int  # the unix time its event expires (internal)
+    counted: bool = True  # False for a fast lane's cut request, not one of the event's 5 (internal)
+
+    def to_resource(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "resource": "attempt",
+            "organisation": self.organisation,
+            "event": self.event,
+            "webhook_config": self.webhook_config,
+            "url": self.url,
+            "status_code": self.status_code,
+            "error": self.error,
+            "duration_ms": self.duration_ms,
+            "response_excerpt": self.response_excerpt,
+            "date_created": format_datetime(self.date_created),
+        }
+
+
+def new_attempt(
+    event: Event,
+    config_id: str,
+    url: str,
+    status_code: int | None,
+    error: str | None,
+    duration_ms: int,
+    excerpt: str,
+    now: dt.datetime,
+    expires_at: int,
+    *,
+    counted: bool = True,
+) -> Attempt:
+    return Attempt(
+        id=new_id(),
+        organisation=event.organisation,
+        event=event.id,
+        webhook_config=config_id,
+        url=url,
+        status_code=status_code,
+        error=error,
+        duration_ms=max(0, duration_ms),
+        response_excerpt=excerpt[:EXCERPT_MAX_CHARS],
+        date_created=now,
+        expires_at=expires_at,
+        counted=counted,
+    )
+
+
+def can_resend(event: Event) -> bool:
+    """Only an ended event that is not a config's test can be resent."""
+    return event.ended and not event.is_test
+
+
+def resent(event: Event) -> Event:
+    """The event re-opened by a resend: pending, no attempt yet in its new round, same id."""
+    return replace(
+        event,
+        state="pending",
+        attempts=0,
+        next_attempt_at=None,
+        claimed_until=None,
+        error=None,
+        date_delivered=None,
+        resends=event.resends + 1,
+    )
+
+
+def rotated(config: WebhookConfig, overlap_seconds: int, now: dt.datetime) -> WebhookConfig:
+    """The config with a new secret; its current one keeps signing for `overlap_seconds`
+    (none when 0). A previous secret still signing from an earlier rotation stops at once:
+    at most two secrets ever sign. The state and version do not change."""
+    if overlap_seconds <= 0:
+        return replace(config, secret=generate_secret(), previous_secret=None, previous_secret_expires=None)
+    return replace(
+        config,
+        secret=generate_secret(),
+        previous_secret=config.secret,
+        previous_secret_expires=now + dt.timedelta(seconds=overlap_seconds),
+    )

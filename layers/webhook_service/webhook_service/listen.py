@@ -6,6 +6,11 @@ CLI's `event listen` and `stripe listen` do. The secret is read through the API
 (`--config ID`), or the config is made here, pointing at the receiver (`--create`).
 The API and token: `--api`/`--token`, else RICLOUD_URL/RICLOUD_TOKEN, else what
 `make dev` saved in .devstack/dev.json. The secret is never printed.
+
+It keeps every secret it has been given and accepts a signature made with any of them, so
+it goes on verifying through a secret rotation: when a delivery verifies with none, it
+reads the config's secret through the API again (at most once every few seconds), adds
+it, and checks once more (docs/design.md §14).
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from webhook_service.signing import SignatureError, verify_ricloud, verify_standard
+from webhook_service.signing import SignatureError, verify_ricloud_headers, verify_standard
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8000  # with --config, when the config's URL names no port on this machine
@@ -31,6 +37,7 @@ DEFAULT_API = "http://127.0.0.1:3000"
 MAX_BODY = 1024 * 1024  # a delivery is at most 64 KiB of event; anything far larger is refused
 SECRET_WAIT_SECONDS = 10.0  # --create: the test can come before the API's answer (deliveries wait 15 s)
 API_TIMEOUT = 15.0
+REFRESH_SECONDS = 5.0  # at most one read of the config's secret this often, on a delivery that fails
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 
 
@@ -58,16 +65,19 @@ class Checked:
         return f"{stamp}  {self.kind}  {self.event_id}  {outcome}  {self.size} B"
 
 
-def check(body: bytes, headers: Mapping[str, str], secret: str | None, now: dt.datetime | None = None) -> Checked:
-    """Verify both signatures of a delivery against its raw body, and describe it."""
+def check(
+    body: bytes, headers: Mapping[str, str], secret: str | Sequence[str] | None, now: dt.datetime | None = None
+) -> Checked:
+    """Verify both signatures of a delivery against its raw body with one secret or several
+    (any may match; during a rotation `Ricloud-Signature-Next` counts too), and describe it."""
     received = now or dt.datetime.now(dt.UTC)
     lowered = {k.lower(): v for k, v in headers.items()}
     problems: list[str] = []
-    if secret is None:
+    if not secret:
         problems.append("no secret to check with")
     else:
         try:
-            verify_ricloud(body, lowered.get("ricloud-signature", ""), secret, now=received.timestamp())
+            verify_ricloud_headers(body, lowered, secret, now=received.timestamp())
         except SignatureError as exc:
             problems.append(f"Ricloud-Signature: {exc}")
         try:
@@ -88,10 +98,12 @@ def check(body: bytes, headers: Mapping[str, str], secret: str | None, now: dt.d
 class Listener:
     """The receiver: a threaded HTTP server on 127.0.0.1 that answers every POST with 200."""
 
-    def __init__(self, port: int = 0, out: TextIO | None = None) -> None:
+    def __init__(self, port: int = 0, out: TextIO | None = None, refresh: Callable[[], str] | None = None) -> None:
         self.out = out or sys.stdout
         self.seen: list[Checked] = []
-        self._secret: str | None = None
+        self._secrets: list[str] = []
+        self.refresh = refresh  # reads the config's current secret (after a rotation)
+        self.refreshed_at = -REFRESH_SECONDS
         self._ready = threading.Event()
         self._lock = threading.Lock()
         listener = self
@@ -135,12 +147,36 @@ class Listener:
         return f"http://{HOST}:{self.port}/"
 
     def set_secret(self, secret: str) -> None:
-        self._secret = secret
+        """Add a secret to those accepted (the ones given before stay)."""
+        with self._lock:
+            if secret not in self._secrets:
+                self._secrets.append(secret)
         self._ready.set()
+
+    def _read_secret_again(self) -> bool:
+        """Read the config's secret again, unless that was done a moment ago; True when a
+        new one was added."""
+        if self.refresh is None:
+            return False
+        with self._lock:
+            if time.monotonic() - self.refreshed_at < REFRESH_SECONDS:
+                return False
+            self.refreshed_at = time.monotonic()
+        try:
+            secret = self.refresh()
+        except ListenError as exc:
+            print(f"note: could not read the config's secret again: {exc}", file=self.out, flush=True)
+            return False
+        with self._lock:
+            known = secret in self._secrets
+        self.set_secret(secret)
+        return not known
 
     def record(self, body: bytes, headers: Mapping[str, str]) -> Checked:
         self._ready.wait(SECRET_WAIT_SECONDS)
-        checked = check(body, headers, self._secret)
+        checked = check(body, headers, list(self._secrets))
+        if not checked.verified and self._read_secret_again():
+            checked = check(body, headers, list(self._secrets))
         with self._lock:
             self.seen.append(checked)
             print(checked.line(), file=self.out, flush=True)
@@ -238,6 +274,8 @@ def run(api: Api, port: int | None, config_id: str | None, create: bool, out: Te
         print(f"listen: {exc}", file=sys.stderr)
         return 1
     assert config is not None
+    path = f"/configs/webhook/{config['id']}"
+    listener.refresh = lambda: str(api.call("GET", path)["secret"])
     listener.set_secret(str(config["secret"]))
     if port_of(str(config["url"])) != listener.port:
         print(f"note: config {config['id']} sends to {config['url']}, not to {listener.url}", file=out)

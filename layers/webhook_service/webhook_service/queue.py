@@ -28,12 +28,20 @@ def config_test_job(task_id: str, organisation: str, config_id: str) -> dict[str
 
 
 def event_job(
-    event_id: str, organisation: str, attempt: int, not_before: int | None = None, *, key: str | None = None
+    event_id: str,
+    organisation: str,
+    attempt: int,
+    not_before: int | None = None,
+    *,
+    key: str | None = None,
+    round_: int = 0,
 ) -> dict[str, Any]:
     """The message for attempt `attempt` (1-based) of an event's delivery, not to be made
     before the unix time `not_before` (SQS delays a message 15 minutes at most, so a
     longer wait is made of several hops). It names the event's key (null when it has none),
-    so that the event and what routes it are read in one request."""
+    so that the event and what routes it are read in one request, and, once the event has
+    been resent, the round of attempts it belongs to (`round`: how many resends came before;
+    a job of an earlier round does nothing)."""
     job: dict[str, Any] = {
         "job": "event",
         "event": event_id,
@@ -43,6 +51,8 @@ def event_job(
     }
     if not_before is not None:
         job["not_before"] = not_before
+    if round_:
+        job["round"] = round_
     return job
 
 

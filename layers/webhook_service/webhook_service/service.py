@@ -18,17 +18,23 @@ from webhook_service.domain import (
     EVENT_STATES,
     FAST_LANE_OPEN_TESTS,
     MAX_OPEN_TESTS,
+    ROTATION_OVERLAP_DEFAULT,
+    ROTATION_OVERLAP_MAX,
     TASK_STATES,
     TASK_TYPES,
     UPDATABLE_STATES,
     Task,
     WebhookConfig,
+    can_resend,
     can_test,
     failed_to_queue,
     is_uuid,
     new_config,
     new_test_task,
     plan_update,
+    resent,
+    rotated,
+    route,
 )
 from webhook_service.errors import (
     ConflictError,
@@ -41,13 +47,14 @@ from webhook_service.errors import (
     UnavailableError,
 )
 from webhook_service.logs import logger
-from webhook_service.queue import JobQueue, JobSender, Lane, Lanes, config_test_job
+from webhook_service.queue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job
 from webhook_service.settings import get_settings
 from webhook_service.storage import (
     Page,
     Principal,
     Store,
     UnknownCursorError,
+    attempt_from_item,
     config_from_item,
     event_from_item,
     task_from_item,
@@ -117,17 +124,19 @@ def create_config(svc: Services, caller: Principal, body: dict[str, Any]) -> dic
     telemetry.count(telemetry.CONFIGS_CREATED)
     logger.info("config created", extra={"config_id": config.id, "task_id": task.id})
     _queue_test(svc, config, task, lane)
-    return config.to_resource()
+    return config.to_resource(now=now)
 
 
 def get_config(svc: Services, caller: Principal, config_id: str) -> dict[str, Any]:
-    return _load_config(svc, caller, config_id).to_resource()
+    return _load_config(svc, caller, config_id).to_resource(now=svc.clock())
 
 
 def list_configs(svc: Services, caller: Principal, params: dict[str, str]) -> dict[str, Any]:
     query = parse_list_query(params, {"state": CONFIG_STATES})
     page = _list(svc, caller, "webhook_config", query)
-    return _list_resource(page, "/configs/webhook", [config_from_item(i).to_resource() for i in page.items])
+    return _list_resource(
+        page, "/configs/webhook", [config_from_item(i).to_resource(now=svc.clock()) for i in page.items]
+    )
 
 
 def update_config(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -171,6 +180,32 @@ def queue_config_test(svc: Services, caller: Principal, config_id: str, body: di
     raise UnavailableError("The config is being changed by other requests; try again.")
 
 
+def rotate_secret(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Give a config a new secret; the current one keeps signing alongside it for
+    `overlap_seconds` (design.md §14). The state and version stay as they are."""
+    check_fields(body, allowed=("overlap_seconds",))
+    overlap = body.get("overlap_seconds", ROTATION_OVERLAP_DEFAULT)
+    if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= ROTATION_OVERLAP_MAX:
+        raise InvalidParameterError(
+            f"overlap_seconds must be a whole number from 0 to {ROTATION_OVERLAP_MAX}.",
+            params={"overlap_seconds": f"must be an integer from 0 to {ROTATION_OVERLAP_MAX}"},
+        )
+    for _ in range(UPDATE_ATTEMPTS):
+        config = _load_config(svc, caller, config_id)
+        if config.state == "deactivated":
+            raise InvalidStateError(
+                "A deactivated config's secret cannot be rotated; set its state to new first.",
+                params={"state": config.state},
+            )
+        now = svc.clock()
+        new = rotated(config, overlap, now)
+        if svc.store.rotate_secret(config, new):
+            telemetry.count(telemetry.SECRET_ROTATIONS)
+            logger.info("secret rotated", extra={"config_id": config.id, "overlap_seconds": overlap})
+            return new.to_resource(now=now)
+    raise UnavailableError("The config is being changed by other requests; try again.")
+
+
 def _store_counted(svc: Services, write: Callable[..., None]) -> Lane:
     """Make a write that creates a test task counted in its organisation's open tests, and
     choose the task's lane: the tests lane while the organisation has fewer than
@@ -205,7 +240,7 @@ def _change_config(
         config = _load_config(svc, caller, config_id)
         plan = plan_update(config, url, state)
         if not plan.changed:
-            return config.to_resource()
+            return config.to_resource(now=svc.clock())
         task = new_test_task(plan.config, caller.key_id, svc.clock()) if plan.queue_test else None
         updated = replace(plan.config, open_test=task.id if task else None)
         lane = Lane.TESTS
@@ -222,7 +257,7 @@ def _change_config(
         )
         if task is not None:
             _queue_test(svc, updated, task, lane)
-        return updated.to_resource()
+        return updated.to_resource(now=svc.clock())
     raise UnavailableError("The config is being changed by other requests; try again.")
 
 
@@ -354,7 +389,7 @@ def _organisation_resource(svc: Services, item: dict[str, Any]) -> dict[str, Any
     has_valid = svc.store.list_items(organisation, "webhook_config", ListQuery(filters={"state": "valid"}, limit=1))
     resource = _pick(item, ORGANISATION_FIELDS)
     resource["webhook_configs"] = _list_resource(
-        configs, "/configs/webhook", [config_from_item(i).to_resource() for i in configs.items]
+        configs, "/configs/webhook", [config_from_item(i).to_resource(now=svc.clock()) for i in configs.items]
     )
     resource["state"] = "active" if has_valid.items else "unconfigured"
     return resource
@@ -378,6 +413,71 @@ def list_events(svc: Services, caller: Principal, params: dict[str, str]) -> dic
     query = parse_list_query(params, {"type": ANY_NAME, "action": ANY_NAME, "state": EVENT_STATES})
     page = _list(svc, caller, "event", query)
     return _list_resource(page, "/events", [event_from_item(i).to_resource() for i in page.items])
+
+
+def list_attempts(svc: Services, caller: Principal, event_id: str, params: dict[str, str]) -> dict[str, Any]:
+    """An event's attempts, newest first (design.md §12); 404 for an event that is not the
+    caller's organisation's."""
+    query = parse_list_query(params, {})
+    event = svc.store.get_event(caller.organisation, event_id) if is_uuid(event_id) else None
+    if event is None:
+        raise NotFoundError("event")
+    query = replace(query, filters={"event": event.id})
+    page = _list(svc, caller, "attempt", query)
+    url = f"/events/{event.id}/attempts"
+    return _list_resource(page, url, [attempt_from_item(i).to_resource() for i in page.items])
+
+
+def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Re-open an ended event for a new round of attempts, with the same id (design.md §13).
+
+    The write is conditional on the event being as it was read (ended, same round): of
+    resends made at once, one re-opens it and the others find it pending (400), so it is
+    delivered once."""
+    check_fields(body, allowed=())
+    event = svc.store.get_event(caller.organisation, event_id) if is_uuid(event_id) else None
+    if event is None:
+        raise NotFoundError("event")
+    if event.is_test:
+        raise InvalidStateError(
+            "A config's test event cannot be resent; test the config again instead.",
+            params={"type": event.type, "action": event.action},
+        )
+    if not can_resend(event):
+        raise InvalidStateError(
+            "Only a delivered or failed event can be resent; this one is still being delivered.",
+            params={"state": event.state},
+        )
+    _, key, organisation = svc.store.get_routing(caller.organisation, event.key)
+    target = route(
+        key.get("webhook_config") if key else None,
+        organisation.get("webhook_config_default") if organisation else None,
+    )
+    config = svc.store.get_config(caller.organisation, target) if target else None
+    if config is None or config.state != "valid":
+        raise InvalidStateError(
+            "The event has no valid webhook config to go to: set the key's config or the organisation's"
+            " default to a valid one first.",
+            params={"webhook_config": "no valid config for this event"},
+        )
+    reopened = resent(event)
+    if not svc.store.resend_event(event, reopened):
+        raise InvalidStateError("The event was resent by another request meanwhile.", params={"state": "pending"})
+    try:
+        svc.queue.send(event_job(event.id, event.organisation, 1, key=event.key, round_=reopened.resends))
+    except DependencyError as exc:
+        telemetry.count(telemetry.QUEUE_SEND_FAILURES)
+        logger.warning("resend not queued", extra={"event_id": event.id, "reason": str(exc)})
+        try:
+            undone = svc.store.reopen_undone(reopened, event)
+        except (DependencyError, ConflictError):
+            undone = False
+        if not undone:  # left pending: the overdue sweep queues it again
+            logger.error("resent event left pending", extra={"event_id": event.id})
+        raise UnavailableError("The resend could not be queued; try again.", params={"event": event.id}) from exc
+    telemetry.count(telemetry.RESENDS)
+    logger.info("event resent", extra={"event_id": event.id, "round": reopened.resends})
+    return reopened.to_resource()
 
 
 # -- lists -----------------------------------------------------------------------------------

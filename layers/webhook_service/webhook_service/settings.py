@@ -23,6 +23,7 @@ class Settings:
     delivery_loopback_only: bool
     sweep_after_minutes: float
     fast_lane_timeout: float
+    retry_delay_scale: float
 
 
 def _flag(name: str) -> bool:
@@ -51,6 +52,9 @@ def get_settings() -> Settings:
         # How long the fast lanes wait for a receiver before moving its job to the slow lane
         # (docs/isolation.md); never longer than the delivery timeout.
         fast_lane_timeout=min(float(os.environ.get("FAST_LANE_TIMEOUT", "2")), delivery_timeout),
+        # Local test stacks only (the template never sets it): the retry schedule's waits
+        # multiplied by this, in (0, 1], so that a test sees an event's 5 attempts in seconds.
+        retry_delay_scale=min(max(float(os.environ.get("RETRY_DELAY_SCALE", "1")), 1e-6), 1.0),
     )
 
 

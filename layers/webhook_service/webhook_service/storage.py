@@ -10,6 +10,7 @@ organisation's item. Lists read one of three sparse indexes, newest first, all s
 | ByType    | `<o>#webhook_config` (absent once deactivated), `<o>#task` | plain lists        |
 | ByState   | `<o>#<type>#state=<state>`                            | `state=` filters        |
 | ByRelated | `<o>#task#target=<config>`, `<o>#event#type=<type>`   | `target=`, `type=`      |
+|           | `<o>#attempt#event=<event>`                           | an event's attempts     |
 
 Tokens are found by hash: `PK = TOKEN#<sha256>` holds the key id, organisation and state.
 `SK = COUNTS#webhook_config` in the organisation's partition holds its configs' counts by
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from webhook_service import clients, jsontext
-from webhook_service.domain import MAX_OPEN_TESTS, Event, Task, WebhookConfig
+from webhook_service.domain import MAX_OPEN_TESTS, Attempt, Event, Task, WebhookConfig
 from webhook_service.errors import ConflictError, DependencyError, OpenTestsLimitError, ThrottledError
 from webhook_service.timefmt import format_datetime
 from webhook_service.validation import ListQuery
@@ -51,14 +52,20 @@ OUTCOME_TRIES = 3  # reads of a config whose state moved while its test ran, bef
 BATCH_GET_TRIES = 5  # BatchGetItem calls for one read, counting the retries of unprocessed keys
 BATCH_GET_BACKOFF = 0.05  # seconds before the first retry, doubled for each next: 0.75 s in all
 _INDEX_ATTRIBUTE = {INDEX_BY_TYPE: "TypePK", INDEX_BY_STATE: "StatePK", INDEX_BY_RELATED: "RelatedPK"}
-_SORT_KEY_PREFIX = {"webhook_config": "CONFIG#", "task": "TASK#", "event": "EVENT#", "key": "KEY#"}
+_SORT_KEY_PREFIX = {
+    "webhook_config": "CONFIG#",
+    "task": "TASK#",
+    "event": "EVENT#",
+    "key": "KEY#",
+    "attempt": "ATTEMPT#",
+}
 _THROTTLING_CODES = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
     "ThrottlingError",
 }
-HISTORY_TTL = dt.timedelta(days=30)  # tasks and events expire; configs, keys, organisations do not
+HISTORY_TTL = dt.timedelta(days=30)  # tasks, events and attempts expire; configs, keys, organisations do not
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,9 @@ def config_item(config: WebhookConfig) -> Item:
         item["slow_until"] = config.slow_until
     if config.open_test is not None:
         item["open_test"] = config.open_test
+    if config.previous_secret is not None and config.previous_secret_expires is not None:
+        item["previous_secret"] = config.previous_secret
+        item["previous_secret_expires"] = format_datetime(config.previous_secret_expires)
     return item
 
 
@@ -189,6 +199,8 @@ def config_from_item(item: Item) -> WebhookConfig:
         date_created=date_created,
         slow_until=item.get("slow_until"),
         open_test=item.get("open_test"),
+        previous_secret=item.get("previous_secret"),
+        previous_secret_expires=_parse_dt(item.get("previous_secret_expires")),
     )
 
 
@@ -293,7 +305,8 @@ def event_item(event: Event) -> Item:
         "key": event.key,
         "date_created": created,
         "date_delivered": format_datetime(event.date_delivered) if event.date_delivered else None,
-        "expires_at": int((event.date_created + HISTORY_TTL).timestamp()),
+        "resends": event.resends,
+        "expires_at": event_expires_at(event),
     }
     if not event.ended:
         due = event.date_created
@@ -321,7 +334,68 @@ def event_from_item(item: Item) -> Event:
         webhook_config=item.get("webhook_config"),
         error=item.get("error"),
         date_delivered=_parse_dt(item.get("date_delivered")),
+        resends=int(item.get("resends", 0)),
     )
+
+
+def event_expires_at(event: Event) -> int:
+    """The unix time an event's item expires (DynamoDB's TTL), and its attempts with it."""
+    return int((event.date_created + HISTORY_TTL).timestamp())
+
+
+def attempt_item(attempt: Attempt) -> Item:
+    """An attempt: its own item in its organisation's partition (found by id, for cursors),
+    listed through ByRelated under its event. It expires when its event does."""
+    created = format_datetime(attempt.date_created)
+    return {
+        "PK": org_pk(attempt.organisation),
+        "SK": f"ATTEMPT#{attempt.id}",
+        "RelatedPK": f"{attempt.organisation}#attempt#event={attempt.event}",
+        "CreatedSK": created_sk(created, attempt.id),
+        "resource": "attempt",
+        "id": attempt.id,
+        "organisation": attempt.organisation,
+        "event": attempt.event,
+        "webhook_config": attempt.webhook_config,
+        "url": attempt.url,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
+        "response_excerpt": attempt.response_excerpt,
+        "counted": attempt.counted,
+        "date_created": created,
+        "expires_at": attempt.expires_at,
+    }
+
+
+def attempt_from_item(item: Item) -> Attempt:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return Attempt(
+        id=item["id"],
+        organisation=item["organisation"],
+        event=item["event"],
+        webhook_config=item["webhook_config"],
+        url=item["url"],
+        status_code=item.get("status_code"),
+        error=item.get("error"),
+        duration_ms=int(item.get("duration_ms", 0)),
+        response_excerpt=item.get("response_excerpt") or "",
+        date_created=date_created,
+        expires_at=int(item["expires_at"]),
+        counted=bool(item.get("counted", True)),
+    )
+
+
+def _attempt_put(attempt: Attempt) -> dict[str, Any]:
+    """The transaction action that stores an attempt (once: its id is new)."""
+    return {"Put": {"Item": marshal(attempt_item(attempt)), "ConditionExpression": "attribute_not_exists(PK)"}}
+
+
+def _same_round(resends: int) -> str:
+    """The condition that an event is in round `resends` (`:round`): items written before
+    resends existed have no `resends` and are in round 0."""
+    return "(resends = :round OR attribute_not_exists(resends))" if resends == 0 else "resends = :round"
 
 
 # -- list ranges ---------------------------------------------------------------------------
@@ -683,7 +757,8 @@ class Store:
     ) -> None:
         """Write an updated config (and its test task) if nobody changed it since it was read.
 
-        Raises ConflictError when the stored version is no longer `expected_version`. The
+        Raises ConflictError when the stored version is no longer `expected_version`, or its
+        secret was rotated meanwhile (a rotation keeps the version; the whole item is put). The
         stored config is read first, for its state: the write is conditional on that state
         too, so that the organisation's config counts move with it exactly.
         """
@@ -694,9 +769,11 @@ class Store:
             {
                 "Put": {
                     "Item": marshal(config_item(config)),
-                    "ConditionExpression": "version = :v AND #s = :was",
+                    "ConditionExpression": "version = :v AND #s = :was AND secret = :secret",
                     "ExpressionAttributeNames": {"#s": "state"},
-                    "ExpressionAttributeValues": marshal({":v": expected_version, ":was": stored["state"]}),
+                    "ExpressionAttributeValues": marshal(
+                        {":v": expected_version, ":was": stored["state"], ":secret": config.secret}
+                    ),
                 }
             },
             *self._config_count(config.organisation, stored["state"], config.state),
@@ -814,8 +891,11 @@ class Store:
             return False
         return True
 
-    def record_test_outcome(self, config: WebhookConfig, new_state: str, task: Task, event: Event) -> str:
-        """Write a test's end: the task, its event, and the config's new state, all at once.
+    def record_test_outcome(
+        self, config: WebhookConfig, new_state: str, task: Task, event: Event, attempt: Attempt | None = None
+    ) -> str:
+        """Write a test's end: the task, its event, its attempt and the config's new state,
+        all at once.
 
         The config is written only if it is still at the task's version and not deactivated;
         otherwise the task and event are written alone. Returns `applied`, `stale` (the
@@ -834,6 +914,8 @@ class Store:
         }
         event_put = {"Put": {"Item": marshal(event_item(event))}}
         counting = [self._open_tests(task.organisation, -1)] if task.counted else []
+        if attempt is not None:
+            counting.append(_attempt_put(attempt))
         seen: WebhookConfig | None = config
         for _ in range(OUTCOME_TRIES):
             if seen is None or seen.version != task.target_version or seen.state == "deactivated":
@@ -875,6 +957,28 @@ class Store:
             return "duplicate"
         return "stale"
 
+    def record_cut_test(self, task: Task, attempt: Attempt) -> bool:
+        """Store the attempt of a test whose request the fast lane cut (the task goes on, in
+        the slow lane), if the task is still processing; False if it has ended meanwhile."""
+        try:
+            self._transact(
+                [
+                    {
+                        "Update": {
+                            "Key": marshal({"PK": org_pk(task.organisation), "SK": f"TASK#{task.id}"}),
+                            "UpdateExpression": "SET cut_attempts = if_not_exists(cut_attempts, :zero) + :one",
+                            "ConditionExpression": "#s = :processing",
+                            "ExpressionAttributeNames": {"#s": "state"},
+                            "ExpressionAttributeValues": marshal({":processing": "processing", ":zero": 0, ":one": 1}),
+                        }
+                    },
+                    _attempt_put(attempt),
+                ]
+            )
+        except ConflictError:
+            return False
+        return True
+
     def claim_event_attempt(
         self, event: Event, attempt: int, config_id: str | None, now: int, claimed_until: int
     ) -> Event | None:
@@ -895,6 +999,7 @@ class Store:
                     ),
                     ConditionExpression=(
                         "#s = :pending AND (attempts = :previous OR (attempts = :attempt AND claimed_until < :now))"
+                        f" AND {_same_round(event.resends)}"
                     ),
                     ExpressionAttributeNames={"#s": "state"},
                     ExpressionAttributeValues=marshal(
@@ -906,6 +1011,7 @@ class Store:
                             ":until": claimed_until,
                             ":now": now,
                             ":none": None,
+                            ":round": event.resends,
                         }
                     ),
                     ReturnValues="ALL_NEW",
@@ -914,41 +1020,108 @@ class Store:
             return None
         return event_from_item(unmarshal(response["Attributes"]))
 
-    def release_event_attempt(self, event: Event) -> bool:
+    def release_event_attempt(self, event: Event, attempt: Attempt | None = None) -> bool:
         """Give back the claim on attempt `event.attempts` that `event` holds (its
         `claimed_until`), unused: the attempt can be claimed again at once. False if the
-        claim is no longer that one (taken over after its lease, or the event moved on)."""
+        claim is no longer that one (taken over after its lease, or the event moved on).
+        `attempt`, when given, is the request that was sent all the same (cut by the fast
+        lane, not counted): stored in the same write."""
+        update: dict[str, Any] = {
+            "Key": marshal({"PK": org_pk(event.organisation), "SK": f"EVENT#{event.id}"}),
+            "UpdateExpression": "SET attempts = :previous REMOVE claimed_until",
+            "ConditionExpression": "#s = :pending AND attempts = :attempt AND claimed_until = :until",
+            "ExpressionAttributeNames": {"#s": "state"},
+            "ExpressionAttributeValues": marshal(
+                {
+                    ":previous": event.attempts - 1,
+                    ":attempt": event.attempts,
+                    ":pending": "pending",
+                    ":until": event.claimed_until,
+                }
+            ),
+        }
         try:
-            with _dynamodb_errors():
-                self.client.update_item(
-                    TableName=self.table_name,
-                    Key=marshal({"PK": org_pk(event.organisation), "SK": f"EVENT#{event.id}"}),
-                    UpdateExpression="SET attempts = :previous REMOVE claimed_until",
-                    ConditionExpression="#s = :pending AND attempts = :attempt AND claimed_until = :until",
-                    ExpressionAttributeNames={"#s": "state"},
-                    ExpressionAttributeValues=marshal(
-                        {
-                            ":previous": event.attempts - 1,
-                            ":attempt": event.attempts,
-                            ":pending": "pending",
-                            ":until": event.claimed_until,
-                        }
-                    ),
-                )
+            if attempt is not None:
+                self._transact([{"Update": update}, _attempt_put(attempt)])
+            else:
+                with _dynamodb_errors():
+                    self.client.update_item(TableName=self.table_name, **update)
         except ConflictError:
             return False
         return True
 
-    def save_event(self, event: Event) -> bool:
-        """Write an event's new state while it is pending at the same attempt; False if it
-        has moved on (ended, or a later attempt claimed)."""
+    def save_event(self, event: Event, attempt: Attempt | None = None) -> bool:
+        """Write an event's new state while it is pending at the same attempt (and round);
+        False if it has moved on (ended, a later attempt claimed, or resent). `attempt`, the
+        request whose outcome this is, is stored in the same write."""
+        condition = f"#s = :pending AND attempts = :attempts AND {_same_round(event.resends)}"
+        values = {":pending": "pending", ":attempts": event.attempts, ":round": event.resends}
+        try:
+            if attempt is None:
+                self._put(event_item(event), condition, names={"#s": "state"}, values=values)
+            else:
+                put = {
+                    "Item": marshal(event_item(event)),
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ExpressionAttributeValues": marshal(values),
+                }
+                self._transact([{"Put": put}, _attempt_put(attempt)])
+        except ConflictError:
+            return False
+        return True
+
+    def resend_event(self, seen: Event, reopened: Event) -> bool:
+        """Re-open an ended event (`reopened`, made from `seen` by a resend) if it is still
+        as it was read: ended in the same round. Of two resends that read the same event,
+        one wins; the other gets False. The whole item is replaced, so nothing of the last
+        round (a claim, the sweep's count) is left."""
         try:
             self._put(
-                event_item(event),
-                "#s = :pending AND attempts = :attempts",
+                event_item(reopened),
+                f"#s = :seen AND {_same_round(seen.resends)}",
                 names={"#s": "state"},
-                values={":pending": "pending", ":attempts": event.attempts},
+                values={":seen": seen.state, ":round": seen.resends},
             )
+        except ConflictError:
+            return False
+        return True
+
+    def reopen_undone(self, reopened: Event, seen: Event) -> bool:
+        """Put back an event re-opened by a resend whose job could not be queued, unless a
+        job has already claimed an attempt of it."""
+        try:
+            self._put(
+                event_item(seen),
+                f"#s = :pending AND attempts = :zero AND {_same_round(reopened.resends)}",
+                names={"#s": "state"},
+                values={":pending": "pending", ":zero": 0, ":round": reopened.resends},
+            )
+        except ConflictError:
+            return False
+        return True
+
+    def rotate_secret(self, seen: WebhookConfig, rotated: WebhookConfig) -> bool:
+        """Store a rotated secret if the config still has the secret it was read with and is
+        not deactivated; False otherwise (rotated or deactivated meanwhile). Nothing else of
+        the config changes: not its state, not its version."""
+        values: Item = {":new": rotated.secret, ":seen": seen.secret, ":deactivated": "deactivated"}
+        if rotated.previous_secret is not None and rotated.previous_secret_expires is not None:
+            expression = "SET secret = :new, previous_secret = :previous, previous_secret_expires = :expires"
+            values[":previous"] = rotated.previous_secret
+            values[":expires"] = format_datetime(rotated.previous_secret_expires)
+        else:
+            expression = "SET secret = :new REMOVE previous_secret, previous_secret_expires"
+        try:
+            with _dynamodb_errors():
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=marshal({"PK": org_pk(seen.organisation), "SK": f"CONFIG#{seen.id}"}),
+                    UpdateExpression=expression,
+                    ConditionExpression="secret = :seen AND #s <> :deactivated",
+                    ExpressionAttributeNames={"#s": "state"},
+                    ExpressionAttributeValues=marshal(values),
+                )
         except ConflictError:
             return False
         return True
@@ -1110,7 +1283,7 @@ class Store:
             counts = _counts_of(found.get((pk, CONFIG_COUNTS_SK)))
             for name, cursor_id in cursors.items():
                 cursor = found.get((pk, _SORT_KEY_PREFIX[resource] + cursor_id))
-                if cursor is None:
+                if cursor is None or (resource == "attempt" and cursor.get("event") != query.filters.get("event")):
                     raise UnknownCursorError(name)
                 if name == "after_id":  # older than the cursor
                     bound = _strictly_below(cursor["CreatedSK"])
@@ -1150,6 +1323,8 @@ class Store:
             return INDEX_BY_RELATED, f"{prefix}#target={rest.pop('target')}", rest
         if resource == "event" and "type" in rest:
             return INDEX_BY_RELATED, f"{prefix}#type={rest.pop('type')}", rest
+        if resource == "attempt":  # always of one event
+            return INDEX_BY_RELATED, f"{prefix}#event={rest.pop('event')}", rest
         if "state" in rest:
             return INDEX_BY_STATE, f"{prefix}#state={rest.pop('state')}", rest
         return INDEX_BY_TYPE, prefix, rest

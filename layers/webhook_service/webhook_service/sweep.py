@@ -70,7 +70,14 @@ def open_job(item: Item) -> dict[str, Any] | None:
         return None
     due = item.get("next_attempt_at")
     not_before = None if due is None else int(due)
-    return event_job(item["id"], item["organisation"], attempts + 1, not_before=not_before, key=item.get("key"))
+    return event_job(
+        item["id"],
+        item["organisation"],
+        attempts + 1,
+        not_before=not_before,
+        key=item.get("key"),
+        round_=int(item.get("resends", 0)),
+    )
 
 
 def _may_requeue(item: Item) -> bool:
