@@ -1,4 +1,4 @@
-"""The /configs/webhook endpoints over real HTTP on the local stack (SPEC sections 2-6)."""
+"""The /configs/webhook endpoints over real HTTP on the local stack (docs/design.md §2-§6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The unmodified official `ricloud` 3.2.0 client against the local stack (SPEC: compatibility)."""
+"""The unmodified official `ricloud` 3.2.0 client against the local stack (docs/design.md: the compatibility target)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Tenancy, route by route: a second organisation's key gets 404 for every resource of the
-first organisation, and sees none of them in any list (SPEC section 2)."""
+first organisation, and sees none of them in any list (docs/design.md §2)."""
 
 from __future__ import annotations
 

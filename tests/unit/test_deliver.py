@@ -1,5 +1,5 @@
 """The deliver function's test runs on moto, with a fake sender: state write-back,
-staleness, races, at-least-once jobs, and the batch's partial response (SPEC section 6)."""
+staleness, races, at-least-once jobs, and the batch's partial response (docs/design.md §6.3-§6.6, §7.11)."""
 
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def new_test_task(config: WebhookConfig, key: str, now: dt.datetime) -> Task:
 
 
 def failed_to_queue(task: Task, now: dt.datetime) -> Task:
-    """The task whose job could not be put on the queue (SPEC section 6)."""
+    """The task whose job could not be put on the queue (docs/design.md §6.4)."""
     return replace(task, state="failed", error="queue-unavailable", date_completed=now)
 
 
@@ -158,7 +158,7 @@ class UpdatePlan:
 
 
 def plan_update(config: WebhookConfig, url: str | None, state: str | None) -> UpdatePlan:
-    """Apply SPEC section 6 to an update request of `url` and/or `state`.
+    """Apply docs/design.md §6.1 to an update request of `url` and/or `state`.
 
     - `state: deactivated` (with or without a url) deactivates; nothing is tested.
     - `state: new` re-tests from any state, reactivating a deactivated config.
@@ -185,7 +185,7 @@ def can_test(config: WebhookConfig) -> bool:
 
 def is_stale(task: Task, config: WebhookConfig | None) -> bool:
     """A test task is stale once its config moved past the version it was queued for or
-    was deactivated: its result must not be written, and nothing is sent (SPEC section 6)."""
+    was deactivated: its result must not be written, and nothing is sent (docs/design.md §6.2, §6.3)."""
     return config is None or config.version != task.target_version or config.state == "deactivated"
 
 
@@ -260,7 +260,7 @@ def config_test_event(task: Task, config: WebhookConfig, event_id: str, now: dt.
 # -- events: publishing, routing and retries -----------------------------------------------
 
 MAX_ATTEMPTS = 5
-# When attempt n+1 is due after attempt n failed (SPEC section 7): 1 min, 10 min, 1 h, 3 h.
+# When attempt n+1 is due after attempt n failed (docs/design.md §7.10): 1 min, 10 min, 1 h, 3 h.
 RETRY_DELAYS = (dt.timedelta(minutes=1), dt.timedelta(minutes=10), dt.timedelta(hours=1), dt.timedelta(hours=3))
 RETRY_JITTER = 0.1  # each delay is moved by up to ±10%, so receivers are not hit in waves
 RETRY_AFTER_STATUSES = (429, 503)

@@ -1,4 +1,4 @@
-"""Publishing events: the one function other parts of the platform call (SPEC section 7).
+"""Publishing events: the one function other parts of the platform call (docs/design.md §7.8).
 
     from webhook_service.events import publish
     event = publish(organisation_id, "session", "completed", session_resource, key=key_id)

@@ -8,7 +8,7 @@ beyond the 15 minutes SQS takes to give a job up) through the sparse `ByOpen` in
 
 - the first time, queues its job again (a task's test, an event's next attempt) and makes
   it due again from now: a queue that was down for a while costs nothing;
-- the second time, ends it `failed` with error `queue-unavailable`, as SPEC section 6 ends
+- the second time, ends it `failed` with error `queue-unavailable`, as docs/design.md §6.4 ends
   a test whose job could not be queued. A config keeps its state (it stays re-testable).
 
 Every write is conditional on what was read, so a job that turns up late and the sweep
