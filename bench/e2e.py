@@ -36,7 +36,6 @@ def start_stack(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]
     env = {
         **os.environ,
         "DEV_TOKEN": "rwk_" + secrets.token_urlsafe(32),
-        "PYTHONPATH": f"{ROOT / 'layers' / 'webhook_service'}:{ROOT}",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
     env.pop("AWS_ENDPOINT_URL", None)

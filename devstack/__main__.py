@@ -165,9 +165,9 @@ def banner(
   watch deliveries   make listen    (a receiver on 127.0.0.1 that checks both signatures)
   curl               curl -H 'Authorization: Token {info["token"]}' {info["url"]}/configs/webhook
   ricloud client     export RICLOUD_URL={info["url"]}/ RICLOUD_TOKEN={info["token"]}
-  operator CLI       export PYTHONPATH=layers/webhook_service AWS_ENDPOINT_URL={info["aws_endpoint"]} \\
+  operator CLI       export AWS_ENDPOINT_URL={info["aws_endpoint"]} \\
                        AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={aws.REGION}
-                     .venv/bin/python -m webhook_service --stack {stack_name} publish-event \\
+                     .venv/bin/ricloud-webhooks --stack {stack_name} publish-event \\
                        --organisation {info["organisation"]} --type session --action completed
   Ctrl-C stops everything.
 devstack ready at {info["url"]}"""

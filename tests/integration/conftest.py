@@ -31,7 +31,6 @@ from tests.openapi import check_response
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 90
 DELIVERY_TIMEOUT = 2.0  # the stack's total delivery timeout: short, so timeouts are quick to test
-PYTHONPATH = f"{ROOT / 'layers' / 'webhook_service'}:{ROOT}"
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,6 @@ class LocalStack:
             "QUEUE_URL": self.queue_url,
             "TEST_QUEUE_URL": self.test_queue_url,
             "SLOW_QUEUE_URL": self.slow_queue_url,
-            "PYTHONPATH": PYTHONPATH,
         }
 
     def aws_client(self, service: str) -> Any:
@@ -197,7 +195,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     env = {
         **os.environ,
         "DEV_TOKEN": "rwk_" + secrets.token_urlsafe(32),
-        "PYTHONPATH": PYTHONPATH,
         "DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT),
         "DELIVERY_CONNECT_TIMEOUT": "1",
         "DELIVERY_LOOPBACK_ONLY": "1",  # generated and example receiver URLs never leave this machine

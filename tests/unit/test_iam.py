@@ -510,7 +510,6 @@ def test_a_run_whose_function_makes_an_ungranted_call_fails(tmp_path: Path) -> N
     )
     env = {
         **os.environ,
-        "PYTHONPATH": f"{ROOT / 'layers' / 'webhook_service'}{os.pathsep}{ROOT}",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
