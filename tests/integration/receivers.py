@@ -9,6 +9,7 @@ import ssl
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -277,52 +278,15 @@ class HostileReceiver:
 
     def _answer(self, conn: socket.socket, request: Request, served: int) -> bool:
         """Answer one request; False when the connection is done with."""
-        parts = [p for p in request.path.split("?")[0].split("/") if p]
+        parts = _route(request)
         kind = parts[0] if parts else ""
-        if kind == "after-test":  # a config's test passes; its events get the rest of the path
-            if b'"action":"test"' in request.body:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nthanks")
-                return True
-            parts = parts[1:]
-            kind = parts[0] if parts else ""
-        if kind == "trickle-headers":
-            conn.sendall(b"HTTP/1.1 200 OK\r\n")
-            self._trickle(conn, b"X-Slow: " + b"a" * int(MAX_TRICKLE_SECONDS / TRICKLE_SECONDS) + b"\r\n\r\n")
-            return False
-        if kind == "trickle-body":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nbegin:")
-            self._trickle(conn, b"." * 994)
-            return False
-        if kind == "silent":
-            self._stop.wait(MAX_TRICKLE_SECONDS)
-            return False
-        if kind == "huge":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % HUGE_BODY_BYTES)
-            chunk = b"x" * 65536
-            for _ in range(HUGE_BODY_BYTES // len(chunk)):
-                conn.sendall(chunk)
-            return False
-        if kind == "gzip-bomb":
-            body = gzip_bomb()
-            head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body)
-            conn.sendall(head + body)
-            return False
-        if kind == "garbage":
-            conn.sendall(b"SPAM SPAM SPAM\r\n\r\n")
-            return False
-        if kind == "long-header":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\nContent-Length: 0\r\n\r\n")
-            return False
-        if kind == "many-headers":
-            lines = b"".join(b"X-Header-%d: %d\r\n" % (n, n) for n in range(150))
-            conn.sendall(b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 0\r\n\r\n")
-            return False
-        if kind == "binary-headers":
-            head = b"HTTP/1.1 200 \xff\xfe\r\nX-Name: caf\xc3\xa9\r\nX-Bytes: \xff\x00\xfe\x80\r\n"
-            conn.sendall(head + b"Content-Length: 6\r\n\r\nthanks")
-            return True
-        if kind == "bad-chunks":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+        if kind in _FIXED_ANSWERS:
+            answer, keep_open = _FIXED_ANSWERS[kind]
+            conn.sendall(answer)
+            return keep_open
+        behaviour = self._behaviours().get(kind)
+        if behaviour is not None:
+            behaviour(conn)
             return False
         if kind == "close-second" and served > 1:
             return False
@@ -333,3 +297,64 @@ class HostileReceiver:
                 extra = f"Retry-After: {RETRY_AFTER[parts[3]]}\r\n".encode("latin-1")
         conn.sendall(b"HTTP/1.1 %d Hostile\r\n%bContent-Length: 6\r\n\r\nthanks" % (status, extra))
         return True
+
+    def _behaviours(self) -> dict[str, Callable[[socket.socket], None]]:
+        """The answers that take time or are made on the spot; each closes the connection."""
+        return {
+            "trickle-headers": self._trickle_headers,
+            "trickle-body": self._trickle_body,
+            "silent": self._silent,
+            "huge": _send_huge,
+            "gzip-bomb": _send_gzip_bomb,
+        }
+
+    def _silent(self, conn: socket.socket) -> None:
+        self._stop.wait(MAX_TRICKLE_SECONDS)
+
+    def _trickle_headers(self, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        self._trickle(conn, b"X-Slow: " + b"a" * int(MAX_TRICKLE_SECONDS / TRICKLE_SECONDS) + b"\r\n\r\n")
+
+    def _trickle_body(self, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nbegin:")
+        self._trickle(conn, b"." * 994)
+
+
+_TEST_PASSES = "(a test, answered 200)"
+# Answers sent whole: the bytes, and whether the connection then stays open.
+_FIXED_ANSWERS: dict[str, tuple[bytes, bool]] = {
+    _TEST_PASSES: (b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nthanks", True),
+    "garbage": (b"SPAM SPAM SPAM\r\n\r\n", False),
+    "long-header": (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\nContent-Length: 0\r\n\r\n", False),
+    "many-headers": (
+        b"HTTP/1.1 200 OK\r\n"
+        + b"".join(b"X-Header-%d: %d\r\n" % (n, n) for n in range(150))
+        + b"Content-Length: 0\r\n\r\n",
+        False,
+    ),
+    "binary-headers": (
+        b"HTTP/1.1 200 \xff\xfe\r\nX-Name: caf\xc3\xa9\r\nX-Bytes: \xff\x00\xfe\x80\r\nContent-Length: 6\r\n\r\nthanks",
+        True,
+    ),
+    "bad-chunks": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", False),
+}
+
+
+def _route(request: Request) -> list[str]:
+    """The path's segments; `/after-test/<rest>` passes a config's test and routes its events by <rest>."""
+    parts = [p for p in request.path.split("?")[0].split("/") if p]
+    if parts[:1] == ["after-test"]:
+        return [_TEST_PASSES] if b'"action":"test"' in request.body else parts[1:]
+    return parts
+
+
+def _send_huge(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % HUGE_BODY_BYTES)
+    chunk = b"x" * 65536
+    for _ in range(HUGE_BODY_BYTES // len(chunk)):
+        conn.sendall(chunk)
+
+
+def _send_gzip_bomb(conn: socket.socket) -> None:
+    body = gzip_bomb()
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body) + body)

@@ -54,6 +54,18 @@ def publish(
         services = get_services()
         store = store or services.store
         queue = queue or services.queue
+    data = _checked(type_, action, key, data)
+    _check_routing(store, organisation, key)
+    event = new_event(organisation, type_, action, data, key, utcnow())
+    store.create_event(event)
+    _queue_first_attempt(store, queue, event)
+    telemetry.emit_now(telemetry.EVENTS_PUBLISHED)
+    logger.info("event published", extra={"event_id": event.id, "type": type_, "action": action})
+    return event
+
+
+def _checked(type_: str, action: str, key: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The data as it is stored; raises InvalidParameterError naming every bad argument."""
     problems = {}
     if not isinstance(type_, str) or not _NAME.match(type_):
         problems["type"] = "must be a lowercase name such as webhook_config"
@@ -70,6 +82,11 @@ def publish(
             problems["data"] = f"must be at most {MAX_DATA_BYTES} bytes as JSON"
     if problems:
         raise InvalidParameterError("The event is not valid.", params=problems)
+    return data
+
+
+def _check_routing(store: Store, organisation: str, key: str | None) -> None:
+    """Raises NotFoundError unless the organisation, and the key when given, exist."""
     if not is_uuid(organisation):
         raise NotFoundError("organisation")
     _, key_item, organisation_item = store.get_routing(organisation, key)  # both in one request
@@ -78,10 +95,12 @@ def publish(
     if key is not None and key_item is None:
         raise NotFoundError("key")
 
-    event = new_event(organisation, type_, action, data, key, utcnow())
-    store.create_event(event)
+
+def _queue_first_attempt(store: Store, queue: JobSender, event: Event) -> None:
+    """Queue the event's first attempt; if SQS refuses, end the event (when storage allows)
+    and raise the DependencyError."""
     try:
-        queue.send(event_job(event.id, organisation, attempt=1, key=key))
+        queue.send(event_job(event.id, event.organisation, attempt=1, key=event.key))
     except DependencyError:
         telemetry.emit_now(telemetry.QUEUE_SEND_FAILURES)
         failed = replace(event, state="failed", error="queue-unavailable", date_delivered=utcnow())
@@ -90,6 +109,3 @@ def publish(
         except (DependencyError, ConflictError):
             logger.exception("event left pending", extra={"event_id": event.id})
         raise
-    telemetry.emit_now(telemetry.EVENTS_PUBLISHED)
-    logger.info("event published", extra={"event_id": event.id, "type": type_, "action": action})
-    return event
