@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from webhook_service.signing import SECRET_PREFIX
 from webhook_service.timefmt import format_datetime
 
 CONFIG_STATES = ("new", "valid", "invalid", "deactivated")
@@ -23,7 +24,6 @@ TASK_TYPE_TEST = "webhook_config.test"
 EVENT_STATES = ("pending", "delivered", "failed")
 SUPERSEDED = "superseded"
 TASK_TYPES = (TASK_TYPE_TEST,)
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 MAX_OPEN_TESTS = 100  # test tasks pending or processing, per organisation (fair use)
 FAST_LANE_OPEN_TESTS = 5  # an organisation's open tests beyond these take the slow lane
 SLOW_MARK_SECONDS = 600  # an endpoint that took longer than the fast lanes wait is slow this long
@@ -143,9 +143,28 @@ def new_test_task(config: WebhookConfig, key: str, now: dt.datetime) -> Task:
     )
 
 
+QUEUE_UNAVAILABLE = "queue-unavailable"  # the error of what the queue lost (docs/design.md §4.6)
+
+
 def failed_to_queue(task: Task, now: dt.datetime) -> Task:
-    """The task whose job could not be put on the queue (docs/design.md §6.4)."""
-    return replace(task, state="failed", error="queue-unavailable", date_completed=now)
+    """The task whose job could not be put on the queue (docs/design.md §6.4), or that the
+    sweep gave up on (§7.12)."""
+    return replace(task, state="failed", error=QUEUE_UNAVAILABLE, date_completed=now)
+
+
+def event_failed_to_queue(event: Event, now: dt.datetime) -> Event:
+    """The event whose attempt could not be put on the queue (docs/design.md §7.8), or that
+    the sweep gave up on (§7.12)."""
+    return replace(event, state="failed", error=QUEUE_UNAVAILABLE, date_delivered=now)
+
+
+# The name of an event's `type` or `action` (docs/design.md §7.8), as publish takes it and the
+# events list filters by it: a lowercase letter, then up to 63 lowercase letters, digits or `_`.
+EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def is_event_name(value: object) -> bool:
+    return isinstance(value, str) and EVENT_NAME.match(value) is not None
 
 
 @dataclass(frozen=True)

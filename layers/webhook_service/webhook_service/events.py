@@ -9,12 +9,10 @@ when it is delivered (the key's own config, else the organisation's default).
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
 from typing import Any
 
 from webhook_service import jsontext, telemetry
-from webhook_service.domain import Event, is_uuid, new_event, redact
+from webhook_service.domain import Event, event_failed_to_queue, is_event_name, is_uuid, new_event, redact
 from webhook_service.errors import ConflictError, DependencyError, InvalidParameterError, NotFoundError
 from webhook_service.logs import logger
 from webhook_service.queue import JobSender, event_job
@@ -23,7 +21,6 @@ from webhook_service.timefmt import utcnow
 from webhook_service.validation import check_event_data
 
 MAX_DATA_BYTES = 64 * 1024
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 def publish(
@@ -67,9 +64,9 @@ def publish(
 def _checked(type_: str, action: str, key: str | None, data: dict[str, Any]) -> dict[str, Any]:
     """The data as it is stored; raises InvalidParameterError naming every bad argument."""
     problems = {}
-    if not isinstance(type_, str) or not _NAME.match(type_):
+    if not is_event_name(type_):
         problems["type"] = "must be a lowercase name such as webhook_config"
-    if not isinstance(action, str) or not _NAME.match(action):
+    if not is_event_name(action):
         problems["action"] = "must be a lowercase name such as created"
     if key is not None and not is_uuid(key):
         problems["key"] = "must be a key id"
@@ -103,7 +100,7 @@ def _queue_first_attempt(store: Store, queue: JobSender, event: Event) -> None:
         queue.send(event_job(event.id, event.organisation, attempt=1, key=event.key))
     except DependencyError:
         telemetry.emit_now(telemetry.QUEUE_SEND_FAILURES)
-        failed = replace(event, state="failed", error="queue-unavailable", date_delivered=utcnow())
+        failed = event_failed_to_queue(event, utcnow())
         try:
             store.save_event(failed)
         except (DependencyError, ConflictError):

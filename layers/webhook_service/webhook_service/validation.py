@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from webhook_service.domain import is_uuid
+from webhook_service.domain import is_event_name, is_uuid
 from webhook_service.errors import InvalidBodyError, InvalidParameterError
 from webhook_service.timefmt import parse_datetime
 
@@ -136,8 +136,7 @@ class ListQuery:
 
 
 ANY_ID = "id"
-ANY_NAME = "name"
-_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+ANY_NAME = "name"  # an event's type or action: domain.EVENT_NAME
 
 
 def parse_list_query(params: dict[str, str], filters: dict[str, tuple[str, ...] | str]) -> ListQuery:
@@ -197,7 +196,7 @@ def _add_bound(bounds: dict[str, dt.datetime], operator: str, name: str, value: 
 def _filter_value(name: str, value: str, allowed: tuple[str, ...] | str) -> str:
     if allowed == ANY_ID and not is_uuid(value):
         raise InvalidParameterError(f"{name} is not an id.", params={name: "must be an id"})
-    if allowed == ANY_NAME and not _NAME.match(value):
+    if allowed == ANY_NAME and not is_event_name(value):
         raise InvalidParameterError(f"{name} is not a valid name.", params={name: "must be a lowercase name"})
     if isinstance(allowed, tuple) and value not in allowed:
         raise InvalidParameterError(
