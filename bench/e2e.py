@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 from devstack.aws import free_port
-from tests.integration.receivers import Receiver
+from devstack.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQUENTIAL = int(os.environ.get("E2E_SEQUENTIAL", "30"))

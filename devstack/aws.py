@@ -127,3 +127,23 @@ def _wait_for(cfn: Any, stack_name: str, timeout: float = 60.0) -> None:
             raise RuntimeError(f"stack {stack_name} ended {status}")
         time.sleep(0.2)
     raise TimeoutError(f"stack {stack_name} not ready after {timeout} s")
+
+
+class SerialClient:
+    """Wraps a boto3 client so that its calls run one at a time: moto's in-process backend
+    is not safe for concurrent transactions (it deep-copies tables while they change)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call

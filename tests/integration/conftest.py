@@ -23,9 +23,10 @@ import trustme
 
 from devstack.aws import free_port
 from devstack.gateway import match
+from devstack.receiver import Receiver
 from devstack.template import load_template, routes
 from tests import iamcheck, logscan
-from tests.integration.receivers import Receiver, ResettingServer
+from tests.integration.receivers import ResettingServer
 from tests.openapi import check_response
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from devstack.aws import STACK_NAME, free_port
+from devstack.receiver import Receiver
 from tests import logscan
 from tests.integration.conftest import ROOT, STARTUP_SECONDS, Client
-from tests.integration.receivers import Receiver
 
 pytestmark = pytest.mark.integration
 

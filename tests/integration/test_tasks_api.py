@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from devstack.receiver import Receiver
 from tests.integration.conftest import Client
-from tests.integration.receivers import Receiver
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
+from devstack.receiver import Receiver
 from tests.integration.conftest import Client, LocalStack
-from tests.integration.receivers import Receiver
 
 pytestmark = pytest.mark.integration
 

@@ -13,8 +13,9 @@ import pytest
 from ricloud.signing import Signature
 from standardwebhooks.webhooks import Webhook
 
+from devstack.receiver import Receiver
 from tests.integration.conftest import DELIVERY_TIMEOUT, Client, LocalStack
-from tests.integration.receivers import Receiver, ResettingServer
+from tests.integration.receivers import ResettingServer
 from webhook_service.domain import new_test_task
 from webhook_service.queue import config_test_job
 from webhook_service.storage import Store

@@ -113,26 +113,6 @@ class RecordingClient:
         return call
 
 
-class SerialClient:
-    """Wraps a boto3 client so that its calls run one at a time: moto's in-process backend
-    is not safe for concurrent transactions (it deep-copies tables while they change)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attribute(*args, **kwargs)
-
-        return call
-
-
 def sqs_event(*bodies: str) -> dict[str, Any]:
     """An SQS event source's batch, as Lambda hands it to the deliver function."""
     return {

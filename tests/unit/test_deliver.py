@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from tests.unit.support import FakeSender, RecordingClient, SerialClient, sqs_event
+from devstack.aws import SerialClient
+from tests.unit.support import FakeSender, RecordingClient, sqs_event
 from webhook_service import service
 from webhook_service.consumer import handle_batch
 from webhook_service.deliver import Deliverer

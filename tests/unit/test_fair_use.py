@@ -11,12 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from devstack.aws import SerialClient
 from tests.unit.support import (
     Backing,
     FakeClock,
     FakeQueue,
     FakeSender,
-    SerialClient,
     http_event,
     load_function,
     sqs_event,

@@ -26,9 +26,10 @@ from typing import Any
 import pytest
 
 from devstack import iam
+from devstack.aws import SerialClient
 from devstack.template import functions, load_template
 from tests import iamcheck
-from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, SerialClient, http_event, sqs_event
+from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, http_event, sqs_event
 from webhook_service import admin, events, service
 from webhook_service.auth import Authenticator
 from webhook_service.deliver import Deliverer, handle_job, set_deliverer
