@@ -1,6 +1,6 @@
 """A webhook receiver on 127.0.0.1, for the tests and the benchmarks: an HTTP(S) server that
 records what it gets and answers by path (`Receiver`). The tests' hostile receivers are in
-tests/integration/receivers.py."""
+tests/support/receivers.py."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ import re
 import pytest
 import requests
 
-from tests.integration.conftest import Client, LocalStack
+from tests.support.stack import Client, LocalStack
 
 pytestmark = pytest.mark.integration
 DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

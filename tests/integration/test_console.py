@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from devstack.receiver import Receiver
-from tests.integration.conftest import Client, LocalStack
 from tests.integration.console_page import DESKTOP, PHONE, Console, chromium, why_no_browser
+from tests.support.stack import Client, LocalStack
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

@@ -10,7 +10,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from devstack.receiver import Receiver
-from tests.integration.conftest import Client, LocalStack
+from tests.support.stack import Client, LocalStack
 
 pytestmark = pytest.mark.integration
 

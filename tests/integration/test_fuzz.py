@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Client
 from tests.openapi import DOCUMENT
+from tests.support.stack import Client
 
 pytestmark = pytest.mark.integration
 MAX_EXAMPLES = 100

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from tests import logscan
-from tests.integration.conftest import ROOT, Client, LocalStack
+from tests.support.stack import ROOT, Client, LocalStack
 from webhook_service.domain import generate_secret
 from webhook_service.listen import Listener
 from webhook_service.signing import signature_headers

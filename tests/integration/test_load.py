@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from devstack.receiver import Receiver
-from tests.integration.conftest import Client, LocalStack
+from tests.support.stack import Client, LocalStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.load]
 CONFIGS = 500

@@ -22,7 +22,7 @@ import pytest
 from devstack.aws import STACK_NAME, free_port
 from devstack.receiver import Receiver
 from tests import logscan
-from tests.integration.conftest import ROOT, STARTUP_SECONDS, Client
+from tests.support.stack import ROOT, STARTUP_SECONDS, Client
 
 pytestmark = pytest.mark.integration
 

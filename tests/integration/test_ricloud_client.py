@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import Client, LocalStack
+from tests.support.stack import Client, LocalStack
 
 pytestmark = pytest.mark.integration
 

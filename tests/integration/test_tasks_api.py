@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devstack.receiver import Receiver
-from tests.integration.conftest import Client
+from tests.support.stack import Client
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from devstack.receiver import Receiver
-from tests.integration.conftest import Client, LocalStack
+from tests.support.stack import Client, LocalStack
 
 pytestmark = pytest.mark.integration
 

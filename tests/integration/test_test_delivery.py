@@ -14,8 +14,8 @@ from ricloud.signing import Signature
 from standardwebhooks.webhooks import Webhook
 
 from devstack.receiver import Receiver
-from tests.integration.conftest import DELIVERY_TIMEOUT, Client, LocalStack
-from tests.integration.receivers import ResettingServer
+from tests.support.receivers import ResettingServer
+from tests.support.stack import DELIVERY_TIMEOUT, Client, LocalStack
 from webhook_service.domain import new_test_task
 from webhook_service.queue import config_test_job
 from webhook_service.storage import Store
