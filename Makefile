@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 TOOLS := .venv-tools
 PY := $(VENV)/bin/python
-export PYTHONPATH := layers/webhook_service:.
 export SAM_CLI_TELEMETRY := 0
 # pyenv installs several Pythons; SAM needs the functions' runtime (3.13) on PATH besides 3.11.
 PYENV_RUNTIMES := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.(11|13)\.' | sort -V | paste -sd: -)
@@ -93,6 +92,9 @@ RUNTIME_PYTHON := python3.13
 build: $(TOOLS)/.installed
 	@command -v $(RUNTIME_PYTHON) >/dev/null || { echo "make build needs $(RUNTIME_PYTHON) on PATH (pyenv: PYENV_VERSION=<3.11>:<3.13>)"; exit 1; }
 	$(SAM) build --template-file infra/template.yaml $(SAM_CONFIG)
+	# SAM copies the layer's whole folder; its pyproject.toml (the editable install's) is not part
+	# of the layer, so the layer ships what it did before it had one (make artifact-check checks).
+	rm -f .aws-sam/build/ServiceLayer/python/pyproject.toml
 	# Lambda cannot write bytecode next to read-only code, so ship it: compiled by the runtime's
 	# Python, checked by hash never by timestamp (zip archives do not keep mtimes exactly).
 	# sam package zips these folders as they are (make artifact-check finds the bytecode in the zips).
@@ -143,12 +145,16 @@ bench: $(VENV)/.installed build .bench/runtime/.installed
 	$(RUNTIME_PYTHON) -m pip install $(PIP_QUIET) --target .bench/runtime boto3==1.44.5
 	touch $@
 
-$(VENV)/.installed: requirements-dev.txt layers/webhook_service/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/webhook_service/requirements.txt layers/webhook_service/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_QUIET) -r requirements-dev.txt
 	# The official client pins click<8, which the local AWS (moto's Flask) cannot use; the
 	# client itself never imports click, so it is installed without its dependencies.
 	$(PY) -m pip install $(PIP_QUIET) --no-deps ricloud==3.2.0
+	# The layer's package, editable: `import webhook_service` and the command `ricloud-webhooks`
+	# without PYTHONPATH. The root's packages (tests, devstack, bench) import from the root:
+	# `python -m pytest` and `python -m devstack` put the working folder on the path.
+	$(PY) -m pip install $(PIP_QUIET) -e layers/webhook_service
 	touch $@
 
 # The local stack under the functions' runtime Python, for make artifact-check.

@@ -36,8 +36,9 @@ import requests
 import trustme
 
 from devstack import aws, template
-from tests.integration.receivers import Receiver
-from tests.unit.support import SerialClient, sqs_event
+from devstack.aws import SerialClient
+from devstack.poller import sqs_event
+from devstack.receiver import Receiver
 
 ROUNDS = int(os.environ.get("DELIVERY_ROUNDS", "5"))
 DYNAMODB_LATENCY_MS = 5  # a typical single-digit-millisecond DynamoDB call, seen from Lambda
@@ -196,7 +197,8 @@ def _concurrency(make_client: Any, storage: str) -> bool:
                 configs = {c.id: c for c in (store.get_config(organisation, t.target) for t in tasks.values()) if c}
                 used = _InMemoryStore(tasks, configs, DYNAMODB_LATENCY_MS / 1000)
             set_deliverer(Deliverer(store=used, sender=sender, queue=_NoQueue()))
-            return sqs_event(*bodies)
+            messages = [{"MessageId": f"m{n}", "ReceiptHandle": f"r{n}", "Body": body} for n, body in enumerate(bodies)]
+            return sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:q", "us-east-1")
 
         def timed(count: int) -> float:
             event = batch_of(count)

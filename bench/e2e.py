@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 from devstack.aws import free_port
-from tests.integration.receivers import Receiver
+from devstack.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 SEQUENTIAL = int(os.environ.get("E2E_SEQUENTIAL", "30"))
@@ -36,7 +36,6 @@ def start_stack(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, str]]
     env = {
         **os.environ,
         "DEV_TOKEN": "rwk_" + secrets.token_urlsafe(32),
-        "PYTHONPATH": f"{ROOT / 'layers' / 'webhook_service'}:{ROOT}",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
     env.pop("AWS_ENDPOINT_URL", None)

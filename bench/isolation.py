@@ -35,7 +35,7 @@ from typing import Any
 import requests
 
 from bench.e2e import start_stack
-from tests.integration.receivers import Receiver
+from devstack.receiver import Receiver
 
 A_CONFIGS = int(os.environ.get("ISOLATION_A_CONFIGS", "20"))
 A_EVENTS = int(os.environ.get("ISOLATION_A_EVENTS", "200"))

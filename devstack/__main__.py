@@ -19,7 +19,9 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from devstack import aws, iam, persist, template
 from devstack.gateway import Gateway
@@ -27,10 +29,13 @@ from devstack.poller import EventSource
 from devstack.runtime import apply_environment
 from devstack.scheduler import Scheduler
 
+if TYPE_CHECKING:
+    from webhook_service.service import Services
+
 log = logging.getLogger("devstack")
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
@@ -41,7 +46,81 @@ def main(argv: list[str] | None = None) -> int:
         "--data-dir", default=os.environ.get("DEVSTACK_DATA"), help="keep what was made across restarts in this folder"
     )
     parser.add_argument("--reset", action="store_true", help="forget what --data-dir kept, then start afresh")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _local_aws(moto_port: int) -> aws.EmbeddedMoto | None:
+    """Point boto3 at the local AWS: AWS_ENDPOINT_URL's, else an embedded moto (returned)."""
+    if os.environ.get("AWS_ENDPOINT_URL"):
+        aws.use_local_credentials(os.environ["AWS_ENDPOINT_URL"])
+        return None
+    moto = aws.EmbeddedMoto(moto_port)
+    moto.start()
+    aws.use_local_credentials(moto.endpoint)
+    return moto
+
+
+def _services(tpl: dict[str, Any], stack: aws.Stack) -> Services:
+    """The service's objects as the functions see them, after the functions' environment."""
+    for function in template.functions(tpl):
+        apply_environment(template.resolve(function.environment, stack.refs))
+    from webhook_service.logs import log_to_stderr
+    from webhook_service.service import get_services, set_services
+    from webhook_service.settings import reset_settings
+
+    log_to_stderr()  # standard output is the banner (with the development token) alone
+    reset_settings()
+    set_services(None)
+    return get_services()
+
+
+@dataclass
+class _Serving:
+    """The routes, the queues' event sources and the schedules, running."""
+
+    gateway: Gateway
+    pollers: list[EventSource]
+    schedulers: list[Scheduler]
+
+    @classmethod
+    def start(cls, tpl: dict[str, Any], stack: aws.Stack, port: int) -> _Serving:
+        functions = iam.functions_for(tpl, stack.refs, os.environ.get("DEVSTACK_CALLS_FILE"))
+        schedule = os.environ.get("DEVSTACK_SCHEDULE_SECONDS")
+        serving = cls(
+            Gateway(template.routes(tpl), functions, port),
+            [EventSource(source, stack.refs[source.queue_logical_id]) for source in template.queue_sources(tpl)],
+            [Scheduler(source, functions, float(schedule) if schedule else None) for source in template.schedules(tpl)],
+        )
+        serving.gateway.start()
+        for poller in serving.pollers:
+            poller.start()
+        for scheduler in serving.schedulers:
+            scheduler.start()
+        return serving
+
+    def stop(self) -> None:
+        for scheduler in self.schedulers:
+            scheduler.stop()
+        for poller in self.pollers:
+            poller.stop()
+        self.gateway.stop()
+
+
+def _wait_for_a_stop() -> None:
+    """Until Ctrl-C, SIGTERM or SIGHUP (unless nohup ignores it)."""
+    stopping = threading.Event()
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(stop_signal) is not signal.SIG_IGN:  # nohup's choice stands
+            signal.signal(stop_signal, lambda *_: stopping.set())
+    try:
+        while not stopping.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING" if args.quiet else "INFO")
@@ -51,27 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devstack: {exc}", file=sys.stderr)
         return 1
 
-    moto = None
-    if not os.environ.get("AWS_ENDPOINT_URL"):
-        moto = aws.EmbeddedMoto(args.moto_port)
-        moto.start()
-        aws.use_local_credentials(moto.endpoint)
-    else:
-        aws.use_local_credentials(os.environ["AWS_ENDPOINT_URL"])
+    moto = _local_aws(args.moto_port)
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     tpl = template.load_template(Path(args.template))
     stack = aws.deploy(tpl, {"Stage": "dev", "AllowPrivateTargets": "true", "AwsEndpointUrl": endpoint})
-    for function in template.functions(tpl):
-        apply_environment(template.resolve(function.environment, stack.refs))
-
-    from webhook_service.logs import log_to_stderr
-    from webhook_service.service import get_services, set_services
-    from webhook_service.settings import reset_settings
-
-    log_to_stderr()  # standard output is the banner (with the development token) alone
-    reset_settings()
-    set_services(None)
-    services = get_services()
+    services = _services(tpl, stack)
     restored, ttl = None, persist.ttl_attribute(tpl)
     if state:
         try:
@@ -82,21 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     saved_identity = state.read_identity() if state else None
     organisation, key_id, token = persist.seed(services.store, os.environ.get("DEV_TOKEN"), saved_identity)
+    serving = _Serving.start(tpl, stack, args.port)
 
-    functions = iam.functions_for(tpl, stack.refs, os.environ.get("DEVSTACK_CALLS_FILE"))
-    gateway = Gateway(template.routes(tpl), functions, args.port)
-    pollers = [EventSource(source, stack.refs[source.queue_logical_id]) for source in template.queue_sources(tpl)]
-    period = float(os.environ["DEVSTACK_SCHEDULE_SECONDS"]) if os.environ.get("DEVSTACK_SCHEDULE_SECONDS") else None
-    schedulers = [Scheduler(source, functions, period) for source in template.schedules(tpl)]
-    gateway.start()
-    for poller in pollers:
-        poller.start()
-    for scheduler in schedulers:
-        scheduler.start()
-
-    url = f"http://127.0.0.1:{gateway.port}"
     info = {
-        "url": url,
+        "url": f"http://127.0.0.1:{serving.gateway.port}",
         "token": token,
         "organisation": organisation,
         "key": key_id,
@@ -120,21 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(banner(info, stack.name, state, restored), flush=True)
 
-    stopping = threading.Event()
-    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(stop_signal) is not signal.SIG_IGN:  # nohup's choice stands
-            signal.signal(stop_signal, lambda *_: stopping.set())
-    try:
-        while not stopping.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
+    _wait_for_a_stop()
     print("stopping", file=sys.stderr, flush=True)
-    for scheduler in schedulers:
-        scheduler.stop()
-    for poller in pollers:
-        poller.stop()
-    gateway.stop()
+    serving.stop()
     if state:
         saved = state.close()
         print(f"saved {saved} items to {state.folder}", file=sys.stderr, flush=True)
@@ -165,9 +205,9 @@ def banner(
   watch deliveries   make listen    (a receiver on 127.0.0.1 that checks both signatures)
   curl               curl -H 'Authorization: Token {info["token"]}' {info["url"]}/configs/webhook
   ricloud client     export RICLOUD_URL={info["url"]}/ RICLOUD_TOKEN={info["token"]}
-  operator CLI       export PYTHONPATH=layers/webhook_service AWS_ENDPOINT_URL={info["aws_endpoint"]} \\
+  operator CLI       export AWS_ENDPOINT_URL={info["aws_endpoint"]} \\
                        AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={aws.REGION}
-                     .venv/bin/python -m webhook_service --stack {stack_name} publish-event \\
+                     .venv/bin/ricloud-webhooks --stack {stack_name} publish-event \\
                        --organisation {info["organisation"]} --type session --action completed
   Ctrl-C stops everything.
 devstack ready at {info["url"]}"""

@@ -57,6 +57,9 @@ FUNCTION = "AWS::Serverless::Function"
 LAYER = "AWS::Serverless::LayerVersion"
 # The layer's package and its dependencies: in `serve`, each must come from the artifact's /opt.
 LAYER_MODULES = ("webhook_service", "aws_lambda_powertools", "certifi")
+# Files of the layer's source folder that are not part of the layer: `make build` removes them
+# from what SAM copied (the editable install's packaging file).
+NOT_SHIPPED = ("python/pyproject.toml",)
 STARTUP_SECONDS = 120
 SMOKE_TIMEOUT = 600
 
@@ -188,6 +191,11 @@ def package(template_path: Path, root: Path, sam: str) -> Artifact:
         return Artifact(root=root, template_path=unpacked, functions=functions, handlers=handlers, opt=opt)
     finally:
         moto.stop()
+
+
+def check_layer(artifact: Artifact) -> list[str]:
+    """The problems of the unpacked /opt itself (none: it holds only what the layer ships)."""
+    return [f"the layer ships {name}: build with make build" for name in NOT_SHIPPED if (artifact.opt / name).exists()]
 
 
 def check_imports(artifact: Artifact, python: str) -> list[str]:
@@ -384,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"packaging {args.template} into the local S3, unpacked in {root}", file=sys.stderr)
         artifact = package(args.template.resolve(), root, args.sam)
         print(f"importing {len(artifact.functions)} handlers with {args.python} -I -B -S", file=sys.stderr)
-        problems = check_imports(artifact, args.python)
+        problems = check_layer(artifact) + check_imports(artifact, args.python)
         if not problems and not args.no_smoke:
             print("serving the artifact as the local stack; running tests/e2e against it", file=sys.stderr)
             problems = smoke(artifact, args.runtime_python or args.python)

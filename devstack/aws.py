@@ -92,7 +92,6 @@ class EmbeddedMoto:
 class Stack:
     name: str
     refs: dict[str, str]  # parameters and logical ids -> values and physical ids
-    outputs: dict[str, str]
 
 
 def deploy(template: dict[str, Any], parameters: dict[str, str], stack_name: str = STACK_NAME) -> Stack:
@@ -115,9 +114,7 @@ def deploy(template: dict[str, Any], parameters: dict[str, str], stack_name: str
     refs.update(parameters)
     refs.update({r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources})
     refs.update({"AWS::Region": os.environ.get("AWS_DEFAULT_REGION", REGION), "AWS::StackName": stack_name})
-    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    return Stack(name=stack_name, refs=refs, outputs=outputs)
+    return Stack(name=stack_name, refs=refs)
 
 
 def _wait_for(cfn: Any, stack_name: str, timeout: float = 60.0) -> None:
@@ -130,3 +127,23 @@ def _wait_for(cfn: Any, stack_name: str, timeout: float = 60.0) -> None:
             raise RuntimeError(f"stack {stack_name} ended {status}")
         time.sleep(0.2)
     raise TimeoutError(f"stack {stack_name} not ready after {timeout} s")
+
+
+class SerialClient:
+    """Wraps a boto3 client so that its calls run one at a time: moto's in-process backend
+    is not safe for concurrent transactions (it deep-copies tables while they change)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return call

@@ -1,5 +1,5 @@
 """The whole test run's log lines, scanned for secrets, tokens and Authorization headers
-(SPEC section 8): every line the service's logger writes in this process, and every log
+(docs/design.md §8): every line the service's logger writes in this process, and every log
 file of a local stack the tests started."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The API's default route: any other method and path is 404 in the SPEC's error format."""
+"""The API's default route: any other method and path is 404 `not-found` in the error format (docs/design.md §2, §3)."""
 
 from webhook_service.api import Request, Response, endpoint
 from webhook_service.errors import NotFoundError

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.conftest import Client
+from tests.support.stack import Client
 
 API = os.environ.get("E2E_API_URL", "").rstrip("/")
 TOKEN = os.environ.get("E2E_TOKEN", "")

@@ -1,4 +1,4 @@
-"""The /configs/webhook endpoints over real HTTP on the local stack (SPEC sections 2-6)."""
+"""The /configs/webhook endpoints over real HTTP on the local stack (docs/design.md §2-§6)."""
 
 from __future__ import annotations
 
@@ -8,17 +8,11 @@ import re
 import pytest
 import requests
 
-from tests.integration.conftest import Client, LocalStack
+from tests.support.stack import Client, LocalStack
 
 pytestmark = pytest.mark.integration
 DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
-
-
-def tasks_of(client: Client, config_id: str) -> list[dict]:
-    response = client.get("/tasks", params={"target": config_id, "limit": 100})
-    assert response.status_code == 200, response.text
-    return list(response.json()["data"])
 
 
 def test_create_config_valid_url_answers_201_new_config_with_secret(dev: Client) -> None:
@@ -41,7 +35,7 @@ def test_create_config_valid_url_answers_201_new_config_with_secret(dev: Client)
 def test_create_config_queues_one_test_task(dev: Client) -> None:
     config = dev.create_config()
 
-    tasks = tasks_of(dev, config["id"])
+    tasks = dev.tasks_of(config["id"])
 
     assert len(tasks) == 1
     assert tasks[0]["type"] == "webhook_config.test"
@@ -123,7 +117,7 @@ def test_retrieve_config_answers_the_created_config(dev: Client) -> None:
     config = dev.create_config()
     # The stack tests the config as soon as it is created; let that test end first so the
     # state read back is a settled one (the tests' stack refuses receiver.example: invalid).
-    (task,) = tasks_of(dev, config["id"])
+    (task,) = dev.tasks_of(config["id"])
     assert dev.wait_task(task["id"])["state"] == "failed"
 
     response = dev.get(f"/configs/webhook/{config['id']}")
@@ -257,7 +251,7 @@ def test_update_config_url_makes_it_new_and_queues_a_test(dev: Client) -> None:
     assert response.json()["url"] == "https://receiver.example/moved"
     assert response.json()["state"] == "new"
     assert response.json()["secret"] == config["secret"]
-    assert len(tasks_of(dev, config["id"])) == 2
+    assert len(dev.tasks_of(config["id"])) == 2
 
 
 def test_update_config_state_invalid_value_answers_400(dev: Client) -> None:
@@ -277,7 +271,7 @@ def test_update_deactivated_config_url_only_stores_url_without_test(dev: Client)
 
     assert response.json()["state"] == "deactivated"
     assert response.json()["url"] == "https://receiver.example/later"
-    assert len(tasks_of(dev, config["id"])) == 1
+    assert len(dev.tasks_of(config["id"])) == 1
 
 
 def test_update_deactivated_config_state_new_reactivates_and_tests(dev: Client) -> None:
@@ -287,12 +281,12 @@ def test_update_deactivated_config_state_new_reactivates_and_tests(dev: Client) 
     response = dev.post(f"/configs/webhook/{config['id']}", json={"state": "new"})
 
     assert response.json()["state"] == "new"
-    assert len(tasks_of(dev, config["id"])) == 2
+    assert len(dev.tasks_of(config["id"])) == 2
 
 
 def test_test_config_answers_201_pending_task(dev: Client) -> None:
     config = dev.create_config()
-    (first,) = tasks_of(dev, config["id"])
+    (first,) = dev.tasks_of(config["id"])
     dev.wait_task(first["id"])  # while it is open, a test answers that task instead
 
     response = dev.post(f"/configs/webhook/{config['id']}/test")
@@ -327,7 +321,7 @@ def test_test_deactivated_config_answers_400_invalid_state(dev: Client) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid-state"
-    assert len(tasks_of(dev, config["id"])) == 1
+    assert len(dev.tasks_of(config["id"])) == 1
 
 
 def test_delete_config_answers_200_deactivated_and_is_repeatable(dev: Client) -> None:

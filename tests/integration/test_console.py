@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from tests.integration.conftest import Client, LocalStack
+from devstack.receiver import Receiver
 from tests.integration.console_page import DESKTOP, PHONE, Console, chromium, why_no_browser
-from tests.integration.receivers import Receiver
+from tests.support.stack import Client, LocalStack
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.integration.conftest import Client, LocalStack
-from tests.integration.receivers import Receiver
+from devstack.receiver import Receiver
+from tests.support.stack import Client, LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -16,15 +16,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Client
 from tests.openapi import DOCUMENT
+from tests.support.stack import Client
 
 pytestmark = pytest.mark.integration
 MAX_EXAMPLES = 100
 SEED = 20261127
 # Checks left out, by design: a schema-valid request can still be refused (a URL without a
 # host, a config id that names nothing: 400); an undeclared method answers 404 not-found
-# (the SPEC has no 405); a deleted config stays readable (DELETE deactivates, for history).
+# (there is no 405: docs/design.md §2); a deleted config stays readable (DELETE deactivates, for history).
 EXCLUDED_CHECKS = "positive_data_acceptance,unsupported_method,use_after_free"
 
 

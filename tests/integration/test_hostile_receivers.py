@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import DELIVERY_TIMEOUT, Client, LocalStack
-from tests.integration.receivers import RETRY_AFTER, HostileReceiver, ResettingServer
+from tests.support.receivers import RETRY_AFTER, HostileReceiver, ResettingServer
+from tests.support.stack import DELIVERY_TIMEOUT, Client, LocalStack
 from webhook_service.delivery import DeliveryResult, Sender
 from webhook_service.domain import RETRY_DELAYS, next_attempt_delay, parse_retry_after
 

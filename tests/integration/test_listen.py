@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from tests import logscan
-from tests.integration.conftest import PYTHONPATH, ROOT, Client, LocalStack
+from tests.support.stack import ROOT, Client, LocalStack
 from webhook_service.domain import generate_secret
 from webhook_service.listen import Listener
 from webhook_service.signing import signature_headers
@@ -85,7 +85,6 @@ class Process:
             cwd=ROOT,
             env={
                 **{k: v for k, v in os.environ.items() if not k.startswith("RICLOUD_")},
-                "PYTHONPATH": PYTHONPATH,
                 "DEVSTACK_DATA": str(tmp_path / "none"),  # nothing saved by make dev
                 **(env or {}),
             },

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Client, LocalStack
-from tests.integration.receivers import Receiver
+from devstack.receiver import Receiver
+from tests.support.stack import Client, LocalStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.load]
 CONFIGS = 500

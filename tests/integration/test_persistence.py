@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from devstack.aws import STACK_NAME, free_port
+from devstack.receiver import Receiver
 from tests import logscan
-from tests.integration.conftest import PYTHONPATH, ROOT, STARTUP_SECONDS, Client
-from tests.integration.receivers import Receiver
+from tests.support.stack import ROOT, STARTUP_SECONDS, Client
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,6 @@ def stacks(tmp_path: Path) -> Iterator[Any]:
         logscan.watch_file(log_path)
         environment = {
             **os.environ,
-            "PYTHONPATH": PYTHONPATH,
             "DELIVERY_LOOPBACK_ONLY": "1",
             "DELIVERY_TIMEOUT": "5",
             **env,
@@ -89,7 +88,6 @@ def operator(info: dict[str, Any], *args: str) -> dict[str, Any]:
     """The operator command line as the banner gives it: the stack's name, no table or queue."""
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("TABLE_NAME", "QUEUE_URL")},
-        "PYTHONPATH": PYTHONPATH,
         "AWS_ENDPOINT_URL": info["aws_endpoint"],
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
@@ -156,7 +154,6 @@ def test_kill_mid_delivery_after_a_periodic_save_delivers_the_test_after_the_sta
     refused = subprocess.run(
         [sys.executable, "-m", "devstack", "--port", "0", "--data-dir", str(stacks.data)],
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": PYTHONPATH},
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,10 +1,10 @@
-"""The unmodified official `ricloud` 3.2.0 client against the local stack (SPEC: compatibility)."""
+"""The unmodified official `ricloud` 3.2.0 client against the local stack (docs/design.md: the compatibility target)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import Client, LocalStack
+from tests.support.stack import Client, LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import trustme
 
-from tests.integration.receivers import Receiver
+from devstack.receiver import Receiver
 from webhook_service.delivery import Sender
 
 pytestmark = pytest.mark.integration

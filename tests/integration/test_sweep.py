@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Client, LocalStack
-from tests.integration.receivers import Receiver
+from devstack.receiver import Receiver
+from tests.support.stack import Client, LocalStack
 from webhook_service.domain import new_test_task
 from webhook_service.storage import Store, marshal, task_item
 from webhook_service.timefmt import utcnow

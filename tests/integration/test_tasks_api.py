@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import Client
-from tests.integration.receivers import Receiver
+from devstack.receiver import Receiver
+from tests.support.stack import Client
 
 pytestmark = pytest.mark.integration
 

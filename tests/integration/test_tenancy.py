@@ -1,5 +1,5 @@
 """Tenancy, route by route: a second organisation's key gets 404 for every resource of the
-first organisation, and sees none of them in any list (SPEC section 2)."""
+first organisation, and sees none of them in any list (docs/design.md §2)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.integration.conftest import Client, LocalStack
-from tests.integration.receivers import Receiver
+from devstack.receiver import Receiver
+from tests.support.stack import Client, LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """Test deliveries end to end on the local stack: real receivers on 127.0.0.1, the config's
-state written back, signatures checked by independent verifiers (SPEC sections 6 and 7)."""
+state written back, signatures checked by independent verifiers (docs/design.md §6 and §7)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import pytest
 from ricloud.signing import Signature
 from standardwebhooks.webhooks import Webhook
 
-from tests.integration.conftest import DELIVERY_TIMEOUT, Client, LocalStack
-from tests.integration.receivers import Receiver, ResettingServer
+from devstack.receiver import Receiver
+from tests.support.receivers import ResettingServer
+from tests.support.stack import DELIVERY_TIMEOUT, Client, LocalStack
 from webhook_service.domain import new_test_task
 from webhook_service.queue import config_test_job
 from webhook_service.storage import Store
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 
 
 def ricloud_scheme_is_valid(body: bytes, header: str, secret: str) -> bool:
-    """SPEC section 7, written here from the text: t=<unix s>,s=<b64 HMAC-SHA256(secret, "<t>.<body>")>."""
+    """docs/design.md §7.4, written here from the text: t=<unix s>,s=<b64 HMAC-SHA256(secret, "<t>.<body>")>."""
     fields = dict(part.split("=", 1) for part in header.split(","))
     expected = hmac.new(secret.encode(), fields["t"].encode() + b"." + body, hashlib.sha256).digest()
     return hmac.compare_digest(base64.b64decode(fields["s"]), expected)

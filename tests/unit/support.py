@@ -17,9 +17,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from webhook_service import service
 from webhook_service.delivery import DeliveryResult
 from webhook_service.errors import DependencyError
-from webhook_service.storage import org_pk
+from webhook_service.storage import Principal, org_pk
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_TIME = dt.datetime(2026, 11, 27, 18, 22, 49, 123456, tzinfo=dt.UTC)
@@ -108,26 +109,6 @@ class RecordingClient:
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls.append(name)
             return attribute(*args, **kwargs)
-
-        return call
-
-
-class SerialClient:
-    """Wraps a boto3 client so that its calls run one at a time: moto's in-process backend
-    is not safe for concurrent transactions (it deep-copies tables while they change)."""
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._client, name)
-        if not callable(attribute):
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attribute(*args, **kwargs)
 
         return call
 
@@ -280,3 +261,8 @@ def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str], 
             dimensions = {name: line[name] for group in directive["Dimensions"] for name in group}
             found.extend((m["Name"], dimensions, line[m["Name"]]) for m in directive["Metrics"])
     return found
+
+
+def tasks_of(services: service.Services, caller: Principal, config_id: str) -> list[dict[str, Any]]:
+    """The config's tasks as GET /tasks?target= lists them (newest first), through the service."""
+    return list(service.list_tasks(services, caller, {"target": config_id})["data"])

@@ -5,9 +5,11 @@ end at a tiny size on the template's table."""
 
 from __future__ import annotations
 
+import ast
 import math
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -360,3 +362,22 @@ def test_replica_refuses_a_request_it_cannot_answer_exactly() -> None:
         )
     with pytest.raises(NotImplementedError):
         replica.put_item(TableName="t", Item={})
+
+
+def test_the_benchmarks_import_nothing_from_the_tests() -> None:
+    """bench/ stands alone: what it shares with the tests lives in devstack (receiver, aws)."""
+    bench = Path(__file__).resolve().parents[2] / "bench"
+    imported = {
+        (path.name, name)
+        for path in sorted(bench.glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
+    }
+    assert len({name for name, _ in imported}) >= 5
+    assert sorted(item for item in imported if item[1] == "tests" or item[1].startswith("tests.")) == []

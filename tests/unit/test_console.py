@@ -227,15 +227,17 @@ def test_the_console_imports_nothing_of_the_service_even_with_the_layer_on_its_p
     """As on Lambda, where Globals attach the layer to every function: importing and calling
     the handler loads neither the service's package nor boto3."""
     code = (
-        "import json, sys\n"
+        "import importlib.util, json, sys\n"
+        "assert importlib.util.find_spec('webhook_service'), 'the layer is not on the path'\n"
         "import app\n"
         "app.handler(json.load(open(sys.argv[1])), None)\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    env = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{FOLDER}{os.pathsep}{ROOT / 'layers' / 'webhook_service'}"}
+    # The layer is on the path as it is installed in .venv (editable); `app` is found from cwd.
     done = subprocess.run(
         [sys.executable, "-c", code, str(ROOT / "events" / "console.json")],
-        env=env,
+        cwd=FOLDER,
+        env={"PATH": os.environ["PATH"]},
         capture_output=True,
         text=True,
         timeout=60,

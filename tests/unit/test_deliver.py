@@ -1,5 +1,5 @@
 """The deliver function's test runs on moto, with a fake sender: state write-back,
-staleness, races, at-least-once jobs, and the batch's partial response (SPEC section 6)."""
+staleness, races, at-least-once jobs, and the batch's partial response (docs/design.md §6.3-§6.6, §7.11)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from tests.unit.support import FakeSender, RecordingClient, SerialClient, sqs_event
+from devstack.aws import SerialClient
+from tests.unit.support import FakeSender, RecordingClient, sqs_event
 from webhook_service import service
 from webhook_service.consumer import handle_batch
 from webhook_service.deliver import Deliverer

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import inspect
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -263,3 +264,56 @@ def test_design_doc_reads_values_in_the_units_it_writes() -> None:
     assert parse_value("30 days") == 2592000
     with pytest.raises(ValueError, match="cannot read"):
         parse_value("about five")
+
+
+# The contract lives in this repository: code, tests and documents cite docs/design.md, never
+# a document that is not here. The word is assembled so that this file does not cite it either.
+_OUTSIDE_CONTRACT = re.compile(r"\b" + "S" + "PEC" + r"\b")
+_SECTION_REFERENCE = re.compile(r"§(\d+(?:\.\d+)?)")
+
+
+def _tracked_text_files() -> dict[str, str]:
+    """Every file git tracks that reads as UTF-8 text, by its path in the repository."""
+    root = DESIGN.parents[1]
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True, timeout=60
+        ).stdout.decode()
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f"not a git checkout, so no list of tracked files: {error}")
+    files: dict[str, str] = {}
+    for name in filter(None, listed.split("\0")):
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            files[name] = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+    assert "docs/design.md" in files
+    return files
+
+
+def test_no_tracked_file_cites_a_contract_outside_the_repository() -> None:
+    hits = [
+        f"{name}:{number}: {line.strip()}"
+        for name, text in _tracked_text_files().items()
+        for number, line in enumerate(text.splitlines(), start=1)
+        if _OUTSIDE_CONTRACT.search(line)
+    ]
+    assert hits == [], "cite docs/design.md's section instead"
+
+
+def test_section_references_name_existing_sections(design: str) -> None:
+    """`design.md §N` (or `§N.M`) anywhere, and `§N` inside design.md itself, name a heading."""
+    numbers = set(re.findall(r"^##+ (\d+(?:\.\d+)?)\.? ", design, flags=re.MULTILINE))
+    assert {"1", "6.4", "7.12"} <= numbers
+    unknown = [
+        f"{name}:{number}: §{section}"
+        for name, text in _tracked_text_files().items()
+        for number, line in enumerate(text.splitlines(), start=1)
+        if name == "docs/design.md" or "design.md" in line
+        for section in _SECTION_REFERENCE.findall(line)
+        if section not in numbers
+    ]
+    assert unknown == []

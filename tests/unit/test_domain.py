@@ -1,4 +1,4 @@
-"""Domain rules: the state machine of SPEC section 6, versions, secrets and ids."""
+"""Domain rules: the state machine of docs/design.md §6.1, versions, secrets and ids."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_failed_to_queue_pending_task_ends_failed_with_queue_unavailable() -> No
     assert (failed.state, failed.error, failed.date_completed) == ("failed", "queue-unavailable", later)
 
 
-# -- update: SPEC section 6 -------------------------------------------------------------------
+# -- update: design.md §6.1 -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("state", ACTIVE_STATES)

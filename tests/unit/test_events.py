@@ -1,5 +1,5 @@
 """Events: publishing, routing at delivery time (key, then organisation default), and the
-retry schedule with the clock injected (SPEC section 7)."""
+retry schedule with the clock injected (docs/design.md §7.10)."""
 
 from __future__ import annotations
 

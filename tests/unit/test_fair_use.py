@@ -8,19 +8,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 
+from devstack.aws import SerialClient
 from tests.unit.support import (
     Backing,
     FakeClock,
     FakeQueue,
     FakeSender,
-    SerialClient,
     http_event,
     load_function,
     sqs_event,
+    tasks_of,
 )
 from webhook_service import admin, service
 from webhook_service.auth import Authenticator
@@ -45,10 +45,6 @@ def capped(backing: Backing, clock: FakeClock, queue: FakeQueue) -> Services:
 
 def open_tests(services: Services, caller: Principal) -> int:
     return services.store.open_tests(caller.organisation)
-
-
-def tasks_of(services: Services, caller: Principal, config_id: str) -> list[dict[str, Any]]:
-    return list(service.list_tasks(services, caller, {"target": config_id})["data"])
 
 
 def run_jobs(services: Services, queue: FakeQueue, sender: FakeSender | None = None) -> None:

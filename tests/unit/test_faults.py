@@ -1,5 +1,5 @@
 """Faults on every write path: DynamoDB failing or throttling (injected into the real
-client), SQS refusing, and the consumer crashing mid-batch. Each ends in the SPEC's error or
+client), SQS refusing, and the consumer crashing mid-batch. Each ends in the error of docs/design.md §3 or
 a retried message, never in a half-written config or a stuck task."""
 
 from __future__ import annotations

@@ -26,9 +26,10 @@ from typing import Any
 import pytest
 
 from devstack import iam
+from devstack.aws import SerialClient
 from devstack.template import functions, load_template
 from tests import iamcheck
-from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, SerialClient, http_event, sqs_event
+from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, http_event, sqs_event
 from webhook_service import admin, events, service
 from webhook_service.auth import Authenticator
 from webhook_service.deliver import Deliverer, handle_job, set_deliverer
@@ -557,7 +558,6 @@ def test_a_run_whose_function_makes_an_ungranted_call_fails(tmp_path: Path) -> N
     )
     env = {
         **os.environ,
-        "PYTHONPATH": f"{ROOT / 'layers' / 'webhook_service'}{os.pathsep}{ROOT}",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
     }

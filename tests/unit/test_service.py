@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import Backing, FakeClock, FakeQueue, count_partition
+from tests.unit.support import Backing, FakeClock, FakeQueue, count_partition, tasks_of
 from webhook_service import admin, service
 from webhook_service.auth import Authenticator
 from webhook_service.domain import Task, WebhookConfig
@@ -29,11 +29,6 @@ NEW_URL = "https://new-receiver.example/hooks"
 
 def create(services: Services, caller: Principal, url: str = URL) -> dict[str, Any]:
     return service.create_config(services, caller, {"url": url})
-
-
-def tasks_of(services: Services, caller: Principal, config_id: str) -> list[dict[str, Any]]:
-    data: list[dict[str, Any]] = service.list_tasks(services, caller, {"target": config_id})["data"]
-    return data
 
 
 def end_tests(services: Services, caller: Principal, config_id: str) -> None:

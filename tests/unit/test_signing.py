@@ -1,5 +1,5 @@
-"""Signatures (SPEC section 7): both schemes over the same bytes, checked by the
-standardwebhooks library and by an implementation written here from the SPEC's text."""
+"""Signatures (docs/design.md §7.4): both schemes over the same bytes, checked by the
+standardwebhooks library and by an implementation written here from design.md's text."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from webhook_service.domain import is_event_name
 from webhook_service.errors import InvalidBodyError, InvalidParameterError
 from webhook_service.validation import (
     ANY_ID,
@@ -331,9 +332,22 @@ def test_parse_list_query_name_filter_lowercase_name_is_kept() -> None:
     assert parse_list_query({"type": "webhook_config"}, {"type": ANY_NAME}).filters == {"type": "webhook_config"}
 
 
-@pytest.mark.parametrize("value", ["Webhook", "1type", "a b", ""])
+@pytest.mark.parametrize("value", ["Webhook", "1type", "a b", "", "session.completed", "a" * 65])
 def test_parse_list_query_name_filter_other_text_is_refused(value: str) -> None:
+    """What publish refuses as a type or action (events.publish), the filter refuses too: no
+    stored event could match it."""
     with pytest.raises(InvalidParameterError) as caught:
         parse_list_query({"type": value}, {"type": ANY_NAME})
 
     assert caught.value.params == {"type": "must be a lowercase name"}
+
+
+@pytest.mark.parametrize("value", ["session", "webhook_config", "a" * 64, "session.completed", "Session", "a" * 65])
+def test_the_events_filter_and_publish_agree_on_names(value: str) -> None:
+    accepted_by_filter = True
+    try:
+        parse_list_query({"type": value}, {"type": ANY_NAME})
+    except InvalidParameterError:
+        accepted_by_filter = False
+    assert accepted_by_filter == is_event_name(value)
+    assert is_event_name(value) == (value in ("session", "webhook_config", "a" * 64))

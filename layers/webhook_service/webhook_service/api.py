@@ -50,7 +50,7 @@ class Request:
     caller: Principal
 
     def json(self) -> dict[str, Any]:
-        """The body as a JSON object (SPEC section 2); raises InvalidBodyError."""
+        """The body as a JSON object (docs/design.md §2); raises InvalidBodyError."""
         return parse_json_body(self.raw_body)
 
     def path_param(self, name: str) -> str:
@@ -88,7 +88,7 @@ def error_response(error: ApiError) -> Response:
 
 def endpoint(action: Callable[[Request], Response]) -> Callable[[LambdaEvent, Any], LambdaResponse]:
     """Make a Lambda handler of an action: authenticate, call, and map every outcome,
-    errors included, to a JSON response in the SPEC's format."""
+    errors included, to a JSON response in the format of docs/design.md §3."""
 
     @functools.wraps(action)
     def handler(event: LambdaEvent, context: Any) -> LambdaResponse:

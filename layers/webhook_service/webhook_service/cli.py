@@ -1,4 +1,4 @@
-"""The operator command line: `python -m webhook_service <command>`.
+"""The operator command line: `ricloud-webhooks <command>`, or `python -m webhook_service <command>`.
 
 It talks to DynamoDB directly, so it works against a deployed stack (with AWS credentials)
 and against the local stack (with AWS_ENDPOINT_URL) alike. `listen` is the exception: a
@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from webhook_service import admin, jsontext
+from webhook_service import PRODUCT, admin, jsontext
 from webhook_service.logs import log_to_stderr
 from webhook_service.storage import Store
 
@@ -39,8 +39,13 @@ def _print(value: Any) -> None:
     print(jsontext.dumps(value, indent=2))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m webhook_service", description=__doc__.splitlines()[0])
+def run() -> int:
+    """The installed command, `ricloud-webhooks` (layers/webhook_service/pyproject.toml)."""
+    return main(prog=PRODUCT)
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m webhook_service") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--stack", help="CloudFormation stack whose table to use")
     parser.add_argument("--table", help="DynamoDB table name (default: $TABLE_NAME)")
     parser.add_argument("--queue-url", help="delivery queue URL, to publish (default: $QUEUE_URL)")

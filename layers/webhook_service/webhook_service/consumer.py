@@ -48,8 +48,12 @@ def _time_left(context: Any) -> TimeLeft | None:
 
 
 def _source_lanes() -> dict[Lane, str]:
+    """Each lane's queue as the environment names it, to tell which lane a record came from.
+    A lane not named there is just not recognised (its jobs go by their kind); a missing
+    QUEUE_URL fails where the deliverer is made, not here (tests inject their own)."""
     settings = get_settings()
-    return {Lane.EVENTS: settings.queue_url, Lane.TESTS: settings.test_queue_url, Lane.SLOW: settings.slow_queue_url}
+    events = settings.queue or ""
+    return {Lane.EVENTS: events, Lane.TESTS: settings.test_queue or events, Lane.SLOW: settings.slow_queue or events}
 
 
 def _run(record: SQSRecord, request_id: str, source_lane: Lane | None, time_left: TimeLeft | None) -> Outcome:

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from webhook_service.signing import SECRET_PREFIX
 from webhook_service.timefmt import format_datetime, utcnow
 
 CONFIG_STATES = ("new", "valid", "invalid", "deactivated")
@@ -23,7 +24,6 @@ TASK_TYPE_TEST = "webhook_config.test"
 EVENT_STATES = ("pending", "delivered", "failed")
 SUPERSEDED = "superseded"
 TASK_TYPES = (TASK_TYPE_TEST,)
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 MAX_OPEN_TESTS = 100  # test tasks pending or processing, per organisation (fair use)
 FAST_LANE_OPEN_TESTS = 5  # an organisation's open tests beyond these take the slow lane
 SLOW_MARK_SECONDS = 600  # an endpoint that took longer than the fast lanes wait is slow this long
@@ -160,9 +160,28 @@ def new_test_task(config: WebhookConfig, key: str, now: dt.datetime) -> Task:
     )
 
 
+QUEUE_UNAVAILABLE = "queue-unavailable"  # the error of what the queue lost (docs/design.md §4.6)
+
+
 def failed_to_queue(task: Task, now: dt.datetime) -> Task:
-    """The task whose job could not be put on the queue (SPEC section 6)."""
-    return replace(task, state="failed", error="queue-unavailable", date_completed=now)
+    """The task whose job could not be put on the queue (docs/design.md §6.4), or that the
+    sweep gave up on (§7.12)."""
+    return replace(task, state="failed", error=QUEUE_UNAVAILABLE, date_completed=now)
+
+
+def event_failed_to_queue(event: Event, now: dt.datetime) -> Event:
+    """The event whose attempt could not be put on the queue (docs/design.md §7.8), or that
+    the sweep gave up on (§7.12)."""
+    return replace(event, state="failed", error=QUEUE_UNAVAILABLE, date_delivered=now)
+
+
+# The name of an event's `type` or `action` (docs/design.md §7.8), as publish takes it and the
+# events list filters by it: a lowercase letter, then up to 63 lowercase letters, digits or `_`.
+EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def is_event_name(value: object) -> bool:
+    return isinstance(value, str) and EVENT_NAME.match(value) is not None
 
 
 @dataclass(frozen=True)
@@ -175,7 +194,7 @@ class UpdatePlan:
 
 
 def plan_update(config: WebhookConfig, url: str | None, state: str | None) -> UpdatePlan:
-    """Apply SPEC section 6 to an update request of `url` and/or `state`.
+    """Apply docs/design.md §6.1 to an update request of `url` and/or `state`.
 
     - `state: deactivated` (with or without a url) deactivates; nothing is tested.
     - `state: new` re-tests from any state, reactivating a deactivated config.
@@ -202,7 +221,7 @@ def can_test(config: WebhookConfig) -> bool:
 
 def is_stale(task: Task, config: WebhookConfig | None) -> bool:
     """A test task is stale once its config moved past the version it was queued for or
-    was deactivated: its result must not be written, and nothing is sent (SPEC section 6)."""
+    was deactivated: its result must not be written, and nothing is sent (docs/design.md §6.2, §6.3)."""
     return config is None or config.version != task.target_version or config.state == "deactivated"
 
 
@@ -285,7 +304,7 @@ def config_test_event(task: Task, config: WebhookConfig, event_id: str, now: dt.
 # -- events: publishing, routing and retries -----------------------------------------------
 
 MAX_ATTEMPTS = 5
-# When attempt n+1 is due after attempt n failed (SPEC section 7): 1 min, 10 min, 1 h, 3 h.
+# When attempt n+1 is due after attempt n failed (docs/design.md §7.10): 1 min, 10 min, 1 h, 3 h.
 RETRY_DELAYS = (dt.timedelta(minutes=1), dt.timedelta(minutes=10), dt.timedelta(hours=1), dt.timedelta(hours=3))
 RETRY_JITTER = 0.1  # each delay is moved by up to ±10%, so receivers are not hit in waves
 RETRY_AFTER_STATUSES = (429, 503)

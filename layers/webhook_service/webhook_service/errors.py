@@ -1,4 +1,4 @@
-"""The API's errors: one exception per SPEC error code, each knowing its HTTP status."""
+"""The API's errors: one exception per error code of docs/design.md §3, each knowing its HTTP status."""
 
 from __future__ import annotations
 

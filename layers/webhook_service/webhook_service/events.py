@@ -1,4 +1,4 @@
-"""Publishing events: the one function other parts of the platform call (SPEC section 7).
+"""Publishing events: the one function other parts of the platform call (docs/design.md §7.8).
 
     from webhook_service.events import publish
     event = publish(organisation_id, "session", "completed", session_resource, key=key_id)
@@ -9,12 +9,10 @@ when it is delivered (the key's own config, else the organisation's default).
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
 from typing import Any
 
 from webhook_service import jsontext, telemetry
-from webhook_service.domain import Event, is_uuid, new_event, redact
+from webhook_service.domain import Event, event_failed_to_queue, is_event_name, is_uuid, new_event, redact
 from webhook_service.errors import ConflictError, DependencyError, InvalidParameterError, NotFoundError
 from webhook_service.logs import logger
 from webhook_service.queue import JobSender, event_job
@@ -23,7 +21,6 @@ from webhook_service.timefmt import utcnow
 from webhook_service.validation import check_event_data
 
 MAX_DATA_BYTES = 64 * 1024
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 def publish(
@@ -54,10 +51,22 @@ def publish(
         services = get_services()
         store = store or services.store
         queue = queue or services.queue
+    data = _checked(type_, action, key, data)
+    _check_routing(store, organisation, key)
+    event = new_event(organisation, type_, action, data, key, utcnow())
+    store.create_event(event)
+    _queue_first_attempt(store, queue, event)
+    telemetry.emit_now(telemetry.EVENTS_PUBLISHED)
+    logger.info("event published", extra={"event_id": event.id, "type": type_, "action": action})
+    return event
+
+
+def _checked(type_: str, action: str, key: str | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The data as it is stored; raises InvalidParameterError naming every bad argument."""
     problems = {}
-    if not isinstance(type_, str) or not _NAME.match(type_):
+    if not is_event_name(type_):
         problems["type"] = "must be a lowercase name such as webhook_config"
-    if not isinstance(action, str) or not _NAME.match(action):
+    if not is_event_name(action):
         problems["action"] = "must be a lowercase name such as created"
     if key is not None and not is_uuid(key):
         problems["key"] = "must be a key id"
@@ -70,6 +79,11 @@ def publish(
             problems["data"] = f"must be at most {MAX_DATA_BYTES} bytes as JSON"
     if problems:
         raise InvalidParameterError("The event is not valid.", params=problems)
+    return data
+
+
+def _check_routing(store: Store, organisation: str, key: str | None) -> None:
+    """Raises NotFoundError unless the organisation, and the key when given, exist."""
     if not is_uuid(organisation):
         raise NotFoundError("organisation")
     _, key_item, organisation_item = store.get_routing(organisation, key)  # both in one request
@@ -78,18 +92,17 @@ def publish(
     if key is not None and key_item is None:
         raise NotFoundError("key")
 
-    event = new_event(organisation, type_, action, data, key, utcnow())
-    store.create_event(event)
+
+def _queue_first_attempt(store: Store, queue: JobSender, event: Event) -> None:
+    """Queue the event's first attempt; if SQS refuses, end the event (when storage allows)
+    and raise the DependencyError."""
     try:
-        queue.send(event_job(event.id, organisation, attempt=1, key=key))
+        queue.send(event_job(event.id, event.organisation, attempt=1, key=event.key))
     except DependencyError:
         telemetry.emit_now(telemetry.QUEUE_SEND_FAILURES)
-        failed = replace(event, state="failed", error="queue-unavailable", date_delivered=utcnow())
+        failed = event_failed_to_queue(event, utcnow())
         try:
             store.save_event(failed)
         except (DependencyError, ConflictError):
             logger.exception("event left pending", extra={"event_id": event.id})
         raise
-    telemetry.emit_now(telemetry.EVENTS_PUBLISHED)
-    logger.info("event published", extra={"event_id": event.id, "type": type_, "action": action})
-    return event

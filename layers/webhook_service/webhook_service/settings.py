@@ -1,4 +1,10 @@
-"""Settings, read from the environment once, on first use (never at import time)."""
+"""Settings, read from the environment once, on first use (never at import time).
+
+The table and the events lane have no default: a function whose environment lacks
+`TABLE_NAME` or `QUEUE_URL` fails where it first needs one, with MissingSettingError naming
+the variable (docs/design.md §9), rather than deep inside botocore with an empty name.
+`TEST_QUEUE_URL` and `SLOW_QUEUE_URL` default to `QUEUE_URL` (one queue for every lane).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,29 @@ from functools import lru_cache
 TRUE_WORDS = ("1", "true", "yes", "on")
 
 
+class MissingSettingError(RuntimeError):
+    """An environment variable the service cannot do without is not set (or is empty)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"the environment variable {name} is not set: infra/template.yaml sets it for every function, "
+            "make dev and the tests set it locally"
+        )
+        self.name = name
+
+
+def _required(name: str, value: str | None) -> str:
+    if not value:
+        raise MissingSettingError(name)
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
-    table_name: str
-    queue_url: str  # the events lane (and every lane when the others are not set)
-    test_queue_url: str  # the tests lane
-    slow_queue_url: str  # the slow lane
+    table: str | None  # TABLE_NAME as read; table_name refuses it missing
+    queue: str | None  # QUEUE_URL as read: the events lane (and every lane when the others are not set)
+    test_queue: str | None  # TEST_QUEUE_URL: the tests lane
+    slow_queue: str | None  # SLOW_QUEUE_URL: the slow lane
     allow_private_targets: bool
     key_cache_seconds: float
     delivery_connect_timeout: float
@@ -25,6 +48,22 @@ class Settings:
     fast_lane_timeout: float
     retry_delay_scale: float
 
+    @property
+    def table_name(self) -> str:
+        return _required("TABLE_NAME", self.table)
+
+    @property
+    def queue_url(self) -> str:
+        return _required("QUEUE_URL", self.queue)
+
+    @property
+    def test_queue_url(self) -> str:
+        return self.test_queue or self.queue_url
+
+    @property
+    def slow_queue_url(self) -> str:
+        return self.slow_queue or self.queue_url
+
 
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in TRUE_WORDS
@@ -32,13 +71,12 @@ def _flag(name: str) -> bool:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    queue_url = os.environ.get("QUEUE_URL", "")
     delivery_timeout = float(os.environ.get("DELIVERY_TIMEOUT", "15"))
     return Settings(
-        table_name=os.environ.get("TABLE_NAME", ""),
-        queue_url=queue_url,
-        test_queue_url=os.environ.get("TEST_QUEUE_URL") or queue_url,
-        slow_queue_url=os.environ.get("SLOW_QUEUE_URL") or queue_url,
+        table=os.environ.get("TABLE_NAME") or None,
+        queue=os.environ.get("QUEUE_URL") or None,
+        test_queue=os.environ.get("TEST_QUEUE_URL") or None,
+        slow_queue=os.environ.get("SLOW_QUEUE_URL") or None,
         allow_private_targets=_flag("ALLOW_PRIVATE_TARGETS"),
         key_cache_seconds=min(float(os.environ.get("KEY_CACHE_SECONDS", "60")), 60.0),
         delivery_connect_timeout=float(os.environ.get("DELIVERY_CONNECT_TIMEOUT", "5")),

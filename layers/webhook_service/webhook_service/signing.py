@@ -1,4 +1,4 @@
-"""Webhook signatures over the exact bytes sent (SPEC section 7), and their verification
+"""Webhook signatures over the exact bytes sent (docs/design.md §7.4), and their verification
 for receivers written in Python.
 
 - `Ricloud-Signature: t=<unix seconds>,s=<base64 HMAC-SHA256(secret as UTF-8, "<t>.<body>")>`

@@ -8,7 +8,7 @@ beyond the 15 minutes SQS takes to give a job up) through the sparse `ByOpen` in
 
 - the first time, queues its job again (a task's test, an event's next attempt) and makes
   it due again from now: a queue that was down for a while costs nothing;
-- the second time, ends it `failed` with error `queue-unavailable`, as SPEC section 6 ends
+- the second time, ends it `failed` with error `queue-unavailable`, as docs/design.md §6.4 ends
   a test whose job could not be queued. A config keeps its state (it stays re-testable).
 
 Every write is conditional on what was read, so a job that turns up late and the sweep
@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
 from webhook_service import telemetry
-from webhook_service.domain import MAX_ATTEMPTS
+from webhook_service.domain import MAX_ATTEMPTS, event_failed_to_queue, failed_to_queue
 from webhook_service.errors import DependencyError
 from webhook_service.logs import logger
 from webhook_service.queue import JobSender, config_test_job, event_job
 from webhook_service.storage import Item, Store, event_from_item, task_from_item
 
-QUEUE_UNAVAILABLE = "queue-unavailable"
 REQUEUES = 1  # how many times the sweep queues a job again before it ends the task or event
 BATCH = 100  # at most this many items per ByOpen partition per run; the next run takes the rest
 
@@ -101,10 +99,10 @@ def _requeue(store: Store, queue: JobSender, item: Item, now: dt.datetime) -> st
 def _end(store: Store, item: Item, now: dt.datetime) -> str | None:
     if item["resource"] == "task":
         task = task_from_item(item)
-        ended = store.end_task(replace(task, state="failed", error=QUEUE_UNAVAILABLE, date_completed=now))
+        ended = store.end_task(failed_to_queue(task, now))
     else:
         event = event_from_item(item)
-        ended = store.save_event(replace(event, state="failed", error=QUEUE_UNAVAILABLE, date_delivered=now))
+        ended = store.save_event(event_failed_to_queue(event, now))
         if ended:
             telemetry.count(telemetry.EVENTS_FAILED)
     return "failed" if ended else None

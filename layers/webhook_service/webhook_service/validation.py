@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from webhook_service.domain import is_uuid
+from webhook_service.domain import is_event_name, is_uuid
 from webhook_service.errors import InvalidBodyError, InvalidParameterError
 from webhook_service.timefmt import parse_datetime
 
@@ -81,41 +81,43 @@ def check_fields(body: dict[str, Any], allowed: tuple[str, ...], required: tuple
 def validate_url(value: Any, *, allow_http: bool) -> str:
     """A receiver URL: absolute, https (http only where private targets are allowed),
     a host, no user info, no fragment, at most 2048 characters."""
-    schemes = ("https", "http") if allow_http else ("https",)
     expected = "an absolute https URL" if not allow_http else "an absolute http(s) URL"
-
-    def bad(reason: str) -> InvalidParameterError:
-        return InvalidParameterError(f"The url {reason}.", params={"url": f"must be {expected}"})
-
-    if not isinstance(value, str):
-        raise bad("is not a string")
-    if len(value) > MAX_URL_LENGTH:
+    if isinstance(value, str) and len(value) > MAX_URL_LENGTH:
         raise InvalidParameterError(
             f"The url is longer than {MAX_URL_LENGTH} characters.",
             params={"url": f"must be at most {MAX_URL_LENGTH} characters"},
         )
+    reason = _url_problem(value, ("https", "http") if allow_http else ("https",))
+    if reason:
+        raise InvalidParameterError(f"The url {reason}.", params={"url": f"must be {expected}"})
+    return str(value)
+
+
+def _url_problem(value: Any, schemes: tuple[str, ...]) -> str | None:
+    """Why `value` is not a receiver URL with one of `schemes` (None: it is one)."""
+    if not isinstance(value, str):
+        return "is not a string"
     if not value.isascii() or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise bad("contains spaces, control or non-ASCII characters")
+        return "contains spaces, control or non-ASCII characters"
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError:
-        raise bad("cannot be parsed") from None
+        return "cannot be parsed"
     if parts.scheme not in schemes:
-        raise bad(f"scheme {parts.scheme!r} is not allowed" if parts.scheme else "is not absolute")
+        return f"scheme {parts.scheme!r} is not allowed" if parts.scheme else "is not absolute"
     if "@" in parts.netloc:
-        raise bad("has user info")
+        return "has user info"
     if "#" in value:
-        raise bad("has a fragment")
-    host = parts.hostname or ""
-    if not host or not _valid_host(host):
-        raise bad("has no valid host")
-    if port == 0:
-        raise bad("has port 0")
-    return value
+        return "has a fragment"
+    if not _valid_host(parts.hostname or ""):
+        return "has no valid host"
+    return "has port 0" if port == 0 else None
 
 
 def _valid_host(host: str) -> bool:
+    if not host:
+        return False
     if host.startswith("[") or ":" in host:
         return True  # an IPv6 literal; urlsplit has already checked its brackets
     labels = host.rstrip(".").split(".")
@@ -134,8 +136,7 @@ class ListQuery:
 
 
 ANY_ID = "id"
-ANY_NAME = "name"
-_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+ANY_NAME = "name"  # an event's type or action: domain.EVENT_NAME
 
 
 def parse_list_query(params: dict[str, str], filters: dict[str, tuple[str, ...] | str]) -> ListQuery:
@@ -147,23 +148,9 @@ def parse_list_query(params: dict[str, str], filters: dict[str, tuple[str, ...] 
     limit = DEFAULT_LIMIT
     cursors: dict[str, str] = {}
     for name, value in params.items():
-        bracket = _BRACKET.match(name)
-        operator = bracket.group(1) if bracket else None
-        if name.startswith("date_created__") and name[len("date_created__") :] in DATE_OPERATORS:
-            operator = name[len("date_created__") :]
+        operator = _date_operator(name)
         if operator:
-            if operator in bounds:
-                raise InvalidParameterError(
-                    f"date_created__{operator} is given twice.",
-                    params={name: "given more than once (directly and as an alias)"},
-                )
-            try:
-                bounds[operator] = parse_datetime(value)
-            except ValueError:
-                raise InvalidParameterError(
-                    f"{name} is not an ISO 8601 datetime or date.",
-                    params={name: "must be an ISO 8601 datetime or date"},
-                ) from None
+            _add_bound(bounds, operator, name, value)
         elif name == "limit":
             limit = _parse_limit(value)
         elif name in ("after_id", "before_id"):
@@ -171,17 +158,7 @@ def parse_list_query(params: dict[str, str], filters: dict[str, tuple[str, ...] 
                 raise InvalidParameterError(f"{name} is not an id.", params={name: "must be an id"})
             cursors[name] = value
         elif name in filters:
-            allowed = filters[name]
-            if allowed == ANY_ID and not is_uuid(value):
-                raise InvalidParameterError(f"{name} is not an id.", params={name: "must be an id"})
-            if allowed == ANY_NAME and not _NAME.match(value):
-                raise InvalidParameterError(f"{name} is not a valid name.", params={name: "must be a lowercase name"})
-            if isinstance(allowed, tuple) and value not in allowed:
-                raise InvalidParameterError(
-                    f"{name} must be one of {', '.join(allowed)}.",
-                    params={name: f"must be one of {', '.join(allowed)}"},
-                )
-            found[name] = value
+            found[name] = _filter_value(name, value, filters[name])
         else:
             raise InvalidParameterError(f"Unknown query parameter {name!r}.", params={name: "unknown parameter"})
     return ListQuery(
@@ -191,6 +168,42 @@ def parse_list_query(params: dict[str, str], filters: dict[str, tuple[str, ...] 
         after_id=cursors.get("after_id"),
         before_id=cursors.get("before_id"),
     )
+
+
+def _date_operator(name: str) -> str | None:
+    """`gt` of `date_created__gt` or `date_created[gt]`; None for any other parameter."""
+    if name.startswith("date_created__") and name[len("date_created__") :] in DATE_OPERATORS:
+        return name[len("date_created__") :]
+    bracket = _BRACKET.match(name)
+    return bracket.group(1) if bracket else None
+
+
+def _add_bound(bounds: dict[str, dt.datetime], operator: str, name: str, value: str) -> None:
+    if operator in bounds:
+        raise InvalidParameterError(
+            f"date_created__{operator} is given twice.",
+            params={name: "given more than once (directly and as an alias)"},
+        )
+    try:
+        bounds[operator] = parse_datetime(value)
+    except ValueError:
+        raise InvalidParameterError(
+            f"{name} is not an ISO 8601 datetime or date.",
+            params={name: "must be an ISO 8601 datetime or date"},
+        ) from None
+
+
+def _filter_value(name: str, value: str, allowed: tuple[str, ...] | str) -> str:
+    if allowed == ANY_ID and not is_uuid(value):
+        raise InvalidParameterError(f"{name} is not an id.", params={name: "must be an id"})
+    if allowed == ANY_NAME and not is_event_name(value):
+        raise InvalidParameterError(f"{name} is not a valid name.", params={name: "must be a lowercase name"})
+    if isinstance(allowed, tuple) and value not in allowed:
+        raise InvalidParameterError(
+            f"{name} must be one of {', '.join(allowed)}.",
+            params={name: f"must be one of {', '.join(allowed)}"},
+        )
+    return value
 
 
 def _parse_limit(value: str) -> int:
@@ -254,17 +267,25 @@ def _check_value(value: Any, path: str, depth: int, max_chars: int) -> Any:
     if isinstance(value, Mapping | list | tuple) and depth > MAX_DATA_DEPTH:
         raise _DataProblemError(path, f"objects and arrays nest deeper than {MAX_DATA_DEPTH} levels")
     if isinstance(value, Mapping):
-        checked: dict[str, Any] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _DataProblemError(path, "object keys must be strings")
-            if not key:
-                raise _DataProblemError(path, "an object has an empty key")
-            where = _path(path, "." + key[:40])
-            checked[_text(key, where, max_chars)] = _check_value(item, where, depth + 1, max_chars)
-        return checked
+        return _check_mapping(value, path, depth, max_chars)
     if isinstance(value, list | tuple):
         return [_check_value(item, _path(path, f"[{n}]"), depth + 1, max_chars) for n, item in enumerate(value)]
+    return _check_scalar(value, path, max_chars)
+
+
+def _check_mapping(value: Mapping[Any, Any], path: str, depth: int, max_chars: int) -> dict[str, Any]:
+    checked: dict[str, Any] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise _DataProblemError(path, "object keys must be strings")
+        if not key:
+            raise _DataProblemError(path, "an object has an empty key")
+        where = _path(path, "." + key[:40])
+        checked[_text(key, where, max_chars)] = _check_value(item, where, depth + 1, max_chars)
+    return checked
+
+
+def _check_scalar(value: Any, path: str, max_chars: int) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):

@@ -1,121 +1,17 @@
-"""Real webhook receivers on 127.0.0.1 for the tests: an HTTP(S) server that records what
-it gets and answers by path, and a server that resets every connection."""
+"""Hostile webhook receivers on 127.0.0.1 for the tests: a server that resets every
+connection, and one that answers by path in the ways receivers misbehave. The well-behaved
+receiver is devstack.receiver.Receiver (the benchmarks use it too)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-MAX_HOLD_SECONDS = 20.0
-
-
-@dataclass
-class Delivery:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """Answers by the first path segment: `/ok` 200, `/status/<code>`, `/redirect` 302,
-    `/slow/<seconds>` answers 200 late, `/hold/<name>` waits until `release(name)`, `/big` sends 1 MiB."""
-
-    tls: ssl.SSLContext | None = None
-    deliveries: list[Delivery] = field(default_factory=list)
-    connections: int = 0
-
-    def __post_init__(self) -> None:
-        self._holds: dict[str, threading.Event] = {}
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # else each response waits out the client's delayed ACK
-
-            def setup(self) -> None:
-                super().setup()
-                with receiver._lock:
-                    receiver.connections += 1
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver._lock:
-                    receiver.deliveries.append(Delivery(self.path, dict(self.headers.items()), body))
-                parts = [p for p in self.path.split("?")[0].split("/") if p]
-                kind = parts[0] if parts else ""
-                status, payload, extra = 200, b"thanks", {}
-                if kind == "status":
-                    status = int(parts[1])
-                    if len(parts) > 3 and parts[2] == "retry-after":
-                        extra["Retry-After"] = parts[3]
-                elif kind == "redirect":
-                    status, extra = 302, {"Location": "/ok"}
-                elif kind == "slow":
-                    receiver._stopping.wait(min(float(parts[1]), MAX_HOLD_SECONDS))
-                elif kind == "hold":
-                    receiver._hold(parts[1] if len(parts) > 1 else "").wait(MAX_HOLD_SECONDS)
-                elif kind == "big":
-                    payload = b"x" * (1024 * 1024)
-                self.send_response(status)
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                with contextlib.suppress(OSError):  # the client stopped reading: a bounded read does
-                    self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        if self.tls is not None:
-            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
-        self.port = int(self.server.server_address[1])
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://{host}:{self.port}{path}"
-
-    def _hold(self, name: str) -> threading.Event:
-        with self._lock:
-            return self._holds.setdefault(name, threading.Event())
-
-    def release(self, name: str) -> None:
-        self._hold(name).set()
-
-    def deliveries_to(self, prefix: str) -> list[Delivery]:
-        with self._lock:
-            return [d for d in self.deliveries if d.path.startswith(prefix)]
-
-    def wait_for(self, prefix: str, timeout: float = 10.0) -> Delivery:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.deliveries_to(prefix)
-            if found:
-                return found[-1]
-            time.sleep(0.05)
-        raise TimeoutError(f"nothing delivered to {prefix}")
-
-    def close(self) -> None:
-        self._stopping.set()
-        with self._lock:
-            for hold in self._holds.values():
-                hold.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class ResettingServer:
@@ -277,52 +173,15 @@ class HostileReceiver:
 
     def _answer(self, conn: socket.socket, request: Request, served: int) -> bool:
         """Answer one request; False when the connection is done with."""
-        parts = [p for p in request.path.split("?")[0].split("/") if p]
+        parts = _route(request)
         kind = parts[0] if parts else ""
-        if kind == "after-test":  # a config's test passes; its events get the rest of the path
-            if b'"action":"test"' in request.body:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nthanks")
-                return True
-            parts = parts[1:]
-            kind = parts[0] if parts else ""
-        if kind == "trickle-headers":
-            conn.sendall(b"HTTP/1.1 200 OK\r\n")
-            self._trickle(conn, b"X-Slow: " + b"a" * int(MAX_TRICKLE_SECONDS / TRICKLE_SECONDS) + b"\r\n\r\n")
-            return False
-        if kind == "trickle-body":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nbegin:")
-            self._trickle(conn, b"." * 994)
-            return False
-        if kind == "silent":
-            self._stop.wait(MAX_TRICKLE_SECONDS)
-            return False
-        if kind == "huge":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % HUGE_BODY_BYTES)
-            chunk = b"x" * 65536
-            for _ in range(HUGE_BODY_BYTES // len(chunk)):
-                conn.sendall(chunk)
-            return False
-        if kind == "gzip-bomb":
-            body = gzip_bomb()
-            head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body)
-            conn.sendall(head + body)
-            return False
-        if kind == "garbage":
-            conn.sendall(b"SPAM SPAM SPAM\r\n\r\n")
-            return False
-        if kind == "long-header":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\nContent-Length: 0\r\n\r\n")
-            return False
-        if kind == "many-headers":
-            lines = b"".join(b"X-Header-%d: %d\r\n" % (n, n) for n in range(150))
-            conn.sendall(b"HTTP/1.1 200 OK\r\n" + lines + b"Content-Length: 0\r\n\r\n")
-            return False
-        if kind == "binary-headers":
-            head = b"HTTP/1.1 200 \xff\xfe\r\nX-Name: caf\xc3\xa9\r\nX-Bytes: \xff\x00\xfe\x80\r\n"
-            conn.sendall(head + b"Content-Length: 6\r\n\r\nthanks")
-            return True
-        if kind == "bad-chunks":
-            conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+        if kind in _FIXED_ANSWERS:
+            answer, keep_open = _FIXED_ANSWERS[kind]
+            conn.sendall(answer)
+            return keep_open
+        behaviour = self._behaviours().get(kind)
+        if behaviour is not None:
+            behaviour(conn)
             return False
         if kind == "close-second" and served > 1:
             return False
@@ -333,3 +192,64 @@ class HostileReceiver:
                 extra = f"Retry-After: {RETRY_AFTER[parts[3]]}\r\n".encode("latin-1")
         conn.sendall(b"HTTP/1.1 %d Hostile\r\n%bContent-Length: 6\r\n\r\nthanks" % (status, extra))
         return True
+
+    def _behaviours(self) -> dict[str, Callable[[socket.socket], None]]:
+        """The answers that take time or are made on the spot; each closes the connection."""
+        return {
+            "trickle-headers": self._trickle_headers,
+            "trickle-body": self._trickle_body,
+            "silent": self._silent,
+            "huge": _send_huge,
+            "gzip-bomb": _send_gzip_bomb,
+        }
+
+    def _silent(self, conn: socket.socket) -> None:
+        self._stop.wait(MAX_TRICKLE_SECONDS)
+
+    def _trickle_headers(self, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        self._trickle(conn, b"X-Slow: " + b"a" * int(MAX_TRICKLE_SECONDS / TRICKLE_SECONDS) + b"\r\n\r\n")
+
+    def _trickle_body(self, conn: socket.socket) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nbegin:")
+        self._trickle(conn, b"." * 994)
+
+
+_TEST_PASSES = "(a test, answered 200)"
+# Answers sent whole: the bytes, and whether the connection then stays open.
+_FIXED_ANSWERS: dict[str, tuple[bytes, bool]] = {
+    _TEST_PASSES: (b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nthanks", True),
+    "garbage": (b"SPAM SPAM SPAM\r\n\r\n", False),
+    "long-header": (b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70000 + b"\r\nContent-Length: 0\r\n\r\n", False),
+    "many-headers": (
+        b"HTTP/1.1 200 OK\r\n"
+        + b"".join(b"X-Header-%d: %d\r\n" % (n, n) for n in range(150))
+        + b"Content-Length: 0\r\n\r\n",
+        False,
+    ),
+    "binary-headers": (
+        b"HTTP/1.1 200 \xff\xfe\r\nX-Name: caf\xc3\xa9\r\nX-Bytes: \xff\x00\xfe\x80\r\nContent-Length: 6\r\n\r\nthanks",
+        True,
+    ),
+    "bad-chunks": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", False),
+}
+
+
+def _route(request: Request) -> list[str]:
+    """The path's segments; `/after-test/<rest>` passes a config's test and routes its events by <rest>."""
+    parts = [p for p in request.path.split("?")[0].split("/") if p]
+    if parts[:1] == ["after-test"]:
+        return [_TEST_PASSES] if b'"action":"test"' in request.body else parts[1:]
+    return parts
+
+
+def _send_huge(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % HUGE_BODY_BYTES)
+    chunk = b"x" * 65536
+    for _ in range(HUGE_BODY_BYTES // len(chunk)):
+        conn.sendall(chunk)
+
+
+def _send_gzip_bomb(conn: socket.socket) -> None:
+    body = gzip_bomb()
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(body) + body)

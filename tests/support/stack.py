@@ -1,0 +1,171 @@
+"""The local stack as the integration tests see it: its coordinates (`LocalStack`) and a
+caller with its own key that speaks real HTTP to it (`Client`), every answer checked against
+docs/openapi.yaml."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import requests
+
+from devstack.gateway import match
+from devstack.template import load_template, routes
+from tests.openapi import check_response
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 90
+DELIVERY_TIMEOUT = 2.0  # the stack's total delivery timeout: short, so timeouts are quick to test
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    url: str
+    token: str
+    organisation: str
+    key: str
+    aws_endpoint: str
+    table: str
+    queue_url: str
+    test_queue_url: str
+    slow_queue_url: str
+    dead_letter_queue_url: str
+
+    def aws_env(self) -> dict[str, str]:
+        """The environment that points boto3 and the operator CLI at this stack's AWS."""
+        return {
+            **os.environ,
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "TABLE_NAME": self.table,
+            "QUEUE_URL": self.queue_url,
+            "TEST_QUEUE_URL": self.test_queue_url,
+            "SLOW_QUEUE_URL": self.slow_queue_url,
+        }
+
+    def aws_client(self, service: str) -> Any:
+        """A boto3 client of this stack's local AWS."""
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def operator(self, *args: str) -> dict[str, Any]:
+        """Run the operator command line against this stack and parse what it prints."""
+        done = subprocess.run(
+            [sys.executable, "-m", "webhook_service", *args],
+            env=self.aws_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            cwd=ROOT,
+        )
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def official_client(self, token: str, script: str, *args: str) -> dict[str, Any]:
+        """Run a script of tests/integration/scripts that uses the unmodified `ricloud`
+        client, configured only by RICLOUD_URL and RICLOUD_TOKEN; parse what it prints."""
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).parent / "scripts" / script), *args],
+            env={"RICLOUD_URL": self.url + "/", "RICLOUD_TOKEN": token, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+
+ROUTES = routes(load_template())
+
+
+def assert_documented(method: str, path: str, response: requests.Response) -> None:
+    """Every answer the tests get matches the OpenAPI document (errors: the Error schema)."""
+    found = match(ROUTES, method, urlsplit(path).path)
+    route = found[0].path if found else "$default"
+    assert response.headers.get("Content-Type") == "application/json", response.headers
+    if route == "$default" and response.status_code < 400:
+        raise AssertionError(f"{method} {path} answered {response.status_code} outside the document")
+    problems = check_response(method, route, response.status_code, response.json())
+    assert not problems, f"{method} {path} -> {response.status_code} breaks docs/openapi.yaml: {problems}"
+
+
+@dataclass(frozen=True)
+class Client:
+    """A caller with its own key: real HTTP with `Authorization: Token ...`."""
+
+    base: str
+    token: str
+    organisation: str
+    key: str
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A request; its answer is checked against docs/openapi.yaml before it is returned."""
+        headers = {"Authorization": f"Token {self.token}", **kwargs.pop("headers", {})}
+        response = requests.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
+        assert_documented(method, path, response)
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def create_config(self, url: str = "https://receiver.example/hooks") -> dict[str, Any]:
+        response = self.post("/configs/webhook", json={"url": url})
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def tasks_of(self, config_id: str) -> list[dict[str, Any]]:
+        response = self.get("/tasks", params={"target": config_id, "limit": 100})
+        assert response.status_code == 200, response.text
+        return list(response.json()["data"])
+
+    def wait_task(self, task_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Poll a task until it has ended."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            task: dict[str, Any] = self.get(f"/tasks/{task_id}").json()
+            if task["state"] in ("succeeded", "failed"):
+                return task
+            time.sleep(0.1)
+        raise TimeoutError(f"task {task_id} still {task['state']} after {timeout} s")
+
+    def wait_event(self, event_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Poll an event until it has been delivered or has failed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            event: dict[str, Any] = self.get(f"/events/{event_id}").json()
+            if event["state"] in ("delivered", "failed"):
+                return event
+            time.sleep(0.1)
+        raise TimeoutError(f"event {event_id} still {event['state']} after {timeout} s")
+
+    def create_and_wait(self, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Create a config, wait for its first test, and return (config now, task)."""
+        config = self.create_config(url)
+        (task,) = self.tasks_of(config["id"])
+        ended = self.wait_task(task["id"])
+        return self.get(f"/configs/webhook/{config['id']}").json(), ended
