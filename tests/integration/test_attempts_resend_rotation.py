@@ -32,7 +32,8 @@ import requests
 from ricloud.signing import Signature
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.integration.conftest import Client, LocalStack, run_stack
+from tests.integration.conftest import run_stack
+from tests.support.stack import Client, LocalStack
 
 pytestmark = pytest.mark.integration
 

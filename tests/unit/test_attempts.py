@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender, SerialClient
+from devstack.aws import SerialClient
+from tests.unit.support import FakeClock, FakeQueue, FakeSender
 from webhook_service import admin, service
 from webhook_service.deliver import Deliverer, handle_job, set_deliverer
 from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS
