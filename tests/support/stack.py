@@ -81,7 +81,7 @@ class LocalStack:
         """Run a script of tests/integration/scripts that uses the unmodified `ricloud`
         client, configured only by RICLOUD_URL and RICLOUD_TOKEN; parse what it prints."""
         done = subprocess.run(
-            [sys.executable, str(Path(__file__).parent / "scripts" / script), *args],
+            [sys.executable, str(ROOT / "tests" / "integration" / "scripts" / script), *args],
             env={"RICLOUD_URL": self.url + "/", "RICLOUD_TOKEN": token, "PATH": "/usr/bin:/bin"},
             capture_output=True,
             text=True,
