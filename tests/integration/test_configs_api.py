@@ -21,7 +21,17 @@ def test_create_config_valid_url_answers_201_new_config_with_secret(dev: Client)
     assert response.status_code == 201
     assert response.headers["Content-Type"] == "application/json"
     config = response.json()
-    assert set(config) == {"id", "resource", "organisation", "url", "secret", "state", "date_created"}
+    assert set(config) == {
+        "id",
+        "resource",
+        "organisation",
+        "url",
+        "secret",
+        "previous_secret_expires",
+        "state",
+        "date_created",
+    }
+    assert config["previous_secret_expires"] is None  # no rotation yet (docs/design.md §14)
     assert UUID4.match(config["id"])
     assert config["resource"] == "webhook_config"
     assert config["organisation"] == dev.organisation
