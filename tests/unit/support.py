@@ -266,3 +266,24 @@ def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str], 
 def tasks_of(services: service.Services, caller: Principal, config_id: str) -> list[dict[str, Any]]:
     """The config's tasks as GET /tasks?target= lists them (newest first), through the service."""
     return list(service.list_tasks(services, caller, {"target": config_id})["data"])
+
+
+def three_lane_deliverer(store: Any, clock: Any, **overrides: Any) -> Any:
+    """A Deliverer with all three lanes on fake queues, a fast-lane sender and a full one
+    (both FakeSender), no jitter, the 2 s fast lane and the 15 s deadline."""
+    from webhook_service.deliver import Deliverer
+
+    settings: dict[str, Any] = {
+        "store": store,
+        "sender": FakeSender(),
+        "queue": FakeQueue(),
+        "clock": clock,
+        "jitter": lambda: 0.0,
+        "test_queue": FakeQueue(),
+        "slow_queue": FakeQueue(),
+        "fast_sender": FakeSender(),
+        "fast_timeout": 2.0,
+        "delivery_timeout": 15.0,
+        **overrides,
+    }
+    return Deliverer(**settings)

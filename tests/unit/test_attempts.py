@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from devstack.aws import SerialClient
-from tests.unit.support import FakeClock, FakeQueue, FakeSender
+from tests.unit.support import FakeClock, FakeQueue, FakeSender, three_lane_deliverer
 from webhook_service import admin, service
 from webhook_service.deliver import Deliverer, handle_job, set_deliverer
 from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS
@@ -45,18 +45,7 @@ URL = "https://receiver.example/hooks/"
 def lanes(store: Store, clock: FakeClock, services: Services, queue: FakeQueue) -> Iterator[Deliverer]:
     """A deliverer with three lanes; the API's tests go to `queue`, its events (resends) to
     the deliverer's events lane."""
-    made = Deliverer(
-        store=store,
-        sender=FakeSender(),  # type: ignore[arg-type]
-        queue=FakeQueue(),
-        clock=clock,
-        jitter=lambda: 0.0,
-        test_queue=FakeQueue(),
-        slow_queue=FakeQueue(),
-        fast_sender=FakeSender(),  # type: ignore[arg-type]
-        fast_timeout=2.0,
-        delivery_timeout=15.0,
-    )
+    made: Deliverer = three_lane_deliverer(store, clock)
     services.test_queue = queue  # type: ignore[assignment]
     services.queue = made.queue
     set_deliverer(made)

@@ -23,6 +23,7 @@ from tests.unit.support import (
     FakeSender,
     ScriptedContext,
     sqs_event,
+    three_lane_deliverer,
 )
 from webhook_service import consumer, service
 from webhook_service.consumer import handle_batch
@@ -37,19 +38,7 @@ URL = "https://receiver.example/hooks/"
 
 @pytest.fixture
 def lanes(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
-    made = Deliverer(
-        store=store,
-        sender=FakeSender(),  # type: ignore[arg-type]
-        queue=FakeQueue(),
-        clock=clock,
-        jitter=lambda: 0.0,
-        test_queue=FakeQueue(),
-        slow_queue=FakeQueue(),
-        fast_sender=FakeSender(),  # type: ignore[arg-type]
-        fast_timeout=2.0,
-        delivery_timeout=15.0,
-        storage_reserve=5.0,
-    )
+    made: Deliverer = three_lane_deliverer(store, clock, storage_reserve=5.0)
     set_deliverer(made)
     yield made
     set_deliverer(None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient
+from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient, three_lane_deliverer
 from webhook_service import admin, service
 from webhook_service.deliver import Deliverer, handle_job, set_deliverer
 from webhook_service.domain import SLOW_MARK_SECONDS
@@ -30,18 +30,7 @@ NO_ANSWER_IN_TIME = FakeSender(status=None, duration_ms=2000)  # the fast lane's
 @pytest.fixture
 def lanes(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
     """A deliverer with all three lanes, a fast-lane sender and a full one."""
-    made = Deliverer(
-        store=store,
-        sender=FakeSender(),  # type: ignore[arg-type]
-        queue=FakeQueue(),
-        clock=clock,
-        jitter=lambda: 0.0,
-        test_queue=FakeQueue(),
-        slow_queue=FakeQueue(),
-        fast_sender=FakeSender(),  # type: ignore[arg-type]
-        fast_timeout=2.0,
-        delivery_timeout=15.0,
-    )
+    made: Deliverer = three_lane_deliverer(store, clock)
     set_deliverer(made)
     yield made
     set_deliverer(None)
