@@ -142,7 +142,10 @@ def test_guard_tables_answer_the_same_under_the_runtime_python() -> None:
     )
     cases = BLOCKED + PUBLIC
     done = subprocess.run(
-        [python, "-I", "-c", f"import sys; sys.path.insert(0, {str(ROOT / 'layers' / 'webhook_service')!r})\n{script}"],
+        # -E -s: no PYTHON* variables, no user site; `-c` puts the working folder (the layer's
+        # source) first on the path, so the layer is imported as it ships, nothing installed.
+        [python, "-E", "-s", "-c", script],
+        cwd=ROOT / "layers" / "webhook_service",
         input=json.dumps(cases),
         capture_output=True,
         text=True,
