@@ -111,7 +111,7 @@ class OkSender:
     """Answers every delivery with 200 at once: the receiver is not the subject here."""
 
     def post(self, url: str, body: bytes, headers: Any) -> Any:
-        from webhook_service.delivery import DeliveryResult
+        from webhook_service.sender import DeliveryResult
 
         return DeliveryResult(error=None, status_code=200, duration_ms=1, response_excerpt="")
 
@@ -161,10 +161,10 @@ def measure(
     """Publish and deliver `events` events of one new organisation, recording every request."""
     from webhook_service import admin, sweep
     from webhook_service.auth import Authenticator
-    from webhook_service.deliver import Deliverer, handle_job
     from webhook_service.domain import new_config
     from webhook_service.events import publish
-    from webhook_service.queue import JobQueue
+    from webhook_service.jobqueue import JobQueue
+    from webhook_service.jobs import Deliverer, handle_job
     from webhook_service.service import Services, list_events
     from webhook_service.storage import Principal, Store, config_item, event_item, marshal
     from webhook_service.timefmt import utcnow

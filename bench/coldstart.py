@@ -49,7 +49,7 @@ def function_code(folder: str, clients: list[str]) -> str:
     warm = (
         ""
         if folder == STATIC_ONLY
-        else "from webhook_service.deliver import get_deliverer\nd = get_deliverer()\nd.store.client\nd.queue.client\n"
+        else "from webhook_service.jobs import get_deliverer\nd = get_deliverer()\nd.store.client\nd.queue.client\n"
         if folder == "deliver"
         else "from webhook_service.service import get_services\ns = get_services()\n"
         + ("s.store.client\n" if "dynamodb" in clients else "")

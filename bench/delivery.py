@@ -168,8 +168,8 @@ def _concurrency(make_client: Any, storage: str) -> bool:
     from webhook_service import admin, service
     from webhook_service.auth import Authenticator
     from webhook_service.consumer import handle_batch
-    from webhook_service.deliver import Deliverer, set_deliverer
-    from webhook_service.delivery import Sender
+    from webhook_service.jobs import Deliverer, set_deliverer
+    from webhook_service.sender import Sender
     from webhook_service.storage import Principal, Store
 
     receiver = Receiver()
@@ -235,8 +235,8 @@ def _wait_for_port(port: int, timeout: float = 30.0) -> None:
 
 
 def connection_reuse() -> bool:
-    from webhook_service.delivery import Sender
     from webhook_service.domain import generate_secret
+    from webhook_service.sender import Sender
     from webhook_service.signing import signature_headers
 
     authority = trustme.CA()

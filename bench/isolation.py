@@ -143,7 +143,7 @@ def operator(info: dict[str, str]) -> Any:
         }
     )
     from webhook_service import admin
-    from webhook_service.queue import JobQueue
+    from webhook_service.jobqueue import JobQueue
     from webhook_service.storage import Store
 
     return admin, Store(info["table"]), JobQueue(info["queue_url"])

@@ -104,7 +104,7 @@ def start_api(args: argparse.Namespace) -> int:
     tpl = template.load_template()
     stack = aws.deploy(tpl, {"Stage": "dev", "AllowPrivateTargets": "true", "AwsEndpointUrl": endpoint})
 
-    from webhook_service.queue import JobQueue
+    from webhook_service.jobqueue import JobQueue
     from webhook_service.storage import Store
 
     store, queue = Store(stack.refs["Table"]), JobQueue(stack.refs["DeliveryQueue"])

@@ -12,7 +12,7 @@ import pytest
 import trustme
 
 from devstack.receiver import Receiver
-from webhook_service.delivery import Sender
+from webhook_service.sender import Sender
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from devstack.receiver import Receiver
 from tests.support.receivers import ResettingServer
 from tests.support.stack import DELIVERY_TIMEOUT, Client, LocalStack
 from webhook_service.domain import new_test_task
-from webhook_service.queue import config_test_job
+from webhook_service.jobqueue import config_test_job
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
 

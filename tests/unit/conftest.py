@@ -14,7 +14,7 @@ from devstack import aws, template
 from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender
 from webhook_service import admin
 from webhook_service.auth import Authenticator
-from webhook_service.deliver import Deliverer, set_deliverer
+from webhook_service.jobs import Deliverer, set_deliverer
 from webhook_service.service import Services, set_services
 from webhook_service.storage import Principal, Store
 

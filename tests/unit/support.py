@@ -18,8 +18,8 @@ from types import ModuleType
 from typing import Any
 
 from webhook_service import service
-from webhook_service.delivery import DeliveryResult
 from webhook_service.errors import DependencyError
+from webhook_service.sender import DeliveryResult
 from webhook_service.storage import Principal, org_pk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,7 +271,7 @@ def tasks_of(services: service.Services, caller: Principal, config_id: str) -> l
 def three_lane_deliverer(store: Any, clock: Any, **overrides: Any) -> Any:
     """A Deliverer with all three lanes on fake queues, a fast-lane sender and a full one
     (both FakeSender), no jitter, the 2 s fast lane and the 15 s deadline."""
-    from webhook_service.deliver import Deliverer
+    from webhook_service.jobs import Deliverer
 
     settings: dict[str, Any] = {
         "store": store,

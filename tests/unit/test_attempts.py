@@ -17,7 +17,6 @@ import pytest
 from devstack.aws import SerialClient
 from tests.unit.support import FakeClock, FakeQueue, FakeSender, three_lane_deliverer
 from webhook_service import admin, service
-from webhook_service.deliver import Deliverer, handle_job, set_deliverer
 from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS
 from webhook_service.errors import (
     ConflictError,
@@ -28,7 +27,8 @@ from webhook_service.errors import (
     UnavailableError,
 )
 from webhook_service.events import publish
-from webhook_service.queue import Lane
+from webhook_service.jobqueue import Lane
+from webhook_service.jobs import Deliverer, handle_job, set_deliverer
 from webhook_service.service import Services
 from webhook_service.signing import (
     SignatureError,

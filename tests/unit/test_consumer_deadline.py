@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from devstack.aws import SerialClient
 from tests.unit.support import (
     CountdownContext,
     FakeClock,
@@ -27,9 +28,9 @@ from tests.unit.support import (
 )
 from webhook_service import consumer, service
 from webhook_service.consumer import handle_batch
-from webhook_service.deliver import Deliverer, set_deliverer
 from webhook_service.events import publish
-from webhook_service.queue import Lane
+from webhook_service.jobqueue import Lane
+from webhook_service.jobs import Deliverer, set_deliverer
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store
 
@@ -38,7 +39,10 @@ URL = "https://receiver.example/hooks/"
 
 @pytest.fixture
 def lanes(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
-    made: Deliverer = three_lane_deliverer(store, clock, storage_reserve=5.0)
+    # The consumer runs a batch's jobs on threads; moto's in-process table is not safe for
+    # concurrent transactions, so the jobs' store makes its calls one at a time.
+    serial = Store(store.table_name, SerialClient(store.client))  # type: ignore[arg-type]
+    made: Deliverer = three_lane_deliverer(serial, clock, storage_reserve=5.0)
     set_deliverer(made)
     yield made
     set_deliverer(None)

@@ -18,11 +18,11 @@ from devstack import template
 from webhook_service import (
     auth,
     consumer,
-    deliver,
-    delivery,
     domain,
     events,
-    queue,
+    jobqueue,
+    jobs,
+    sender,
     service,
     signing,
     storage,
@@ -129,7 +129,7 @@ def _rate(expression: str) -> int:
 def code_numbers() -> dict[str, Callable[[], Any]]:
     """The code's value of every row of appendix A, in the doc's units (bytes, seconds)."""
     settings = settings_module.get_settings()
-    jobs = _resource("DeliverFunction")["Events"]["Jobs"]["Properties"]
+    events_lane = _resource("DeliverFunction")["Events"]["Jobs"]["Properties"]
     sweep_function = _resource("SweepFunction")
     delivery_queue = _resource("DeliveryQueue")
     throttling = _resource("HttpApi")["DefaultRouteSettings"]
@@ -148,15 +148,15 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         ),
         "secret prefix": lambda: _agreed(domain.SECRET_PREFIX, signing.SECRET_PREFIX),
         "secret random bytes": lambda: _random_bytes(domain.generate_secret(), domain.SECRET_PREFIX, base64.b64decode),
-        "DNS lookup, at most": lambda: _default(delivery.Sender, "resolve_timeout"),
+        "DNS lookup, at most": lambda: _default(sender.Sender, "resolve_timeout"),
         "connect timeout": lambda: _agreed(
-            settings.delivery_connect_timeout, _default(delivery.Sender, "connect_timeout")
+            settings.delivery_connect_timeout, _default(sender.Sender, "connect_timeout")
         ),
-        "exchange timeout": lambda: _agreed(settings.delivery_timeout, _default(delivery.Sender, "total_timeout")),
-        "response read, at most": lambda: delivery.MAX_RESPONSE_BYTES,
-        "response excerpt, at most (characters)": lambda: delivery.EXCERPT_CHARS,
-        "connections pooled per receiver": lambda: delivery.POOL_SIZE,
-        "receivers whose connections are pooled": lambda: delivery.MAX_POOLS,
+        "exchange timeout": lambda: _agreed(settings.delivery_timeout, _default(sender.Sender, "total_timeout")),
+        "response read, at most": lambda: sender.MAX_RESPONSE_BYTES,
+        "response excerpt, at most (characters)": lambda: sender.EXCERPT_CHARS,
+        "connections pooled per receiver": lambda: sender.POOL_SIZE,
+        "receivers whose connections are pooled": lambda: sender.MAX_POOLS,
         "signature header read by the verifiers, at most (characters)": lambda: signing.MAX_HEADER_CHARS,
         "numeric query parameter, at most (characters)": lambda: validation.MAX_NUMBER_PARAMETER_CHARS,
         "User-Agent": lambda: webhook_service.USER_AGENT,
@@ -179,11 +179,11 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "statuses whose Retry-After is read": lambda: list(domain.RETRY_AFTER_STATUSES),
         "status that ends the retries": lambda: domain.GONE_STATUS,
         "tasks and events kept": lambda: _seconds(storage.HISTORY_TTL),
-        "attempt excerpt, at most (characters)": lambda: _agreed(domain.EXCERPT_MAX_CHARS, delivery.EXCERPT_CHARS),
+        "attempt excerpt, at most (characters)": lambda: _agreed(domain.EXCERPT_MAX_CHARS, sender.EXCERPT_CHARS),
         "rotation overlap, default": lambda: _agreed(domain.ROTATION_OVERLAP_DEFAULT, service.ROTATION_OVERLAP_DEFAULT),
         "rotation overlap, at most": lambda: domain.ROTATION_OVERLAP_MAX,
-        "delay of one queue message, at most": lambda: queue.JobQueue.MAX_DELAY_SECONDS,
-        "early arrival taken as on time": lambda: deliver.EARLY_TOLERANCE_SECONDS,
+        "delay of one queue message, at most": lambda: jobqueue.JobQueue.MAX_DELAY_SECONDS,
+        "early arrival taken as on time": lambda: jobs.EARLY_TOLERANCE_SECONDS,
         "threads of one deliver invocation": lambda: _agreed(consumer.MAX_BATCH, consumer._executor._max_workers),
         "overdue after": lambda: _agreed(
             settings.sweep_after_minutes * 60,
@@ -196,8 +196,8 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "ByOpen partitions": lambda: storage.OPEN_SHARDS,
         "sweep period": lambda: _rate(sweep_function["Events"]["Every10Minutes"]["Properties"]["Schedule"]),
         "sweep timeout": lambda: sweep_function["Timeout"],
-        "deliver batch size": lambda: _agreed(jobs["BatchSize"], consumer.MAX_BATCH),
-        "events lane concurrency, at most": lambda: jobs["ScalingConfig"]["MaximumConcurrency"],
+        "deliver batch size": lambda: _agreed(events_lane["BatchSize"], consumer.MAX_BATCH),
+        "events lane concurrency, at most": lambda: events_lane["ScalingConfig"]["MaximumConcurrency"],
         "deliver timeout": lambda: _resource("DeliverFunction")["Timeout"],
         "queue visibility timeout": lambda: delivery_queue["VisibilityTimeout"],
         "receives before the dead-letter queue": lambda: delivery_queue["RedrivePolicy"]["maxReceiveCount"],

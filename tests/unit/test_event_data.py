@@ -11,10 +11,10 @@ import pytest
 
 from tests.unit.support import FakeClock, FakeQueue, FakeSender, http_event, load_function, response_body
 from webhook_service import admin, service
-from webhook_service.deliver import Deliverer, event_body, handle_job
 from webhook_service.domain import is_secret_field, redact
 from webhook_service.errors import InvalidParameterError
 from webhook_service.events import publish
+from webhook_service.jobs import Deliverer, event_body, handle_job
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store
 

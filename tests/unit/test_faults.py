@@ -24,7 +24,7 @@ from tests.unit.support import (
 )
 from webhook_service import admin, service
 from webhook_service.consumer import handle_batch
-from webhook_service.deliver import Deliverer, set_deliverer
+from webhook_service.jobs import Deliverer, set_deliverer
 from webhook_service.service import Services
 from webhook_service.storage import Store
 

@@ -12,11 +12,11 @@ import pytest
 
 from tests.unit.support import FakeClock, FakeSender, http_event, load_function, response_body
 from webhook_service import service
-from webhook_service.deliver import Deliverer, handle_job
-from webhook_service.delivery import DeliveryResult
 from webhook_service.domain import RETRY_DELAYS, next_attempt_delay, parse_retry_after
 from webhook_service.errors import DependencyError, InvalidParameterError
 from webhook_service.events import publish
+from webhook_service.jobs import Deliverer, handle_job
+from webhook_service.sender import DeliveryResult
 from webhook_service.service import Services
 from webhook_service.signing import SignatureError, signature_headers, verify_ricloud, verify_standard
 from webhook_service.storage import Principal, Store

@@ -16,10 +16,10 @@ import pytest
 
 from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient, three_lane_deliverer
 from webhook_service import admin, service
-from webhook_service.deliver import Deliverer, handle_job, set_deliverer
 from webhook_service.domain import SLOW_MARK_SECONDS
 from webhook_service.events import publish
-from webhook_service.queue import Lane
+from webhook_service.jobqueue import Lane
+from webhook_service.jobs import Deliverer, handle_job, set_deliverer
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store
 

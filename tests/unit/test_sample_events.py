@@ -15,7 +15,7 @@ import pytest
 from devstack import aws, samples, template
 from tests.unit.support import Backing, FakeQueue, FakeSender, load_function
 from webhook_service.auth import Authenticator
-from webhook_service.deliver import Deliverer, set_deliverer
+from webhook_service.jobs import Deliverer, set_deliverer
 from webhook_service.service import Services, set_services
 from webhook_service.signing import verify_ricloud, verify_standard
 from webhook_service.storage import Store

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from webhook_service import deliver, service
+from webhook_service import jobs, service
 from webhook_service.settings import MissingSettingError, get_settings, reset_settings
 
 _VARIABLES = ("TABLE_NAME", "QUEUE_URL", "TEST_QUEUE_URL", "SLOW_QUEUE_URL")
@@ -20,11 +20,11 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]
         monkeypatch.delenv(name, raising=False)
     reset_settings()
     service.set_services(None)
-    deliver.set_deliverer(None)
+    jobs.set_deliverer(None)
     yield monkeypatch
     reset_settings()
     service.set_services(None)
-    deliver.set_deliverer(None)
+    jobs.set_deliverer(None)
 
 
 def test_a_missing_table_is_named_when_it_is_first_needed(environment: pytest.MonkeyPatch) -> None:
@@ -66,4 +66,4 @@ def test_lanes_default_to_the_events_lane(environment: pytest.MonkeyPatch) -> No
 def test_the_deliver_function_without_its_queue_fails_naming_it(environment: pytest.MonkeyPatch) -> None:
     environment.setenv("TABLE_NAME", "webhooks")
     with pytest.raises(MissingSettingError, match="QUEUE_URL"):
-        deliver.get_deliverer()
+        jobs.get_deliverer()

@@ -16,8 +16,8 @@ import pytest
 
 from tests.unit.support import Context, FakeClock, FakeQueue, FakeSender, emf_metrics, json_lines, load_function
 from webhook_service import service
-from webhook_service.deliver import Deliverer, handle_job
 from webhook_service.domain import MAX_ATTEMPTS, Task, new_event
+from webhook_service.jobs import Deliverer, handle_job
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store, org_pk
 from webhook_service.sweep import sweep

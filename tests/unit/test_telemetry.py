@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit.support import Context, FakeQueue, emf_metrics, json_lines, load_function, sqs_event
 from webhook_service import service
-from webhook_service.deliver import Deliverer
+from webhook_service.jobs import Deliverer
 from webhook_service.logs import logger
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m webhook_service")
 def _publish(args: argparse.Namespace, store: Store) -> int:
     from webhook_service.errors import ApiError, DependencyError, UnavailableError
     from webhook_service.events import publish
-    from webhook_service.queue import JobQueue
+    from webhook_service.jobqueue import JobQueue
 
     try:
         data = jsontext.loads(args.data)  # numbers keep the text they are written in

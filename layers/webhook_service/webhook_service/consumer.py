@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 
 from webhook_service import telemetry
-from webhook_service.deliver import Deliverer, Outcome, get_deliverer, handle_job, parse_job
+from webhook_service.jobqueue import Lane, job_lane, lane_of_source
+from webhook_service.jobs import Deliverer, Outcome, get_deliverer, handle_job, parse_job
 from webhook_service.logs import logger
-from webhook_service.queue import Lane, job_lane, lane_of_source
 from webhook_service.settings import get_settings
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from typing import Any
 from webhook_service import jsontext, telemetry
 from webhook_service.domain import Event, event_failed_to_queue, is_event_name, is_uuid, new_event, redact
 from webhook_service.errors import ConflictError, DependencyError, InvalidParameterError, NotFoundError
+from webhook_service.jobqueue import JobSender, event_job
 from webhook_service.logs import logger
-from webhook_service.queue import JobSender, event_job
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
 from webhook_service.validation import check_event_data

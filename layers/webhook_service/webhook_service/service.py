@@ -46,8 +46,8 @@ from webhook_service.errors import (
     OpenTestsLimitError,
     UnavailableError,
 )
+from webhook_service.jobqueue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job
 from webhook_service.logs import logger
-from webhook_service.queue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job
 from webhook_service.settings import get_settings
 from webhook_service.storage import (
     Page,

@@ -24,8 +24,8 @@ from typing import Any
 from webhook_service import telemetry
 from webhook_service.domain import MAX_ATTEMPTS, event_failed_to_queue, failed_to_queue
 from webhook_service.errors import DependencyError
+from webhook_service.jobqueue import JobSender, config_test_job, event_job
 from webhook_service.logs import logger
-from webhook_service.queue import JobSender, config_test_job, event_job
 from webhook_service.storage import Item, Store, event_from_item, task_from_item
 
 REQUEUES = 1  # how many times the sweep queues a job again before it ends the task or event

@@ -14,8 +14,8 @@ from devstack.aws import SerialClient
 from tests.unit.support import FakeSender, RecordingClient, sqs_event
 from webhook_service import service
 from webhook_service.consumer import handle_batch
-from webhook_service.deliver import Deliverer
 from webhook_service.errors import DependencyError
+from webhook_service.jobs import Deliverer
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store
 

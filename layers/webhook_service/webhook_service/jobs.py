@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from webhook_service import jsontext
-from webhook_service.delivery import TIMEOUT, DeliveryResult, Sender, default_ssl_context, delivery_url
 from webhook_service.domain import (
     CUT_EXCERPT,
     GONE_STATUS,
@@ -44,8 +43,9 @@ from webhook_service.domain import (
     route,
     superseded,
 )
+from webhook_service.jobqueue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job, job_lane
 from webhook_service.logs import logger
-from webhook_service.queue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job, job_lane
+from webhook_service.sender import TIMEOUT, DeliveryResult, Sender, default_ssl_context, delivery_url
 from webhook_service.settings import get_settings
 from webhook_service.signing import signature_headers
 from webhook_service.storage import Store, event_expires_at
