@@ -14,7 +14,6 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from devstack.aws import SerialClient
 from tests.unit.support import (
@@ -27,7 +26,7 @@ from tests.unit.support import (
     three_lane_deliverer,
 )
 from webhook_service import consumer, service
-from webhook_service.consumer import handle_batch
+from webhook_service.consumer import BatchFailedError, handle_batch
 from webhook_service.events import publish
 from webhook_service.jobqueue import Lane
 from webhook_service.jobs import Deliverer, set_deliverer
@@ -117,7 +116,7 @@ def test_job_that_cannot_be_handed_back_is_reported_for_redelivery(
     bodies = routed_events(services, caller, store, 2)
 
     # Every job failed: the invocation fails, so Lambda returns the whole batch to the queue.
-    with pytest.raises(BatchProcessingError):
+    with pytest.raises(BatchFailedError):
         handle_batch(sqs_event(*bodies), ScriptedContext(seconds=3.0))
 
 

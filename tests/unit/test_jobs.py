@@ -8,12 +8,11 @@ import threading
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from devstack.aws import SerialClient
 from tests.unit.support import FakeSender, RecordingClient, sqs_event
 from webhook_service import service
-from webhook_service.consumer import handle_batch
+from webhook_service.consumer import BatchFailedError, handle_batch
 from webhook_service.errors import DependencyError
 from webhook_service.jobs import Deliverer
 from webhook_service.service import Services
@@ -208,7 +207,7 @@ def test_handle_batch_storage_failure_is_reported_for_retry(
 def test_handle_batch_every_job_failing_raises_so_the_whole_batch_returns(
     services: Services, caller: Principal, deliverer: Deliverer
 ) -> None:
-    with pytest.raises(BatchProcessingError):
+    with pytest.raises(BatchFailedError):
         handle_batch(sqs_event("not json", "{}"), None)
 
 

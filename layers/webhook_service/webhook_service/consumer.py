@@ -11,17 +11,20 @@ It watches the invocation's remaining time so that Lambda never stops it mid-bat
   do; a job still running then is reported as failed, so SQS delivers it again. It cannot be
   mid-request (a request ends within its budget); an event attempt it claimed holds only
   until this invocation's end, after which the job's next copy takes it over.
+
+The partial batch response is written here rather than with Powertools' batch utility:
+that utility (and the asyncio and event classes it loads) cost about 90 ms of the deliver
+function's cold start, a sixth of it, for a response of one list (docs/benchmarks.md).
+As with Powertools, a batch whose every job failed raises `BatchFailedError`, so the
+invocation fails and Lambda's own retry and error metrics see it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
-
-from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from webhook_service import telemetry
 from webhook_service.jobqueue import Lane, job_lane, lane_of_source
@@ -29,14 +32,16 @@ from webhook_service.jobs import Deliverer, Outcome, get_deliverer, handle_job, 
 from webhook_service.logs import logger
 from webhook_service.settings import get_settings
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
 MAX_BATCH = 10  # the event source's batch size: every job of a batch gets its own thread
 RETURN_MARGIN_SECONDS = 1.0  # the batch answers this long before the invocation's end
 _executor = ThreadPoolExecutor(max_workers=MAX_BATCH, thread_name_prefix="deliver")
 
 TimeLeft = Callable[[], float]
+Record = Mapping[str, Any]  # one SQS record as Lambda hands it over
+
+
+class BatchFailedError(Exception):
+    """Every job of the batch failed: the invocation fails, so the whole batch comes back."""
 
 
 def _time_left(context: Any) -> TimeLeft | None:
@@ -56,20 +61,21 @@ def _source_lanes() -> dict[Lane, str]:
     return {Lane.EVENTS: events, Lane.TESTS: settings.test_queue or events, Lane.SLOW: settings.slow_queue or events}
 
 
-def _run(record: SQSRecord, request_id: str, source_lane: Lane | None, time_left: TimeLeft | None) -> Outcome:
+def _run(record: Record, request_id: str, source_lane: Lane | None, time_left: TimeLeft | None) -> Outcome:
     logger.thread_safe_clear_keys()
     logger.thread_safe_append_keys(
         correlation_id=request_id,
-        message_id=record.message_id,
-        receive_count=record.attributes.approximate_receive_count,
+        message_id=record.get("messageId"),
+        receive_count=(record.get("attributes") or {}).get("ApproximateReceiveCount"),
     )
     try:
         deliverer = get_deliverer()
-        job = parse_job(record.body)
+        body = record["body"]
+        job = parse_job(body)
         lane = source_lane or job_lane(job)
         if time_left is not None and time_left() < deliverer.budget(lane) + RETURN_MARGIN_SECONDS:
             return _hand_back(deliverer, job, lane, time_left())
-        return handle_job(deliverer, record.body, lane, time_left)
+        return handle_job(deliverer, body, lane, time_left)
     except Exception:
         logger.exception("job failed; it will be retried")
         raise
@@ -82,38 +88,42 @@ def _hand_back(deliverer: Deliverer, job: dict[str, Any], lane: Lane, left: floa
 
 
 def handle_batch(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Run a batch; afterwards, write its metrics from this thread (Powertools' metric set
-    is not for concurrent use)."""
+    """Run a batch's jobs at once, each on a thread of its own, and answer with the ones that
+    failed (or were still running when the invocation's end came near). Afterwards, write
+    the metrics from this thread (Powertools' metric set is not for concurrent use)."""
     request_id = getattr(context, "aws_request_id", "-")
     time_left = _time_left(context)
     lanes = _source_lanes()
-    ended: list[Outcome] = []
-
-    async def handle_record(record: SQSRecord) -> str:
-        lane = lane_of_source(record.event_source_arn or "", lanes)
-        job = asyncio.get_running_loop().run_in_executor(_executor, _run, record, request_id, lane, time_left)
-        if time_left is None:
-            outcome = await job
-        else:
-            try:
-                outcome = await asyncio.wait_for(job, timeout=max(0.0, time_left() - RETURN_MARGIN_SECONDS))
-            except TimeoutError:
-                logger.warning(
-                    "job still running at the invocation's end; it will be retried",
-                    extra={"message_id": record.message_id},
-                )
-                raise
-        ended.append(outcome)
-        return outcome.name
-
-    processor = AsyncBatchProcessor(event_type=EventType.SQS)
-    try:
-        response = async_process_partial_response(
-            event=event, record_handler=handle_record, processor=processor, context=context
+    records: list[Record] = list(event.get("Records") or [])
+    running: list[tuple[Record, Future[Outcome]]] = [
+        (
+            record,
+            _executor.submit(
+                _run, record, request_id, lane_of_source(record.get("eventSourceARN") or "", lanes), time_left
+            ),
         )
-    finally:
-        _write_metrics(ended)
-    return dict(response)
+        for record in records
+    ]
+    if running:
+        timeout = None if time_left is None else max(0.0, time_left() - RETURN_MARGIN_SECONDS)
+        wait([future for _, future in running], timeout=timeout)
+    ended: list[Outcome] = []
+    failed: list[str] = []
+    for record, future in running:
+        if not future.done():
+            logger.warning(
+                "job still running at the invocation's end; it will be retried",
+                extra={"message_id": record.get("messageId")},
+            )
+            failed.append(str(record.get("messageId")))
+        elif future.exception() is not None:
+            failed.append(str(record.get("messageId")))
+        else:
+            ended.append(future.result())
+    _write_metrics(ended)
+    if records and len(failed) == len(records):
+        raise BatchFailedError(f"all {len(records)} jobs of the batch failed; it will be delivered again")
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
 def _write_metrics(ended: list[Outcome]) -> None:
