@@ -47,10 +47,10 @@ def world(sample_store: Store) -> Iterator[tuple[Store, FakeQueue, FakeSender]]:
     assert samples.seed(sample_store, utcnow())
     queue, sender = FakeQueue(), FakeSender()
     # As on the local stack (AllowPrivateTargets=true): the samples' receiver is http on 127.0.0.1.
-    services = Services(store=sample_store, queue=queue, authenticator=Authenticator(sample_store))  # type: ignore[arg-type]
+    services = Services(store=sample_store, queue=queue, authenticator=Authenticator(sample_store))
     services.allow_private_targets = True
     set_services(services)
-    set_deliverer(Deliverer(store=sample_store, sender=sender, queue=queue))  # type: ignore[arg-type]
+    set_deliverer(Deliverer(store=sample_store, sender=sender, queue=queue))
     yield sample_store, queue, sender
     set_services(None)
     set_deliverer(None)

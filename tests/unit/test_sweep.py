@@ -14,11 +14,19 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import Context, FakeClock, FakeQueue, FakeSender, emf_metrics, json_lines, load_function
+from tests.unit.support import (
+    Context,
+    FakeClock,
+    FakeQueue,
+    FakeSender,
+    FakeServices,
+    emf_metrics,
+    json_lines,
+    load_function,
+)
 from webhook_service import service
 from webhook_service.domain import MAX_ATTEMPTS, Task, new_event
 from webhook_service.jobs import Deliverer, handle_job
-from webhook_service.service import Services
 from webhook_service.storage import Principal, Store, org_pk
 from webhook_service.sweep import sweep
 
@@ -51,7 +59,7 @@ def stored_task(store: Store, organisation: str, task_id: str) -> Task:
     return task
 
 
-def lost_test(services: Services, caller: Principal) -> tuple[str, str]:
+def lost_test(services: FakeServices, caller: Principal) -> tuple[str, str]:
     """A config whose test job never reached a consumer: (config id, task id)."""
     config = service.create_config(services, caller, {"url": URL})
     task = service.list_tasks(services, caller, {"target": config["id"]})["data"][0]
@@ -63,7 +71,7 @@ def mine(done: Any) -> dict[str, int]:
 
 
 def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
-    services: Services, caller: Principal, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     config_id, task_id = lost_test(services, caller)
     pending = raw(store, caller.organisation, f"TASK#{task_id}")
@@ -86,7 +94,7 @@ def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
 
 
 def test_a_lost_test_is_queued_again_then_ended_and_the_config_keeps_its_state(
-    services: Services, caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
 ) -> None:
     config_id, task_id = lost_test(services, caller)
 
@@ -117,7 +125,7 @@ def test_a_lost_test_is_queued_again_then_ended_and_the_config_keeps_its_state(
 
 
 def test_the_requeued_job_runs_and_the_sweep_then_leaves_the_task_alone(
-    services: Services, caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
 ) -> None:
     config_id, task_id = lost_test(services, caller)
     # A consumer started it and crashed for good (its job went to the dead-letter queue).
@@ -126,7 +134,7 @@ def test_the_requeued_job_runs_and_the_sweep_then_leaves_the_task_alone(
 
     sweep(store, lost_queue, START + 2 * HOUR, HOUR)
     (job,) = [j for j in lost_queue.jobs if j.get("task") == task_id]
-    deliverer = Deliverer(store=store, sender=FakeSender(), queue=lost_queue, clock=clock)  # type: ignore[arg-type]
+    deliverer = Deliverer(store=store, sender=FakeSender(), queue=lost_queue, clock=clock)
     outcome = handle_job(deliverer, json.dumps(job))
 
     assert outcome.name == "succeeded"
@@ -176,7 +184,7 @@ def test_an_event_waiting_for_a_later_retry_is_not_overdue(
 
 
 def test_a_task_that_ends_after_it_was_read_is_not_swept(
-    services: Services, caller: Principal, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     _, task_id = lost_test(services, caller)
     (item,) = [i for i in store.overdue(START + 2 * HOUR, 100) if i["id"] == task_id]
@@ -190,7 +198,7 @@ def test_a_task_that_ends_after_it_was_read_is_not_swept(
 
 
 def test_a_queue_still_down_at_the_requeue_ends_the_task_at_the_next_sweep(
-    services: Services, caller: Principal, store: Store
+    services: FakeServices, caller: Principal, store: Store
 ) -> None:
     _, task_id = lost_test(services, caller)
     down = FakeQueue(fail=True)
@@ -207,7 +215,7 @@ def test_a_queue_still_down_at_the_requeue_ends_the_task_at_the_next_sweep(
 
 
 @pytest.fixture
-def sweep_function(installed_services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def sweep_function(installed_services: FakeServices, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from webhook_service.settings import reset_settings
 
     monkeypatch.setenv("SWEEP_AFTER_MINUTES", "60")
@@ -218,7 +226,7 @@ def sweep_function(installed_services: Services, monkeypatch: pytest.MonkeyPatch
 
 def test_the_sweep_function_reports_and_counts_what_it_did(
     sweep_function: Any,
-    installed_services: Services,
+    installed_services: FakeServices,
     caller: Principal,
     clock: FakeClock,
     capfd: pytest.CaptureFixture[str],
@@ -234,4 +242,4 @@ def test_the_sweep_function_reports_and_counts_what_it_did(
     requeued = [m for m in metrics if m[0] == "Overdue" and m[1].get("action") == "requeued"]
     assert requeued
     assert requeued[0][1] == {"service": "webhooks", "kind": "task", "action": "requeued"}
-    assert task_id in {j.get("task") for j in installed_services.queue.jobs}  # type: ignore[attr-defined]
+    assert task_id in {j.get("task") for j in installed_services.queue.jobs}
