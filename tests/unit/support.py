@@ -15,13 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from webhook_service import service
 from webhook_service.errors import DependencyError
 from webhook_service.jobs import Deliverer
 from webhook_service.sender import DeliveryResult
 from webhook_service.storage import Principal, Store, org_pk
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_TIME = dt.datetime(2026, 11, 27, 18, 22, 49, 123456, tzinfo=dt.UTC)
@@ -127,6 +130,14 @@ class FakeServices(service.Services):
     slow_queue: FakeQueue | None = None
 
 
+@dataclass
+class ThreeLaneServices(FakeServices):
+    """FakeServices with a tests lane and a slow lane of their own (neither is None)."""
+
+    test_queue: FakeQueue = field(default_factory=FakeQueue)
+    slow_queue: FakeQueue = field(default_factory=FakeQueue)
+
+
 class RecordingClient:
     """Wraps a boto3 client and records the name of every method called on it."""
 
@@ -144,6 +155,13 @@ class RecordingClient:
             return attribute(*args, **kwargs)
 
         return call
+
+
+def as_dynamodb(proxy: object) -> DynamoDBClient:
+    """A test's proxy of the DynamoDB client (RecordingClient and the like: what they do not
+    change they forward by name, through __getattr__) typed as the client, to hand to a Store.
+    No static type can say what __getattr__ forwards, so this cast is the claim."""
+    return cast("DynamoDBClient", proxy)
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -24,7 +24,7 @@ from tests.unit.support import (
     three_lane_deliverer,
 )
 from webhook_service import admin, service
-from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS
+from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS, Event
 from webhook_service.errors import (
     ConflictError,
     DependencyError,
@@ -321,7 +321,12 @@ def test_a_resent_event_gets_five_new_attempts(
 
 
 def test_two_resends_at_once_reopen_the_event_once(
-    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, backing: Any
+    services: FakeServices,
+    caller: Principal,
+    lanes: ThreeLaneDeliverer,
+    store: Store,
+    backing: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
@@ -331,8 +336,8 @@ def test_two_resends_at_once_reopen_the_event_once(
     original = store.get_event
     outcomes: list[Any] = []
 
-    def read_then_wait(organisation: str, event: str) -> Any:
-        found = original(organisation, event)
+    def read_then_wait(organisation: str, event_id: str) -> Event | None:
+        found = original(organisation, event_id)
         both_read.wait()
         return found
 
@@ -342,7 +347,7 @@ def test_two_resends_at_once_reopen_the_event_once(
         authenticator=services.authenticator,
         clock=services.clock,
     )
-    shared.store.get_event = read_then_wait  # type: ignore[method-assign]
+    monkeypatch.setattr(shared.store, "get_event", read_then_wait)
 
     def resend() -> None:
         try:
@@ -482,10 +487,11 @@ def test_rotation_gives_a_new_secret_and_keeps_the_old_one_signing_for_the_overl
     assert "Ricloud-Signature-Next" not in headers
     verify_ricloud(body, headers["Ricloud-Signature"], new)
     verify_standard(body, headers, new)
-    for check in (
+    checks: tuple[Callable[[], object], ...] = (
         lambda: verify_ricloud(body, headers["Ricloud-Signature"], old),
         lambda: verify_standard(body, headers, old),
-    ):
+    )
+    for check in checks:
         with pytest.raises(SignatureError):
             check()
 

@@ -12,7 +12,7 @@ import pytest
 from tests.unit.support import FakeClock, FakeDeliverer, FakeQueue, FakeSender, FakeServices
 from webhook_service import admin, service
 from webhook_service.domain import next_attempt_delay, parse_retry_after, route
-from webhook_service.errors import InvalidParameterError, NotFoundError
+from webhook_service.errors import InvalidParameterError, InvalidStateError, NotFoundError
 from webhook_service.events import publish
 from webhook_service.jobs import handle_job
 from webhook_service.storage import Principal, Store
@@ -354,7 +354,7 @@ def test_update_organisation_deactivated_config_is_invalid_state(services: FakeS
     config = service.create_config(services, caller, {"url": URL})
     service.delete_config(services, caller, config["id"])
 
-    with pytest.raises(service.InvalidStateError):
+    with pytest.raises(InvalidStateError):
         service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
 
 

@@ -18,6 +18,7 @@ from tests.unit.support import (
     FakeQueue,
     FakeSender,
     FakeServices,
+    ThreeLaneServices,
     http_event,
     load_function,
     sqs_event,
@@ -304,10 +305,10 @@ def test_batch_of_tests_that_all_end_leaves_no_open_test(
 
 
 @pytest.fixture
-def laned(backing: Backing, clock: FakeClock) -> FakeServices:
+def laned(backing: Backing, clock: FakeClock) -> ThreeLaneServices:
     """Services with a tests lane and a slow lane of their own, safe for threads."""
     store = Store(backing.table_name, serial(backing.dynamodb))
-    return FakeServices(
+    return ThreeLaneServices(
         store=store,
         queue=FakeQueue(),
         authenticator=Authenticator(store),
@@ -318,34 +319,34 @@ def laned(backing: Backing, clock: FakeClock) -> FakeServices:
 
 
 def test_tests_beyond_the_organisations_first_five_open_ones_take_the_slow_lane(
-    laned: FakeServices, caller: Principal
+    laned: ThreeLaneServices, caller: Principal
 ) -> None:
     for n in range(FAST_LANE_OPEN_TESTS + 2):
         service.create_config(laned, caller, {"url": f"{URL}{n}"})
 
-    assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS  # type: ignore[union-attr]
-    assert len(laned.slow_queue.jobs) == 2  # type: ignore[union-attr]
+    assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS
+    assert len(laned.slow_queue.jobs) == 2
 
 
 def test_tests_take_the_tests_lane_again_once_the_organisations_open_ones_end(
-    laned: FakeServices, caller: Principal
+    laned: ThreeLaneServices, caller: Principal
 ) -> None:
     for n in range(FAST_LANE_OPEN_TESTS):
         service.create_config(laned, caller, {"url": f"{URL}{n}"})
-    run_jobs(laned, laned.test_queue)  # type: ignore[arg-type]
+    run_jobs(laned, laned.test_queue)
 
     service.create_config(laned, caller, {"url": URL + "later"})
 
-    assert len(laned.test_queue.jobs) == 1  # type: ignore[union-attr]
-    assert laned.slow_queue.jobs == []  # type: ignore[union-attr]
+    assert len(laned.test_queue.jobs) == 1
+    assert laned.slow_queue.jobs == []
 
 
 def test_concurrent_tests_never_give_one_organisation_more_than_five_in_the_tests_lane(
-    laned: FakeServices, caller: Principal
+    laned: ThreeLaneServices, caller: Principal
 ) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda n: service.create_config(laned, caller, {"url": f"{URL}{n}"}), range(12)))
 
-    assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS  # type: ignore[union-attr]
-    assert len(laned.slow_queue.jobs) == 12 - FAST_LANE_OPEN_TESTS  # type: ignore[union-attr]
+    assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS
+    assert len(laned.slow_queue.jobs) == 12 - FAST_LANE_OPEN_TESTS
     assert open_tests(laned, caller) == 12

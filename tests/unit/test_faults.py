@@ -18,6 +18,7 @@ from tests.unit.support import (
     FakeQueue,
     FakeSender,
     FakeServices,
+    as_dynamodb,
     count_partition,
     http_event,
     load_function,
@@ -53,7 +54,7 @@ class FaultyClient:
 @pytest.fixture
 def faulty(installed_services: FakeServices, backing: Backing) -> FaultyClient:
     client = FaultyClient(backing.dynamodb)
-    installed_services.store = Store(backing.table_name, client)  # type: ignore[arg-type]
+    installed_services.store = Store(backing.table_name, as_dynamodb(client))
     installed_services.authenticator.store = installed_services.store
     return client
 

@@ -32,7 +32,7 @@ from tests import iamcheck
 from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, http_event, sqs_event
 from webhook_service import admin, events, service
 from webhook_service.auth import Authenticator
-from webhook_service.domain import new_event
+from webhook_service.domain import FAST_LANE_OPEN_TESTS, new_event
 from webhook_service.jobqueue import JobQueue, config_test_job
 from webhook_service.jobs import Deliverer, handle_job, set_deliverer
 from webhook_service.service import Services, set_services
@@ -155,7 +155,7 @@ def not_found(w: World) -> None:
 
 def create_config(w: World) -> None:
     """Six configs: the first five tests take the tests lane, the sixth the slow lane."""
-    for _ in range(service.FAST_LANE_OPEN_TESTS + 1):
+    for _ in range(FAST_LANE_OPEN_TESTS + 1):
         assert (
             w.api("CreateWebhookConfigFunction", "POST", "/configs/webhook", "POST /configs/webhook", {"url": URL})
             == 201

@@ -22,6 +22,7 @@ from tests.unit.support import (
     FakeServices,
     RecordingClient,
     ThreeLaneDeliverer,
+    as_dynamodb,
     three_lane_deliverer,
 )
 from webhook_service import admin, service
@@ -53,7 +54,8 @@ def take(queue: Any) -> str:
 
 
 def first_task(services: FakeServices, caller: Principal, config_id: str) -> dict[str, Any]:
-    (task,) = service.list_tasks(services, caller, {"target": config_id})["data"]
+    tasks: list[dict[str, Any]] = service.list_tasks(services, caller, {"target": config_id})["data"]
+    (task,) = tasks
     return task
 
 
@@ -360,7 +362,7 @@ def test_slow_answer_with_most_of_the_mark_left_writes_nothing(
     config = service.create_config(services, caller, {"url": URL})
     mark_slow(store, caller, config["id"], clock)
     recording = RecordingClient(store.client)
-    lanes.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+    lanes.store = Store(store.table_name, as_dynamodb(recording))
 
     handle_job(lanes, take(queue), Lane.SLOW)
 
@@ -376,7 +378,7 @@ def test_event_job_naming_its_key_reads_the_event_and_its_routing_in_one_request
     valid_config(services, caller, store)
     publish_one(store, lanes.queue, caller)
     recording = RecordingClient(store.client)
-    lanes.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+    lanes.store = Store(store.table_name, as_dynamodb(recording))
 
     outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
@@ -404,7 +406,15 @@ def test_publish_reads_the_organisation_and_the_key_in_one_request(store: Store,
     recording = RecordingClient(store.client)
     queue = FakeQueue()
 
-    publish(organisation, "session", "completed", {}, key=key, store=Store(store.table_name, recording), queue=queue)  # type: ignore[arg-type]
+    publish(
+        organisation,
+        "session",
+        "completed",
+        {},
+        key=key,
+        store=Store(store.table_name, as_dynamodb(recording)),
+        queue=queue,
+    )
 
     assert recording.calls == ["batch_get_item", "put_item"]
     assert queue.jobs[0]["key"] == key

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from devstack.aws import serial
-from tests.unit.support import FakeDeliverer, FakeSender, FakeServices, RecordingClient, sqs_event
+from tests.unit.support import FakeDeliverer, FakeSender, FakeServices, RecordingClient, as_dynamodb, sqs_event
 from webhook_service import service
 from webhook_service.consumer import BatchFailedError, handle_batch
 from webhook_service.errors import DependencyError
@@ -42,7 +42,7 @@ def test_run_test_job_naming_its_config_reads_task_and_config_in_one_request(
     config = service.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
     recording = RecordingClient(store.client)
-    deliverer.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+    deliverer.store = Store(store.table_name, as_dynamodb(recording))
 
     handle_batch(sqs_event(job_body(caller, task_id, config["id"])), None)
 

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
 from devstack import moto_patches
@@ -288,6 +288,8 @@ def answers_recorded(into: list[Any]) -> Iterator[None]:
         into.append((status, dict(headers), body))  # moto adds the request's id and date afterwards
         return status, headers, body
 
+    # A method replaced on moto's class for the span of the test: mypy forbids assigning to
+    # a method (method-assign), which is what recording moto's answers takes.
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
     try:
         yield

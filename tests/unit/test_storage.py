@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import BASE_TIME, Backing, RecordingClient
+from tests.unit.support import BASE_TIME, Backing, RecordingClient, as_dynamodb
 from webhook_service import admin
 from webhook_service.auth import hash_token
 from webhook_service.domain import Task, WebhookConfig, failed_to_queue, new_config, new_test_task
@@ -97,10 +97,10 @@ class HeldBackClient(RecordingClient):
 
 def test_get_task_and_config_reads_both_in_one_request(backing: Backing, organisation: str) -> None:
     recording = RecordingClient(backing.dynamodb)
-    config, task = add_config(Store(backing.table_name, recording), organisation, at(0))
+    config, task = add_config(Store(backing.table_name, as_dynamodb(recording)), organisation, at(0))
     recording.calls.clear()
 
-    found = Store(backing.table_name, recording).get_task_and_config(organisation, task.id, config.id)
+    found = Store(backing.table_name, as_dynamodb(recording)).get_task_and_config(organisation, task.id, config.id)
 
     assert found == (task, config)
     assert recording.calls == ["batch_get_item"]
@@ -114,7 +114,7 @@ def test_get_task_and_config_retries_unprocessed_keys_with_backoff(
     config, task = add_config(Store(backing.table_name, backing.dynamodb), organisation, at(0))
     held = HeldBackClient(backing.dynamodb, held=2)
 
-    found = Store(backing.table_name, held).get_task_and_config(organisation, task.id, config.id)
+    found = Store(backing.table_name, as_dynamodb(held)).get_task_and_config(organisation, task.id, config.id)
 
     assert found == (task, config)
     assert held.calls == ["batch_get_item"] * 3
@@ -130,7 +130,7 @@ def test_get_task_and_config_keys_never_processed_raises_dependency_error(
     held = HeldBackClient(backing.dynamodb, held=BATCH_GET_TRIES)
 
     with pytest.raises(DependencyError):
-        Store(backing.table_name, held).get_task_and_config(organisation, task.id, config.id)
+        Store(backing.table_name, as_dynamodb(held)).get_task_and_config(organisation, task.id, config.id)
 
     assert held.calls == ["batch_get_item"] * BATCH_GET_TRIES
     assert pauses == [0.05, 0.1, 0.2, 0.4]
@@ -455,7 +455,7 @@ def test_list_items_other_organisations_items_never_appear(store: Store, organis
 
 def test_list_items_any_query_never_scans(backing: Backing, organisation: str) -> None:
     recording = RecordingClient(backing.dynamodb)
-    store = Store(backing.table_name, recording)
+    store = Store(backing.table_name, as_dynamodb(recording))
     configs = add_configs(store, organisation, 3)
     queries = [
         ListQuery(),
