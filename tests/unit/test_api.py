@@ -41,7 +41,7 @@ def call(handler: Any, event: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def create_event(token: str, body: str | None = None, **kwargs: Any) -> dict[str, Any]:
+def create_event(token: str | None, body: str | None = None, **kwargs: Any) -> dict[str, Any]:
     return http_event(
         "POST", "/configs/webhook", token=token, body=json.dumps({"url": URL}) if body is None else body, **kwargs
     )
@@ -83,7 +83,7 @@ class FailingStore(Store):
 
 
 def test_handler_no_authorization_answers_401_unauthorized_json(installed_services: FakeServices) -> None:
-    response = call(CREATE.handler, create_event(token=None))  # type: ignore[arg-type]
+    response = call(CREATE.handler, create_event(token=None))
 
     body = response_body(response)
     assert response["statusCode"] == 401

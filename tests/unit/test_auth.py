@@ -37,7 +37,7 @@ class FakeMonotonic:
 
 
 def authenticator(store: FakeStore, clock: FakeMonotonic, ttl: float = 60.0) -> Authenticator:
-    return Authenticator(store, ttl=ttl, clock=clock)  # type: ignore[arg-type]
+    return Authenticator(store, ttl=ttl, clock=clock)
 
 
 # -- token_from_header ---------------------------------------------------------------------------

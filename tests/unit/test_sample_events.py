@@ -136,8 +136,9 @@ def test_deliver_with_its_sample_event_delivers_the_test_and_the_event_signed(
     assert event is not None
     assert config is not None
     assert (task.state, event.state) == ("succeeded", "delivered")
+    assert task.event_id is not None
     assert sorted(url for url, _, _ in sender.sent) == sorted(
-        [samples.CONFIG_URL + task.event_id, samples.CONFIG_URL + samples.EVENT]  # type: ignore[operator]
+        [samples.CONFIG_URL + task.event_id, samples.CONFIG_URL + samples.EVENT]
     )
     for _, sent, headers in sender.sent:
         verify_ricloud(sent, headers["Ricloud-Signature"], config.secret)

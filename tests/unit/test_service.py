@@ -324,7 +324,9 @@ def test_update_config_url_stores_url_bumps_version_and_state_new(
     updated = service.update_config(services, caller, config["id"], {"url": NEW_URL})
 
     assert (updated["url"], updated["state"]) == (NEW_URL, "new")
-    assert store.get_config(caller.organisation, config["id"]).version == 2  # type: ignore[union-attr]
+    stored = store.get_config(caller.organisation, config["id"])
+    assert stored is not None
+    assert stored.version == 2
 
 
 def test_update_config_url_queues_a_test_for_the_new_version(
@@ -336,7 +338,8 @@ def test_update_config_url_queues_a_test_for_the_new_version(
 
     latest = store.get_task(caller.organisation, queue.jobs[-1]["task"])
     assert len(queue.jobs) == 2
-    assert (latest.target, latest.target_version) == (config["id"], 2)  # type: ignore[union-attr]
+    assert latest is not None
+    assert (latest.target, latest.target_version) == (config["id"], 2)
 
 
 def test_update_config_url_keeps_secret(services: FakeServices, caller: Principal) -> None:
@@ -351,7 +354,9 @@ def test_update_config_empty_body_returns_config_unchanged_without_test(
     config = create(services, caller)
 
     assert service.update_config(services, caller, config["id"], {}) == config
-    assert store.get_config(caller.organisation, config["id"]).version == 1  # type: ignore[union-attr]
+    stored = store.get_config(caller.organisation, config["id"])
+    assert stored is not None
+    assert stored.version == 1
     assert len(queue.jobs) == 1
 
 
@@ -406,7 +411,9 @@ def test_update_config_bad_body_leaves_config_unchanged(
         service.update_config(services, caller, config["id"], body)
 
     assert service.get_config(services, caller, config["id"]) == config
-    assert store.get_config(caller.organisation, config["id"]).version == 1  # type: ignore[union-attr]
+    stored = store.get_config(caller.organisation, config["id"])
+    assert stored is not None
+    assert stored.version == 1
     assert count_partition(backing, caller.organisation) == before
 
 
@@ -494,7 +501,9 @@ def test_update_config_concurrent_change_is_read_again_and_applied(
     updated = service.update_config(racing, caller, config["id"], {"url": NEW_URL})
 
     assert updated["url"] == NEW_URL
-    assert store.get_config(caller.organisation, config["id"]).version == 3  # type: ignore[union-attr]
+    stored = store.get_config(caller.organisation, config["id"])
+    assert stored is not None
+    assert stored.version == 3
 
 
 def test_update_config_endless_concurrent_changes_raise_unavailable(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 
 from devstack.turns import OTHER, PartitionTurns, partition_of
 
@@ -35,9 +36,13 @@ def test_partition_of_a_token_lookup_is_shared() -> None:
     assert partition_of(body.encode()) == OTHER
 
 
-def wait_until(condition: object) -> None:
+def waiting_is(turns: PartitionTurns, count: int) -> Callable[[], bool]:
+    return lambda: turns.waiting() == count
+
+
+def wait_until(condition: Callable[[], object]) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "still waiting"
         time.sleep(0.01)
 
@@ -56,8 +61,7 @@ def test_waiting_calls_take_turns_round_robin_across_partitions() -> None:
             thread = threading.Thread(target=call, args=(partition, name))
             thread.start()
             threads.append(thread)
-            queued = len(threads)
-            wait_until(lambda queued=queued: turns.waiting() == queued)
+            wait_until(waiting_is(turns, len(threads)))
     for thread in threads:
         thread.join(timeout=WAIT_SECONDS)
 

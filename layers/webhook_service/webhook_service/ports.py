@@ -1,8 +1,10 @@
-"""The edges the use cases depend on, as Protocols: what queues a job and what posts a
-delivery. `Services` (service.py), `Deliverer` (jobs.py), `events.publish` and the sweep take
-these instead of the concrete SQS queue (`jobqueue.JobQueue`) and HTTP sender
-(`sender.Sender`), so anything with the same methods stands in for them: the unit tests'
-recording fakes, the bench's counting ones. mypy checks the fakes against these."""
+"""The edges the use cases depend on, as Protocols: what queues a job, what posts a
+delivery, and what finds an API key's principal. `Services` (service.py), `Deliverer`
+(jobs.py), `events.publish` and the sweep take JobSender and DeliveryClient instead of the
+concrete SQS queue (`jobqueue.JobQueue`) and HTTP sender (`sender.Sender`); the
+Authenticator takes a PrincipalSource instead of the whole `storage.Store`. Anything with
+the same methods stands in for them (the unit tests' recording fakes, the bench's counting
+ones), and mypy checks the fakes against these."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from webhook_service.sender import DeliveryResult
+    from webhook_service.storage import Principal
 
 
 class JobSender(Protocol):
@@ -25,3 +28,10 @@ class DeliveryClient(Protocol):
     receiver's failures: they are a DeliveryResult's error)."""
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> DeliveryResult: ...
+
+
+class PrincipalSource(Protocol):
+    """Finds the principal (key and organisation) of an API token's hash; None when no key
+    has that hash."""
+
+    def find_principal(self, token_hash: str) -> Principal | None: ...
