@@ -129,10 +129,14 @@ def tenancy(client: Any, table: str) -> bool:
 
 
 def _services(table: str, client: Any) -> Any:
+    from webhook_service.auth import Authenticator
+    from webhook_service.jobqueue import JobQueue
     from webhook_service.service import Services
     from webhook_service.storage import Store
 
-    return Services(store=Store(table, client), queue=None, authenticator=None)  # type: ignore[arg-type]
+    # Lists need only the store; the queue is never sent to (nor its client made) here.
+    store = Store(table, client)
+    return Services(store=store, queue=JobQueue("unused"), authenticator=Authenticator(store))
 
 
 # -- part 2: history -------------------------------------------------------------------------------
