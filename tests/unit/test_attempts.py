@@ -44,6 +44,7 @@ from webhook_service.signing import (
     verify_standard,
 )
 from webhook_service.storage import Principal, Store, org_pk
+from webhook_service.storage.keys import sort_key
 
 URL = "https://receiver.example/hooks/"
 
@@ -145,8 +146,8 @@ def test_attempts_expire_with_their_event(
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
     (attempt,) = attempts(services, caller, event_id)["data"]
-    event_item = store._get(org_pk(caller.organisation), f"EVENT#{event_id}")
-    attempt_item = store._get(org_pk(caller.organisation), f"ATTEMPT#{attempt['id']}")
+    event_item = store._get(org_pk(caller.organisation), sort_key("event", event_id))
+    attempt_item = store._get(org_pk(caller.organisation), sort_key("attempt", attempt["id"]))
     assert event_item is not None
     assert attempt_item is not None
     assert attempt_item["expires_at"] == event_item["expires_at"]
@@ -207,7 +208,7 @@ def test_no_outcome_is_written_without_its_attempt(
     original = store._transact
 
     def refuse(actions: list[dict[str, Any]]) -> None:
-        if any("ATTEMPT#" in json.dumps(a) for a in actions):
+        if any(sort_key("attempt", "") in json.dumps(a) for a in actions):
             raise DependencyError("ProvisionedThroughputExceededException")
         original(actions)
 

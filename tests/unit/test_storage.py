@@ -110,7 +110,7 @@ def test_get_task_and_config_retries_unprocessed_keys_with_backoff(
     backing: Backing, organisation: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr("webhook_service.storage.time.sleep", pauses.append)
+    monkeypatch.setattr("webhook_service.storage.store.time.sleep", pauses.append)
     config, task = add_config(Store(backing.table_name, backing.dynamodb), organisation, at(0))
     held = HeldBackClient(backing.dynamodb, held=2)
 
@@ -125,7 +125,7 @@ def test_get_task_and_config_keys_never_processed_raises_dependency_error(
     backing: Backing, organisation: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr("webhook_service.storage.time.sleep", pauses.append)
+    monkeypatch.setattr("webhook_service.storage.store.time.sleep", pauses.append)
     config, task = add_config(Store(backing.table_name, backing.dynamodb), organisation, at(0))
     held = HeldBackClient(backing.dynamodb, held=BATCH_GET_TRIES)
 
