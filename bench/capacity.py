@@ -165,12 +165,12 @@ def measure(
     """Publish and deliver `events` events of one new organisation, recording every request."""
     from webhook_service import admin, sweep
     from webhook_service.auth import Authenticator
-    from webhook_service.domain import new_config
+    from webhook_service.domain import Principal, new_config
     from webhook_service.events import publish
     from webhook_service.jobqueue import JobQueue
     from webhook_service.jobs import Deliverer, handle_job
     from webhook_service.service import Services, list_events
-    from webhook_service.storage import Principal, Store, config_item, event_item, marshal
+    from webhook_service.storage import Store, config_item, event_item, marshal
     from webhook_service.timefmt import utcnow
 
     # Set up, unrecorded: an organisation, a key whose config is valid.

@@ -168,9 +168,10 @@ def _concurrency(make_client: Any, storage: str) -> bool:
     from webhook_service import admin, service
     from webhook_service.auth import Authenticator
     from webhook_service.consumer import handle_batch
+    from webhook_service.domain import Principal
     from webhook_service.jobs import Deliverer, set_deliverer
     from webhook_service.sender import Sender
-    from webhook_service.storage import Principal, Store
+    from webhook_service.storage import Store
 
     receiver = Receiver()
     sender = Sender(allow_private=True)

@@ -14,9 +14,10 @@ from devstack import aws, template
 from tests.unit.support import Backing, FakeClock, FakeDeliverer, FakeQueue, FakeSender, FakeServices
 from webhook_service import admin
 from webhook_service.auth import Authenticator
+from webhook_service.domain import Principal
 from webhook_service.jobs import set_deliverer
 from webhook_service.service import set_services
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 REGION = "us-east-1"
 

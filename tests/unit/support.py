@@ -18,10 +18,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
 from webhook_service import service
+from webhook_service.domain import Principal
 from webhook_service.errors import DependencyError
 from webhook_service.jobs import Deliverer
 from webhook_service.sender import DeliveryResult
-from webhook_service.storage import Principal, Store, org_pk
+from webhook_service.storage import Store, org_pk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

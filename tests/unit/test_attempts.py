@@ -24,7 +24,7 @@ from tests.unit.support import (
     three_lane_deliverer,
 )
 from webhook_service import admin, service
-from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS, Event
+from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS, Event, Principal
 from webhook_service.errors import (
     ConflictError,
     DependencyError,
@@ -43,7 +43,7 @@ from webhook_service.signing import (
     verify_ricloud_headers,
     verify_standard,
 )
-from webhook_service.storage import Principal, Store, org_pk
+from webhook_service.storage import Store, org_pk
 from webhook_service.storage.keys import sort_key
 
 URL = "https://receiver.example/hooks/"

@@ -8,8 +8,8 @@ import hashlib
 import pytest
 
 from webhook_service.auth import TOKEN_PREFIX, Authenticator, generate_token, hash_token, token_from_header
+from webhook_service.domain import Principal
 from webhook_service.errors import UnauthorizedError
-from webhook_service.storage import Principal
 
 TOKEN = "rwk_" + "t" * 43
 ACTIVE = Principal(key_id="key-1", organisation="org-1", state="active")

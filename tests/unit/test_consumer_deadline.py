@@ -29,10 +29,11 @@ from tests.unit.support import (
 )
 from webhook_service import consumer, service
 from webhook_service.consumer import BatchFailedError, handle_batch
+from webhook_service.domain import Principal
 from webhook_service.events import publish
 from webhook_service.jobqueue import Lane
 from webhook_service.jobs import set_deliverer
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 

@@ -136,7 +136,7 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
     return {
         "request body, at most": lambda: validation.MAX_BODY_BYTES,
         "receiver URL, at most (characters)": lambda: validation.MAX_URL_LENGTH,
-        "list limit, default": lambda: validation.DEFAULT_LIMIT,
+        "list limit, default": lambda: domain.DEFAULT_LIMIT,
         "list limit, at most": lambda: validation.MAX_LIMIT,
         "configs embedded in the organisation": lambda: service.EMBEDDED_CONFIGS,
         "tries of a state change that loses races": lambda: service.UPDATE_ATTEMPTS,

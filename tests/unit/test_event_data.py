@@ -11,11 +11,11 @@ import pytest
 
 from tests.unit.support import FakeClock, FakeQueue, FakeSender, FakeServices, http_event, load_function, response_body
 from webhook_service import admin, service
-from webhook_service.domain import is_secret_field, redact
+from webhook_service.domain import Principal, is_secret_field, redact
 from webhook_service.errors import InvalidParameterError
 from webhook_service.events import publish
 from webhook_service.jobs import Deliverer, event_body, handle_job
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 GET_EVENT = load_function("get_event")

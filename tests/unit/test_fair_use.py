@@ -27,11 +27,11 @@ from tests.unit.support import (
 from webhook_service import admin, service
 from webhook_service.auth import Authenticator
 from webhook_service.consumer import handle_batch
-from webhook_service.domain import FAST_LANE_OPEN_TESTS, MAX_OPEN_TESTS
+from webhook_service.domain import FAST_LANE_OPEN_TESTS, MAX_OPEN_TESTS, Principal
 from webhook_service.errors import LimitExceededError, UnavailableError
 from webhook_service.jobs import Deliverer, handle_job
 from webhook_service.service import set_services
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 from webhook_service.sweep import sweep
 
 URL = "https://receiver.example/hooks/"

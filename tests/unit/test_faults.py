@@ -123,7 +123,7 @@ WRITE_PATHS: dict[
 def seeded(installed_services: FakeServices, organisation: str, token: str) -> dict[str, str]:
     """A config whose first test has ended (so it can be tested again) and a second key,
     made before any fault is injected."""
-    from webhook_service.storage import Principal
+    from webhook_service.domain import Principal
 
     caller = Principal(key_id="seed", organisation=organisation, state="active")
     config = service.create_config(installed_services, caller, {"url": URL})
@@ -188,7 +188,7 @@ def _services() -> service.Services:
 
 
 def _caller(organisation: str) -> Any:
-    from webhook_service.storage import Principal
+    from webhook_service.domain import Principal
 
     return Principal(key_id="check", organisation=organisation, state="active")
 
@@ -214,7 +214,7 @@ class CrashingSender(FakeSender):
 def test_consumer_crash_mid_batch_retries_the_job_and_the_task_ends(
     services: FakeServices, store: Store, clock: FakeClock, organisation: str
 ) -> None:
-    from webhook_service.storage import Principal
+    from webhook_service.domain import Principal
 
     caller = Principal(key_id="k", organisation=organisation, state="active")
     crashing = service.create_config(services, caller, {"url": URL + "crash/"})

@@ -32,12 +32,12 @@ from tests import iamcheck
 from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, http_event, sqs_event
 from webhook_service import admin, events, service
 from webhook_service.auth import Authenticator
-from webhook_service.domain import FAST_LANE_OPEN_TESTS, new_event
+from webhook_service.domain import FAST_LANE_OPEN_TESTS, Principal, new_event
 from webhook_service.jobqueue import JobQueue, config_test_job
 from webhook_service.jobs import Deliverer, handle_job, set_deliverer
 from webhook_service.service import Services, set_services
 from webhook_service.settings import reset_settings
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()

@@ -26,11 +26,11 @@ from tests.unit.support import (
     three_lane_deliverer,
 )
 from webhook_service import admin, service
-from webhook_service.domain import SLOW_MARK_SECONDS
+from webhook_service.domain import SLOW_MARK_SECONDS, Principal
 from webhook_service.events import publish
 from webhook_service.jobqueue import Lane
 from webhook_service.jobs import handle_job, set_deliverer
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 NO_ANSWER_IN_TIME = FakeSender(status=None, duration_ms=2000)  # the fast lane's sender gave up

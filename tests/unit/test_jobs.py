@@ -13,8 +13,9 @@ from devstack.aws import serial
 from tests.unit.support import FakeDeliverer, FakeSender, FakeServices, RecordingClient, as_dynamodb, sqs_event
 from webhook_service import service
 from webhook_service.consumer import BatchFailedError, handle_batch
+from webhook_service.domain import Principal
 from webhook_service.errors import DependencyError
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 

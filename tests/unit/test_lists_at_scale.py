@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.unit.support import BASE_TIME, as_dynamodb
-from webhook_service.domain import Event, new_config, new_event, new_test_task
+from webhook_service.domain import Event, ListQuery, new_config, new_event, new_test_task
 from webhook_service.storage import (
     CONFIG_COUNTS_SK,
     LIST_BOOKKEEPING_ITEMS,
@@ -20,7 +20,6 @@ from webhook_service.storage import (
     marshal,
     org_pk,
 )
-from webhook_service.validation import ListQuery
 
 URL = "https://receiver.example/hooks"
 

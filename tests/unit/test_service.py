@@ -11,7 +11,7 @@ import pytest
 from tests.unit.support import Backing, FakeClock, FakeQueue, FakeServices, count_partition, tasks_of
 from webhook_service import admin, service
 from webhook_service.auth import Authenticator
-from webhook_service.domain import Task, WebhookConfig
+from webhook_service.domain import Principal, Task, WebhookConfig
 from webhook_service.errors import (
     InvalidParameterError,
     InvalidStateError,
@@ -19,7 +19,7 @@ from webhook_service.errors import (
     UnavailableError,
 )
 from webhook_service.service import Services
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 from webhook_service.timefmt import format_datetime
 from webhook_service.validation import parse_json_body
 

@@ -13,10 +13,9 @@ import pytest
 from tests.unit.support import BASE_TIME, Backing, RecordingClient, as_dynamodb
 from webhook_service import admin
 from webhook_service.auth import hash_token
-from webhook_service.domain import Task, WebhookConfig, failed_to_queue, new_config, new_test_task
+from webhook_service.domain import ListQuery, Principal, Task, WebhookConfig, failed_to_queue, new_config, new_test_task
 from webhook_service.errors import ConflictError, DependencyError
-from webhook_service.storage import BATCH_GET_TRIES, Principal, Store, UnknownCursorError
-from webhook_service.validation import ListQuery
+from webhook_service.storage import BATCH_GET_TRIES, Store, UnknownCursorError
 
 URL = "https://receiver.example/hooks"
 

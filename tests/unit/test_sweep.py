@@ -25,9 +25,9 @@ from tests.unit.support import (
     load_function,
 )
 from webhook_service import service
-from webhook_service.domain import MAX_ATTEMPTS, Task, new_event
+from webhook_service.domain import MAX_ATTEMPTS, Principal, Task, new_event
 from webhook_service.jobs import Deliverer, handle_job
-from webhook_service.storage import Principal, Store, org_pk
+from webhook_service.storage import Store, org_pk
 from webhook_service.storage.keys import OPEN_SHARDS, open_pk, sort_key
 from webhook_service.sweep import sweep
 

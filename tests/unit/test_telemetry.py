@@ -20,8 +20,9 @@ from tests.unit.support import (
     sqs_event,
 )
 from webhook_service import service
+from webhook_service.domain import Principal
 from webhook_service.logs import logger
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 

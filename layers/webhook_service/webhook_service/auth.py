@@ -7,9 +7,9 @@ import secrets
 import time
 from collections.abc import Callable
 
+from webhook_service.domain import Principal
 from webhook_service.errors import UnauthorizedError
 from webhook_service.ports import PrincipalSource
-from webhook_service.storage import Principal
 
 TOKEN_PREFIX = "rwk_"  # noqa: S105 - a prefix, not a secret
 _SCHEME = "token"

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from webhook_service.domain import Principal
     from webhook_service.sender import DeliveryResult
-    from webhook_service.storage import Principal
 
 
 class JobSender(Protocol):

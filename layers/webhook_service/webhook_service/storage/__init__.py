@@ -24,7 +24,7 @@ from webhook_service.storage.items import (
 )
 from webhook_service.storage.keys import CONFIG_COUNTS_SK, OPEN_SHARDS, created_sk, item_key, org_pk
 from webhook_service.storage.planning import LIST_BOOKKEEPING_ITEMS, Page, UnknownCursorError
-from webhook_service.storage.store import BATCH_GET_TRIES, OUTCOME_TRIES, Principal, Store
+from webhook_service.storage.store import BATCH_GET_TRIES, OUTCOME_TRIES, Store
 
 __all__ = [
     "BATCH_GET_TRIES",
@@ -36,7 +36,6 @@ __all__ = [
     "OUTCOME_TRIES",
     "Item",
     "Page",
-    "Principal",
     "Store",
     "UnknownCursorError",
     "attempt_from_item",

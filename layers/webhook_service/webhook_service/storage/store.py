@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from webhook_service import clients
-from webhook_service.domain import MAX_OPEN_TESTS, Attempt, Event, Task, WebhookConfig
+from webhook_service.domain import MAX_OPEN_TESTS, Attempt, Event, ListQuery, Principal, Task, WebhookConfig
 from webhook_service.errors import ConflictError, DependencyError, OpenTestsLimitError
 from webhook_service.storage.codec import Item, dynamodb_errors, marshal, unmarshal
 from webhook_service.storage.items import (
@@ -57,7 +56,6 @@ from webhook_service.storage.planning import (
     strictly_below,
 )
 from webhook_service.timefmt import format_datetime
-from webhook_service.validation import ListQuery
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -65,15 +63,6 @@ if TYPE_CHECKING:
 OUTCOME_TRIES = 3  # reads of a config whose state moved while its test ran, before the outcome stands alone
 BATCH_GET_TRIES = 5  # BatchGetItem calls for one read, counting the retries of unprocessed keys
 BATCH_GET_BACKOFF = 0.05  # seconds before the first retry, doubled for each next: 0.75 s in all
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: a key and its organisation."""
-
-    key_id: str
-    organisation: str
-    state: str
 
 
 def _attempt_put(attempt: Attempt) -> dict[str, Any]:
