@@ -288,14 +288,14 @@ def answers_recorded(into: list[Any]) -> Iterator[None]:
         into.append((status, dict(headers), body))  # moto adds the request's id and date afterwards
         return status, headers, body
 
-    # A method replaced on moto's class for the span of the test: mypy forbids assigning to
-    # a method (method-assign), which is what recording moto's answers takes.
-    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+    # A method replaced on moto's class for the span of the test (setattr: mypy rightly
+    # refuses a plain assignment to a method, and replacing it is the point here).
+    setattr(DynamoResult, "execute_result", execute_result)  # noqa: B010
     try:
         yield
     finally:
         if had_own:
-            DynamoResult.execute_result = execute  # type: ignore[method-assign]
+            setattr(DynamoResult, "execute_result", execute)  # noqa: B010
         else:
             del DynamoResult.execute_result
 

@@ -36,8 +36,13 @@ def add_configs(store: Store, organisation: str, count: int) -> list[WebhookConf
     return [add_config(store, organisation, at(n))[0] for n in range(count)]
 
 
-def listed_ids(store: Store, organisation: str, resource: str = "webhook_config", **query: object) -> list[str]:
-    page = store.list_items(organisation, resource, ListQuery(**query))  # type: ignore[arg-type]
+def cursor_query(cursor: str, cursor_id: str) -> ListQuery:
+    """A list query with one cursor, `after_id` or `before_id`."""
+    return ListQuery(after_id=cursor_id) if cursor == "after_id" else ListQuery(before_id=cursor_id)
+
+
+def listed_ids(store: Store, organisation: str, resource: str = "webhook_config", **query: Any) -> list[str]:
+    page = store.list_items(organisation, resource, ListQuery(**query))
     return [item["id"] for item in page.items]
 
 
@@ -59,7 +64,9 @@ def test_create_config_task_id_taken_writes_neither(store: Store, organisation: 
         store.create_config(config, replace(taken, target=config.id))
 
     assert store.get_config(organisation, config.id) is None
-    assert store.get_task(organisation, taken.id).target != config.id  # type: ignore[union-attr]
+    stored = store.get_task(organisation, taken.id)
+    assert stored is not None
+    assert stored.target != config.id
 
 
 def test_create_config_id_taken_raises_conflict_and_keeps_original(store: Store, organisation: str) -> None:
@@ -289,7 +296,7 @@ def test_list_items_unknown_cursor_raises_naming_it(store: Store, organisation: 
     add_configs(store, organisation, 1)
 
     with pytest.raises(UnknownCursorError) as caught:
-        store.list_items(organisation, "webhook_config", ListQuery(**{cursor: str(uuid.uuid4())}))  # type: ignore[arg-type]
+        store.list_items(organisation, "webhook_config", cursor_query(cursor, str(uuid.uuid4())))
 
     assert caught.value.name == cursor
 
@@ -516,8 +523,12 @@ def test_deactivate_key_known_key_deactivates_key_and_token(store: Store, organi
 
     assert result is not None
     assert result["state"] == "deactivated"
-    assert store.find_principal(hash_token(token)).state == "deactivated"  # type: ignore[union-attr]
-    assert store.get_key(organisation, key["id"])["state"] == "deactivated"  # type: ignore[index]
+    principal = store.find_principal(hash_token(token))
+    assert principal is not None
+    assert principal.state == "deactivated"
+    stored = store.get_key(organisation, key["id"])
+    assert stored is not None
+    assert stored["state"] == "deactivated"
 
 
 def test_deactivate_key_unknown_key_returns_none(store: Store, organisation: str) -> None:
@@ -528,7 +539,9 @@ def test_deactivate_key_other_organisation_returns_none_and_keeps_key_active(sto
     key, token = admin.create_key(store, organisation)
 
     assert admin.deactivate_key(store, str(uuid.uuid4()), key["id"]) is None
-    assert store.find_principal(hash_token(token)).state == "active"  # type: ignore[union-attr]
+    principal = store.find_principal(hash_token(token))
+    assert principal is not None
+    assert principal.state == "active"
 
 
 def test_find_key_by_token_issued_token_returns_its_key(store: Store, organisation: str) -> None:
