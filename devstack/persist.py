@@ -175,6 +175,7 @@ def read_snapshot(path: Path) -> list[RawItem]:
 
 def requeue_open(items: list[RawItem], queue: Any, now: dt.datetime) -> int:
     """Queue the job of every task and event in `items` that has not ended; returns how many."""
+    from webhook_service.domain import Event, Task
     from webhook_service.storage import event_from_item, task_from_item, unmarshal
     from webhook_service.sweep import open_job
 
@@ -182,13 +183,14 @@ def requeue_open(items: list[RawItem], queue: Any, now: dt.datetime) -> int:
     for raw in items:
         item = unmarshal(raw)
         kind = item.get("resource")
+        work: Task | Event
         if kind == "task":
-            is_open = not task_from_item(item).ended
+            work = task_from_item(item)
         elif kind == "event":
-            is_open = not event_from_item(item).ended
+            work = event_from_item(item)
         else:
             continue
-        job = open_job(item) if is_open else None
+        job = None if work.ended else open_job(work)
         if job is None:
             continue  # ended, or an event with no attempt left: the sweep ends it
         wait = int(job.get("not_before", 0) - now.timestamp())

@@ -188,7 +188,7 @@ def test_a_task_that_ends_after_it_was_read_is_not_swept(
     services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     _, task_id = lost_test(services, caller)
-    (item,) = [i for i in store.overdue(START + 2 * HOUR, 100) if i["id"] == task_id]
+    (item,) = [i for i in store.overdue(START + 2 * HOUR, 100) if i.work.id == task_id]
     task = stored_task(store, caller.organisation, task_id)
     assert store.end_task(replace(task, state="succeeded", date_completed=clock()))
 

@@ -546,3 +546,18 @@ class ListQuery:
     limit: int = DEFAULT_LIMIT
     after_id: str | None = None
     before_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Overdue:
+    """A task or event that has not ended and was due before the sweep's threshold, as the
+    store read it: `sweeps` is how many times the sweep queued it again, `due` the due mark
+    the store's conditional write checks (it changes whenever the work moves on)."""
+
+    work: Task | Event
+    sweeps: int
+    due: str
+
+    @property
+    def kind(self) -> str:
+        return "task" if isinstance(self.work, Task) else "event"

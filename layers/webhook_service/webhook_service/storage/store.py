@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, cast
 
 from webhook_service import clients
-from webhook_service.domain import MAX_OPEN_TESTS, Attempt, Event, ListQuery, Principal, Task, WebhookConfig
+from webhook_service.domain import MAX_OPEN_TESTS, Attempt, Event, ListQuery, Overdue, Principal, Task, WebhookConfig
 from webhook_service.errors import ConflictError, DependencyError, OpenTestsLimitError
 from webhook_service.storage.codec import Item, dynamodb_errors, marshal, unmarshal
 from webhook_service.storage.items import (
@@ -779,10 +779,10 @@ class Store:
 
     # -- the overdue sweep -----------------------------------------------------------------
 
-    def overdue(self, due_before: dt.datetime, limit: int) -> list[Item]:
+    def overdue(self, due_before: dt.datetime, limit: int) -> list[Overdue]:
         """Tasks and events that have not ended and were due before `due_before`, at most
         `limit` of each ByOpen partition, oldest first."""
-        found: list[Item] = []
+        found: list[Overdue] = []
         high = format_datetime(due_before)
         for shard in range(OPEN_SHARDS):
             with dynamodb_errors():
@@ -793,21 +793,27 @@ class Store:
                     ExpressionAttributeValues=marshal({":pk": open_pk(shard), ":high": high}),
                     Limit=limit,
                 )
-            found.extend(unmarshal(raw) for raw in response.get("Items", []))
+            for raw in response.get("Items", []):
+                item = unmarshal(raw)
+                if item.get("resource") == "task":
+                    found.append(Overdue(task_from_item(item), int(item.get("sweeps", 0)), item["DueSK"]))
+                elif item.get("resource") == "event":
+                    found.append(Overdue(event_from_item(item), int(item.get("sweeps", 0)), item["DueSK"]))
         return found
 
-    def mark_swept(self, item: Item, now: dt.datetime) -> bool:
+    def mark_swept(self, overdue: Overdue, now: dt.datetime) -> bool:
         """Count one sweep of an overdue task or event and make it due again from `now`,
-        unless it changed since `item` was read (ended, or moved on); False then."""
+        unless it changed since it was read (ended, or moved on); False then."""
+        work = overdue.work
         try:
             with dynamodb_errors():
                 self.client.update_item(
                     TableName=self.table_name,
-                    Key=marshal({"PK": item["PK"], "SK": item["SK"]}),
+                    Key=marshal(item_key(work.organisation, overdue.kind, work.id)),
                     UpdateExpression="SET sweeps = if_not_exists(sweeps, :zero) + :one, DueSK = :due",
                     ConditionExpression="DueSK = :read",
                     ExpressionAttributeValues=marshal(
-                        {":zero": 0, ":one": 1, ":due": open_keys(item["id"], now)["DueSK"], ":read": item["DueSK"]}
+                        {":zero": 0, ":one": 1, ":due": open_keys(work.id, now)["DueSK"], ":read": overdue.due}
                     ),
                 )
         except ConflictError:
