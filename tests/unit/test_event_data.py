@@ -146,7 +146,7 @@ def test_publish_data_the_table_cannot_hold_is_invalid_parameter_and_writes_noth
 
     assert problem in (raised.value.params or {}).get("data", "")
     assert queue.jobs == []
-    assert store.list_items(caller.organisation, "event", _any_query()).items == []
+    assert store.list_events(caller.organisation, _any_query()).items == []
 
 
 def _any_query() -> Any:
@@ -240,8 +240,8 @@ def test_cli_publish_event_to_a_queue_that_refuses_prints_unavailable_without_a_
     assert code == 1
     assert "Traceback" not in err
     assert error["error"] == "unavailable"
-    (event,) = store.list_items(caller.organisation, "event", _any_query()).items
-    assert (event["state"], event["error"]) == ("failed", "queue-unavailable")
+    (event,) = store.list_events(caller.organisation, _any_query()).items
+    assert (event.state, event.error) == ("failed", "queue-unavailable")
 
 
 # -- redaction ---------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_list_items_events_page_reads_at_most_limit_plus_one(store: Store, organ
     add_events(store, organisation, ["created"] * 30)
     bounded, client = counting(store)
 
-    page = bounded.list_items(organisation, "event", query)
+    page = bounded.list_events(organisation, query)
 
     assert client.items_read <= query.limit + 1
     assert page.has_more is True
@@ -106,9 +106,9 @@ def test_list_items_events_cursor_page_reads_limit_plus_one_and_the_cursor(store
     events = add_events(store, organisation, ["created"] * 30)
     bounded, client = counting(store)
 
-    page = bounded.list_items(organisation, "event", ListQuery(limit=3, after_id=events[20].id))
+    page = bounded.list_events(organisation, ListQuery(limit=3, after_id=events[20].id))
 
-    assert [i["id"] for i in page.items] == [events[19].id, events[18].id, events[17].id]
+    assert [i.id for i in page.items] == [events[19].id, events[18].id, events[17].id]
     assert client.items_read <= 3 + 1 + LIST_BOOKKEEPING_ITEMS
     assert (page.has_more, page.total_count_capped, page.next_after_id) == (True, True, events[17].id)
 
@@ -116,7 +116,7 @@ def test_list_items_events_cursor_page_reads_limit_plus_one_and_the_cursor(store
 def test_list_items_both_cursors_naming_one_item_read_it_once_and_list_nothing(store: Store, organisation: str) -> None:
     events = add_events(store, organisation, ["created"] * 3)
 
-    page = store.list_items(organisation, "event", ListQuery(after_id=events[1].id, before_id=events[1].id))
+    page = store.list_events(organisation, ListQuery(after_id=events[1].id, before_id=events[1].id))
 
     assert (page.items, page.has_more) == ([], False)
 
@@ -124,7 +124,7 @@ def test_list_items_both_cursors_naming_one_item_read_it_once_and_list_nothing(s
 def test_list_items_capped_total_counts_the_matches_the_page_read(store: Store, organisation: str) -> None:
     add_events(store, organisation, ["created"] * 8)
 
-    page = store.list_items(organisation, "event", ListQuery(limit=3))
+    page = store.list_events(organisation, ListQuery(limit=3))
 
     assert (page.total_count, page.total_count_capped) == (4, True)  # the page's 3 and the one after
 
@@ -132,7 +132,7 @@ def test_list_items_capped_total_counts_the_matches_the_page_read(store: Store, 
 def test_list_items_whole_list_in_page_counts_exactly(store: Store, organisation: str) -> None:
     add_events(store, organisation, ["created"] * 4)
 
-    page = store.list_items(organisation, "event", ListQuery(limit=10))
+    page = store.list_events(organisation, ListQuery(limit=10))
 
     assert (page.total_count, page.total_count_capped, page.has_more, page.next_after_id) == (4, False, False, None)
 
@@ -152,10 +152,10 @@ def test_list_items_filter_without_index_pages_through_windows_to_every_match(st
     for _ in range(40):  # bounded: 30 items, windows of 3
         client.items_read = 0
         query = ListQuery(limit=2, filters={"action": "failed"}, after_id=after)
-        page = bounded.list_items(organisation, "event", query)
+        page = bounded.list_events(organisation, query)
         pages += 1
         assert client.items_read <= 2 + 1 + LIST_BOOKKEEPING_ITEMS
-        found += [i["id"] for i in page.items]
+        found += [i.id for i in page.items]
         if not page.has_more:
             break
         assert page.next_after_id is not None
@@ -170,7 +170,7 @@ def test_list_items_filter_without_index_window_of_no_match_says_where_to_go_on(
 ) -> None:
     events = add_events(store, organisation, ["failed"] + ["created"] * 10)
 
-    page = store.list_items(organisation, "event", ListQuery(limit=2, filters={"action": "failed"}))
+    page = store.list_events(organisation, ListQuery(limit=2, filters={"action": "failed"}))
 
     assert (page.items, page.has_more, page.next_after_id) == ([], True, events[8].id)
 
@@ -182,7 +182,7 @@ def test_list_items_configs_with_more_total_from_counts_without_counting_query(s
     add_configs(store, organisation, ["new"] * 12)
     bounded, client = counting(store)
 
-    page = bounded.list_items(organisation, "webhook_config", ListQuery(limit=2))
+    page = bounded.list_configs(organisation, ListQuery(limit=2))
 
     assert (page.total_count, page.total_count_capped, page.has_more) == (12, False, True)
     assert client.items_read <= 2 + 1 + LIST_BOOKKEEPING_ITEMS
@@ -205,9 +205,9 @@ def test_config_counts_follow_every_state_change(store: Store, organisation: str
 
     assert store.config_counts(organisation) == {"new": 0, "valid": 2, "invalid": 1, "deactivated": 1}
     for state, expected in (("valid", 2), ("invalid", 1), ("deactivated", 1), ("new", 0)):
-        page = store.list_items(organisation, "webhook_config", ListQuery(limit=1, filters={"state": state}))
+        page = store.list_configs(organisation, ListQuery(limit=1, filters={"state": state}))
         assert page.total_count == expected
-    assert store.list_items(organisation, "webhook_config", ListQuery(limit=1)).total_count == 3
+    assert store.list_configs(organisation, ListQuery(limit=1)).total_count == 3
     assert valid.id  # listed among the valid ones above
 
 
@@ -238,7 +238,7 @@ def test_list_items_organisation_without_kept_counts_counts_with_a_query(store: 
     key = marshal({"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK})
     store.client.delete_item(TableName=store.table_name, Key=key)
     try:
-        page = store.list_items(organisation, "webhook_config", ListQuery(limit=1))
+        page = store.list_configs(organisation, ListQuery(limit=1))
 
         assert (page.total_count, page.total_count_capped) == (4, False)
         assert store.config_counts(organisation) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +16,7 @@ from webhook_service import admin
 from webhook_service.auth import hash_token
 from webhook_service.domain import ListQuery, Principal, Task, WebhookConfig, failed_to_queue, new_config, new_test_task
 from webhook_service.errors import ConflictError, DependencyError
-from webhook_service.storage import BATCH_GET_TRIES, Store, UnknownCursorError
+from webhook_service.storage import BATCH_GET_TRIES, Page, Store, UnknownCursorError
 
 URL = "https://receiver.example/hooks"
 
@@ -42,8 +43,14 @@ def cursor_query(cursor: str, cursor_id: str) -> ListQuery:
 
 
 def listed_ids(store: Store, organisation: str, resource: str = "webhook_config", **query: Any) -> list[str]:
-    page = store.list_items(organisation, resource, ListQuery(**query))
-    return [item["id"] for item in page.items]
+    lists: dict[str, Callable[[str, ListQuery], Page[Any]]] = {
+        "webhook_config": store.list_configs,
+        "task": store.list_tasks,
+        "event": store.list_events,
+        "attempt": store.list_attempts,
+    }
+    page = lists[resource](organisation, ListQuery(**query))
+    return [item.id for item in page.items]
 
 
 # -- configs and tasks ------------------------------------------------------------------------
@@ -228,22 +235,22 @@ def test_list_items_configs_come_newest_first(store: Store, organisation: str) -
 def test_list_items_limit_below_matches_reports_more_and_total(store: Store, organisation: str) -> None:
     configs = add_configs(store, organisation, 3)
 
-    page = store.list_items(organisation, "webhook_config", ListQuery(limit=2))
+    page = store.list_configs(organisation, ListQuery(limit=2))
 
-    assert [i["id"] for i in page.items] == [configs[2].id, configs[1].id]
+    assert [i.id for i in page.items] == [configs[2].id, configs[1].id]
     assert (page.has_more, page.total_count) == (True, 3)
 
 
 def test_list_items_limit_equal_to_matches_reports_no_more(store: Store, organisation: str) -> None:
     add_configs(store, organisation, 3)
 
-    page = store.list_items(organisation, "webhook_config", ListQuery(limit=3))
+    page = store.list_configs(organisation, ListQuery(limit=3))
 
     assert (len(page.items), page.has_more, page.total_count) == (3, False, 3)
 
 
 def test_list_items_empty_organisation_gives_empty_page(store: Store, organisation: str) -> None:
-    page = store.list_items(organisation, "webhook_config", ListQuery())
+    page = store.list_configs(organisation, ListQuery())
 
     assert (page.items, page.has_more, page.total_count) == ([], False, 0)
 
@@ -257,9 +264,9 @@ def test_list_items_after_id_returns_older_than_cursor(store: Store, organisatio
 def test_list_items_after_id_with_limit_pages_onward(store: Store, organisation: str) -> None:
     configs = add_configs(store, organisation, 4)
 
-    page = store.list_items(organisation, "webhook_config", ListQuery(limit=1, after_id=configs[3].id))
+    page = store.list_configs(organisation, ListQuery(limit=1, after_id=configs[3].id))
 
-    assert [i["id"] for i in page.items] == [configs[2].id]
+    assert [i.id for i in page.items] == [configs[2].id]
     assert page.has_more is True
 
 
@@ -280,7 +287,7 @@ def test_list_items_after_and_before_id_returns_between(store: Store, organisati
 def test_list_items_cursor_total_count_ignores_cursors(store: Store, organisation: str) -> None:
     configs = add_configs(store, organisation, 4)
 
-    page = store.list_items(organisation, "webhook_config", ListQuery(after_id=configs[1].id))
+    page = store.list_configs(organisation, ListQuery(after_id=configs[1].id))
 
     assert (len(page.items), page.total_count) == (1, 4)
 
@@ -296,7 +303,7 @@ def test_list_items_unknown_cursor_raises_naming_it(store: Store, organisation: 
     add_configs(store, organisation, 1)
 
     with pytest.raises(UnknownCursorError) as caught:
-        store.list_items(organisation, "webhook_config", cursor_query(cursor, str(uuid.uuid4())))
+        store.list_configs(organisation, cursor_query(cursor, str(uuid.uuid4())))
 
     assert caught.value.name == cursor
 
@@ -305,14 +312,14 @@ def test_list_items_cursor_of_other_organisation_is_unknown(store: Store, organi
     theirs = add_configs(store, admin.create_organisation(store, "Other")["id"], 1)[0]
 
     with pytest.raises(UnknownCursorError):
-        store.list_items(organisation, "webhook_config", ListQuery(after_id=theirs.id))
+        store.list_configs(organisation, ListQuery(after_id=theirs.id))
 
 
 def test_list_items_task_cursor_on_config_list_is_unknown(store: Store, organisation: str) -> None:
     _, task = add_config(store, organisation, at(0))
 
     with pytest.raises(UnknownCursorError):
-        store.list_items(organisation, "webhook_config", ListQuery(after_id=task.id))
+        store.list_configs(organisation, ListQuery(after_id=task.id))
 
 
 # -- lists: date bounds ---------------------------------------------------------------------------
@@ -335,33 +342,31 @@ def test_list_items_date_bound_at_exact_creation_instant_follows_operator(
 def test_list_items_date_range_whole_in_page_counts_exactly(store: Store, organisation: str) -> None:
     configs = add_configs(store, organisation, 5)
 
-    page = store.list_items(
+    page = store.list_configs(
         organisation,
-        "webhook_config",
         ListQuery(limit=3, date_bounds={"gt": configs[0].date_created, "lt": configs[4].date_created}),
     )
 
-    assert [i["id"] for i in page.items] == [configs[3].id, configs[2].id, configs[1].id]
+    assert [i.id for i in page.items] == [configs[3].id, configs[2].id, configs[1].id]
     assert (page.has_more, page.total_count, page.total_count_capped) == (False, 3, False)
 
 
 def test_list_items_date_range_with_more_counts_what_it_read_capped(store: Store, organisation: str) -> None:
     configs = add_configs(store, organisation, 5)
 
-    page = store.list_items(
+    page = store.list_configs(
         organisation,
-        "webhook_config",
         ListQuery(limit=1, date_bounds={"gt": configs[0].date_created, "lt": configs[4].date_created}),
     )
 
-    assert [i["id"] for i in page.items] == [configs[3].id]
+    assert [i.id for i in page.items] == [configs[3].id]
     assert (page.has_more, page.total_count, page.total_count_capped) == (True, 2, True)
 
 
 def test_list_items_empty_date_range_returns_nothing(store: Store, organisation: str) -> None:
     add_configs(store, organisation, 3)
 
-    page = store.list_items(organisation, "webhook_config", ListQuery(date_bounds={"gt": at(2), "lt": at(0)}))
+    page = store.list_configs(organisation, ListQuery(date_bounds={"gt": at(2), "lt": at(0)}))
 
     assert (page.items, page.total_count) == ([], 0)
 
@@ -390,9 +395,9 @@ def test_list_items_plain_list_leaves_out_deactivated_configs(store: Store, orga
     gone, _ = add_config(store, organisation, at(1))
     store.replace_config(replace(gone, state="deactivated", version=2), expected_version=1, task=None)
 
-    page = store.list_items(organisation, "webhook_config", ListQuery())
+    page = store.list_configs(organisation, ListQuery())
 
-    assert ([i["id"] for i in page.items], page.total_count) == ([kept.id], 1)
+    assert ([i.id for i in page.items], page.total_count) == ([kept.id], 1)
 
 
 def test_list_items_state_deactivated_lists_deactivated_configs(store: Store, organisation: str) -> None:
@@ -415,9 +420,9 @@ def test_list_items_state_filter_returns_only_that_state(store: Store, organisat
     add_config(store, organisation, at(1), state="new")
     add_config(store, organisation, at(2), state="invalid")
 
-    page = store.list_items(organisation, "webhook_config", ListQuery(filters={"state": "valid"}))
+    page = store.list_configs(organisation, ListQuery(filters={"state": "valid"}))
 
-    assert ([i["id"] for i in page.items], page.total_count) == ([valid.id], 1)
+    assert ([i.id for i in page.items], page.total_count) == ([valid.id], 1)
 
 
 def test_list_items_task_target_filter_returns_only_that_configs_tasks(store: Store, organisation: str) -> None:
@@ -436,9 +441,9 @@ def test_list_items_task_target_and_state_filters_both_apply(store: Store, organ
     store.create_test_task(config, pending)
     add_config(store, organisation, at(3))
 
-    page = store.list_items(organisation, "task", ListQuery(filters={"target": config.id, "state": "failed"}))
+    page = store.list_tasks(organisation, ListQuery(filters={"target": config.id, "state": "failed"}))
 
-    assert ([i["id"] for i in page.items], page.total_count) == ([first.id], 1)
+    assert ([i.id for i in page.items], page.total_count) == ([first.id], 1)
 
 
 def test_list_items_task_state_filter_follows_state_change(store: Store, organisation: str) -> None:
@@ -472,8 +477,8 @@ def test_list_items_any_query_never_scans(backing: Backing, organisation: str) -
     ]
 
     for query in queries:
-        store.list_items(organisation, "webhook_config", query)
-    store.list_items(organisation, "task", ListQuery(filters={"target": configs[0].id}))
+        store.list_configs(organisation, query)
+    store.list_tasks(organisation, ListQuery(filters={"target": configs[0].id}))
 
     assert "query" in recording.calls
     assert "scan" not in recording.calls

@@ -5,8 +5,9 @@ This module ties the domain rules to storage and the queue; it knows nothing of 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -55,10 +56,6 @@ from webhook_service.storage import (
     Page,
     Store,
     UnknownCursorError,
-    attempt_from_item,
-    config_from_item,
-    event_from_item,
-    task_from_item,
 )
 from webhook_service.timefmt import utcnow
 from webhook_service.validation import ANY_ID, ANY_NAME, check_fields, parse_list_query, validate_url
@@ -134,10 +131,9 @@ def get_config(svc: Services, caller: Principal, config_id: str) -> dict[str, An
 
 def list_configs(svc: Services, caller: Principal, params: dict[str, str]) -> dict[str, Any]:
     query = parse_list_query(params, {"state": CONFIG_STATES})
-    page = _list(svc, caller, "webhook_config", query)
-    return _list_resource(
-        page, "/configs/webhook", [config_from_item(i).to_resource(now=svc.clock()) for i in page.items]
-    )
+    with _cursors_of("webhook_config"):
+        page = svc.store.list_configs(caller.organisation, query)
+    return _list_resource(page, "/configs/webhook", [c.to_resource(now=svc.clock()) for c in page.items])
 
 
 def update_config(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -304,8 +300,9 @@ def get_task(svc: Services, caller: Principal, task_id: str) -> dict[str, Any]:
 
 def list_tasks(svc: Services, caller: Principal, params: dict[str, str]) -> dict[str, Any]:
     query = parse_list_query(params, {"type": TASK_TYPES, "target": ANY_ID, "state": TASK_STATES})
-    page = _list(svc, caller, "task", query)
-    return _list_resource(page, "/tasks", [task_from_item(i).to_resource() for i in page.items])
+    with _cursors_of("task"):
+        page = svc.store.list_tasks(caller.organisation, query)
+    return _list_resource(page, "/tasks", [t.to_resource() for t in page.items])
 
 
 # -- keys and the organisation -----------------------------------------------------------
@@ -386,11 +383,11 @@ def _reference_changed(field_name: str) -> InvalidStateError:
 
 def _organisation_resource(svc: Services, item: dict[str, Any]) -> dict[str, Any]:
     organisation = str(item["id"])
-    configs = svc.store.list_items(organisation, "webhook_config", ListQuery(limit=EMBEDDED_CONFIGS))
-    has_valid = svc.store.list_items(organisation, "webhook_config", ListQuery(filters={"state": "valid"}, limit=1))
+    configs = svc.store.list_configs(organisation, ListQuery(limit=EMBEDDED_CONFIGS))
+    has_valid = svc.store.list_configs(organisation, ListQuery(filters={"state": "valid"}, limit=1))
     resource = _pick(item, ORGANISATION_FIELDS)
     resource["webhook_configs"] = _list_resource(
-        configs, "/configs/webhook", [config_from_item(i).to_resource(now=svc.clock()) for i in configs.items]
+        configs, "/configs/webhook", [c.to_resource(now=svc.clock()) for c in configs.items]
     )
     resource["state"] = "active" if has_valid.items else "unconfigured"
     return resource
@@ -412,8 +409,9 @@ def get_event(svc: Services, caller: Principal, event_id: str) -> dict[str, Any]
 
 def list_events(svc: Services, caller: Principal, params: dict[str, str]) -> dict[str, Any]:
     query = parse_list_query(params, {"type": ANY_NAME, "action": ANY_NAME, "state": EVENT_STATES})
-    page = _list(svc, caller, "event", query)
-    return _list_resource(page, "/events", [event_from_item(i).to_resource() for i in page.items])
+    with _cursors_of("event"):
+        page = svc.store.list_events(caller.organisation, query)
+    return _list_resource(page, "/events", [e.to_resource() for e in page.items])
 
 
 def list_attempts(svc: Services, caller: Principal, event_id: str, params: dict[str, str]) -> dict[str, Any]:
@@ -424,9 +422,10 @@ def list_attempts(svc: Services, caller: Principal, event_id: str, params: dict[
     if event is None:
         raise NotFoundError("event")
     query = replace(query, filters={"event": event.id})
-    page = _list(svc, caller, "attempt", query)
+    with _cursors_of("attempt"):
+        page = svc.store.list_attempts(caller.organisation, query)
     url = f"/events/{event.id}/attempts"
-    return _list_resource(page, url, [attempt_from_item(i).to_resource() for i in page.items])
+    return _list_resource(page, url, [a.to_resource() for a in page.items])
 
 
 def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -484,16 +483,18 @@ def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str
 # -- lists -----------------------------------------------------------------------------------
 
 
-def _list(svc: Services, caller: Principal, resource: str, query: ListQuery) -> Page:
+@contextlib.contextmanager
+def _cursors_of(resource: str) -> Iterator[None]:
+    """A cursor naming nothing in the list is the caller's error, naming the parameter."""
     try:
-        return svc.store.list_items(caller.organisation, resource, query)
+        yield
     except UnknownCursorError as exc:
         raise InvalidParameterError(
             f"{exc.name} names no {resource} in this list.", params={exc.name: f"no such {resource}"}
         ) from None
 
 
-def _list_resource(page: Page, url: str, data: list[dict[str, Any]]) -> dict[str, Any]:
+def _list_resource(page: Page[Any], url: str, data: list[dict[str, Any]]) -> dict[str, Any]:
     """The list object. Beyond ricloud's fields: `total_count_capped: true` when
     `total_count` is a lower bound, and `next_after_id` (the next page's `after_id`)
     whenever `has_more` (README, "Lists")."""

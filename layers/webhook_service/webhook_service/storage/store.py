@@ -3,7 +3,7 @@
 One store for the one table: its transactions cross aggregates (a config and its test task,
 an event and its attempt, the organisation's counts). Keys come from `keys`, item shapes from
 `items`, list planning from `planning`, attribute values and errors from `codec`.
-A list page reads at most `limit + 1` items plus LIST_BOOKKEEPING_ITEMS (`list_items`).
+A list page reads at most `limit + 1` items plus LIST_BOOKKEEPING_ITEMS (`_list_items`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from webhook_service.domain import MAX_OPEN_TESTS, Attempt, Event, ListQuery, Ov
 from webhook_service.errors import ConflictError, DependencyError, OpenTestsLimitError
 from webhook_service.storage.codec import Item, dynamodb_errors, marshal, unmarshal
 from webhook_service.storage.items import (
+    attempt_from_item,
     attempt_item,
     config_counts_item,
     config_from_item,
@@ -861,7 +862,23 @@ class Store:
 
     # -- lists ---------------------------------------------------------------------------
 
-    def list_items(self, organisation: str, resource: str, query: ListQuery) -> Page:
+    def list_configs(self, organisation: str, query: ListQuery) -> Page[WebhookConfig]:
+        """A page of the organisation's configs (see `_list_items`)."""
+        return self._list_items(organisation, "webhook_config", query).map(config_from_item)
+
+    def list_tasks(self, organisation: str, query: ListQuery) -> Page[Task]:
+        """A page of the organisation's tasks (see `_list_items`)."""
+        return self._list_items(organisation, "task", query).map(task_from_item)
+
+    def list_events(self, organisation: str, query: ListQuery) -> Page[Event]:
+        """A page of the organisation's events (see `_list_items`)."""
+        return self._list_items(organisation, "event", query).map(event_from_item)
+
+    def list_attempts(self, organisation: str, query: ListQuery) -> Page[Attempt]:
+        """A page of one event's attempts, named by the query's `event` filter (see `_list_items`)."""
+        return self._list_items(organisation, "attempt", query).map(attempt_from_item)
+
+    def _list_items(self, organisation: str, resource: str, query: ListQuery) -> Page[Item]:
         """One page of a list, newest first. What it reads is bounded by the page: at most
         `limit + 1` items of an index, plus LIST_BOOKKEEPING_ITEMS (the cursors' items and
         the config counts), whatever the organisation's history.
