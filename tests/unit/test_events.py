@@ -11,9 +11,10 @@ import pytest
 
 from tests.unit.support import FakeClock, FakeSender
 from webhook_service import admin, service
-from webhook_service.domain import next_attempt_delay, parse_retry_after, route
+from webhook_service.domain import route
 from webhook_service.errors import InvalidParameterError, NotFoundError
 from webhook_service.events import publish
+from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
 from webhook_service.jobs import Deliverer, handle_job
 from webhook_service.service import Services
 from webhook_service.storage import Principal, Store

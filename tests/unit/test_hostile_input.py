@@ -12,9 +12,10 @@ import pytest
 
 from tests.unit.support import FakeClock, FakeSender, http_event, load_function, response_body
 from webhook_service import service
-from webhook_service.domain import RETRY_DELAYS, next_attempt_delay, parse_retry_after
+from webhook_service.domain import RETRY_DELAYS
 from webhook_service.errors import DependencyError, InvalidParameterError
 from webhook_service.events import publish
+from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
 from webhook_service.jobs import Deliverer, handle_job
 from webhook_service.sender import DeliveryResult
 from webhook_service.service import Services
