@@ -33,10 +33,14 @@ import sys
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bench.dynamocost import TABLE, Recording, RecordingClient, TableSchema, item_size, table_schemas
 from devstack import aws, template
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_sqs.client import SQSClient
 
 EVENTS = int(os.environ.get("CAPACITY_EVENTS", "100"))
 LIST_EVERY = int(os.environ.get("CAPACITY_LIST_EVERY", "100"))  # events per operator list page
@@ -161,12 +165,12 @@ def measure(
     """Publish and deliver `events` events of one new organisation, recording every request."""
     from webhook_service import admin, sweep
     from webhook_service.auth import Authenticator
-    from webhook_service.domain import new_config
+    from webhook_service.domain import Principal, new_config
     from webhook_service.events import publish
     from webhook_service.jobqueue import JobQueue
     from webhook_service.jobs import Deliverer, handle_job
     from webhook_service.service import Services, list_events
-    from webhook_service.storage import Principal, Store, config_item, event_item, marshal
+    from webhook_service.storage import Store, config_item, event_item, marshal
     from webhook_service.timefmt import utcnow
 
     # Set up, unrecorded: an organisation, a key whose config is valid.
@@ -183,8 +187,10 @@ def measure(
     recorder = RecordingClient(dynamodb, tables)
     run.recording = recorder.recording
     counting_sqs = CountingSqs(sqs, run.sqs)
-    store = Store(table_name, recorder)
-    queue = JobQueue(queue_url, counting_sqs)
+    # Both wrappers forward every method by name (__getattr__), which no static type can say:
+    # the casts are that claim.
+    store = Store(table_name, cast("DynamoDBClient", recorder))
+    queue = JobQueue(queue_url, cast("SQSClient", counting_sqs))
     deliverer = Deliverer(store=store, sender=OkSender(), queue=queue)
     services = Services(store=store, queue=queue, authenticator=Authenticator(store))
     caller = Principal(key_id=key, organisation=organisation, state="active")

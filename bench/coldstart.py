@@ -121,8 +121,8 @@ def main() -> int:
     print("CPU time is the measure (wall time shown too: on a shared machine it carries other processes' load)")
     print(f"{'function':28} {'clients':18} {'function CPU':>18} {'floor CPU':>18} {'ratio':>6} {'wall ratio':>10}")
     worst = 0.0
-    for name, clients, own, floor in rows:
-        figures = f"{name:28} {clients:18} {_fmt([c for _, c in own]):>18} {_fmt([c for _, c in floor]):>18}"
+    for name, client_names, own, floor in rows:
+        figures = f"{name:28} {client_names:18} {_fmt([c for _, c in own]):>18} {_fmt([c for _, c in floor]):>18}"
         if name.endswith("(vs bare python)"):  # its floor is ~0 ms: the milliseconds are the figure
             print(f"{figures} {'-':>6} {'-':>10}")
             continue

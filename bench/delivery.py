@@ -168,9 +168,10 @@ def _concurrency(make_client: Any, storage: str) -> bool:
     from webhook_service import admin, service
     from webhook_service.auth import Authenticator
     from webhook_service.consumer import handle_batch
+    from webhook_service.domain import Principal
     from webhook_service.jobs import Deliverer, set_deliverer
     from webhook_service.sender import Sender
-    from webhook_service.storage import Principal, Store
+    from webhook_service.storage import Store
 
     receiver = Receiver()
     sender = Sender(allow_private=True)
@@ -181,7 +182,7 @@ def _concurrency(make_client: Any, storage: str) -> bool:
             transaction (DynamoDB does not), so a table that grew would slow later rounds."""
             stack = aws.deploy(template.load_template(), {"Stage": "dev"}, stack_name=f"bench-{uuid.uuid4().hex[:8]}")
             store = Store(stack.refs["Table"], make_client(stack.refs["Table"]) if make_client else None)
-            services = service.Services(store=store, queue=_NoQueue(), authenticator=Authenticator(store))  # type: ignore[arg-type]
+            services = service.Services(store=store, queue=_NoQueue(), authenticator=Authenticator(store))
             services.allow_private_targets = True
             organisation = admin.create_organisation(store, "Bench")["id"]
             caller = Principal(key_id="bench", organisation=organisation, state="active")

@@ -305,7 +305,8 @@ class RecordingClient:
 
     def _image(self, table: str, key: RawItem) -> RawItem | None:
         response = self._client.get_item(TableName=table, Key=key, ConsistentRead=True)
-        return response.get("Item")
+        found: RawItem | None = response.get("Item")
+        return found
 
     # -- reads --
 

@@ -85,9 +85,9 @@ def write_items(client: Any, table: str, items: list[dict[str, Any]]) -> None:
 
 
 def tenancy(client: Any, table: str) -> bool:
-    from webhook_service.domain import new_config
+    from webhook_service.domain import Principal, new_config
     from webhook_service.service import list_configs
-    from webhook_service.storage import Principal, config_counts_item, config_item
+    from webhook_service.storage import config_counts_item, config_item
     from webhook_service.timefmt import utcnow
 
     items = [config_item(new_config(str(uuid.uuid4()), "https://r.example/", utcnow())) for _ in range(OTHER_CONFIGS)]
@@ -129,10 +129,14 @@ def tenancy(client: Any, table: str) -> bool:
 
 
 def _services(table: str, client: Any) -> Any:
+    from webhook_service.auth import Authenticator
+    from webhook_service.jobqueue import JobQueue
     from webhook_service.service import Services
     from webhook_service.storage import Store
 
-    return Services(store=Store(table, client), queue=None, authenticator=None)  # type: ignore[arg-type]
+    # Lists need only the store; the queue is never sent to (nor its client made) here.
+    store = Store(table, client)
+    return Services(store=store, queue=JobQueue("unused"), authenticator=Authenticator(store))
 
 
 # -- part 2: history -------------------------------------------------------------------------------
@@ -332,7 +336,7 @@ def shapes(hist: History, services: Any, caller: Any) -> list[Shape]:
 
 def measure_pages(client: Any, table: str, hist: History) -> list[Measured]:
     """List every page shape of the history's organisation, counting what each page reads."""
-    from webhook_service.storage import Principal
+    from webhook_service.domain import Principal
 
     caller = Principal(key_id="bench", organisation=hist.organisation, state="active")
     counting = CountingClient(client)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -180,7 +181,7 @@ def _key_condition(expression: str, names: dict[str, str], values: dict[str, Any
     """The partition to read and a test of the sort key condition."""
     parts = re.split(r"\s+AND\s+", expression.strip(), flags=re.IGNORECASE)
     partition = None
-    tests = []
+    tests: list[tuple[str, Callable[[Any], bool]]] = []
     index = 0
     while index < len(parts):
         part = parts[index].strip()
@@ -189,14 +190,14 @@ def _key_condition(expression: str, names: dict[str, str], values: dict[str, Any
             _, attribute = _resolve(between.group(1), names, values)
             low = _sortable(_resolve(between.group(2), names, values)[1])
             high = _sortable(_resolve(parts[index + 1].strip(), names, values)[1])
-            tests.append((attribute, lambda v, lo=low, hi=high: lo <= v <= hi))
+            tests.append((attribute, _between(low, high)))
             index += 2
             continue
         begins = re.fullmatch(rf"begins_with\(\s*{_OPERAND}\s*,\s*{_OPERAND}\s*\)", part, flags=re.IGNORECASE)
         if begins:
             _, attribute = _resolve(begins.group(1), names, values)
             prefix = _sortable(_resolve(begins.group(2), names, values)[1])
-            tests.append((attribute, lambda v, p=prefix: v[: len(p)] == p))
+            tests.append((attribute, _begins_with(prefix)))
             index += 1
             continue
         compared = re.fullmatch(rf"{_OPERAND}\s*(=|<=|>=|<|>)\s*{_OPERAND}", part)
@@ -237,22 +238,38 @@ def _comparable(value: Any) -> Any:
     return value
 
 
+def _between(low: Any, high: Any) -> Callable[[Any], bool]:
+    return lambda value: bool(low <= value <= high)
+
+
+def _begins_with(prefix: Any) -> Callable[[Any], bool]:
+    return lambda value: bool(value[: len(prefix)] == prefix)
+
+
+def _exists(attribute: str, wanted: bool) -> Callable[[RawItem], bool]:
+    return lambda item: (attribute in item) == wanted
+
+
+def _equals(attribute: str, wanted: Any) -> Callable[[RawItem], bool]:
+    return lambda item: attribute in item and _comparable(item[attribute]) == wanted
+
+
 def _filter(expression: str | None, names: dict[str, str], values: dict[str, Any]) -> Any:
     if not expression:
         return lambda item: True
-    tests = []
+    tests: list[Callable[[RawItem], bool]] = []
     for part in re.split(r"\s+AND\s+", expression.strip(), flags=re.IGNORECASE):
         part = part.strip()
         exists = re.fullmatch(rf"(attribute_exists|attribute_not_exists)\(\s*{_OPERAND}\s*\)", part)
         if exists:
             _, attribute = _resolve(exists.group(2), names, values)
             wanted = exists.group(1) == "attribute_exists"
-            tests.append(lambda item, a=attribute, w=wanted: (a in item) == w)
+            tests.append(_exists(attribute, wanted))
             continue
         compared = re.fullmatch(rf"{_OPERAND}\s*=\s*{_OPERAND}", part)
         if not compared:
             raise NotImplementedError(f"filter {expression!r}")
         _, attribute = _resolve(compared.group(1), names, values)
         wanted_value = _comparable(_resolve(compared.group(2), names, values)[1])
-        tests.append(lambda item, a=attribute, o=wanted_value: a in item and _comparable(item[a]) == o)
+        tests.append(_equals(attribute, wanted_value))
     return lambda item: all(test(item) for test in tests)

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import boto3
 
@@ -147,3 +147,12 @@ class SerialClient:
                 return attribute(*args, **kwargs)
 
         return call
+
+
+ClientT = TypeVar("ClientT")
+
+
+def serial(client: ClientT) -> ClientT:
+    """`client` behind a SerialClient, typed as the client it wraps: the wrapper forwards every
+    method by name (__getattr__), which no static type can say, so the cast is the claim."""
+    return cast(ClientT, SerialClient(client))

@@ -8,10 +8,9 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
-from devstack.runtime import Functions
-from devstack.template import ScheduleSource
+from devstack.template import Function, ScheduleSource
 
 log = logging.getLogger("devstack.scheduler")
 
@@ -30,10 +29,16 @@ def scheduled_event(source: ScheduleSource, now: dt.datetime, region: str) -> di
     }
 
 
+class Invoker(Protocol):
+    """What runs a function with an event (devstack.runtime.Functions, or a test's recorder)."""
+
+    def invoke(self, function: Function, event: dict[str, Any]) -> Any: ...
+
+
 class Scheduler:
     """One thread per schedule; the first run comes one period after the start, as in AWS."""
 
-    def __init__(self, source: ScheduleSource, functions: Functions, period_seconds: float | None = None) -> None:
+    def __init__(self, source: ScheduleSource, functions: Invoker, period_seconds: float | None = None) -> None:
         self.source = source
         self.functions = functions
         self.period_seconds = period_seconds or source.period_seconds

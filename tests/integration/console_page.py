@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Locator, Page
+    from playwright.sync_api import Browser, Locator, Page, ViewportSize
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CONSOLE_CHROMIUM", "/usr/bin/chromium")
 # Screenshots of the main views, made by every run (git-ignored: test-output/).
 SCREENSHOTS = ROOT / "test-output" / "console"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 WAIT_MS = 30_000  # the longest any one step waits: a test delivery ends within the stack's 2 s timeout
 CHROMIUM_ARGS = [
     "--headless",

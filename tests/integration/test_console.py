@@ -459,7 +459,7 @@ def test_console_shows_attempts_of_the_documented_shape_as_text(
     row = console.page.locator("#events tbody tr[data-event]").first
     row.wait_for()
     event_id = str(row.get_attribute("data-event"))
-    attempt = {"resource": "attempt", "organisation": fresh.organisation, "event": event_id}
+    attempt: dict[str, Any] = {"resource": "attempt", "organisation": fresh.organisation, "event": event_id}
     attempt |= {"webhook_config": config["id"], "url": f"{url}/{event_id}", "duration_ms": 12}
     hostile = "<b>busy</b><script>alert(1)</script>"
     page = {

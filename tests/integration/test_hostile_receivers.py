@@ -24,6 +24,7 @@ from tests.support.stack import DELIVERY_TIMEOUT, Client, LocalStack
 from webhook_service.domain import RETRY_DELAYS
 from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
 from webhook_service.sender import DeliveryResult, Sender
+from webhook_service.storage import item_key, marshal
 
 pytestmark = pytest.mark.integration
 
@@ -266,7 +267,7 @@ def published_event(stack: LocalStack, client: Client, receiver_path: str, hosti
 
 def next_attempt_in(stack: LocalStack, client: Client, event_id: str) -> float:
     item = stack.aws_client("dynamodb").get_item(
-        TableName=stack.table, Key={"PK": {"S": f"ORG#{client.organisation}"}, "SK": {"S": f"EVENT#{event_id}"}}
+        TableName=stack.table, Key=marshal(item_key(client.organisation, "event", event_id))
     )["Item"]
     return int(item["next_attempt_at"]["N"]) - time.time()
 

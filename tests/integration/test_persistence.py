@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,19 @@ class Running:
         return self.process.wait(timeout=60)
 
 
+@dataclass(frozen=True)
+class Stacks:
+    """Starts a local stack on the data folder `data` at each call."""
+
+    start: Callable[..., Running]
+    data: Path
+
+    def __call__(self, *extra: str, **env: str) -> Running:
+        return self.start(*extra, **env)
+
+
 @pytest.fixture
-def stacks(tmp_path: Path) -> Iterator[Any]:
+def stacks(tmp_path: Path) -> Iterator[Stacks]:
     """Starts local stacks on one data folder; whatever is still running at the end is stopped."""
     started: list[Running] = []
     data = tmp_path / "data"
@@ -77,8 +88,7 @@ def stacks(tmp_path: Path) -> Iterator[Any]:
         started.append(running)
         return running
 
-    start.data = data  # type: ignore[attr-defined]
-    yield start
+    yield Stacks(start, data)
     for running in started:
         if running.process.poll() is None:
             running.stop(signal.SIGKILL)
@@ -111,7 +121,7 @@ def saved_items(data: Path) -> list[dict[str, Any]]:
     return list(json.loads(snapshot.read_text())["items"]) if snapshot.exists() else []
 
 
-def test_restart_keeps_configs_tasks_default_events_and_the_development_key(stacks: Any, receiver: Receiver) -> None:
+def test_restart_keeps_configs_tasks_default_events_and_the_development_key(stacks: Stacks, receiver: Receiver) -> None:
     first = stacks()
     dev = first.client()
     config, _ = dev.create_and_wait(receiver.url("/ok/kept/"))
@@ -138,7 +148,7 @@ def test_restart_keeps_configs_tasks_default_events_and_the_development_key(stac
 
 
 def test_kill_mid_delivery_after_a_periodic_save_delivers_the_test_after_the_start(
-    stacks: Any, receiver: Receiver
+    stacks: Stacks, receiver: Receiver
 ) -> None:
     first = stacks(DEVSTACK_SAVE_SECONDS="0.5")
     config = first.client().create_config(receiver.url("/hold/killed/"))

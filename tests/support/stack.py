@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import boto3
@@ -53,7 +53,7 @@ class LocalStack:
             "SLOW_QUEUE_URL": self.slow_queue_url,
         }
 
-    def aws_client(self, service: str) -> Any:
+    def aws_client(self, service: Literal["dynamodb", "sqs"]) -> Any:
         """A boto3 client of this stack's local AWS."""
         return boto3.client(
             service,

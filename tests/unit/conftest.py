@@ -11,12 +11,13 @@ import pytest
 from moto import mock_aws
 
 from devstack import aws, template
-from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender
+from tests.unit.support import Backing, FakeClock, FakeDeliverer, FakeQueue, FakeSender, FakeServices
 from webhook_service import admin
 from webhook_service.auth import Authenticator
-from webhook_service.jobs import Deliverer, set_deliverer
-from webhook_service.service import Services, set_services
-from webhook_service.storage import Principal, Store
+from webhook_service.domain import Principal
+from webhook_service.jobs import set_deliverer
+from webhook_service.service import set_services
+from webhook_service.storage import Store
 
 REGION = "us-east-1"
 
@@ -70,12 +71,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def services(store: Store, queue: FakeQueue, clock: FakeClock) -> Services:
-    return Services(store=store, queue=queue, authenticator=Authenticator(store), clock=clock)  # type: ignore[arg-type]
+def services(store: Store, queue: FakeQueue, clock: FakeClock) -> FakeServices:
+    return FakeServices(store=store, queue=queue, authenticator=Authenticator(store), clock=clock)
 
 
 @pytest.fixture
-def installed_services(services: Services) -> Iterator[Services]:
+def installed_services(services: FakeServices) -> Iterator[FakeServices]:
     """`services` as the process-wide services the handlers use, removed afterwards."""
     set_services(services)
     yield services
@@ -83,9 +84,9 @@ def installed_services(services: Services) -> Iterator[Services]:
 
 
 @pytest.fixture
-def deliverer(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
+def deliverer(store: Store, clock: FakeClock) -> Iterator[FakeDeliverer]:
     """The process-wide deliverer, on the package's table, with a fake sender and queue."""
-    made = Deliverer(store=store, sender=FakeSender(), queue=FakeQueue(), clock=clock)  # type: ignore[arg-type]
+    made = FakeDeliverer(store=store, sender=FakeSender(), queue=FakeQueue(), clock=clock)
     set_deliverer(made)
     yield made
     set_deliverer(None)

@@ -12,15 +12,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from webhook_service import service
+from webhook_service.domain import Principal
 from webhook_service.errors import DependencyError
+from webhook_service.jobs import Deliverer
 from webhook_service.sender import DeliveryResult
-from webhook_service.storage import Principal, org_pk
+from webhook_service.storage import Store, org_pk
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_TIME = dt.datetime(2026, 11, 27, 18, 22, 49, 123456, tzinfo=dt.UTC)
@@ -57,7 +62,7 @@ class FakeSender:
     `status` after `duration_ms`, or no answer at all (a timeout) when `status` is None."""
 
     def __init__(
-        self, status: int | None = 200, before: Callable[[], None] | None = None, duration_ms: int = 3
+        self, status: int | None = 200, before: Callable[[], object] | None = None, duration_ms: int = 3
     ) -> None:
         self.status = status
         self.before = before
@@ -94,6 +99,46 @@ class FakeClock:
         return self.now
 
 
+@dataclass
+class FakeDeliverer(Deliverer):
+    """A Deliverer on the recording fakes, its fields typed as the fakes so that a test reads
+    what they recorded (`sender.sent`, `queue.jobs`) and swaps them; the jobs see only the
+    Protocols (webhook_service.ports), as they do the real queue and sender."""
+
+    sender: FakeSender
+    queue: FakeQueue
+    test_queue: FakeQueue | None = None
+    slow_queue: FakeQueue | None = None
+    fast_sender: FakeSender | None = None
+    clock: FakeClock = field(default_factory=FakeClock)
+
+
+@dataclass
+class ThreeLaneDeliverer(FakeDeliverer):
+    """A FakeDeliverer with every lane and both senders present (none is None)."""
+
+    test_queue: FakeQueue = field(default_factory=FakeQueue)
+    slow_queue: FakeQueue = field(default_factory=FakeQueue)
+    fast_sender: FakeSender = field(default_factory=FakeSender)
+
+
+@dataclass
+class FakeServices(service.Services):
+    """Services on recording queues, typed as such so that a test reads their `jobs`."""
+
+    queue: FakeQueue
+    test_queue: FakeQueue | None = None
+    slow_queue: FakeQueue | None = None
+
+
+@dataclass
+class ThreeLaneServices(FakeServices):
+    """FakeServices with a tests lane and a slow lane of their own (neither is None)."""
+
+    test_queue: FakeQueue = field(default_factory=FakeQueue)
+    slow_queue: FakeQueue = field(default_factory=FakeQueue)
+
+
 class RecordingClient:
     """Wraps a boto3 client and records the name of every method called on it."""
 
@@ -111,6 +156,13 @@ class RecordingClient:
             return attribute(*args, **kwargs)
 
         return call
+
+
+def as_dynamodb(proxy: object) -> DynamoDBClient:
+    """A test's proxy of the DynamoDB client (RecordingClient and the like: what they do not
+    change they forward by name, through __getattr__) typed as the client, to hand to a Store.
+    No static type can say what __getattr__ forwards, so this cast is the claim."""
+    return cast("DynamoDBClient", proxy)
 
 
 def sqs_event(*bodies: str) -> dict[str, Any]:
@@ -254,7 +306,7 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 
 def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str], Any]]:
     """(metric name, dimensions, value) of every EMF line."""
-    found = []
+    found: list[tuple[str, dict[str, str], Any]] = []
     for line in lines:
         for directive in line.get("_aws", {}).get("CloudWatchMetrics", []):
             assert directive["Namespace"] == "RicloudWebhooks"
@@ -268,11 +320,9 @@ def tasks_of(services: service.Services, caller: Principal, config_id: str) -> l
     return list(service.list_tasks(services, caller, {"target": config_id})["data"])
 
 
-def three_lane_deliverer(store: Any, clock: Any, **overrides: Any) -> Any:
+def three_lane_deliverer(store: Store, clock: FakeClock, **overrides: Any) -> ThreeLaneDeliverer:
     """A Deliverer with all three lanes on fake queues, a fast-lane sender and a full one
     (both FakeSender), no jitter, the 2 s fast lane and the 15 s deadline."""
-    from webhook_service.jobs import Deliverer
-
     settings: dict[str, Any] = {
         "store": store,
         "sender": FakeSender(),
@@ -286,4 +336,4 @@ def three_lane_deliverer(store: Any, clock: Any, **overrides: Any) -> Any:
         "delivery_timeout": 15.0,
         **overrides,
     }
-    return Deliverer(**settings)
+    return ThreeLaneDeliverer(**settings)

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeQueue, http_event, load_function, response_body
+from tests.unit.support import FakeQueue, FakeServices, http_event, load_function, response_body
 from webhook_service import admin
 from webhook_service.auth import hash_token
 from webhook_service.errors import DependencyError, ThrottledError
-from webhook_service.service import Services
 from webhook_service.storage import Store
 
 CREATE = load_function("create_webhook_config")
@@ -32,7 +31,7 @@ REQUEST_ID = "req-7f3c2a"
 
 
 @pytest.fixture
-def token(installed_services: Services, organisation: str) -> str:
+def token(installed_services: FakeServices, organisation: str) -> str:
     """A key of the test's organisation, with the services the handlers use installed."""
     return admin.create_key(installed_services.store, organisation)[1]
 
@@ -42,7 +41,7 @@ def call(handler: Any, event: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def create_event(token: str, body: str | None = None, **kwargs: Any) -> dict[str, Any]:
+def create_event(token: str | None, body: str | None = None, **kwargs: Any) -> dict[str, Any]:
     return http_event(
         "POST", "/configs/webhook", token=token, body=json.dumps({"url": URL}) if body is None else body, **kwargs
     )
@@ -83,8 +82,8 @@ class FailingStore(Store):
 # -- authentication --------------------------------------------------------------------------
 
 
-def test_handler_no_authorization_answers_401_unauthorized_json(installed_services: Services) -> None:
-    response = call(CREATE.handler, create_event(token=None))  # type: ignore[arg-type]
+def test_handler_no_authorization_answers_401_unauthorized_json(installed_services: FakeServices) -> None:
+    response = call(CREATE.handler, create_event(token=None))
 
     body = response_body(response)
     assert response["statusCode"] == 401
@@ -94,7 +93,7 @@ def test_handler_no_authorization_answers_401_unauthorized_json(installed_servic
 
 
 @pytest.mark.parametrize("header", ["Bearer abc", "Token", "Token a b", "Basic dXNlcjpwdw=="])
-def test_handler_malformed_authorization_answers_401(installed_services: Services, header: str) -> None:
+def test_handler_malformed_authorization_answers_401(installed_services: FakeServices, header: str) -> None:
     event = http_event("GET", "/configs/webhook", headers={"Authorization": header})
 
     response = call(LIST.handler, event)
@@ -102,7 +101,7 @@ def test_handler_malformed_authorization_answers_401(installed_services: Service
     assert (response["statusCode"], response_body(response)["error"]) == (401, "unauthorized")
 
 
-def test_handler_unknown_token_answers_401_without_echoing_it(installed_services: Services) -> None:
+def test_handler_unknown_token_answers_401_without_echoing_it(installed_services: FakeServices) -> None:
     unknown = "rwk_" + uuid.uuid4().hex
 
     response = call(LIST.handler, http_event("GET", "/configs/webhook", token=unknown))
@@ -111,7 +110,7 @@ def test_handler_unknown_token_answers_401_without_echoing_it(installed_services
     assert unknown not in response["body"]
 
 
-def test_handler_deactivated_key_answers_401(installed_services: Services, organisation: str) -> None:
+def test_handler_deactivated_key_answers_401(installed_services: FakeServices, organisation: str) -> None:
     key, token = admin.create_key(installed_services.store, organisation)
     admin.deactivate_key(installed_services.store, organisation, key["id"])
 
@@ -126,7 +125,7 @@ def test_handler_mixed_case_authorization_header_is_read(token: str) -> None:
     assert call(LIST.handler, event)["statusCode"] == 200
 
 
-def test_not_found_no_authorization_answers_401_before_404(installed_services: Services) -> None:
+def test_not_found_no_authorization_answers_401_before_404(installed_services: FakeServices) -> None:
     response = call(NOT_FOUND.handler, http_event("GET", "/nowhere", route="$default"))
 
     assert response["statusCode"] == 401
@@ -228,7 +227,7 @@ def test_get_handler_own_config_answers_200_config(token: str) -> None:
     assert (response["statusCode"], response_body(response)) == (200, config)
 
 
-def test_get_handler_other_organisations_config_answers_404(token: str, installed_services: Services) -> None:
+def test_get_handler_other_organisations_config_answers_404(token: str, installed_services: FakeServices) -> None:
     other_org = admin.create_organisation(installed_services.store, "Other")["id"]
     other_token = admin.create_key(installed_services.store, other_org)[1]
     theirs = created(other_token)
@@ -342,7 +341,7 @@ def test_not_found_handler_any_route_answers_404_not_found(token: str) -> None:
 
 
 def test_handler_unexpected_exception_answers_500_with_request_id_and_no_traceback(
-    token: str, installed_services: Services
+    token: str, installed_services: FakeServices
 ) -> None:
     installed_services.store = FailingStore(installed_services.store, RuntimeError("boom at line 42"))
 
@@ -355,7 +354,7 @@ def test_handler_unexpected_exception_answers_500_with_request_id_and_no_traceba
     assert "boom" not in response["body"]
 
 
-def test_handler_dependency_error_answers_503_unavailable(token: str, installed_services: Services) -> None:
+def test_handler_dependency_error_answers_503_unavailable(token: str, installed_services: FakeServices) -> None:
     installed_services.store = FailingStore(installed_services.store, DependencyError("InternalServerError"))
 
     response = call(GET.handler, config_event("GET", token, str(uuid.uuid4())))
@@ -364,7 +363,7 @@ def test_handler_dependency_error_answers_503_unavailable(token: str, installed_
 
 
 def test_handler_throttled_error_answers_429_limit_exceeded_with_retry_after(
-    token: str, installed_services: Services
+    token: str, installed_services: FakeServices
 ) -> None:
     installed_services.store = FailingStore(installed_services.store, ThrottledError("ThrottlingException"))
 
@@ -375,7 +374,7 @@ def test_handler_throttled_error_answers_429_limit_exceeded_with_retry_after(
 
 
 def test_create_handler_queue_unavailable_answers_503_naming_config_and_task(
-    token: str, installed_services: Services
+    token: str, installed_services: FakeServices
 ) -> None:
     installed_services.queue = FakeQueue(fail=True)
 

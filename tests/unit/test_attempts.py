@@ -8,16 +8,23 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from devstack.aws import SerialClient
-from tests.unit.support import FakeClock, FakeQueue, FakeSender, three_lane_deliverer
+from devstack.aws import serial
+from tests.unit.support import (
+    FakeClock,
+    FakeQueue,
+    FakeSender,
+    FakeServices,
+    ThreeLaneDeliverer,
+    three_lane_deliverer,
+)
 from webhook_service import admin, service
-from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS
+from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS, Event, Principal
 from webhook_service.errors import (
     ConflictError,
     DependencyError,
@@ -28,7 +35,7 @@ from webhook_service.errors import (
 )
 from webhook_service.events import publish
 from webhook_service.jobqueue import Lane
-from webhook_service.jobs import Deliverer, handle_job, set_deliverer
+from webhook_service.jobs import handle_job, set_deliverer
 from webhook_service.service import Services
 from webhook_service.signing import (
     SignatureError,
@@ -36,17 +43,18 @@ from webhook_service.signing import (
     verify_ricloud_headers,
     verify_standard,
 )
-from webhook_service.storage import Principal, Store, org_pk
+from webhook_service.storage import Store, org_pk
+from webhook_service.storage.keys import sort_key
 
 URL = "https://receiver.example/hooks/"
 
 
 @pytest.fixture
-def lanes(store: Store, clock: FakeClock, services: Services, queue: FakeQueue) -> Iterator[Deliverer]:
+def lanes(store: Store, clock: FakeClock, services: FakeServices, queue: FakeQueue) -> Iterator[ThreeLaneDeliverer]:
     """A deliverer with three lanes; the API's tests go to `queue`, its events (resends) to
     the deliverer's events lane."""
-    made: Deliverer = three_lane_deliverer(store, clock)
-    services.test_queue = queue  # type: ignore[assignment]
+    made = three_lane_deliverer(store, clock)
+    services.test_queue = queue
     services.queue = made.queue
     set_deliverer(made)
     yield made
@@ -57,7 +65,7 @@ def take(queue: Any) -> str:
     return json.dumps(queue.jobs.pop(0))
 
 
-def valid_config(services: Services, caller: Principal, store: Store, url: str = URL) -> str:
+def valid_config(services: FakeServices, caller: Principal, store: Store, url: str = URL) -> str:
     config = service.create_config(services, caller, {"url": url})
     stored = store.get_config(caller.organisation, config["id"])
     assert stored is not None
@@ -66,19 +74,19 @@ def valid_config(services: Services, caller: Principal, store: Store, url: str =
     return str(config["id"])
 
 
-def publish_one(store: Store, lanes: Deliverer, caller: Principal) -> str:
-    return publish(caller.organisation, "session", "completed", {"id": "s1"}, store=store, queue=lanes.queue).id  # type: ignore[arg-type]
+def publish_one(store: Store, lanes: ThreeLaneDeliverer, caller: Principal) -> str:
+    return publish(caller.organisation, "session", "completed", {"id": "s1"}, store=store, queue=lanes.queue).id
 
 
-def attempts(services: Services, caller: Principal, event_id: str, **params: str) -> dict[str, Any]:
+def attempts(services: FakeServices, caller: Principal, event_id: str, **params: str) -> dict[str, Any]:
     return service.list_attempts(services, caller, event_id, dict(params))
 
 
-def fail_for_good(lanes: Deliverer, status: int = 500) -> None:
+def fail_for_good(lanes: ThreeLaneDeliverer, status: int = 500) -> None:
     """Run the event's jobs until it ends, every attempt answered `status`."""
-    lanes.fast_sender = FakeSender(status=status)  # type: ignore[assignment]
+    lanes.fast_sender = FakeSender(status=status)
     for _ in range(MAX_ATTEMPTS):
-        lanes.clock.now += RETRY_DELAYS[-1] * 2  # type: ignore[attr-defined]
+        lanes.clock.now += RETRY_DELAYS[-1] * 2
         handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
 
@@ -86,7 +94,7 @@ def fail_for_good(lanes: Deliverer, status: int = 500) -> None:
 
 
 def test_a_tests_attempt_is_listed_under_its_event_with_what_the_receiver_answered(
-    services: Services, caller: Principal, lanes: Deliverer, queue: FakeQueue
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, queue: FakeQueue
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
 
@@ -110,14 +118,14 @@ def test_a_tests_attempt_is_listed_under_its_event_with_what_the_receiver_answer
 
 
 def test_every_attempt_of_an_event_is_listed_newest_first_with_its_status(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
     statuses = [500, 503, 429, 200]
     for status in statuses:
-        lanes.fast_sender = FakeSender(status=status)  # type: ignore[assignment]
-        lanes.clock.now += RETRY_DELAYS[-1] * 2  # type: ignore[attr-defined]
+        lanes.fast_sender = FakeSender(status=status)
+        lanes.clock.now += RETRY_DELAYS[-1] * 2
         handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
     page = attempts(services, caller, event_id)
@@ -131,27 +139,27 @@ def test_every_attempt_of_an_event_is_listed_newest_first_with_its_status(
 
 
 def test_attempts_expire_with_their_event(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
     (attempt,) = attempts(services, caller, event_id)["data"]
-    event_item = store._get(org_pk(caller.organisation), f"EVENT#{event_id}")
-    attempt_item = store._get(org_pk(caller.organisation), f"ATTEMPT#{attempt['id']}")
+    event_item = store._get(org_pk(caller.organisation), sort_key("event", event_id))
+    attempt_item = store._get(org_pk(caller.organisation), sort_key("attempt", attempt["id"]))
     assert event_item is not None
     assert attempt_item is not None
     assert attempt_item["expires_at"] == event_item["expires_at"]
 
 
 def test_a_request_the_fast_lane_cut_is_an_attempt_that_uses_no_attempt_number(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
-    lanes.fast_sender = FakeSender(status=None, duration_ms=2000)  # type: ignore[assignment]
-    lanes.sender = FakeSender(status=200, duration_ms=6000)  # type: ignore[assignment]
+    lanes.fast_sender = FakeSender(status=None, duration_ms=2000)
+    lanes.sender = FakeSender(status=200, duration_ms=6000)
 
     assert handle_job(lanes, take(lanes.queue), Lane.EVENTS).name == "slow-lane"
     assert handle_job(lanes, take(lanes.slow_queue), Lane.SLOW).name == "delivered"
@@ -167,10 +175,10 @@ def test_a_request_the_fast_lane_cut_is_an_attempt_that_uses_no_attempt_number(
 
 
 def test_a_test_cut_by_the_fast_lane_lists_both_requests(
-    services: Services, caller: Principal, lanes: Deliverer, queue: FakeQueue
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, queue: FakeQueue
 ) -> None:
-    lanes.fast_sender = FakeSender(status=None, duration_ms=2000)  # type: ignore[assignment]
-    lanes.sender = FakeSender(status=204, duration_ms=5000)  # type: ignore[assignment]
+    lanes.fast_sender = FakeSender(status=None, duration_ms=2000)
+    lanes.sender = FakeSender(status=204, duration_ms=5000)
     service.create_config(services, caller, {"url": URL})
     handle_job(lanes, take(queue), Lane.TESTS)
     handle_job(lanes, take(lanes.slow_queue), Lane.SLOW)
@@ -182,7 +190,7 @@ def test_a_test_cut_by_the_fast_lane_lists_both_requests(
 
 
 def test_an_unconfigured_event_sent_nothing_and_has_no_attempt(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     event_id = publish_one(store, lanes, caller)
 
@@ -192,7 +200,7 @@ def test_an_unconfigured_event_sent_nothing_and_has_no_attempt(
 
 
 def test_no_outcome_is_written_without_its_attempt(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, monkeypatch: pytest.MonkeyPatch
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The attempt and the event's outcome are one transaction: when it fails, neither is kept."""
     valid_config(services, caller, store)
@@ -200,7 +208,7 @@ def test_no_outcome_is_written_without_its_attempt(
     original = store._transact
 
     def refuse(actions: list[dict[str, Any]]) -> None:
-        if any("ATTEMPT#" in json.dumps(a) for a in actions):
+        if any(sort_key("attempt", "") in json.dumps(a) for a in actions):
             raise DependencyError("ProvisionedThroughputExceededException")
         original(actions)
 
@@ -215,7 +223,7 @@ def test_no_outcome_is_written_without_its_attempt(
 
 
 def test_attempts_list_conventions_limit_cursors_and_total(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
@@ -243,7 +251,7 @@ def test_attempts_list_conventions_limit_cursors_and_total(
 
 
 def test_an_attempt_of_another_event_is_no_cursor(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
     one, other = publish_one(store, lanes, caller), publish_one(store, lanes, caller)
@@ -257,7 +265,7 @@ def test_an_attempt_of_another_event_is_no_cursor(
 
 
 def test_another_organisations_event_has_no_attempts_to_show(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
@@ -275,7 +283,7 @@ def test_another_organisations_event_has_no_attempts_to_show(
 
 
 def test_a_failed_event_resent_is_delivered_with_the_same_id_and_a_new_round(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
@@ -286,9 +294,9 @@ def test_a_failed_event_resent_is_delivered_with_the_same_id_and_a_new_round(
 
     assert (answered["id"], answered["state"], answered["retries"], answered["error"]) == (event_id, "pending", 0, None)
     assert answered["date_delivered"] is None
-    lanes.fast_sender = FakeSender(status=200)  # type: ignore[assignment]
+    lanes.fast_sender = FakeSender(status=200)
     assert handle_job(lanes, take(lanes.queue), Lane.EVENTS).name == "delivered"
-    ((url, _, headers),) = lanes.fast_sender.sent  # type: ignore[attr-defined]
+    ((url, _, headers),) = lanes.fast_sender.sent
     assert headers["webhook-id"] == event_id
     assert url == URL + event_id
     event = service.get_event(services, caller, event_id)
@@ -298,7 +306,7 @@ def test_a_failed_event_resent_is_delivered_with_the_same_id_and_a_new_round(
 
 
 def test_a_resent_event_gets_five_new_attempts(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
@@ -310,11 +318,16 @@ def test_a_resent_event_gets_five_new_attempts(
     event = service.get_event(services, caller, event_id)
     assert (event["state"], event["retries"]) == ("failed", MAX_ATTEMPTS - 1)
     assert attempts(services, caller, event_id)["total_count"] == 2 * MAX_ATTEMPTS
-    assert lanes.queue.jobs == []  # type: ignore[attr-defined]
+    assert lanes.queue.jobs == []
 
 
 def test_two_resends_at_once_reopen_the_event_once(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, backing: Any
+    services: FakeServices,
+    caller: Principal,
+    lanes: ThreeLaneDeliverer,
+    store: Store,
+    backing: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
@@ -324,18 +337,18 @@ def test_two_resends_at_once_reopen_the_event_once(
     original = store.get_event
     outcomes: list[Any] = []
 
-    def read_then_wait(organisation: str, event: str) -> Any:
-        found = original(organisation, event)
+    def read_then_wait(organisation: str, event_id: str) -> Event | None:
+        found = original(organisation, event_id)
         both_read.wait()
         return found
 
     shared = Services(
-        store=Store(store.table_name, SerialClient(backing.dynamodb)),  # type: ignore[arg-type]
+        store=Store(store.table_name, serial(backing.dynamodb)),
         queue=lanes.queue,
         authenticator=services.authenticator,
         clock=services.clock,
     )
-    shared.store.get_event = read_then_wait  # type: ignore[method-assign]
+    monkeypatch.setattr(shared.store, "get_event", read_then_wait)
 
     def resend() -> None:
         try:
@@ -350,32 +363,32 @@ def test_two_resends_at_once_reopen_the_event_once(
         thread.join(60)
 
     assert sorted(map(str, outcomes)) == sorted(["pending", str({"state": "pending"})])
-    assert len(lanes.queue.jobs) == 1  # type: ignore[attr-defined]
-    lanes.fast_sender = FakeSender(status=200)  # type: ignore[assignment]
+    assert len(lanes.queue.jobs) == 1
+    lanes.fast_sender = FakeSender(status=200)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
-    assert len(lanes.fast_sender.sent) == 1  # type: ignore[attr-defined]
+    assert len(lanes.fast_sender.sent) == 1
 
 
 def test_a_job_of_an_earlier_round_does_nothing_after_a_resend(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
-    first_job = lanes.queue.jobs[0]  # type: ignore[attr-defined]
+    first_job = lanes.queue.jobs[0]
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)  # delivered
     service.resend_event(services, caller, event_id, {})
-    (new_job,) = lanes.queue.jobs  # type: ignore[attr-defined]
+    (new_job,) = lanes.queue.jobs
     assert new_job["round"] == 1
 
     # A copy of the first round's job turns up: the new round's attempt 1 is not its to make.
     assert handle_job(lanes, json.dumps(first_job), Lane.EVENTS).name == "duplicate"
-    assert len(lanes.fast_sender.sent) == 1  # type: ignore[attr-defined]
+    assert len(lanes.fast_sender.sent) == 1
     assert handle_job(lanes, take(lanes.queue), Lane.EVENTS).name == "delivered"
-    assert len(lanes.fast_sender.sent) == 2  # type: ignore[attr-defined]
+    assert len(lanes.fast_sender.sent) == 2
 
 
 def test_a_pending_event_or_a_test_event_cannot_be_resent(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, queue: FakeQueue
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, queue: FakeQueue
 ) -> None:
     service.create_config(services, caller, {"url": URL})
     handle_job(lanes, take(queue), Lane.TESTS)
@@ -394,7 +407,7 @@ def test_a_pending_event_or_a_test_event_cannot_be_resent(
 
 
 def test_a_resend_with_no_valid_config_to_go_to_is_refused_and_changes_nothing(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     config_id = valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
@@ -406,17 +419,17 @@ def test_a_resend_with_no_valid_config_to_go_to_is_refused_and_changes_nothing(
 
     assert raised.value.params == {"webhook_config": "no valid config for this event"}
     assert service.get_event(services, caller, event_id)["state"] == "delivered"
-    assert lanes.queue.jobs == []  # type: ignore[attr-defined]
+    assert lanes.queue.jobs == []
 
 
 def test_a_resend_that_cannot_be_queued_answers_503_and_leaves_the_event_ended(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
     before = service.get_event(services, caller, event_id)
-    services.queue = FakeQueue(fail=True)  # type: ignore[assignment]
+    services.queue = FakeQueue(fail=True)
 
     with pytest.raises(UnavailableError):
         service.resend_event(services, caller, event_id, {})
@@ -430,7 +443,7 @@ def test_a_resend_that_cannot_be_queued_answers_503_and_leaves_the_event_ended(
 
 
 def test_rotation_gives_a_new_secret_and_keeps_the_old_one_signing_for_the_overlap(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, clock: FakeClock
 ) -> None:
     config_id = valid_config(services, caller, store)
     before = service.get_config(services, caller, config_id)
@@ -453,7 +466,7 @@ def test_rotation_gives_a_new_secret_and_keeps_the_old_one_signing_for_the_overl
     # During the overlap: both signatures, in both schemes.
     event_id = publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
-    ((_, body, headers),) = lanes.fast_sender.sent  # type: ignore[attr-defined]
+    ((_, body, headers),) = lanes.fast_sender.sent
     old, new = before["secret"], rotated["secret"]
     verify_ricloud(body, headers["Ricloud-Signature"], old)
     with pytest.raises(SignatureError):
@@ -471,20 +484,21 @@ def test_rotation_gives_a_new_secret_and_keeps_the_old_one_signing_for_the_overl
     assert service.get_config(services, caller, config_id)["previous_secret_expires"] is None
     publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
-    _, body, headers = lanes.fast_sender.sent[-1]  # type: ignore[attr-defined]
+    _, body, headers = lanes.fast_sender.sent[-1]
     assert "Ricloud-Signature-Next" not in headers
     verify_ricloud(body, headers["Ricloud-Signature"], new)
     verify_standard(body, headers, new)
-    for check in (
+    checks: tuple[Callable[[], object], ...] = (
         lambda: verify_ricloud(body, headers["Ricloud-Signature"], old),
         lambda: verify_standard(body, headers, old),
-    ):
+    )
+    for check in checks:
         with pytest.raises(SignatureError):
             check()
 
 
 def test_rotation_with_no_overlap_stops_the_old_secret_at_once(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, clock: FakeClock
 ) -> None:
     config_id = valid_config(services, caller, store)
     old = service.get_config(services, caller, config_id)["secret"]
@@ -494,14 +508,14 @@ def test_rotation_with_no_overlap_stops_the_old_secret_at_once(
     assert rotated["previous_secret_expires"] is None
     publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
-    ((_, body, headers),) = lanes.fast_sender.sent  # type: ignore[attr-defined]
+    ((_, body, headers),) = lanes.fast_sender.sent
     with pytest.raises(SignatureError):
         verify_standard(body, headers, old)
     verify_standard(body, headers, rotated["secret"])
 
 
 def test_rotation_defaults_to_a_day_and_a_second_rotation_drops_the_oldest_secret(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, clock: FakeClock
 ) -> None:
     config_id = valid_config(services, caller, store)
     first = service.get_config(services, caller, config_id)["secret"]
@@ -513,7 +527,7 @@ def test_rotation_defaults_to_a_day_and_a_second_rotation_drops_the_oldest_secre
     assert abs((expires - clock.now).total_seconds() - 86400) < 1
     publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
-    ((_, body, headers),) = lanes.fast_sender.sent  # type: ignore[attr-defined]
+    ((_, body, headers),) = lanes.fast_sender.sent
     verify_standard(body, headers, once["secret"])
     verify_standard(body, headers, twice["secret"])
     with pytest.raises(SignatureError):
@@ -532,7 +546,7 @@ def test_rotation_defaults_to_a_day_and_a_second_rotation_drops_the_oldest_secre
     ],
 )
 def test_rotation_refuses_a_bad_body_and_changes_nothing(
-    services: Services, caller: Principal, store: Store, body: dict[str, Any]
+    services: FakeServices, caller: Principal, store: Store, body: dict[str, Any]
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
 
@@ -543,7 +557,7 @@ def test_rotation_refuses_a_bad_body_and_changes_nothing(
 
 
 def test_a_deactivated_config_cannot_be_rotated_nor_anothers(
-    services: Services, caller: Principal, store: Store
+    services: FakeServices, caller: Principal, store: Store
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     service.delete_config(services, caller, config["id"])
@@ -557,7 +571,7 @@ def test_a_deactivated_config_cannot_be_rotated_nor_anothers(
 
 
 def test_an_update_racing_a_rotation_does_not_bring_the_old_secret_back(
-    services: Services, caller: Principal, store: Store
+    services: FakeServices, caller: Principal, store: Store
 ) -> None:
     config_id = valid_config(services, caller, store)
     read = store.get_config(caller.organisation, config_id)
@@ -574,14 +588,14 @@ def test_an_update_racing_a_rotation_does_not_bring_the_old_secret_back(
 
 
 def test_a_test_event_carries_neither_secret_nor_its_expiry(
-    services: Services, caller: Principal, lanes: Deliverer, queue: FakeQueue
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, queue: FakeQueue
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     service.rotate_secret(services, caller, config["id"], {"overlap_seconds": 60})
 
     handle_job(lanes, take(queue), Lane.TESTS)
 
-    ((_, body, _),) = lanes.sender.sent + lanes.fast_sender.sent  # type: ignore[attr-defined, operator]
+    ((_, body, _),) = lanes.sender.sent + lanes.fast_sender.sent
     data = json.loads(body)["data"]
     assert "secret" not in data
     assert "previous_secret_expires" not in data

@@ -8,8 +8,8 @@ import hashlib
 import pytest
 
 from webhook_service.auth import TOKEN_PREFIX, Authenticator, generate_token, hash_token, token_from_header
+from webhook_service.domain import Principal
 from webhook_service.errors import UnauthorizedError
-from webhook_service.storage import Principal
 
 TOKEN = "rwk_" + "t" * 43
 ACTIVE = Principal(key_id="key-1", organisation="org-1", state="active")
@@ -37,7 +37,7 @@ class FakeMonotonic:
 
 
 def authenticator(store: FakeStore, clock: FakeMonotonic, ttl: float = 60.0) -> Authenticator:
-    return Authenticator(store, ttl=ttl, clock=clock)  # type: ignore[arg-type]
+    return Authenticator(store, ttl=ttl, clock=clock)
 
 
 # -- token_from_header ---------------------------------------------------------------------------

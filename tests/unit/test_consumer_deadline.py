@@ -15,33 +15,35 @@ from typing import Any
 
 import pytest
 
-from devstack.aws import SerialClient
+from devstack.aws import serial
 from tests.unit.support import (
     CountdownContext,
     FakeClock,
     FakeQueue,
     FakeSender,
+    FakeServices,
     ScriptedContext,
+    ThreeLaneDeliverer,
     sqs_event,
     three_lane_deliverer,
 )
 from webhook_service import consumer, service
 from webhook_service.consumer import BatchFailedError, handle_batch
+from webhook_service.domain import Principal
 from webhook_service.events import publish
 from webhook_service.jobqueue import Lane
-from webhook_service.jobs import Deliverer, set_deliverer
-from webhook_service.service import Services
-from webhook_service.storage import Principal, Store
+from webhook_service.jobs import set_deliverer
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 
 
 @pytest.fixture
-def lanes(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
+def lanes(store: Store, clock: FakeClock) -> Iterator[ThreeLaneDeliverer]:
     # The consumer runs a batch's jobs on threads; moto's in-process table is not safe for
     # concurrent transactions, so the jobs' store makes its calls one at a time.
-    serial = Store(store.table_name, SerialClient(store.client))  # type: ignore[arg-type]
-    made: Deliverer = three_lane_deliverer(serial, clock, storage_reserve=5.0)
+    one_at_a_time = Store(store.table_name, serial(store.client))
+    made = three_lane_deliverer(one_at_a_time, clock, storage_reserve=5.0)
     set_deliverer(made)
     yield made
     set_deliverer(None)
@@ -56,7 +58,7 @@ def one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     executor.shutdown(wait=True)
 
 
-def routed_events(services: Services, caller: Principal, store: Store, count: int) -> list[str]:
+def routed_events(services: FakeServices, caller: Principal, store: Store, count: int) -> list[str]:
     config = service.create_config(services, caller, {"url": URL})
     stored = store.get_config(caller.organisation, config["id"])
     assert stored is not None
@@ -64,15 +66,15 @@ def routed_events(services: Services, caller: Principal, store: Store, count: in
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     queue = FakeQueue()
     for n in range(count):
-        publish(caller.organisation, "session", "completed", {"n": n}, store=store, queue=queue)  # type: ignore[arg-type]
+        publish(caller.organisation, "session", "completed", {"n": n}, store=store, queue=queue)
     return [json.dumps(job) for job in queue.jobs]
 
 
 def test_jobs_the_remaining_time_does_not_cover_go_back_to_their_lane_unstarted(
-    services: Services, caller: Principal, store: Store, lanes: Deliverer, one_at_a_time: None
+    services: FakeServices, caller: Principal, store: Store, lanes: ThreeLaneDeliverer, one_at_a_time: None
 ) -> None:
     context = ScriptedContext(seconds=25.0)
-    lanes.fast_sender = FakeSender(before=lambda: context.use(9.0))  # type: ignore[assignment]
+    lanes.fast_sender = FakeSender(before=lambda: context.use(9.0))
     bodies = routed_events(services, caller, store, 4)
 
     response = handle_batch(sqs_event(*bodies), context)
@@ -87,11 +89,11 @@ def test_jobs_the_remaining_time_does_not_cover_go_back_to_their_lane_unstarted(
         ("pending", 0, None),
         ("pending", 0, None),
     ]
-    assert [json.dumps(j) for j in lanes.queue.jobs] == bodies[2:]  # type: ignore[attr-defined]
+    assert [json.dumps(j) for j in lanes.queue.jobs] == bodies[2:]
 
 
 def test_job_is_handed_back_to_the_lane_it_came_from(
-    services: Services, caller: Principal, store: Store, lanes: Deliverer, monkeypatch: pytest.MonkeyPatch
+    services: FakeServices, caller: Principal, store: Store, lanes: ThreeLaneDeliverer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
         consumer,
@@ -105,12 +107,12 @@ def test_job_is_handed_back_to_the_lane_it_came_from(
     response = handle_batch(event, ScriptedContext(seconds=15.0))  # the slow lane needs 15 + 5 + 1 s
 
     assert response == {"batchItemFailures": []}
-    assert [json.dumps(j) for j in lanes.slow_queue.jobs] == [body]  # type: ignore[attr-defined]
-    assert lanes.queue.jobs == []  # type: ignore[attr-defined]
+    assert [json.dumps(j) for j in lanes.slow_queue.jobs] == [body]
+    assert lanes.queue.jobs == []
 
 
 def test_job_that_cannot_be_handed_back_is_reported_for_redelivery(
-    services: Services, caller: Principal, store: Store, lanes: Deliverer
+    services: FakeServices, caller: Principal, store: Store, lanes: ThreeLaneDeliverer
 ) -> None:
     lanes.queue = FakeQueue(fail=True)
     bodies = routed_events(services, caller, store, 2)
@@ -121,7 +123,7 @@ def test_job_that_cannot_be_handed_back_is_reported_for_redelivery(
 
 
 def test_batch_answers_before_the_invocations_end_and_reports_the_job_still_running(
-    services: Services, caller: Principal, store: Store, lanes: Deliverer, monkeypatch: pytest.MonkeyPatch
+    services: FakeServices, caller: Principal, store: Store, lanes: ThreeLaneDeliverer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
     hold = [True]
@@ -131,7 +133,7 @@ def test_batch_answers_before_the_invocations_end_and_reports_the_job_still_runn
             release.wait(timeout=30)
 
     lanes.fast_timeout, lanes.storage_reserve = 0.2, 0.3  # a job needs 0.5 s + 1 s to answer
-    lanes.fast_sender = FakeSender(before=maybe_hang)  # type: ignore[assignment]
+    lanes.fast_sender = FakeSender(before=maybe_hang)
     bodies = routed_events(services, caller, store, 2)
     context = CountdownContext(seconds=4.0)
 
@@ -151,19 +153,24 @@ def test_batch_answers_before_the_invocations_end_and_reports_the_job_still_runn
 
 
 def test_without_a_lambda_context_every_job_runs(
-    services: Services, caller: Principal, store: Store, lanes: Deliverer
+    services: FakeServices, caller: Principal, store: Store, lanes: ThreeLaneDeliverer
 ) -> None:
     bodies = routed_events(services, caller, store, 3)
 
     response = handle_batch(sqs_event(*bodies), None)
 
     assert response == {"batchItemFailures": []}
-    states = {store.get_event(caller.organisation, json.loads(b)["event"]).state for b in bodies}  # type: ignore[union-attr]
+    stored = [store.get_event(caller.organisation, json.loads(b)["event"]) for b in bodies]
+    states = {event.state if event is not None else None for event in stored}  # a lost event is None
     assert states == {"delivered"}
 
 
 def test_handed_back_jobs_are_counted_in_the_deliveries_metric(
-    services: Services, caller: Principal, store: Store, lanes: Deliverer, capsys: pytest.CaptureFixture[str]
+    services: FakeServices,
+    caller: Principal,
+    store: Store,
+    lanes: ThreeLaneDeliverer,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from tests.unit.support import emf_metrics, json_lines
 

@@ -137,7 +137,7 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
     return {
         "request body, at most": lambda: validation.MAX_BODY_BYTES,
         "receiver URL, at most (characters)": lambda: validation.MAX_URL_LENGTH,
-        "list limit, default": lambda: validation.DEFAULT_LIMIT,
+        "list limit, default": lambda: domain.DEFAULT_LIMIT,
         "list limit, at most": lambda: validation.MAX_LIMIT,
         "configs embedded in the organisation": lambda: service.EMBEDDED_CONFIGS,
         "tries of a state change that loses races": lambda: service.UPDATE_ATTEMPTS,
@@ -147,8 +147,8 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "key lookup cache, at most": lambda: _agreed(
             settings.key_cache_seconds, _default(auth.Authenticator, "ttl"), _capped_cache_ttl()
         ),
-        "secret prefix": lambda: _agreed(domain.SECRET_PREFIX, signing.SECRET_PREFIX),
-        "secret random bytes": lambda: _random_bytes(domain.generate_secret(), domain.SECRET_PREFIX, base64.b64decode),
+        "secret prefix": lambda: signing.SECRET_PREFIX,
+        "secret random bytes": lambda: _random_bytes(domain.generate_secret(), signing.SECRET_PREFIX, base64.b64decode),
         "DNS lookup, at most": lambda: _default(sender.Sender, "resolve_timeout"),
         "connect timeout": lambda: _agreed(
             settings.delivery_connect_timeout, _default(sender.Sender, "connect_timeout")
@@ -181,7 +181,7 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "status that ends the retries": lambda: httpcodes.GONE_STATUS,
         "tasks and events kept": lambda: _seconds(storage.HISTORY_TTL),
         "attempt excerpt, at most (characters)": lambda: _agreed(domain.EXCERPT_MAX_CHARS, sender.EXCERPT_CHARS),
-        "rotation overlap, default": lambda: _agreed(domain.ROTATION_OVERLAP_DEFAULT, service.ROTATION_OVERLAP_DEFAULT),
+        "rotation overlap, default": lambda: domain.ROTATION_OVERLAP_DEFAULT,
         "rotation overlap, at most": lambda: domain.ROTATION_OVERLAP_MAX,
         "delay of one queue message, at most": lambda: jobqueue.JobQueue.MAX_DELAY_SECONDS,
         "early arrival taken as on time": lambda: jobs.EARLY_TOLERANCE_SECONDS,

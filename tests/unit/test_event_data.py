@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender, http_event, load_function, response_body
+from tests.unit.support import FakeClock, FakeQueue, FakeSender, FakeServices, http_event, load_function, response_body
 from webhook_service import admin, service
-from webhook_service.domain import is_secret_field, redact
+from webhook_service.domain import Principal, is_secret_field, redact
 from webhook_service.errors import InvalidParameterError
 from webhook_service.events import publish
 from webhook_service.jobs import Deliverer, event_body, handle_job
-from webhook_service.service import Services
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 GET_EVENT = load_function("get_event")
@@ -24,10 +23,10 @@ LIST_EVENTS = load_function("list_events")
 
 
 def published(store: Store, caller: Principal, data: Any, queue: FakeQueue | None = None) -> Any:
-    return publish(caller.organisation, "session", "completed", data, store=store, queue=queue or FakeQueue())  # type: ignore[arg-type]
+    return publish(caller.organisation, "session", "completed", data, store=store, queue=queue or FakeQueue())
 
 
-def delivered_body(services: Services, caller: Principal, store: Store, clock: FakeClock, data: Any) -> bytes:
+def delivered_body(services: FakeServices, caller: Principal, store: Store, clock: FakeClock, data: Any) -> bytes:
     """Publish `data` to an organisation whose default config is valid, run the event's job
     and return the bytes the receiver got."""
     config = service.create_config(services, caller, {"url": URL})
@@ -38,7 +37,7 @@ def delivered_body(services: Services, caller: Principal, store: Store, clock: F
     queue = FakeQueue()
     sender = FakeSender()
     published(store, caller, data, queue)
-    handle_job(Deliverer(store=store, sender=sender, queue=queue, clock=clock), json.dumps(queue.jobs[0]))  # type: ignore[arg-type]
+    handle_job(Deliverer(store=store, sender=sender, queue=queue, clock=clock), json.dumps(queue.jobs[0]))
     ((_, body, _),) = sender.sent
     return body
 
@@ -64,7 +63,7 @@ NUMBER_TEXT = (
 
 
 def test_publish_float_is_stored_and_delivered_as_the_number_text_given(
-    services: Services, caller: Principal, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     body = delivered_body(services, caller, store, clock, {"numbers": NUMBERS})
 
@@ -72,7 +71,7 @@ def test_publish_float_is_stored_and_delivered_as_the_number_text_given(
 
 
 def test_publish_float_answers_the_same_numbers_on_get_and_list(
-    installed_services: Services, caller: Principal, store: Store
+    installed_services: FakeServices, caller: Principal, store: Store
 ) -> None:
     token = admin.create_key(store, caller.organisation)[1]
     event = published(store, caller, {"numbers": NUMBERS})

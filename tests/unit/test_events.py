@@ -9,29 +9,29 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeSender
+from tests.unit.support import FakeClock, FakeDeliverer, FakeQueue, FakeSender, FakeServices
 from webhook_service import admin, service
-from webhook_service.domain import route
-from webhook_service.errors import InvalidParameterError, NotFoundError
+from webhook_service.domain import Principal, route
+from webhook_service.errors import InvalidParameterError, InvalidStateError, NotFoundError
 from webhook_service.events import publish
 from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
-from webhook_service.jobs import Deliverer, handle_job
-from webhook_service.service import Services
-from webhook_service.storage import Principal, Store
+from webhook_service.jobs import handle_job
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 MINUTE = dt.timedelta(minutes=1)
 
 
-class RecordingQueue:
-    """Records (job, delay) pairs instead of sending them."""
+class RecordingQueue(FakeQueue):
+    """A FakeQueue that records (job, delay) pairs as well."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.sent: list[tuple[dict[str, Any], int]] = []
 
     def send(self, job: dict[str, Any], delay_seconds: int = 0) -> str:
         self.sent.append((job, delay_seconds))
-        return "m"
+        return super().send(job, delay_seconds)
 
     def take(self) -> tuple[dict[str, Any], int]:
         return self.sent.pop(0)
@@ -43,11 +43,11 @@ def queue_box() -> RecordingQueue:
 
 
 @pytest.fixture
-def deliverer(store: Store, clock: FakeClock, queue_box: RecordingQueue) -> Deliverer:
-    return Deliverer(store=store, sender=FakeSender(), queue=queue_box, clock=clock, jitter=lambda: 0.0)  # type: ignore[arg-type]
+def deliverer(store: Store, clock: FakeClock, queue_box: RecordingQueue) -> FakeDeliverer:
+    return FakeDeliverer(store=store, sender=FakeSender(), queue=queue_box, clock=clock, jitter=lambda: 0.0)
 
 
-def valid_config(services: Services, caller: Principal, store: Store, url: str = URL) -> dict[str, Any]:
+def valid_config(services: FakeServices, caller: Principal, store: Store, url: str = URL) -> dict[str, Any]:
     """A config made `valid` as its test would make it."""
     config = service.create_config(services, caller, {"url": url})
     stored = store.get_config(caller.organisation, config["id"])
@@ -57,16 +57,16 @@ def valid_config(services: Services, caller: Principal, store: Store, url: str =
 
 
 def publish_event(store: Store, queue: RecordingQueue, caller: Principal, key: str | None = None) -> str:
-    event = publish(caller.organisation, "session", "completed", {"id": "s1"}, key=key, store=store, queue=queue)  # type: ignore[arg-type]
+    event = publish(caller.organisation, "session", "completed", {"id": "s1"}, key=key, store=store, queue=queue)
     return event.id
 
 
-def run_next(deliverer: Deliverer, queue: RecordingQueue) -> str:
+def run_next(deliverer: FakeDeliverer, queue: RecordingQueue) -> str:
     job, _ = queue.take()
     return handle_job(deliverer, json.dumps(job)).name
 
 
-def event_of(services: Services, caller: Principal, event_id: str) -> dict[str, Any]:
+def event_of(services: FakeServices, caller: Principal, event_id: str) -> dict[str, Any]:
     return service.get_event(services, caller, event_id)
 
 
@@ -80,7 +80,7 @@ def test_route_key_config_takes_precedence_over_the_default() -> None:
 
 
 def test_event_goes_to_the_organisation_default(
-    services: Services, caller: Principal, store: Store, deliverer: Deliverer, queue_box: RecordingQueue
+    services: FakeServices, caller: Principal, store: Store, deliverer: FakeDeliverer, queue_box: RecordingQueue
 ) -> None:
     config = valid_config(services, caller, store)
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
@@ -88,7 +88,7 @@ def test_event_goes_to_the_organisation_default(
 
     assert run_next(deliverer, queue_box) == "delivered"
 
-    ((url, body, _),) = deliverer.sender.sent  # type: ignore[attr-defined]
+    ((url, body, _),) = deliverer.sender.sent
     assert url == URL + event_id
     assert json.loads(body)["webhook_config"] == config["id"]
     delivered = event_of(services, caller, event_id)
@@ -97,7 +97,7 @@ def test_event_goes_to_the_organisation_default(
 
 
 def test_event_of_a_key_with_its_own_config_goes_there(
-    services: Services, caller: Principal, store: Store, deliverer: Deliverer, queue_box: RecordingQueue
+    services: FakeServices, caller: Principal, store: Store, deliverer: FakeDeliverer, queue_box: RecordingQueue
 ) -> None:
     default = valid_config(services, caller, store, URL + "default/")
     own = valid_config(services, caller, store, URL + "own/")
@@ -110,13 +110,13 @@ def test_event_of_a_key_with_its_own_config_goes_there(
     run_next(deliverer, queue_box)
     run_next(deliverer, queue_box)
 
-    urls = [url for url, _, _ in deliverer.sender.sent]  # type: ignore[attr-defined]
+    urls = [url for url, _, _ in deliverer.sender.sent]
     assert urls[0].startswith(URL + "own/")
     assert urls[1].startswith(URL + "default/")
 
 
 def test_event_without_any_config_fails_unconfigured(
-    services: Services, caller: Principal, store: Store, deliverer: Deliverer, queue_box: RecordingQueue
+    services: FakeServices, caller: Principal, store: Store, deliverer: FakeDeliverer, queue_box: RecordingQueue
 ) -> None:
     event_id = publish_event(store, queue_box, caller)
 
@@ -124,12 +124,12 @@ def test_event_without_any_config_fails_unconfigured(
 
     failed = event_of(services, caller, event_id)
     assert (failed["state"], failed["error"], failed["webhook_config"]) == ("failed", "unconfigured", None)
-    assert deliverer.sender.sent == []  # type: ignore[attr-defined]
+    assert deliverer.sender.sent == []
     assert queue_box.sent == []
 
 
 def test_event_routed_to_a_config_not_valid_fails_unconfigured(
-    services: Services, caller: Principal, store: Store, deliverer: Deliverer, queue_box: RecordingQueue
+    services: FakeServices, caller: Principal, store: Store, deliverer: FakeDeliverer, queue_box: RecordingQueue
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})  # still `new`
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
@@ -188,17 +188,17 @@ def test_parse_retry_after_seconds_and_http_date() -> None:
 
 
 def test_event_delivered_on_its_third_attempt_ends_delivered_with_two_retries(
-    services: Services,
+    services: FakeServices,
     caller: Principal,
     store: Store,
-    deliverer: Deliverer,
+    deliverer: FakeDeliverer,
     queue_box: RecordingQueue,
     clock: FakeClock,
 ) -> None:
     config = valid_config(services, caller, store)
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     event_id = publish_event(store, queue_box, caller)
-    deliverer.sender = FakeSender(status=500)  # type: ignore[assignment]
+    deliverer.sender = FakeSender(status=500)
 
     assert run_next(deliverer, queue_box) == "retrying"
     job, delay = queue_box.sent[0]
@@ -212,7 +212,7 @@ def test_event_delivered_on_its_third_attempt_ends_delivered_with_two_retries(
     assert (job["attempt"], delay) == (3, 600)
 
     clock.now += 10 * MINUTE
-    deliverer.sender = FakeSender(status=204)  # type: ignore[assignment]
+    deliverer.sender = FakeSender(status=204)
     assert run_next(deliverer, queue_box) == "delivered"
 
     delivered = event_of(services, caller, event_id)
@@ -222,17 +222,17 @@ def test_event_delivered_on_its_third_attempt_ends_delivered_with_two_retries(
 
 
 def test_event_failing_five_times_ends_failed_with_four_retries(
-    services: Services,
+    services: FakeServices,
     caller: Principal,
     store: Store,
-    deliverer: Deliverer,
+    deliverer: FakeDeliverer,
     queue_box: RecordingQueue,
     clock: FakeClock,
 ) -> None:
     config = valid_config(services, caller, store)
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     event_id = publish_event(store, queue_box, caller)
-    deliverer.sender = FakeSender(status=500)  # type: ignore[assignment]
+    deliverer.sender = FakeSender(status=500)
 
     outcomes = []
     for _ in range(5):
@@ -242,22 +242,22 @@ def test_event_failing_five_times_ends_failed_with_four_retries(
     assert outcomes == ["retrying"] * 4 + ["failed"]
     failed = event_of(services, caller, event_id)
     assert (failed["state"], failed["retries"], failed["error"]) == ("failed", 4, "webhook-response-status")
-    assert len(deliverer.sender.sent) == 5  # type: ignore[attr-defined]
+    assert len(deliverer.sender.sent) == 5
     assert queue_box.sent == []
 
 
 def test_event_attempt_due_later_than_sqs_can_delay_waits_in_hops(
-    services: Services,
+    services: FakeServices,
     caller: Principal,
     store: Store,
-    deliverer: Deliverer,
+    deliverer: FakeDeliverer,
     queue_box: RecordingQueue,
     clock: FakeClock,
 ) -> None:
     config = valid_config(services, caller, store)
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     publish_event(store, queue_box, caller)
-    deliverer.sender = FakeSender(status=503)  # type: ignore[assignment]
+    deliverer.sender = FakeSender(status=503)
     for _ in range(3):  # attempts 1-3 fail; attempt 4 is due an hour after attempt 3
         run_next(deliverer, queue_box)
         clock.now += dt.timedelta(hours=2)
@@ -271,16 +271,16 @@ def test_event_attempt_due_later_than_sqs_can_delay_waits_in_hops(
 
     assert job["attempt"] == 4
     assert 2700 <= delay <= 2701
-    assert len(deliverer.sender.sent) == 3  # type: ignore[attr-defined]
+    assert len(deliverer.sender.sent) == 3
 
 
 def test_event_receiver_gone_stops_retries_and_invalidates_the_config(
-    services: Services, caller: Principal, store: Store, deliverer: Deliverer, queue_box: RecordingQueue
+    services: FakeServices, caller: Principal, store: Store, deliverer: FakeDeliverer, queue_box: RecordingQueue
 ) -> None:
     config = valid_config(services, caller, store)
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     event_id = publish_event(store, queue_box, caller)
-    deliverer.sender = FakeSender(status=410)  # type: ignore[assignment]
+    deliverer.sender = FakeSender(status=410)
 
     assert run_next(deliverer, queue_box) == "failed"
 
@@ -290,7 +290,7 @@ def test_event_receiver_gone_stops_retries_and_invalidates_the_config(
 
 
 def test_event_duplicated_job_does_not_send_twice(
-    services: Services, caller: Principal, store: Store, deliverer: Deliverer, queue_box: RecordingQueue
+    services: FakeServices, caller: Principal, store: Store, deliverer: FakeDeliverer, queue_box: RecordingQueue
 ) -> None:
     config = valid_config(services, caller, store)
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
@@ -300,18 +300,18 @@ def test_event_duplicated_job_does_not_send_twice(
     handle_job(deliverer, json.dumps(job))
     assert handle_job(deliverer, json.dumps(job)).name == "duplicate"
 
-    assert len(deliverer.sender.sent) == 1  # type: ignore[attr-defined]
+    assert len(deliverer.sender.sent) == 1
 
 
 # -- publishing --------------------------------------------------------------------------------
 
 
 def test_publish_drops_secrets_and_tokens_from_data(
-    services: Services, caller: Principal, store: Store, queue_box: RecordingQueue
+    services: FakeServices, caller: Principal, store: Store, queue_box: RecordingQueue
 ) -> None:
     data = {"id": "k1", "secret": "whsec_x", "nested": [{"token": "t", "keep": 1}], "token_hash": "h"}
 
-    event = publish(caller.organisation, "key", "created", data, store=store, queue=queue_box)  # type: ignore[arg-type]
+    event = publish(caller.organisation, "key", "created", data, store=store, queue=queue_box)
 
     assert event.data == {"id": "k1", "nested": [{"keep": 1}]}
     assert service.get_event(services, caller, event.id)["data"] == {"id": "k1", "nested": [{"keep": 1}]}
@@ -325,7 +325,7 @@ def test_publish_bad_input_is_refused_and_stores_nothing(
     caller: Principal, store: Store, queue_box: RecordingQueue, type_: str, action: str, data: Any, field: str
 ) -> None:
     with pytest.raises(InvalidParameterError) as raised:
-        publish(caller.organisation, type_, action, data, store=store, queue=queue_box)  # type: ignore[arg-type]
+        publish(caller.organisation, type_, action, data, store=store, queue=queue_box)
 
     assert field in (raised.value.params or {})
     assert queue_box.sent == []
@@ -333,14 +333,14 @@ def test_publish_bad_input_is_refused_and_stores_nothing(
 
 def test_publish_unknown_key_is_not_found(caller: Principal, store: Store, queue_box: RecordingQueue) -> None:
     with pytest.raises(NotFoundError):
-        publish(caller.organisation, "session", "completed", {}, key=caller.key_id, store=store, queue=queue_box)  # type: ignore[arg-type]
+        publish(caller.organisation, "session", "completed", {}, key=caller.key_id, store=store, queue=queue_box)
 
 
 # -- keys and the organisation ---------------------------------------------------------------
 
 
 def test_update_key_other_organisations_config_is_invalid_parameter(
-    services: Services, caller: Principal, store: Store
+    services: FakeServices, caller: Principal, store: Store
 ) -> None:
     other_org = admin.create_organisation(store, "Other")["id"]
     other_caller = Principal(key_id=caller.key_id, organisation=other_org, state="active")
@@ -351,16 +351,16 @@ def test_update_key_other_organisations_config_is_invalid_parameter(
         service.update_key(services, caller, key["id"], {"webhook_config": foreign["id"]})
 
 
-def test_update_organisation_deactivated_config_is_invalid_state(services: Services, caller: Principal) -> None:
+def test_update_organisation_deactivated_config_is_invalid_state(services: FakeServices, caller: Principal) -> None:
     config = service.create_config(services, caller, {"url": URL})
     service.delete_config(services, caller, config["id"])
 
-    with pytest.raises(service.InvalidStateError):
+    with pytest.raises(InvalidStateError):
         service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
 
 
 def test_get_organisation_state_is_active_only_with_a_valid_config(
-    services: Services, caller: Principal, store: Store
+    services: FakeServices, caller: Principal, store: Store
 ) -> None:
     service.create_config(services, caller, {"url": URL})
     before = service.get_organisation(services, caller)

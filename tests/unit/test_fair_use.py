@@ -11,12 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from devstack.aws import SerialClient
+from devstack.aws import serial
 from tests.unit.support import (
     Backing,
     FakeClock,
     FakeQueue,
     FakeSender,
+    FakeServices,
+    ThreeLaneServices,
     http_event,
     load_function,
     sqs_event,
@@ -25,11 +27,11 @@ from tests.unit.support import (
 from webhook_service import admin, httperrors, service
 from webhook_service.auth import Authenticator
 from webhook_service.consumer import handle_batch
-from webhook_service.domain import FAST_LANE_OPEN_TESTS, MAX_OPEN_TESTS
+from webhook_service.domain import FAST_LANE_OPEN_TESTS, MAX_OPEN_TESTS, Principal
 from webhook_service.errors import LimitExceededError, UnavailableError
 from webhook_service.jobs import Deliverer, handle_job
-from webhook_service.service import Services, set_services
-from webhook_service.storage import Principal, Store
+from webhook_service.service import set_services
+from webhook_service.storage import Store
 from webhook_service.sweep import sweep
 
 URL = "https://receiver.example/hooks/"
@@ -37,18 +39,18 @@ CAP = 3
 
 
 @pytest.fixture
-def capped(backing: Backing, clock: FakeClock, queue: FakeQueue) -> Services:
+def capped(backing: Backing, clock: FakeClock, queue: FakeQueue) -> FakeServices:
     """Services whose store allows CAP open tests per organisation, safe for threads."""
-    store = Store(backing.table_name, SerialClient(backing.dynamodb), open_tests_cap=CAP)  # type: ignore[arg-type]
-    return Services(store=store, queue=queue, authenticator=Authenticator(store), clock=clock)
+    store = Store(backing.table_name, serial(backing.dynamodb), open_tests_cap=CAP)
+    return FakeServices(store=store, queue=queue, authenticator=Authenticator(store), clock=clock)
 
 
-def open_tests(services: Services, caller: Principal) -> int:
+def open_tests(services: FakeServices, caller: Principal) -> int:
     return services.store.open_tests(caller.organisation)
 
 
-def run_jobs(services: Services, queue: FakeQueue, sender: FakeSender | None = None) -> None:
-    deliverer = Deliverer(store=services.store, sender=sender or FakeSender(), queue=FakeQueue(), clock=services.clock)  # type: ignore[arg-type]
+def run_jobs(services: FakeServices, queue: FakeQueue, sender: FakeSender | None = None) -> None:
+    deliverer = Deliverer(store=services.store, sender=sender or FakeSender(), queue=FakeQueue(), clock=services.clock)
     while queue.jobs:
         handle_job(deliverer, json.dumps(queue.jobs.pop(0)))
 
@@ -57,7 +59,7 @@ def run_jobs(services: Services, queue: FakeQueue, sender: FakeSender | None = N
 
 
 def test_test_while_the_configs_test_is_pending_answers_that_task(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     (first,) = tasks_of(services, caller, config["id"])
@@ -70,7 +72,7 @@ def test_test_while_the_configs_test_is_pending_answers_that_task(
 
 
 def test_test_while_the_configs_test_is_processing_answers_that_task(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     (first,) = tasks_of(services, caller, config["id"])
@@ -84,7 +86,7 @@ def test_test_while_the_configs_test_is_processing_answers_that_task(
 
 
 def test_test_after_the_open_one_ended_queues_a_new_task(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     run_jobs(services, queue)
@@ -97,7 +99,7 @@ def test_test_after_the_open_one_ended_queues_a_new_task(
 
 
 def test_test_after_an_update_answers_the_new_versions_task_not_the_old_one(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     service.update_config(services, caller, config["id"], {"url": URL + "v2"})
@@ -109,7 +111,9 @@ def test_test_after_an_update_answers_the_new_versions_task_not_the_old_one(
     assert len(tasks_of(services, caller, config["id"])) == 2  # the first one waits to be superseded
 
 
-def test_concurrent_tests_of_one_config_queue_one_task(capped: Services, caller: Principal, queue: FakeQueue) -> None:
+def test_concurrent_tests_of_one_config_queue_one_task(
+    capped: FakeServices, caller: Principal, queue: FakeQueue
+) -> None:
     config = service.create_config(capped, caller, {"url": URL})
     run_jobs(capped, queue)
 
@@ -125,7 +129,7 @@ def test_concurrent_tests_of_one_config_queue_one_task(capped: Services, caller:
 
 
 def test_create_past_the_organisations_open_tests_is_refused_and_writes_nothing(
-    capped: Services, caller: Principal, queue: FakeQueue
+    capped: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     for n in range(CAP):
         service.create_config(capped, caller, {"url": f"{URL}{n}"})
@@ -141,7 +145,7 @@ def test_create_past_the_organisations_open_tests_is_refused_and_writes_nothing(
 
 
 def test_update_and_test_past_the_organisations_open_tests_are_refused(
-    capped: Services, caller: Principal, queue: FakeQueue
+    capped: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     first = service.create_config(capped, caller, {"url": URL})
     run_jobs(capped, queue)
@@ -157,7 +161,7 @@ def test_update_and_test_past_the_organisations_open_tests_are_refused(
     assert len(tasks_of(capped, caller, first["id"])) == 1
 
 
-def test_other_organisations_are_not_counted(capped: Services, caller: Principal) -> None:
+def test_other_organisations_are_not_counted(capped: FakeServices, caller: Principal) -> None:
     for n in range(CAP):
         service.create_config(capped, caller, {"url": f"{URL}{n}"})
     other = Principal(key_id="k", organisation=admin.create_organisation(capped.store, "Other")["id"], state="active")
@@ -167,7 +171,7 @@ def test_other_organisations_are_not_counted(capped: Services, caller: Principal
     assert (open_tests(capped, caller), open_tests(capped, other)) == (CAP, 1)
 
 
-def test_concurrent_creates_never_pass_the_cap(capped: Services, caller: Principal) -> None:
+def test_concurrent_creates_never_pass_the_cap(capped: FakeServices, caller: Principal) -> None:
     def create(n: int) -> str:
         try:
             service.create_config(capped, caller, {"url": f"{URL}{n}"})
@@ -189,7 +193,7 @@ def test_default_cap_is_a_hundred_open_tests() -> None:
 
 
 def test_api_answers_429_limit_exceeded_in_the_error_format(
-    capped: Services, organisation: str, queue: FakeQueue
+    capped: FakeServices, organisation: str, queue: FakeQueue
 ) -> None:
     _, token = admin.create_key(capped.store, organisation)
     set_services(capped)
@@ -212,7 +216,7 @@ def test_api_answers_429_limit_exceeded_in_the_error_format(
 # -- every path that ends a task keeps the count exact ---------------------------------------
 
 
-def test_write_back_counts_the_task_out(capped: Services, caller: Principal, queue: FakeQueue) -> None:
+def test_write_back_counts_the_task_out(capped: FakeServices, caller: Principal, queue: FakeQueue) -> None:
     service.create_config(capped, caller, {"url": URL})
     service.create_config(capped, caller, {"url": URL + "failing"})
     run_jobs(capped, queue, FakeSender(status=500))
@@ -220,7 +224,7 @@ def test_write_back_counts_the_task_out(capped: Services, caller: Principal, que
     assert open_tests(capped, caller) == 0
 
 
-def test_stale_write_back_counts_the_task_out(capped: Services, caller: Principal, queue: FakeQueue) -> None:
+def test_stale_write_back_counts_the_task_out(capped: FakeServices, caller: Principal, queue: FakeQueue) -> None:
     config = service.create_config(capped, caller, {"url": URL})
     job = queue.jobs.pop(0)
 
@@ -229,14 +233,14 @@ def test_stale_write_back_counts_the_task_out(capped: Services, caller: Principa
 
     deliverer = Deliverer(
         store=capped.store, sender=FakeSender(before=change_meanwhile), queue=FakeQueue(), clock=capped.clock
-    )  # type: ignore[arg-type]
+    )
     outcome = handle_job(deliverer, json.dumps(job))
 
     assert outcome.name == "stale"
     assert open_tests(capped, caller) == 0
 
 
-def test_superseded_test_counts_the_task_out(capped: Services, caller: Principal, queue: FakeQueue) -> None:
+def test_superseded_test_counts_the_task_out(capped: FakeServices, caller: Principal, queue: FakeQueue) -> None:
     config = service.create_config(capped, caller, {"url": URL})
     service.update_config(capped, caller, config["id"], {"url": URL + "v2"})
     assert open_tests(capped, caller) == 2
@@ -248,7 +252,7 @@ def test_superseded_test_counts_the_task_out(capped: Services, caller: Principal
     assert open_tests(capped, caller) == 0
 
 
-def test_queue_unavailable_fallback_counts_the_task_out(capped: Services, caller: Principal) -> None:
+def test_queue_unavailable_fallback_counts_the_task_out(capped: FakeServices, caller: Principal) -> None:
     capped.queue = FakeQueue(fail=True)
 
     with pytest.raises(UnavailableError):
@@ -258,7 +262,7 @@ def test_queue_unavailable_fallback_counts_the_task_out(capped: Services, caller
 
 
 def test_sweep_ending_a_lost_task_counts_it_out(
-    capped: Services, caller: Principal, queue: FakeQueue, clock: FakeClock
+    capped: FakeServices, caller: Principal, queue: FakeQueue, clock: FakeClock
 ) -> None:
     service.create_config(capped, caller, {"url": URL})
     queue.jobs.clear()  # the job is lost
@@ -270,7 +274,7 @@ def test_sweep_ending_a_lost_task_counts_it_out(
 
 
 def test_duplicate_job_of_an_ended_test_does_not_count_it_out_twice(
-    capped: Services, caller: Principal, queue: FakeQueue
+    capped: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     service.create_config(capped, caller, {"url": URL})
     job = dict(queue.jobs[0])
@@ -285,11 +289,11 @@ def test_duplicate_job_of_an_ended_test_does_not_count_it_out_twice(
 
 
 def test_batch_of_tests_that_all_end_leaves_no_open_test(
-    capped: Services, caller: Principal, queue: FakeQueue, monkeypatch: pytest.MonkeyPatch
+    capped: FakeServices, caller: Principal, queue: FakeQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for n in range(CAP):
         service.create_config(capped, caller, {"url": f"{URL}{n}"})
-    deliverer = Deliverer(store=capped.store, sender=FakeSender(), queue=FakeQueue(), clock=capped.clock)  # type: ignore[arg-type]
+    deliverer = Deliverer(store=capped.store, sender=FakeSender(), queue=FakeQueue(), clock=capped.clock)
     monkeypatch.setattr("webhook_service.consumer.get_deliverer", lambda: deliverer)
 
     handle_batch(sqs_event(*(json.dumps(j) for j in queue.jobs)), None)
@@ -301,10 +305,10 @@ def test_batch_of_tests_that_all_end_leaves_no_open_test(
 
 
 @pytest.fixture
-def laned(backing: Backing, clock: FakeClock) -> Services:
+def laned(backing: Backing, clock: FakeClock) -> ThreeLaneServices:
     """Services with a tests lane and a slow lane of their own, safe for threads."""
-    store = Store(backing.table_name, SerialClient(backing.dynamodb))  # type: ignore[arg-type]
-    return Services(
+    store = Store(backing.table_name, serial(backing.dynamodb))
+    return ThreeLaneServices(
         store=store,
         queue=FakeQueue(),
         authenticator=Authenticator(store),
@@ -315,34 +319,34 @@ def laned(backing: Backing, clock: FakeClock) -> Services:
 
 
 def test_tests_beyond_the_organisations_first_five_open_ones_take_the_slow_lane(
-    laned: Services, caller: Principal
+    laned: ThreeLaneServices, caller: Principal
 ) -> None:
     for n in range(FAST_LANE_OPEN_TESTS + 2):
         service.create_config(laned, caller, {"url": f"{URL}{n}"})
 
-    assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS  # type: ignore[union-attr]
-    assert len(laned.slow_queue.jobs) == 2  # type: ignore[union-attr]
+    assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS
+    assert len(laned.slow_queue.jobs) == 2
 
 
 def test_tests_take_the_tests_lane_again_once_the_organisations_open_ones_end(
-    laned: Services, caller: Principal
+    laned: ThreeLaneServices, caller: Principal
 ) -> None:
     for n in range(FAST_LANE_OPEN_TESTS):
         service.create_config(laned, caller, {"url": f"{URL}{n}"})
-    run_jobs(laned, laned.test_queue)  # type: ignore[arg-type]
+    run_jobs(laned, laned.test_queue)
 
     service.create_config(laned, caller, {"url": URL + "later"})
 
-    assert len(laned.test_queue.jobs) == 1  # type: ignore[union-attr]
-    assert laned.slow_queue.jobs == []  # type: ignore[union-attr]
+    assert len(laned.test_queue.jobs) == 1
+    assert laned.slow_queue.jobs == []
 
 
 def test_concurrent_tests_never_give_one_organisation_more_than_five_in_the_tests_lane(
-    laned: Services, caller: Principal
+    laned: ThreeLaneServices, caller: Principal
 ) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda n: service.create_config(laned, caller, {"url": f"{URL}{n}"}), range(12)))
 
-    assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS  # type: ignore[union-attr]
-    assert len(laned.slow_queue.jobs) == 12 - FAST_LANE_OPEN_TESTS  # type: ignore[union-attr]
+    assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS
+    assert len(laned.slow_queue.jobs) == 12 - FAST_LANE_OPEN_TESTS
     assert open_tests(laned, caller) == 12

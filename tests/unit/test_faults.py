@@ -17,6 +17,8 @@ from tests.unit.support import (
     FakeClock,
     FakeQueue,
     FakeSender,
+    FakeServices,
+    as_dynamodb,
     count_partition,
     http_event,
     load_function,
@@ -25,7 +27,6 @@ from tests.unit.support import (
 from webhook_service import admin, service
 from webhook_service.consumer import handle_batch
 from webhook_service.jobs import Deliverer, set_deliverer
-from webhook_service.service import Services
 from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
@@ -51,15 +52,15 @@ class FaultyClient:
 
 
 @pytest.fixture
-def faulty(installed_services: Services, backing: Backing) -> FaultyClient:
+def faulty(installed_services: FakeServices, backing: Backing) -> FaultyClient:
     client = FaultyClient(backing.dynamodb)
-    installed_services.store = Store(backing.table_name, client)  # type: ignore[arg-type]
+    installed_services.store = Store(backing.table_name, as_dynamodb(client))
     installed_services.authenticator.store = installed_services.store
     return client
 
 
 @pytest.fixture
-def token(installed_services: Services, organisation: str) -> str:
+def token(installed_services: FakeServices, organisation: str) -> str:
     _, token = admin.create_key(installed_services.store, organisation)
     return token
 
@@ -119,10 +120,10 @@ WRITE_PATHS: dict[
 
 
 @pytest.fixture
-def seeded(installed_services: Services, organisation: str, token: str) -> dict[str, str]:
+def seeded(installed_services: FakeServices, organisation: str, token: str) -> dict[str, str]:
     """A config whose first test has ended (so it can be tested again) and a second key,
     made before any fault is injected."""
-    from webhook_service.storage import Principal
+    from webhook_service.domain import Principal
 
     caller = Principal(key_id="seed", organisation=organisation, state="active")
     config = service.create_config(installed_services, caller, {"url": URL})
@@ -182,12 +183,12 @@ def test_read_fault_answers_503_without_a_stack_trace(faulty: FaultyClient, seed
     }
 
 
-def _services() -> Services:
+def _services() -> service.Services:
     return service.get_services()
 
 
 def _caller(organisation: str) -> Any:
-    from webhook_service.storage import Principal
+    from webhook_service.domain import Principal
 
     return Principal(key_id="check", organisation=organisation, state="active")
 
@@ -211,16 +212,16 @@ class CrashingSender(FakeSender):
 
 
 def test_consumer_crash_mid_batch_retries_the_job_and_the_task_ends(
-    services: Services, store: Store, clock: FakeClock, organisation: str
+    services: FakeServices, store: Store, clock: FakeClock, organisation: str
 ) -> None:
-    from webhook_service.storage import Principal
+    from webhook_service.domain import Principal
 
     caller = Principal(key_id="k", organisation=organisation, state="active")
     crashing = service.create_config(services, caller, {"url": URL + "crash/"})
     steady = service.create_config(services, caller, {"url": URL + "steady/"})
     jobs = [_job(services, caller, c["id"]) for c in (crashing, steady)]
     sender = CrashingSender(crash_on="/crash/")
-    set_deliverer(Deliverer(store=store, sender=sender, queue=FakeQueue(), clock=clock))  # type: ignore[arg-type]
+    set_deliverer(Deliverer(store=store, sender=sender, queue=FakeQueue(), clock=clock))
     try:
         first = handle_batch(sqs_event(*jobs), None)
         midway = service.list_tasks(services, caller, {"target": crashing["id"]})["data"][0]
@@ -239,6 +240,6 @@ def test_consumer_crash_mid_batch_retries_the_job_and_the_task_ends(
     assert len(set(resent)) == 1  # the retry sent the same event again: receivers can drop it
 
 
-def _job(services: Services, caller: Any, config_id: str) -> str:
+def _job(services: FakeServices, caller: Any, config_id: str) -> str:
     task = service.list_tasks(services, caller, {"target": config_id})["data"][0]
     return json.dumps({"job": "test", "task": task["id"], "organisation": caller.organisation, "config": config_id})

@@ -10,17 +10,16 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeSender, http_event, load_function, response_body
+from tests.unit.support import FakeClock, FakeSender, FakeServices, http_event, load_function, response_body
 from webhook_service import service
-from webhook_service.domain import RETRY_DELAYS
+from webhook_service.domain import RETRY_DELAYS, Principal
 from webhook_service.errors import DependencyError, InvalidParameterError
 from webhook_service.events import publish
 from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
 from webhook_service.jobs import Deliverer, handle_job
 from webhook_service.sender import DeliveryResult
-from webhook_service.service import Services
 from webhook_service.signing import SignatureError, signature_headers, verify_ricloud, verify_standard
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 from webhook_service.validation import parse_list_query
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -87,7 +86,9 @@ def test_parse_list_query_limit_of_many_digits_is_invalid_parameter(limit: str) 
     assert raised.value.params == {"limit": "must be 1..1000"}
 
 
-def test_list_tasks_handler_limit_of_4301_digits_answers_400(installed_services: Services, organisation: str) -> None:
+def test_list_tasks_handler_limit_of_4301_digits_answers_400(
+    installed_services: FakeServices, organisation: str
+) -> None:
     from webhook_service import admin
 
     token = admin.create_key(installed_services.store, organisation)[1]
@@ -213,14 +214,14 @@ class CrashingSender(FakeSender):
         raise RuntimeError("a bug in the sender")
 
 
-def event_ready(services: Services, caller: Principal, store: Store, queue: RecordingQueue) -> str:
+def event_ready(services: FakeServices, caller: Principal, store: Store, queue: RecordingQueue) -> str:
     """A published event whose organisation default is a valid config; its first job queued."""
     config = service.create_config(services, caller, {"url": URL})
     stored = store.get_config(caller.organisation, config["id"])
     assert stored is not None
     store.replace_config(stored.__class__(**{**stored.__dict__, "state": "valid"}), stored.version, None)
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
-    return publish(caller.organisation, "session", "completed", {"id": "s1"}, store=store, queue=queue).id  # type: ignore[arg-type]
+    return publish(caller.organisation, "session", "completed", {"id": "s1"}, store=store, queue=queue).id
 
 
 @pytest.mark.parametrize(
@@ -233,12 +234,12 @@ def event_ready(services: Services, caller: Principal, store: Store, queue: Reco
     ],
 )
 def test_event_attempt_with_a_hostile_retry_after_is_recorded_and_retried(
-    services: Services, caller: Principal, store: Store, clock: FakeClock, retry_after: str, delay: int
+    services: FakeServices, caller: Principal, store: Store, clock: FakeClock, retry_after: str, delay: int
 ) -> None:
     queue = RecordingQueue()
     deliverer = Deliverer(
         store=store, sender=RetryAfterSender(503, retry_after), queue=queue, clock=clock, jitter=lambda: 0.0
-    )  # type: ignore[arg-type]
+    )
     event_id = event_ready(services, caller, store, queue)
     job, _ = queue.sent.pop()
 
@@ -252,10 +253,10 @@ def test_event_attempt_with_a_hostile_retry_after_is_recorded_and_retried(
 
 
 def test_event_attempt_whose_sender_raises_is_recorded_not_stranded(
-    services: Services, caller: Principal, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     queue = RecordingQueue()
-    deliverer = Deliverer(store=store, sender=CrashingSender(), queue=queue, clock=clock, jitter=lambda: 0.0)  # type: ignore[arg-type]
+    deliverer = Deliverer(store=store, sender=CrashingSender(), queue=queue, clock=clock, jitter=lambda: 0.0)
     event_id = event_ready(services, caller, store, queue)
     job, _ = queue.sent.pop()
 
@@ -273,11 +274,11 @@ def test_event_attempt_whose_sender_raises_is_recorded_not_stranded(
 
 
 def test_event_attempt_whose_recording_fails_gives_its_claim_back_and_is_made_again(
-    services: Services, caller: Principal, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    services: FakeServices, caller: Principal, store: Store, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     queue = RecordingQueue()
     sender = FakeSender(status=200)
-    deliverer = Deliverer(store=store, sender=sender, queue=queue, clock=clock, jitter=lambda: 0.0)  # type: ignore[arg-type]
+    deliverer = Deliverer(store=store, sender=sender, queue=queue, clock=clock, jitter=lambda: 0.0)
     event_id = event_ready(services, caller, store, queue)
     job, _ = queue.sent.pop()
 
@@ -298,7 +299,7 @@ def test_event_attempt_whose_recording_fails_gives_its_claim_back_and_is_made_ag
 
 
 def test_event_attempt_recorded_before_a_failure_keeps_its_record_and_queues_the_next(
-    services: Services, caller: Principal, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     class QueueDownOnce(RecordingQueue):
         failed = False
@@ -311,7 +312,7 @@ def test_event_attempt_recorded_before_a_failure_keeps_its_record_and_queues_the
 
     queue = QueueDownOnce()
     sender = FakeSender(status=500)
-    deliverer = Deliverer(store=store, sender=sender, queue=queue, clock=clock, jitter=lambda: 0.0)  # type: ignore[arg-type]
+    deliverer = Deliverer(store=store, sender=sender, queue=queue, clock=clock, jitter=lambda: 0.0)
     event_id = event_ready(services, caller, store, queue)
     job, _ = queue.sent.pop()
 

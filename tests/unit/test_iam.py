@@ -26,18 +26,18 @@ from typing import Any
 import pytest
 
 from devstack import iam
-from devstack.aws import SerialClient
+from devstack.aws import serial
 from devstack.template import functions, load_template
 from tests import iamcheck
 from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, http_event, sqs_event
 from webhook_service import admin, events, service
 from webhook_service.auth import Authenticator
-from webhook_service.domain import new_event
+from webhook_service.domain import FAST_LANE_OPEN_TESTS, Principal, new_event
 from webhook_service.jobqueue import JobQueue, config_test_job
 from webhook_service.jobs import Deliverer, handle_job, set_deliverer
 from webhook_service.service import Services, set_services
 from webhook_service.settings import reset_settings
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()
@@ -103,7 +103,7 @@ class World:
     def end_tests(self) -> None:
         """End every open test of the organisation (outside any function: not recorded), so
         that fair use lets a new one be created."""
-        deliverer = Deliverer(store=self.services.store, sender=FakeSender(status=200), queue=self.services.queue)  # type: ignore[arg-type]
+        deliverer = Deliverer(store=self.services.store, sender=FakeSender(status=200), queue=self.services.queue)
         for task in service.list_tasks(self.services, self.caller, {"state": "pending", "limit": "1000"})["data"]:
             handle_job(deliverer, json.dumps(config_test_job(task["id"], self.caller.organisation, task["target"])))
 
@@ -126,7 +126,7 @@ def world(backing: Backing, organisation: str) -> Iterator[World]:
     iamcheck.RECORDER.names.update(names)
     recorder = iam.Recorder(names)
     stop = iam.install(recorder)
-    store = Store(backing.table_name, SerialClient(backing.dynamodb))  # type: ignore[arg-type]
+    store = Store(backing.table_name, serial(backing.dynamodb))
     services = Services(
         store=store,
         queue=JobQueue(lanes["DeliveryQueue"], backing.sqs),
@@ -155,7 +155,7 @@ def not_found(w: World) -> None:
 
 def create_config(w: World) -> None:
     """Six configs: the first five tests take the tests lane, the sixth the slow lane."""
-    for _ in range(service.FAST_LANE_OPEN_TESTS + 1):
+    for _ in range(FAST_LANE_OPEN_TESTS + 1):
         assert (
             w.api("CreateWebhookConfigFunction", "POST", "/configs/webhook", "POST /configs/webhook", {"url": URL})
             == 201
@@ -237,7 +237,7 @@ def update_organisation(w: World) -> None:
 def published(w: World) -> str:
     event = events.publish(
         w.caller.organisation, "session", "completed", {"id": "s"}, store=w.services.store, queue=FakeQueue()
-    )  # type: ignore[arg-type]
+    )
     return event.id
 
 
@@ -260,8 +260,8 @@ def delivered_event(w: World) -> str:
     w.end_tests()
     service.update_organisation(svc, w.caller, {"webhook_config_default": config_id})
     jobs = FakeQueue()
-    event = events.publish(w.caller.organisation, "session", "completed", {"id": "s"}, store=svc.store, queue=jobs)  # type: ignore[arg-type]
-    deliverer = Deliverer(store=svc.store, sender=FakeSender(status=200), queue=jobs)  # type: ignore[arg-type]
+    event = events.publish(w.caller.organisation, "session", "completed", {"id": "s"}, store=svc.store, queue=jobs)
+    deliverer = Deliverer(store=svc.store, sender=FakeSender(status=200), queue=jobs)
     handle_job(deliverer, json.dumps(jobs.jobs.pop()))
     assert service.get_event(svc, w.caller, event.id)["state"] == "delivered"
     return event.id
@@ -297,23 +297,23 @@ def deliver(w: World) -> None:
     svc = w.services
     sender = FakeSender(status=200)
     set_deliverer(
-        Deliverer(store=svc.store, sender=sender, queue=svc.queue, test_queue=svc.test_queue, slow_queue=svc.slow_queue)  # type: ignore[arg-type]
+        Deliverer(store=svc.store, sender=sender, queue=svc.queue, test_queue=svc.test_queue, slow_queue=svc.slow_queue)
     )
     jobs = FakeQueue()
-    setup = Services(store=svc.store, queue=jobs, authenticator=svc.authenticator)  # type: ignore[arg-type]
+    setup = Services(store=svc.store, queue=jobs, authenticator=svc.authenticator)
     config_id = service.create_config(setup, w.caller, {"url": URL})["id"]
     w.call("DeliverFunction", sqs_event(json.dumps(jobs.jobs.pop())))
     assert service.get_config(svc, w.caller, config_id)["state"] == "valid"
 
     service.update_organisation(svc, w.caller, {"webhook_config_default": config_id})
-    event = events.publish(w.caller.organisation, "session", "completed", {"id": "s"}, store=svc.store, queue=jobs)  # type: ignore[arg-type]
+    event = events.publish(w.caller.organisation, "session", "completed", {"id": "s"}, store=svc.store, queue=jobs)
     sender.status = 503
     w.call("DeliverFunction", sqs_event(json.dumps(jobs.jobs.pop())))
     assert service.get_event(svc, w.caller, event.id)["retries"] == 0
     assert w.waiting("DeliveryQueue") >= 1
 
     w.mark_slow(config_id)
-    events.publish(w.caller.organisation, "session", "completed", {"id": "t"}, store=svc.store, queue=jobs)  # type: ignore[arg-type]
+    events.publish(w.caller.organisation, "session", "completed", {"id": "t"}, store=svc.store, queue=jobs)
     w.call("DeliverFunction", sqs_event(json.dumps(jobs.jobs.pop())))
     assert w.waiting("SlowQueue") >= 1
 
@@ -340,7 +340,7 @@ def sweep(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     reset_settings()
     clock = FakeClock(LONG_AGO)
     w.services.clock = clock
-    lost = Services(store=w.services.store, queue=FakeQueue(), authenticator=w.services.authenticator, clock=clock)  # type: ignore[arg-type]
+    lost = Services(store=w.services.store, queue=FakeQueue(), authenticator=w.services.authenticator, clock=clock)
     task_id = w.task_of(service.create_config(lost, w.caller, {"url": URL})["id"])
     w.services.store.create_event(new_event(w.caller.organisation, "session", "completed", {}, None, LONG_AGO))
     clock.now = LONG_AGO + dt.timedelta(hours=3)

@@ -14,23 +14,32 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeQueue, FakeSender, RecordingClient, three_lane_deliverer
+from tests.unit.support import (
+    FakeClock,
+    FakeDeliverer,
+    FakeQueue,
+    FakeSender,
+    FakeServices,
+    RecordingClient,
+    ThreeLaneDeliverer,
+    as_dynamodb,
+    three_lane_deliverer,
+)
 from webhook_service import admin, service
-from webhook_service.domain import SLOW_MARK_SECONDS
+from webhook_service.domain import SLOW_MARK_SECONDS, Principal
 from webhook_service.events import publish
 from webhook_service.jobqueue import Lane
-from webhook_service.jobs import Deliverer, handle_job, set_deliverer
-from webhook_service.service import Services
-from webhook_service.storage import Principal, Store
+from webhook_service.jobs import handle_job, set_deliverer
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 NO_ANSWER_IN_TIME = FakeSender(status=None, duration_ms=2000)  # the fast lane's sender gave up
 
 
 @pytest.fixture
-def lanes(store: Store, clock: FakeClock) -> Iterator[Deliverer]:
+def lanes(store: Store, clock: FakeClock) -> Iterator[ThreeLaneDeliverer]:
     """A deliverer with all three lanes, a fast-lane sender and a full one."""
-    made: Deliverer = three_lane_deliverer(store, clock)
+    made = three_lane_deliverer(store, clock)
     set_deliverer(made)
     yield made
     set_deliverer(None)
@@ -44,12 +53,13 @@ def take(queue: Any) -> str:
     return json.dumps(queue.jobs.pop(0))
 
 
-def first_task(services: Services, caller: Principal, config_id: str) -> dict[str, Any]:
-    (task,) = service.list_tasks(services, caller, {"target": config_id})["data"]
+def first_task(services: FakeServices, caller: Principal, config_id: str) -> dict[str, Any]:
+    tasks: list[dict[str, Any]] = service.list_tasks(services, caller, {"target": config_id})["data"]
+    (task,) = tasks
     return task
 
 
-def valid_config(services: Services, caller: Principal, store: Store) -> str:
+def valid_config(services: FakeServices, caller: Principal, store: Store) -> str:
     config = service.create_config(services, caller, {"url": URL})
     stored = store.get_config(caller.organisation, config["id"])
     assert stored is not None
@@ -59,7 +69,7 @@ def valid_config(services: Services, caller: Principal, store: Store) -> str:
 
 
 def publish_one(store: Store, queue: FakeQueue, caller: Principal) -> str:
-    return publish(caller.organisation, "session", "completed", {"id": "s1"}, store=store, queue=queue).id  # type: ignore[arg-type]
+    return publish(caller.organisation, "session", "completed", {"id": "s1"}, store=store, queue=queue).id
 
 
 def mark_slow(store: Store, caller: Principal, config_id: str, clock: FakeClock) -> None:
@@ -72,9 +82,9 @@ def mark_slow(store: Store, caller: Principal, config_id: str, clock: FakeClock)
 
 
 def test_test_with_no_answer_in_the_fast_lane_moves_to_the_slow_lane_and_marks_the_endpoint(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, queue: FakeQueue
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, queue: FakeQueue
 ) -> None:
-    lanes.fast_sender = NO_ANSWER_IN_TIME  # type: ignore[assignment]
+    lanes.fast_sender = NO_ANSWER_IN_TIME
     config = service.create_config(services, caller, {"url": URL})
 
     outcome = handle_job(lanes, take(queue), Lane.TESTS)
@@ -89,22 +99,22 @@ def test_test_with_no_answer_in_the_fast_lane_moves_to_the_slow_lane_and_marks_t
     assert jobs(lanes.slow_queue) == [
         {"job": "test", "task": task["id"], "organisation": caller.organisation, "config": config["id"]}
     ]
-    assert lanes.sender.sent == []  # type: ignore[attr-defined]
+    assert lanes.sender.sent == []
 
 
 def test_test_moved_to_the_slow_lane_gets_the_whole_timeout_and_sends_the_same_event(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, queue: FakeQueue
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, queue: FakeQueue
 ) -> None:
-    lanes.fast_sender = FakeSender(status=None, duration_ms=2000)  # type: ignore[assignment]
-    lanes.sender = FakeSender(status=200, duration_ms=6000)  # type: ignore[assignment]
+    lanes.fast_sender = FakeSender(status=None, duration_ms=2000)
+    lanes.sender = FakeSender(status=200, duration_ms=6000)
     config = service.create_config(services, caller, {"url": URL})
     handle_job(lanes, take(queue), Lane.TESTS)
 
     outcome = handle_job(lanes, take(lanes.slow_queue), Lane.SLOW)
 
     task = first_task(services, caller, config["id"])
-    (fast_try,) = lanes.fast_sender.sent  # type: ignore[attr-defined]
-    (slow_try,) = lanes.sender.sent  # type: ignore[attr-defined]
+    (fast_try,) = lanes.fast_sender.sent
+    (slow_try,) = lanes.sender.sent
     assert outcome.name == "succeeded"
     assert (task["state"], task["result"]["duration_ms"]) == ("succeeded", 6000)
     assert service.get_config(services, caller, config["id"])["state"] == "valid"
@@ -112,7 +122,7 @@ def test_test_moved_to_the_slow_lane_gets_the_whole_timeout_and_sends_the_same_e
 
 
 def test_test_of_an_endpoint_marked_slow_is_queued_in_the_slow_lane(
-    services: Services, caller: Principal, store: Store, clock: FakeClock, queue: FakeQueue
+    services: FakeServices, caller: Principal, store: Store, clock: FakeClock, queue: FakeQueue
 ) -> None:
     slow, tests = FakeQueue(), FakeQueue()
     services.test_queue, services.slow_queue = tests, slow
@@ -130,7 +140,12 @@ def test_test_of_an_endpoint_marked_slow_is_queued_in_the_slow_lane(
 
 
 def test_fast_lane_test_of_an_endpoint_marked_slow_moves_unsent(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock, queue: FakeQueue
+    services: FakeServices,
+    caller: Principal,
+    lanes: ThreeLaneDeliverer,
+    store: Store,
+    clock: FakeClock,
+    queue: FakeQueue,
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     mark_slow(store, caller, config["id"], clock)
@@ -140,11 +155,16 @@ def test_fast_lane_test_of_an_endpoint_marked_slow_moves_unsent(
     assert outcome.name == "slow-lane"
     assert first_task(services, caller, config["id"])["state"] == "pending"
     assert len(jobs(lanes.slow_queue)) == 1
-    assert lanes.fast_sender.sent == []  # type: ignore[union-attr]
+    assert lanes.fast_sender.sent == []
 
 
 def test_quick_answer_in_the_slow_lane_clears_the_mark(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock, queue: FakeQueue
+    services: FakeServices,
+    caller: Principal,
+    lanes: ThreeLaneDeliverer,
+    store: Store,
+    clock: FakeClock,
+    queue: FakeQueue,
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     mark_slow(store, caller, config["id"], clock)
@@ -158,9 +178,14 @@ def test_quick_answer_in_the_slow_lane_clears_the_mark(
 
 
 def test_slow_answer_in_the_slow_lane_renews_the_mark(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock, queue: FakeQueue
+    services: FakeServices,
+    caller: Principal,
+    lanes: ThreeLaneDeliverer,
+    store: Store,
+    clock: FakeClock,
+    queue: FakeQueue,
 ) -> None:
-    lanes.sender = FakeSender(status=200, duration_ms=9000)  # type: ignore[assignment]
+    lanes.sender = FakeSender(status=200, duration_ms=9000)
     config = service.create_config(services, caller, {"url": URL})
     mark_slow(store, caller, config["id"], clock)
     marked = store.get_config(caller.organisation, config["id"])
@@ -177,9 +202,9 @@ def test_slow_answer_in_the_slow_lane_renews_the_mark(
 
 
 def test_without_a_slow_lane_nothing_is_cut_or_marked(
-    services: Services, caller: Principal, deliverer: Deliverer, store: Store, queue: FakeQueue
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer, store: Store, queue: FakeQueue
 ) -> None:
-    deliverer.sender = FakeSender(status=None, duration_ms=15000)  # type: ignore[assignment]
+    deliverer.sender = FakeSender(status=None, duration_ms=15000)
     config = service.create_config(services, caller, {"url": URL})
 
     outcome = handle_job(deliverer, take(queue), Lane.TESTS)
@@ -194,11 +219,11 @@ def test_without_a_slow_lane_nothing_is_cut_or_marked(
 
 
 def test_event_with_no_answer_in_the_fast_lane_gives_its_attempt_back_and_moves_to_the_slow_lane(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
-    lanes.fast_sender = NO_ANSWER_IN_TIME  # type: ignore[assignment]
+    lanes.fast_sender = NO_ANSWER_IN_TIME
     config_id = valid_config(services, caller, store)
-    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    event_id = publish_one(store, lanes.queue, caller)
 
     outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
@@ -215,11 +240,11 @@ def test_event_with_no_answer_in_the_fast_lane_gives_its_attempt_back_and_moves_
 
 
 def test_event_moved_to_the_slow_lane_is_delivered_there_as_its_first_attempt(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
-    lanes.fast_sender = NO_ANSWER_IN_TIME  # type: ignore[assignment]
+    lanes.fast_sender = NO_ANSWER_IN_TIME
     valid_config(services, caller, store)
-    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    event_id = publish_one(store, lanes.queue, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
     outcome = handle_job(lanes, take(lanes.slow_queue), Lane.SLOW)
@@ -230,11 +255,11 @@ def test_event_moved_to_the_slow_lane_is_delivered_there_as_its_first_attempt(
 
 
 def test_fast_lane_event_for_an_endpoint_marked_slow_moves_unsent_without_using_an_attempt(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, clock: FakeClock
 ) -> None:
     config_id = valid_config(services, caller, store)
     mark_slow(store, caller, config_id, clock)
-    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    event_id = publish_one(store, lanes.queue, caller)
 
     outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
@@ -242,14 +267,14 @@ def test_fast_lane_event_for_an_endpoint_marked_slow_moves_unsent_without_using_
     assert outcome.name == "slow-lane"
     assert event is not None
     assert event.attempts == 0
-    assert lanes.fast_sender.sent == []  # type: ignore[union-attr]
+    assert lanes.fast_sender.sent == []
     assert len(jobs(lanes.slow_queue)) == 1
 
 
 def test_event_for_an_unconfigured_target_fails_in_any_lane_without_moving(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
-    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    event_id = publish_one(store, lanes.queue, caller)
 
     outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
@@ -262,11 +287,11 @@ def test_event_for_an_unconfigured_target_fails_in_any_lane_without_moving(
 
 
 def test_copy_of_a_job_whose_attempt_is_in_flight_neither_sends_nor_queues_the_next_attempt(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, clock: FakeClock
 ) -> None:
-    lanes.fast_sender = FakeSender(status=500)  # type: ignore[assignment]
+    lanes.fast_sender = FakeSender(status=500)
     valid_config(services, caller, store)
-    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    event_id = publish_one(store, lanes.queue, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)  # attempt 1 fails; attempt 2 is queued
     (second,) = jobs(lanes.queue)
     event = store.get_event(caller.organisation, event_id)
@@ -274,20 +299,20 @@ def test_copy_of_a_job_whose_attempt_is_in_flight_neither_sends_nor_queues_the_n
     clock.now += dt.timedelta(minutes=2)
     now = int(clock.now.timestamp())
     assert store.claim_event_attempt(event, 2, event.webhook_config, now, now + 30) is not None  # in flight
-    lanes.queue.jobs.clear()  # type: ignore[attr-defined]
+    lanes.queue.jobs.clear()
 
     outcome = handle_job(lanes, json.dumps(second), Lane.EVENTS)
 
     assert outcome.name == "duplicate"
     assert jobs(lanes.queue) == []  # attempt 3 is not queued while attempt 2 is in flight
-    assert len(lanes.fast_sender.sent) == 1  # type: ignore[attr-defined]
+    assert len(lanes.fast_sender.sent) == 1
 
 
 def test_attempt_whose_claim_ran_out_is_taken_over_by_the_next_copy_of_its_job(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, clock: FakeClock
 ) -> None:
     valid_config(services, caller, store)
-    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    event_id = publish_one(store, lanes.queue, caller)
     job = take(lanes.queue)
     event = store.get_event(caller.organisation, event_id)
     assert event is not None
@@ -302,10 +327,10 @@ def test_attempt_whose_claim_ran_out_is_taken_over_by_the_next_copy_of_its_job(
 
 
 def test_claim_lasts_no_longer_than_the_invocation_that_made_it(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
-    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    event_id = publish_one(store, lanes.queue, caller)
     seen: list[tuple[int | None, float]] = []
 
     def look() -> None:
@@ -313,7 +338,7 @@ def test_claim_lasts_no_longer_than_the_invocation_that_made_it(
         assert stored is not None
         seen.append((stored.claimed_until, lanes.clock().timestamp()))
 
-    lanes.fast_sender = FakeSender(before=look)  # type: ignore[assignment]
+    lanes.fast_sender = FakeSender(before=look)
 
     handle_job(lanes, take(lanes.queue), Lane.EVENTS, time_left=lambda: 12.0)
 
@@ -326,13 +351,18 @@ def test_claim_lasts_no_longer_than_the_invocation_that_made_it(
 
 
 def test_slow_answer_with_most_of_the_mark_left_writes_nothing(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store, clock: FakeClock, queue: FakeQueue
+    services: FakeServices,
+    caller: Principal,
+    lanes: ThreeLaneDeliverer,
+    store: Store,
+    clock: FakeClock,
+    queue: FakeQueue,
 ) -> None:
-    lanes.sender = FakeSender(status=200, duration_ms=9000)  # type: ignore[assignment]
+    lanes.sender = FakeSender(status=200, duration_ms=9000)
     config = service.create_config(services, caller, {"url": URL})
     mark_slow(store, caller, config["id"], clock)
     recording = RecordingClient(store.client)
-    lanes.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+    lanes.store = Store(store.table_name, as_dynamodb(recording))
 
     handle_job(lanes, take(queue), Lane.SLOW)
 
@@ -343,12 +373,12 @@ def test_slow_answer_with_most_of_the_mark_left_writes_nothing(
 
 
 def test_event_job_naming_its_key_reads_the_event_and_its_routing_in_one_request(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
-    publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
+    publish_one(store, lanes.queue, caller)
     recording = RecordingClient(store.client)
-    lanes.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+    lanes.store = Store(store.table_name, as_dynamodb(recording))
 
     outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
@@ -358,11 +388,11 @@ def test_event_job_naming_its_key_reads_the_event_and_its_routing_in_one_request
 
 
 def test_event_job_from_before_jobs_named_their_key_is_still_routed(
-    services: Services, caller: Principal, lanes: Deliverer, store: Store
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
 ) -> None:
     valid_config(services, caller, store)
-    event_id = publish_one(store, lanes.queue, caller)  # type: ignore[arg-type]
-    job = lanes.queue.jobs.pop(0)  # type: ignore[attr-defined]
+    event_id = publish_one(store, lanes.queue, caller)
+    job = lanes.queue.jobs.pop(0)
     del job["key"]
 
     outcome = handle_job(lanes, json.dumps(job), Lane.EVENTS)
@@ -376,7 +406,15 @@ def test_publish_reads_the_organisation_and_the_key_in_one_request(store: Store,
     recording = RecordingClient(store.client)
     queue = FakeQueue()
 
-    publish(organisation, "session", "completed", {}, key=key, store=Store(store.table_name, recording), queue=queue)  # type: ignore[arg-type]
+    publish(
+        organisation,
+        "session",
+        "completed",
+        {},
+        key=key,
+        store=Store(store.table_name, as_dynamodb(recording)),
+        queue=queue,
+    )
 
     assert recording.calls == ["batch_get_item", "put_item"]
     assert queue.jobs[0]["key"] == key

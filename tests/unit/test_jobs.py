@@ -9,19 +9,18 @@ from typing import Any
 
 import pytest
 
-from devstack.aws import SerialClient
-from tests.unit.support import FakeSender, RecordingClient, sqs_event
+from devstack.aws import serial
+from tests.unit.support import FakeDeliverer, FakeSender, FakeServices, RecordingClient, as_dynamodb, sqs_event
 from webhook_service import service
 from webhook_service.consumer import BatchFailedError, handle_batch
+from webhook_service.domain import Principal
 from webhook_service.errors import DependencyError
-from webhook_service.jobs import Deliverer
-from webhook_service.service import Services
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 
 
-def first_task_id(services: Services, caller: Principal, config_id: str) -> str:
+def first_task_id(services: FakeServices, caller: Principal, config_id: str) -> str:
     tasks = service.list_tasks(services, caller, {"target": config_id})["data"]
     return str(tasks[-1]["id"])
 
@@ -34,17 +33,17 @@ def job_body(caller: Principal, task_id: str, config_id: str | None = None) -> s
     return json.dumps(job)
 
 
-def run(deliverer: Deliverer, caller: Principal, task_id: str) -> dict[str, Any]:
+def run(deliverer: FakeDeliverer, caller: Principal, task_id: str) -> dict[str, Any]:
     return handle_batch(sqs_event(job_body(caller, task_id)), None)
 
 
 def test_run_test_job_naming_its_config_reads_task_and_config_in_one_request(
-    services: Services, caller: Principal, deliverer: Deliverer, store: Store
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer, store: Store
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
     recording = RecordingClient(store.client)
-    deliverer.store = Store(store.table_name, recording)  # type: ignore[arg-type]
+    deliverer.store = Store(store.table_name, as_dynamodb(recording))
 
     handle_batch(sqs_event(job_body(caller, task_id, config["id"])), None)
 
@@ -53,7 +52,7 @@ def test_run_test_job_naming_its_config_reads_task_and_config_in_one_request(
 
 
 def test_run_test_2xx_makes_config_valid_and_task_succeeded(
-    services: Services, caller: Principal, deliverer: Deliverer
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
@@ -68,8 +67,10 @@ def test_run_test_2xx_makes_config_valid_and_task_succeeded(
     assert task["date_completed"] is not None
 
 
-def test_run_test_non_2xx_makes_config_invalid(services: Services, caller: Principal, deliverer: Deliverer) -> None:
-    deliverer.sender = FakeSender(status=503)  # type: ignore[assignment]
+def test_run_test_non_2xx_makes_config_invalid(
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer
+) -> None:
+    deliverer.sender = FakeSender(status=503)
     config = service.create_config(services, caller, {"url": URL})
 
     run(deliverer, caller, first_task_id(services, caller, config["id"]))
@@ -80,14 +81,14 @@ def test_run_test_non_2xx_makes_config_invalid(services: Services, caller: Princ
 
 
 def test_run_test_posts_the_event_to_url_plus_event_id_signed(
-    services: Services, caller: Principal, deliverer: Deliverer, store: Store
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer, store: Store
 ) -> None:
     config = service.create_config(services, caller, {"url": URL + "?a=1"})
     task_id = first_task_id(services, caller, config["id"])
 
     run(deliverer, caller, task_id)
 
-    ((url, body, headers),) = deliverer.sender.sent  # type: ignore[attr-defined]
+    ((url, body, headers),) = deliverer.sender.sent
     event = json.loads(body)
     assert url == f"{URL}{event['id']}?a=1"
     assert headers["webhook-id"] == event["id"]
@@ -99,7 +100,7 @@ def test_run_test_posts_the_event_to_url_plus_event_id_signed(
 
 
 def test_run_test_stale_version_is_superseded_without_sending(
-    services: Services, caller: Principal, deliverer: Deliverer
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
@@ -109,12 +110,12 @@ def test_run_test_stale_version_is_superseded_without_sending(
 
     task = service.get_task(services, caller, task_id)
     assert (task["state"], task["error"], task["result"]) == ("failed", "superseded", None)
-    assert deliverer.sender.sent == []  # type: ignore[attr-defined]
+    assert deliverer.sender.sent == []
     assert service.get_config(services, caller, config["id"])["state"] == "new"
 
 
 def test_run_test_deactivated_config_is_superseded_without_sending(
-    services: Services, caller: Principal, deliverer: Deliverer
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
@@ -123,15 +124,15 @@ def test_run_test_deactivated_config_is_superseded_without_sending(
     run(deliverer, caller, task_id)
 
     assert service.get_task(services, caller, task_id)["error"] == "superseded"
-    assert deliverer.sender.sent == []  # type: ignore[attr-defined]
+    assert deliverer.sender.sent == []
 
 
 def test_run_test_update_during_flight_is_not_overwritten(
-    services: Services, caller: Principal, deliverer: Deliverer
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
-    deliverer.sender = FakeSender(  # type: ignore[assignment]
+    deliverer.sender = FakeSender(
         before=lambda: service.update_config(services, caller, config["id"], {"url": URL + "moved"})
     )
 
@@ -143,7 +144,9 @@ def test_run_test_update_during_flight_is_not_overwritten(
     assert service.get_task(services, caller, task_id)["state"] == "succeeded"
 
 
-def test_run_test_duplicated_job_sends_once(services: Services, caller: Principal, deliverer: Deliverer) -> None:
+def test_run_test_duplicated_job_sends_once(
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer
+) -> None:
     config = service.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
 
@@ -151,12 +154,12 @@ def test_run_test_duplicated_job_sends_once(services: Services, caller: Principa
     ended = service.get_task(services, caller, task_id)
     run(deliverer, caller, task_id)
 
-    assert len(deliverer.sender.sent) == 1  # type: ignore[attr-defined]
+    assert len(deliverer.sender.sent) == 1
     assert service.get_task(services, caller, task_id) == ended
 
 
 def test_run_test_job_rerun_after_a_crash_resends_the_same_event(
-    services: Services, caller: Principal, deliverer: Deliverer, store: Store
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer, store: Store
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
@@ -166,13 +169,13 @@ def test_run_test_job_rerun_after_a_crash_resends_the_same_event(
 
     run(deliverer, caller, task_id)
 
-    ((_, _, headers),) = deliverer.sender.sent  # type: ignore[attr-defined]
+    ((_, _, headers),) = deliverer.sender.sent
     assert headers["webhook-id"] == "0b7e6a52-4e9c-4b0e-9d59-2f1f6c1d2a10"
     assert service.get_task(services, caller, task_id)["state"] == "succeeded"
 
 
 def test_handle_batch_unreadable_job_alone_is_reported_failed(
-    services: Services, caller: Principal, deliverer: Deliverer
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     good = job_body(caller, first_task_id(services, caller, config["id"]))
@@ -184,7 +187,7 @@ def test_handle_batch_unreadable_job_alone_is_reported_failed(
 
 
 def test_handle_batch_storage_failure_is_reported_for_retry(
-    services: Services, caller: Principal, deliverer: Deliverer, monkeypatch: pytest.MonkeyPatch
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = service.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
@@ -205,19 +208,19 @@ def test_handle_batch_storage_failure_is_reported_for_retry(
 
 
 def test_handle_batch_every_job_failing_raises_so_the_whole_batch_returns(
-    services: Services, caller: Principal, deliverer: Deliverer
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
     with pytest.raises(BatchFailedError):
         handle_batch(sqs_event("not json", "{}"), None)
 
 
 def test_handle_batch_runs_the_deliveries_of_a_batch_at_once(
-    services: Services, caller: Principal, deliverer: Deliverer
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
     # Ten deliveries meet at a barrier: the batch completes only if all ten run concurrently.
     barrier = threading.Barrier(10, timeout=10)
-    deliverer.sender = FakeSender(before=barrier.wait)  # type: ignore[assignment]
-    deliverer.store = Store(deliverer.store.table_name, SerialClient(deliverer.store.client))  # type: ignore[arg-type]
+    deliverer.sender = FakeSender(before=barrier.wait)
+    deliverer.store = Store(deliverer.store.table_name, serial(deliverer.store.client))
     configs = [service.create_config(services, caller, {"url": f"{URL}{n}"}) for n in range(10)]
     bodies = [job_body(caller, first_task_id(services, caller, c["id"])) for c in configs]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import BASE_TIME
-from webhook_service.domain import Event, new_config, new_event, new_test_task
+from tests.unit.support import BASE_TIME, as_dynamodb
+from webhook_service.domain import Event, ListQuery, new_config, new_event, new_test_task
 from webhook_service.storage import (
     CONFIG_COUNTS_SK,
     LIST_BOOKKEEPING_ITEMS,
@@ -20,7 +20,6 @@ from webhook_service.storage import (
     marshal,
     org_pk,
 )
-from webhook_service.validation import ListQuery
 
 URL = "https://receiver.example/hooks"
 
@@ -56,7 +55,7 @@ class CountingClient:
 
 def counting(store: Store) -> tuple[Store, CountingClient]:
     client = CountingClient(store.client)
-    return Store(store.table_name, client), client  # type: ignore[arg-type]
+    return Store(store.table_name, as_dynamodb(client)), client
 
 
 def add_events(store: Store, organisation: str, actions: list[str]) -> list[Event]:

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.dynamodb.models import dynamodb_backends
 
 from devstack import moto_patches
@@ -288,12 +288,14 @@ def answers_recorded(into: list[Any]) -> Iterator[None]:
         into.append((status, dict(headers), body))  # moto adds the request's id and date afterwards
         return status, headers, body
 
-    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+    # A method replaced on moto's class for the span of the test (setattr: mypy rightly
+    # refuses a plain assignment to a method, and replacing it is the point here).
+    setattr(DynamoResult, "execute_result", execute_result)  # noqa: B010
     try:
         yield
     finally:
         if had_own:
-            DynamoResult.execute_result = execute  # type: ignore[method-assign]
+            setattr(DynamoResult, "execute_result", execute)  # noqa: B010
         else:
             del DynamoResult.execute_result
 

@@ -21,10 +21,19 @@ from webhook_service import admin
 from webhook_service.auth import hash_token
 from webhook_service.domain import MAX_ATTEMPTS, Event, new_config, new_test_task
 from webhook_service.storage import CONFIG_COUNTS_SK, Store
+from webhook_service.storage.keys import org_pk
 
 NOW = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
 TEMPLATE = template.load_template()
-TTL = persist.ttl_attribute(TEMPLATE)
+
+
+def _ttl_attribute() -> str:
+    found = persist.ttl_attribute(TEMPLATE)
+    assert found is not None, "the template's table names its TTL attribute"
+    return found
+
+
+TTL = _ttl_attribute()
 
 
 class RecordingQueue:
@@ -99,7 +108,7 @@ def test_restore_organisation_saved_before_config_counts_gets_them_counted(
     saved = [
         i
         for i in persist.scan_items(store.client, store.table_name)
-        if i["PK"]["S"] == f"ORG#{made['organisation']}" and i["SK"]["S"] != CONFIG_COUNTS_SK
+        if i["PK"]["S"] == org_pk(made["organisation"]) and i["SK"]["S"] != CONFIG_COUNTS_SK
     ]
     persist.write_snapshot(state.snapshot_path, saved, dt.datetime.now(dt.UTC))
 
@@ -166,7 +175,7 @@ def test_restore_open_task_and_event_are_queued_again_ended_ones_are_not(
     delivered = replace(waiting, id=str(uuid.uuid4()), state="delivered", next_attempt_at=None, date_delivered=now)
     for event in (waiting, spent, delivered):
         store.create_event(event)
-    items = [i for i in scan(store) if i["PK"]["S"] == f"ORG#{organisation}"]
+    items = [i for i in scan(store) if i["PK"]["S"] == org_pk(organisation)]
     persist.write_snapshot(state.snapshot_path, items, now)
     queue = RecordingQueue()
 
@@ -236,7 +245,12 @@ def test_open_reset_forgets_the_table_and_the_development_key(tmp_path: Path) ->
 def test_close_saves_once_more_after_the_stack_stopped(tmp_path: Path) -> None:
     state = persist.LocalState.open(tmp_path / "state")
     saves: list[int] = []
-    state.start_saving(lambda: saves.append(1) or 1, changes=lambda: 0, period=3600)
+
+    def save() -> int:
+        saves.append(1)
+        return 1
+
+    state.start_saving(save, changes=lambda: 0, period=3600)
 
     assert state.close() == 1
     assert saves == [1]
@@ -245,7 +259,12 @@ def test_close_saves_once_more_after_the_stack_stopped(tmp_path: Path) -> None:
 def test_save_loop_saves_only_when_the_write_counter_moved() -> None:
     writes = [0]
     saves: list[int] = []
-    loop = persist.SaveLoop(lambda: saves.append(writes[0]) or 0, changes=lambda: writes[0])
+
+    def save() -> int:
+        saves.append(writes[0])
+        return 0
+
+    loop = persist.SaveLoop(save, changes=lambda: writes[0])
 
     assert loop.tick() is True  # the first tick always saves
     assert loop.tick() is False
@@ -257,7 +276,12 @@ def test_save_loop_saves_only_when_the_write_counter_moved() -> None:
 
 def test_save_loop_without_a_counter_saves_every_tick() -> None:
     saves: list[int] = []
-    loop = persist.SaveLoop(lambda: saves.append(1) or 0, changes=None)
+
+    def save() -> int:
+        saves.append(1)
+        return 0
+
+    loop = persist.SaveLoop(save, changes=None)
 
     assert [loop.tick(), loop.tick()] == [True, True]
 

@@ -47,10 +47,10 @@ def world(sample_store: Store) -> Iterator[tuple[Store, FakeQueue, FakeSender]]:
     assert samples.seed(sample_store, utcnow())
     queue, sender = FakeQueue(), FakeSender()
     # As on the local stack (AllowPrivateTargets=true): the samples' receiver is http on 127.0.0.1.
-    services = Services(store=sample_store, queue=queue, authenticator=Authenticator(sample_store))  # type: ignore[arg-type]
+    services = Services(store=sample_store, queue=queue, authenticator=Authenticator(sample_store))
     services.allow_private_targets = True
     set_services(services)
-    set_deliverer(Deliverer(store=sample_store, sender=sender, queue=queue))  # type: ignore[arg-type]
+    set_deliverer(Deliverer(store=sample_store, sender=sender, queue=queue))
     yield sample_store, queue, sender
     set_services(None)
     set_deliverer(None)
@@ -136,8 +136,9 @@ def test_deliver_with_its_sample_event_delivers_the_test_and_the_event_signed(
     assert event is not None
     assert config is not None
     assert (task.state, event.state) == ("succeeded", "delivered")
+    assert task.event_id is not None
     assert sorted(url for url, _, _ in sender.sent) == sorted(
-        [samples.CONFIG_URL + task.event_id, samples.CONFIG_URL + samples.EVENT]  # type: ignore[operator]
+        [samples.CONFIG_URL + task.event_id, samples.CONFIG_URL + samples.EVENT]
     )
     for _, sent, headers in sender.sent:
         verify_ricloud(sent, headers["Ricloud-Signature"], config.secret)

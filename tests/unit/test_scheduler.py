@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,9 +47,11 @@ class RecordingFunctions:
 
 
 def test_the_scheduler_invokes_the_function_each_period_with_a_scheduled_event() -> None:
-    function = Function(logical_id="SweepFunction", code_dir=None, handler="app.handler", environment={})  # type: ignore[arg-type]
+    function = Function(
+        logical_id="SweepFunction", code_dir=Path("functions/sweep"), handler="app.handler", environment={}
+    )
     functions = RecordingFunctions(runs=2)
-    scheduler = Scheduler(ScheduleSource("Every", function, 600), functions, period_seconds=0.05)  # type: ignore[arg-type]
+    scheduler = Scheduler(ScheduleSource("Every", function, 600), functions, period_seconds=0.05)
 
     scheduler.start()
     try:

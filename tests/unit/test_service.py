@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import Backing, FakeClock, FakeQueue, count_partition, tasks_of
+from tests.unit.support import Backing, FakeClock, FakeQueue, FakeServices, count_partition, tasks_of
 from webhook_service import admin, httperrors, service
 from webhook_service.auth import Authenticator
-from webhook_service.domain import Task, WebhookConfig
+from webhook_service.domain import Principal, Task, WebhookConfig
 from webhook_service.errors import (
     InvalidParameterError,
     InvalidStateError,
@@ -19,7 +19,7 @@ from webhook_service.errors import (
     UnavailableError,
 )
 from webhook_service.service import Services
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 from webhook_service.timefmt import format_datetime
 from webhook_service.validation import parse_json_body
 
@@ -27,11 +27,11 @@ URL = "https://receiver.example/hooks"
 NEW_URL = "https://new-receiver.example/hooks"
 
 
-def create(services: Services, caller: Principal, url: str = URL) -> dict[str, Any]:
+def create(services: FakeServices, caller: Principal, url: str = URL) -> dict[str, Any]:
     return service.create_config(services, caller, {"url": url})
 
 
-def end_tests(services: Services, caller: Principal, config_id: str) -> None:
+def end_tests(services: FakeServices, caller: Principal, config_id: str) -> None:
     """End the config's open tests (as their jobs would), so that it can be tested again."""
     for listed in tasks_of(services, caller, config_id):
         task = services.store.get_task(caller.organisation, listed["id"])
@@ -40,7 +40,7 @@ def end_tests(services: Services, caller: Principal, config_id: str) -> None:
             assert services.store.end_task(replace(task, state="succeeded", date_completed=services.clock()))
 
 
-def stranger(services: Services) -> Principal:
+def stranger(services: FakeServices) -> Principal:
     """A caller of another organisation."""
     organisation = admin.create_organisation(services.store, "Stranger")["id"]
     return Principal(key_id=str(uuid.uuid4()), organisation=organisation, state="active")
@@ -49,7 +49,7 @@ def stranger(services: Services) -> Principal:
 # -- create ------------------------------------------------------------------------------------
 
 
-def test_create_config_valid_url_returns_new_config_with_secret(services: Services, caller: Principal) -> None:
+def test_create_config_valid_url_returns_new_config_with_secret(services: FakeServices, caller: Principal) -> None:
     config = create(services, caller)
 
     assert (config["resource"], config["state"], config["url"], config["organisation"]) == (
@@ -61,7 +61,7 @@ def test_create_config_valid_url_returns_new_config_with_secret(services: Servic
     assert config["secret"].startswith("whsec_")
 
 
-def test_create_config_valid_url_stores_a_pending_test_task(services: Services, caller: Principal) -> None:
+def test_create_config_valid_url_stores_a_pending_test_task(services: FakeServices, caller: Principal) -> None:
     config = create(services, caller)
 
     (task,) = tasks_of(services, caller, config["id"])
@@ -74,7 +74,7 @@ def test_create_config_valid_url_stores_a_pending_test_task(services: Services, 
 
 
 def test_create_config_valid_url_queues_one_job_for_its_task(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     config = create(services, caller)
 
@@ -84,7 +84,9 @@ def test_create_config_valid_url_queues_one_job_for_its_task(
     ]
 
 
-def test_create_config_injected_clock_dates_the_config(services: Services, caller: Principal, clock: FakeClock) -> None:
+def test_create_config_injected_clock_dates_the_config(
+    services: FakeServices, caller: Principal, clock: FakeClock
+) -> None:
     config = create(services, caller)
 
     assert config["date_created"] == format_datetime(clock.now)
@@ -93,7 +95,7 @@ def test_create_config_injected_clock_dates_the_config(services: Services, calle
 def test_create_config_queue_unavailable_raises_503_naming_config_and_task(
     store: Store, caller: Principal, clock: FakeClock
 ) -> None:
-    services = Services(store, FakeQueue(fail=True), Authenticator(store), clock=clock)  # type: ignore[arg-type]
+    services = FakeServices(store, FakeQueue(fail=True), Authenticator(store), clock=clock)
 
     with pytest.raises(UnavailableError) as caught:
         create(services, caller)
@@ -105,7 +107,7 @@ def test_create_config_queue_unavailable_raises_503_naming_config_and_task(
 def test_create_config_queue_unavailable_fails_task_and_keeps_config_new(
     store: Store, caller: Principal, clock: FakeClock
 ) -> None:
-    services = Services(store, FakeQueue(fail=True), Authenticator(store), clock=clock)  # type: ignore[arg-type]
+    services = FakeServices(store, FakeQueue(fail=True), Authenticator(store), clock=clock)
     with pytest.raises(UnavailableError) as caught:
         create(services, caller)
     params = caught.value.params or {}
@@ -122,7 +124,7 @@ def test_create_config_after_queue_recovers_config_can_be_tested_again(
     store: Store, caller: Principal, clock: FakeClock
 ) -> None:
     queue = FakeQueue(fail=True)
-    services = Services(store, queue, Authenticator(store), clock=clock)  # type: ignore[arg-type]
+    services = FakeServices(store, queue, Authenticator(store), clock=clock)
     with pytest.raises(UnavailableError) as caught:
         create(services, caller)
     queue.fail = False
@@ -145,7 +147,7 @@ def test_create_config_after_queue_recovers_config_can_be_tested_again(
     ],
 )
 def test_create_config_bad_body_writes_nothing_and_queues_nothing(
-    services: Services, caller: Principal, queue: FakeQueue, backing: Backing, body: dict[str, Any]
+    services: FakeServices, caller: Principal, queue: FakeQueue, backing: Backing, body: dict[str, Any]
 ) -> None:
     before = count_partition(backing, caller.organisation)
 
@@ -159,7 +161,7 @@ def test_create_config_bad_body_writes_nothing_and_queues_nothing(
 def test_create_config_http_url_with_private_targets_allowed_is_accepted(
     store: Store, caller: Principal, queue: FakeQueue
 ) -> None:
-    services = Services(store, queue, Authenticator(store), allow_private_targets=True)  # type: ignore[arg-type]
+    services = FakeServices(store, queue, Authenticator(store), allow_private_targets=True)
 
     assert create(services, caller, "http://127.0.0.1:9000/hooks")["state"] == "new"
 
@@ -167,7 +169,7 @@ def test_create_config_http_url_with_private_targets_allowed_is_accepted(
 # -- get and list --------------------------------------------------------------------------------
 
 
-def test_get_config_own_config_returns_it_with_secret(services: Services, caller: Principal) -> None:
+def test_get_config_own_config_returns_it_with_secret(services: FakeServices, caller: Principal) -> None:
     created = create(services, caller)
 
     assert service.get_config(services, caller, created["id"]) == created
@@ -175,20 +177,20 @@ def test_get_config_own_config_returns_it_with_secret(services: Services, caller
 
 @pytest.mark.parametrize("config_id", [str(uuid.uuid4()), "not-a-uuid", "", "../../ORG"])
 def test_get_config_unknown_or_malformed_id_raises_not_found(
-    services: Services, caller: Principal, config_id: str
+    services: FakeServices, caller: Principal, config_id: str
 ) -> None:
     with pytest.raises(NotFoundError):
         service.get_config(services, caller, config_id)
 
 
-def test_get_config_other_organisations_config_raises_not_found(services: Services, caller: Principal) -> None:
+def test_get_config_other_organisations_config_raises_not_found(services: FakeServices, caller: Principal) -> None:
     theirs = create(services, stranger(services))
 
     with pytest.raises(NotFoundError):
         service.get_config(services, caller, theirs["id"])
 
 
-def test_list_configs_own_configs_returns_list_resource_newest_first(services: Services, caller: Principal) -> None:
+def test_list_configs_own_configs_returns_list_resource_newest_first(services: FakeServices, caller: Principal) -> None:
     first, second = create(services, caller), create(services, caller)
 
     listed = service.list_configs(services, caller, {})
@@ -202,19 +204,21 @@ def test_list_configs_own_configs_returns_list_resource_newest_first(services: S
     }
 
 
-def test_list_configs_unknown_cursor_raises_invalid_parameter_naming_it(services: Services, caller: Principal) -> None:
+def test_list_configs_unknown_cursor_raises_invalid_parameter_naming_it(
+    services: FakeServices, caller: Principal
+) -> None:
     with pytest.raises(InvalidParameterError) as caught:
         service.list_configs(services, caller, {"after_id": str(uuid.uuid4())})
 
     assert set(caught.value.params or {}) == {"after_id"}
 
 
-def test_list_configs_task_filter_is_unknown_parameter(services: Services, caller: Principal) -> None:
+def test_list_configs_task_filter_is_unknown_parameter(services: FakeServices, caller: Principal) -> None:
     with pytest.raises(InvalidParameterError):
         service.list_configs(services, caller, {"target": str(uuid.uuid4())})
 
 
-def test_get_task_other_organisations_task_raises_not_found(services: Services, caller: Principal) -> None:
+def test_get_task_other_organisations_task_raises_not_found(services: FakeServices, caller: Principal) -> None:
     other = stranger(services)
     theirs = create(services, other)
     (task,) = tasks_of(services, other, theirs["id"])
@@ -224,12 +228,14 @@ def test_get_task_other_organisations_task_raises_not_found(services: Services, 
 
 
 @pytest.mark.parametrize("task_id", [str(uuid.uuid4()), "nope"])
-def test_get_task_unknown_or_malformed_id_raises_not_found(services: Services, caller: Principal, task_id: str) -> None:
+def test_get_task_unknown_or_malformed_id_raises_not_found(
+    services: FakeServices, caller: Principal, task_id: str
+) -> None:
     with pytest.raises(NotFoundError):
         service.get_task(services, caller, task_id)
 
 
-def test_list_tasks_unknown_state_raises_invalid_parameter(services: Services, caller: Principal) -> None:
+def test_list_tasks_unknown_state_raises_invalid_parameter(services: FakeServices, caller: Principal) -> None:
     with pytest.raises(InvalidParameterError):
         service.list_tasks(services, caller, {"state": "done"})
 
@@ -238,7 +244,7 @@ def test_list_tasks_unknown_state_raises_invalid_parameter(services: Services, c
 
 
 def test_queue_config_test_active_config_returns_pending_task_and_queues_it(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     config = create(services, caller)
 
@@ -253,14 +259,14 @@ def test_queue_config_test_active_config_returns_pending_task_and_queues_it(
     }
 
 
-def test_queue_config_test_null_body_is_accepted(services: Services, caller: Principal) -> None:
+def test_queue_config_test_null_body_is_accepted(services: FakeServices, caller: Principal) -> None:
     config = create(services, caller)
 
     assert service.queue_config_test(services, caller, config["id"], parse_json_body(b"null"))["state"] == "pending"
 
 
 def test_queue_config_test_deactivated_config_raises_invalid_state_and_queues_nothing(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     config = create(services, caller)
     service.delete_config(services, caller, config["id"])
@@ -273,7 +279,7 @@ def test_queue_config_test_deactivated_config_raises_invalid_state_and_queues_no
     assert len(tasks_of(services, caller, config["id"])) == 1
 
 
-def test_queue_config_test_body_with_fields_raises_invalid_parameter(services: Services, caller: Principal) -> None:
+def test_queue_config_test_body_with_fields_raises_invalid_parameter(services: FakeServices, caller: Principal) -> None:
     config = create(services, caller)
 
     with pytest.raises(InvalidParameterError):
@@ -281,7 +287,7 @@ def test_queue_config_test_body_with_fields_raises_invalid_parameter(services: S
 
 
 def test_queue_config_test_other_organisations_config_raises_not_found(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     theirs = create(services, stranger(services))
 
@@ -295,7 +301,7 @@ def test_queue_config_test_queue_unavailable_raises_503_and_fails_task(
     store: Store, caller: Principal, clock: FakeClock
 ) -> None:
     queue = FakeQueue()
-    services = Services(store, queue, Authenticator(store), clock=clock)  # type: ignore[arg-type]
+    services = FakeServices(store, queue, Authenticator(store), clock=clock)
     config = create(services, caller)
     end_tests(services, caller, config["id"])
     queue.fail = True
@@ -311,18 +317,20 @@ def test_queue_config_test_queue_unavailable_raises_503_and_fails_task(
 
 
 def test_update_config_url_stores_url_bumps_version_and_state_new(
-    services: Services, caller: Principal, store: Store
+    services: FakeServices, caller: Principal, store: Store
 ) -> None:
     config = create(services, caller)
 
     updated = service.update_config(services, caller, config["id"], {"url": NEW_URL})
 
     assert (updated["url"], updated["state"]) == (NEW_URL, "new")
-    assert store.get_config(caller.organisation, config["id"]).version == 2  # type: ignore[union-attr]
+    stored = store.get_config(caller.organisation, config["id"])
+    assert stored is not None
+    assert stored.version == 2
 
 
 def test_update_config_url_queues_a_test_for_the_new_version(
-    services: Services, caller: Principal, queue: FakeQueue, store: Store
+    services: FakeServices, caller: Principal, queue: FakeQueue, store: Store
 ) -> None:
     config = create(services, caller)
 
@@ -330,27 +338,30 @@ def test_update_config_url_queues_a_test_for_the_new_version(
 
     latest = store.get_task(caller.organisation, queue.jobs[-1]["task"])
     assert len(queue.jobs) == 2
-    assert (latest.target, latest.target_version) == (config["id"], 2)  # type: ignore[union-attr]
+    assert latest is not None
+    assert (latest.target, latest.target_version) == (config["id"], 2)
 
 
-def test_update_config_url_keeps_secret(services: Services, caller: Principal) -> None:
+def test_update_config_url_keeps_secret(services: FakeServices, caller: Principal) -> None:
     config = create(services, caller)
 
     assert service.update_config(services, caller, config["id"], {"url": NEW_URL})["secret"] == config["secret"]
 
 
 def test_update_config_empty_body_returns_config_unchanged_without_test(
-    services: Services, caller: Principal, queue: FakeQueue, store: Store
+    services: FakeServices, caller: Principal, queue: FakeQueue, store: Store
 ) -> None:
     config = create(services, caller)
 
     assert service.update_config(services, caller, config["id"], {}) == config
-    assert store.get_config(caller.organisation, config["id"]).version == 1  # type: ignore[union-attr]
+    stored = store.get_config(caller.organisation, config["id"])
+    assert stored is not None
+    assert stored.version == 1
     assert len(queue.jobs) == 1
 
 
 def test_update_config_url_on_deactivated_stores_url_without_test(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     config = create(services, caller)
     service.delete_config(services, caller, config["id"])
@@ -362,7 +373,7 @@ def test_update_config_url_on_deactivated_stores_url_without_test(
 
 
 def test_update_config_state_new_on_deactivated_reactivates_and_queues_test(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     config = create(services, caller)
     service.delete_config(services, caller, config["id"])
@@ -375,7 +386,7 @@ def test_update_config_state_new_on_deactivated_reactivates_and_queues_test(
 
 @pytest.mark.parametrize("state", ["valid", "invalid", "active", None, ""])
 def test_update_config_state_other_than_new_or_deactivated_raises_invalid_parameter(
-    services: Services, caller: Principal, backing: Backing, state: str | None
+    services: FakeServices, caller: Principal, backing: Backing, state: str | None
 ) -> None:
     config = create(services, caller)
     before = count_partition(backing, caller.organisation)
@@ -391,7 +402,7 @@ def test_update_config_state_other_than_new_or_deactivated_raises_invalid_parame
     "body", [{"url": "ftp://receiver.example/"}, {"secret": "whsec_x"}, {"url": NEW_URL, "state": "valid"}]
 )
 def test_update_config_bad_body_leaves_config_unchanged(
-    services: Services, caller: Principal, store: Store, backing: Backing, body: dict[str, Any]
+    services: FakeServices, caller: Principal, store: Store, backing: Backing, body: dict[str, Any]
 ) -> None:
     config = create(services, caller)
     before = count_partition(backing, caller.organisation)
@@ -400,17 +411,19 @@ def test_update_config_bad_body_leaves_config_unchanged(
         service.update_config(services, caller, config["id"], body)
 
     assert service.get_config(services, caller, config["id"]) == config
-    assert store.get_config(caller.organisation, config["id"]).version == 1  # type: ignore[union-attr]
+    stored = store.get_config(caller.organisation, config["id"])
+    assert stored is not None
+    assert stored.version == 1
     assert count_partition(backing, caller.organisation) == before
 
 
-def test_update_config_unknown_id_raises_not_found(services: Services, caller: Principal) -> None:
+def test_update_config_unknown_id_raises_not_found(services: FakeServices, caller: Principal) -> None:
     with pytest.raises(NotFoundError):
         service.update_config(services, caller, str(uuid.uuid4()), {"url": NEW_URL})
 
 
 def test_update_config_other_organisations_config_raises_not_found_and_keeps_it(
-    services: Services, caller: Principal
+    services: FakeServices, caller: Principal
 ) -> None:
     other = stranger(services)
     theirs = create(services, other)
@@ -422,7 +435,7 @@ def test_update_config_other_organisations_config_raises_not_found_and_keeps_it(
 
 
 def test_delete_config_active_config_deactivates_without_test(
-    services: Services, caller: Principal, queue: FakeQueue
+    services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     config = create(services, caller)
 
@@ -433,14 +446,14 @@ def test_delete_config_active_config_deactivates_without_test(
     assert len(queue.jobs) == 1
 
 
-def test_delete_config_deactivated_config_stays_deactivated(services: Services, caller: Principal) -> None:
+def test_delete_config_deactivated_config_stays_deactivated(services: FakeServices, caller: Principal) -> None:
     config = create(services, caller)
     service.delete_config(services, caller, config["id"])
 
     assert service.delete_config(services, caller, config["id"])["state"] == "deactivated"
 
 
-def test_delete_config_other_organisations_config_raises_not_found(services: Services, caller: Principal) -> None:
+def test_delete_config_other_organisations_config_raises_not_found(services: FakeServices, caller: Principal) -> None:
     other = stranger(services)
     theirs = create(services, other)
 
@@ -452,7 +465,7 @@ def test_delete_config_other_organisations_config_raises_not_found(services: Ser
 
 @pytest.mark.parametrize("config_id", [str(uuid.uuid4()), "CONFIG#x"])
 def test_delete_config_unknown_or_malformed_id_raises_not_found(
-    services: Services, caller: Principal, config_id: str
+    services: FakeServices, caller: Principal, config_id: str
 ) -> None:
     with pytest.raises(NotFoundError):
         service.delete_config(services, caller, config_id)
@@ -480,7 +493,7 @@ class RacingStore(Store):
 
 
 def test_update_config_concurrent_change_is_read_again_and_applied(
-    services: Services, caller: Principal, store: Store, queue: FakeQueue
+    services: FakeServices, caller: Principal, store: Store, queue: FakeQueue
 ) -> None:
     config = create(services, caller)
     racing = Services(RacingStore(store, races=1), queue, services.authenticator, clock=services.clock)
@@ -488,11 +501,13 @@ def test_update_config_concurrent_change_is_read_again_and_applied(
     updated = service.update_config(racing, caller, config["id"], {"url": NEW_URL})
 
     assert updated["url"] == NEW_URL
-    assert store.get_config(caller.organisation, config["id"]).version == 3  # type: ignore[union-attr]
+    stored = store.get_config(caller.organisation, config["id"])
+    assert stored is not None
+    assert stored.version == 3
 
 
 def test_update_config_endless_concurrent_changes_raise_unavailable(
-    services: Services, caller: Principal, store: Store, queue: FakeQueue
+    services: FakeServices, caller: Principal, store: Store, queue: FakeQueue
 ) -> None:
     config = create(services, caller)
     racing = Services(RacingStore(store, races=service.UPDATE_ATTEMPTS), queue, services.authenticator)

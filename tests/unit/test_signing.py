@@ -113,11 +113,11 @@ def test_verify_helpers_accept_one_secret_or_several() -> None:
         verify_standard(BODY, headers, secrets, now=NOW)
         verify_ricloud_headers(BODY, headers, secrets, now=NOW)
     verify_ricloud(BODY, headers["Ricloud-Signature"], [stranger, old], now=NOW)
-    for secrets in ([stranger], [], stranger):
+    for refused in ([stranger], [], stranger):
         with pytest.raises(SignatureError):
-            verify_standard(BODY, headers, secrets, now=NOW)
+            verify_standard(BODY, headers, refused, now=NOW)
         with pytest.raises(SignatureError):
-            verify_ricloud_headers(BODY, headers, secrets, now=NOW)
+            verify_ricloud_headers(BODY, headers, refused, now=NOW)
 
 
 def test_verify_ricloud_headers_reads_the_next_header_only_as_a_second_chance() -> None:

@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import BASE_TIME, Backing, RecordingClient
+from tests.unit.support import BASE_TIME, Backing, RecordingClient, as_dynamodb
 from webhook_service import admin
 from webhook_service.auth import hash_token
-from webhook_service.domain import Task, WebhookConfig, failed_to_queue, new_config, new_test_task
+from webhook_service.domain import ListQuery, Principal, Task, WebhookConfig, failed_to_queue, new_config, new_test_task
 from webhook_service.errors import ConflictError, DependencyError
-from webhook_service.storage import BATCH_GET_TRIES, Principal, Store, UnknownCursorError
-from webhook_service.validation import ListQuery
+from webhook_service.storage import BATCH_GET_TRIES, Store, UnknownCursorError
 
 URL = "https://receiver.example/hooks"
 
@@ -37,8 +36,13 @@ def add_configs(store: Store, organisation: str, count: int) -> list[WebhookConf
     return [add_config(store, organisation, at(n))[0] for n in range(count)]
 
 
-def listed_ids(store: Store, organisation: str, resource: str = "webhook_config", **query: object) -> list[str]:
-    page = store.list_items(organisation, resource, ListQuery(**query))  # type: ignore[arg-type]
+def cursor_query(cursor: str, cursor_id: str) -> ListQuery:
+    """A list query with one cursor, `after_id` or `before_id`."""
+    return ListQuery(after_id=cursor_id) if cursor == "after_id" else ListQuery(before_id=cursor_id)
+
+
+def listed_ids(store: Store, organisation: str, resource: str = "webhook_config", **query: Any) -> list[str]:
+    page = store.list_items(organisation, resource, ListQuery(**query))
     return [item["id"] for item in page.items]
 
 
@@ -60,7 +64,9 @@ def test_create_config_task_id_taken_writes_neither(store: Store, organisation: 
         store.create_config(config, replace(taken, target=config.id))
 
     assert store.get_config(organisation, config.id) is None
-    assert store.get_task(organisation, taken.id).target != config.id  # type: ignore[union-attr]
+    stored = store.get_task(organisation, taken.id)
+    assert stored is not None
+    assert stored.target != config.id
 
 
 def test_create_config_id_taken_raises_conflict_and_keeps_original(store: Store, organisation: str) -> None:
@@ -97,10 +103,10 @@ class HeldBackClient(RecordingClient):
 
 def test_get_task_and_config_reads_both_in_one_request(backing: Backing, organisation: str) -> None:
     recording = RecordingClient(backing.dynamodb)
-    config, task = add_config(Store(backing.table_name, recording), organisation, at(0))
+    config, task = add_config(Store(backing.table_name, as_dynamodb(recording)), organisation, at(0))
     recording.calls.clear()
 
-    found = Store(backing.table_name, recording).get_task_and_config(organisation, task.id, config.id)
+    found = Store(backing.table_name, as_dynamodb(recording)).get_task_and_config(organisation, task.id, config.id)
 
     assert found == (task, config)
     assert recording.calls == ["batch_get_item"]
@@ -110,11 +116,11 @@ def test_get_task_and_config_retries_unprocessed_keys_with_backoff(
     backing: Backing, organisation: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr("webhook_service.storage.time.sleep", pauses.append)
+    monkeypatch.setattr("webhook_service.storage.store.time.sleep", pauses.append)
     config, task = add_config(Store(backing.table_name, backing.dynamodb), organisation, at(0))
     held = HeldBackClient(backing.dynamodb, held=2)
 
-    found = Store(backing.table_name, held).get_task_and_config(organisation, task.id, config.id)
+    found = Store(backing.table_name, as_dynamodb(held)).get_task_and_config(organisation, task.id, config.id)
 
     assert found == (task, config)
     assert held.calls == ["batch_get_item"] * 3
@@ -125,12 +131,12 @@ def test_get_task_and_config_keys_never_processed_raises_dependency_error(
     backing: Backing, organisation: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pauses: list[float] = []
-    monkeypatch.setattr("webhook_service.storage.time.sleep", pauses.append)
+    monkeypatch.setattr("webhook_service.storage.store.time.sleep", pauses.append)
     config, task = add_config(Store(backing.table_name, backing.dynamodb), organisation, at(0))
     held = HeldBackClient(backing.dynamodb, held=BATCH_GET_TRIES)
 
     with pytest.raises(DependencyError):
-        Store(backing.table_name, held).get_task_and_config(organisation, task.id, config.id)
+        Store(backing.table_name, as_dynamodb(held)).get_task_and_config(organisation, task.id, config.id)
 
     assert held.calls == ["batch_get_item"] * BATCH_GET_TRIES
     assert pauses == [0.05, 0.1, 0.2, 0.4]
@@ -290,7 +296,7 @@ def test_list_items_unknown_cursor_raises_naming_it(store: Store, organisation: 
     add_configs(store, organisation, 1)
 
     with pytest.raises(UnknownCursorError) as caught:
-        store.list_items(organisation, "webhook_config", ListQuery(**{cursor: str(uuid.uuid4())}))  # type: ignore[arg-type]
+        store.list_items(organisation, "webhook_config", cursor_query(cursor, str(uuid.uuid4())))
 
     assert caught.value.name == cursor
 
@@ -455,7 +461,7 @@ def test_list_items_other_organisations_items_never_appear(store: Store, organis
 
 def test_list_items_any_query_never_scans(backing: Backing, organisation: str) -> None:
     recording = RecordingClient(backing.dynamodb)
-    store = Store(backing.table_name, recording)
+    store = Store(backing.table_name, as_dynamodb(recording))
     configs = add_configs(store, organisation, 3)
     queries = [
         ListQuery(),
@@ -517,8 +523,12 @@ def test_deactivate_key_known_key_deactivates_key_and_token(store: Store, organi
 
     assert result is not None
     assert result["state"] == "deactivated"
-    assert store.find_principal(hash_token(token)).state == "deactivated"  # type: ignore[union-attr]
-    assert store.get_key(organisation, key["id"])["state"] == "deactivated"  # type: ignore[index]
+    principal = store.find_principal(hash_token(token))
+    assert principal is not None
+    assert principal.state == "deactivated"
+    stored = store.get_key(organisation, key["id"])
+    assert stored is not None
+    assert stored["state"] == "deactivated"
 
 
 def test_deactivate_key_unknown_key_returns_none(store: Store, organisation: str) -> None:
@@ -529,7 +539,9 @@ def test_deactivate_key_other_organisation_returns_none_and_keeps_key_active(sto
     key, token = admin.create_key(store, organisation)
 
     assert admin.deactivate_key(store, str(uuid.uuid4()), key["id"]) is None
-    assert store.find_principal(hash_token(token)).state == "active"  # type: ignore[union-attr]
+    principal = store.find_principal(hash_token(token))
+    assert principal is not None
+    assert principal.state == "active"
 
 
 def test_find_key_by_token_issued_token_returns_its_key(store: Store, organisation: str) -> None:

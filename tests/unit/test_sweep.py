@@ -14,12 +14,21 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import Context, FakeClock, FakeQueue, FakeSender, emf_metrics, json_lines, load_function
+from tests.unit.support import (
+    Context,
+    FakeClock,
+    FakeQueue,
+    FakeSender,
+    FakeServices,
+    emf_metrics,
+    json_lines,
+    load_function,
+)
 from webhook_service import service
-from webhook_service.domain import MAX_ATTEMPTS, Task, new_event
+from webhook_service.domain import MAX_ATTEMPTS, Principal, Task, new_event
 from webhook_service.jobs import Deliverer, handle_job
-from webhook_service.service import Services
-from webhook_service.storage import Principal, Store, org_pk
+from webhook_service.storage import Store, org_pk
+from webhook_service.storage.keys import OPEN_SHARDS, open_pk, sort_key
 from webhook_service.sweep import sweep
 
 URL = "https://receiver.example/hooks/"
@@ -51,7 +60,7 @@ def stored_task(store: Store, organisation: str, task_id: str) -> Task:
     return task
 
 
-def lost_test(services: Services, caller: Principal) -> tuple[str, str]:
+def lost_test(services: FakeServices, caller: Principal) -> tuple[str, str]:
     """A config whose test job never reached a consumer: (config id, task id)."""
     config = service.create_config(services, caller, {"url": URL})
     task = service.list_tasks(services, caller, {"target": config["id"]})["data"][0]
@@ -63,30 +72,30 @@ def mine(done: Any) -> dict[str, int]:
 
 
 def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
-    services: Services, caller: Principal, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     config_id, task_id = lost_test(services, caller)
-    pending = raw(store, caller.organisation, f"TASK#{task_id}")
-    assert pending["OpenPK"].startswith("open#")
+    pending = raw(store, caller.organisation, sort_key("task", task_id))
+    assert pending["OpenPK"] in {open_pk(shard) for shard in range(OPEN_SHARDS)}
     assert pending["DueSK"] == f"{pending['date_created']}#{task_id}"
 
     task = stored_task(store, caller.organisation, task_id)
     assert store.end_task(replace(task, state="failed", error="webhook-timeout", date_completed=clock()))
-    ended = raw(store, caller.organisation, f"TASK#{task_id}")
+    ended = raw(store, caller.organisation, sort_key("task", task_id))
     assert "OpenPK" not in ended
     assert "DueSK" not in ended
 
     event = new_event(caller.organisation, "session", "completed", {"id": "s"}, None, clock())
     store.create_event(replace(event, next_attempt_at=int((START + 3 * HOUR).timestamp())))
-    waiting = raw(store, caller.organisation, f"EVENT#{event.id}")
+    waiting = raw(store, caller.organisation, sort_key("event", event.id))
     assert waiting["DueSK"].startswith("2020-01-01T15:00:00")  # due at its next attempt, not its creation
     store.save_event(replace(event, state="delivered", date_delivered=clock()))
-    assert "OpenPK" not in raw(store, caller.organisation, f"EVENT#{event.id}")
+    assert "OpenPK" not in raw(store, caller.organisation, sort_key("event", event.id))
     assert config_id
 
 
 def test_a_lost_test_is_queued_again_then_ended_and_the_config_keeps_its_state(
-    services: Services, caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
 ) -> None:
     config_id, task_id = lost_test(services, caller)
 
@@ -99,7 +108,7 @@ def test_a_lost_test_is_queued_again_then_ended_and_the_config_keeps_its_state(
     assert jobs == [{"job": "test", "task": task_id, "organisation": caller.organisation, "config": config_id}]
     task = stored_task(store, caller.organisation, task_id)
     assert task.state == "pending"  # it got one more job, not an ending
-    assert raw(store, caller.organisation, f"TASK#{task_id}")["sweeps"] == 1
+    assert raw(store, caller.organisation, sort_key("task", task_id))["sweeps"] == 1
 
     sweep(store, lost_queue, START + 110 * MINUTE, HOUR)  # due again from the requeue: not yet
     task = stored_task(store, caller.organisation, task_id)
@@ -112,12 +121,12 @@ def test_a_lost_test_is_queued_again_then_ended_and_the_config_keeps_its_state(
     config = store.get_config(caller.organisation, config_id)
     assert config is not None
     assert config.state == "new"  # re-testable, as when a test job cannot be queued
-    assert "OpenPK" not in raw(store, caller.organisation, f"TASK#{task_id}")
+    assert "OpenPK" not in raw(store, caller.organisation, sort_key("task", task_id))
     assert len([j for j in lost_queue.jobs if j.get("task") == task_id]) == 1
 
 
 def test_the_requeued_job_runs_and_the_sweep_then_leaves_the_task_alone(
-    services: Services, caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
 ) -> None:
     config_id, task_id = lost_test(services, caller)
     # A consumer started it and crashed for good (its job went to the dead-letter queue).
@@ -126,7 +135,7 @@ def test_the_requeued_job_runs_and_the_sweep_then_leaves_the_task_alone(
 
     sweep(store, lost_queue, START + 2 * HOUR, HOUR)
     (job,) = [j for j in lost_queue.jobs if j.get("task") == task_id]
-    deliverer = Deliverer(store=store, sender=FakeSender(), queue=lost_queue, clock=clock)  # type: ignore[arg-type]
+    deliverer = Deliverer(store=store, sender=FakeSender(), queue=lost_queue, clock=clock)
     outcome = handle_job(deliverer, json.dumps(job))
 
     assert outcome.name == "succeeded"
@@ -172,11 +181,11 @@ def test_an_event_waiting_for_a_later_retry_is_not_overdue(
     assert event.id not in {j.get("event") for j in lost_queue.jobs}
     stored = store.get_event(caller.organisation, event.id)
     assert stored is not None
-    assert "sweeps" not in raw(store, caller.organisation, f"EVENT#{event.id}")
+    assert "sweeps" not in raw(store, caller.organisation, sort_key("event", event.id))
 
 
 def test_a_task_that_ends_after_it_was_read_is_not_swept(
-    services: Services, caller: Principal, store: Store, clock: FakeClock
+    services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     _, task_id = lost_test(services, caller)
     (item,) = [i for i in store.overdue(START + 2 * HOUR, 100) if i["id"] == task_id]
@@ -186,11 +195,11 @@ def test_a_task_that_ends_after_it_was_read_is_not_swept(
     assert not store.mark_swept(item, START + 2 * HOUR)
     ended = stored_task(store, caller.organisation, task_id)
     assert ended.state == "succeeded"
-    assert "sweeps" not in raw(store, caller.organisation, f"TASK#{task_id}")
+    assert "sweeps" not in raw(store, caller.organisation, sort_key("task", task_id))
 
 
 def test_a_queue_still_down_at_the_requeue_ends_the_task_at_the_next_sweep(
-    services: Services, caller: Principal, store: Store
+    services: FakeServices, caller: Principal, store: Store
 ) -> None:
     _, task_id = lost_test(services, caller)
     down = FakeQueue(fail=True)
@@ -199,7 +208,7 @@ def test_a_queue_still_down_at_the_requeue_ends_the_task_at_the_next_sweep(
     assert "task-requeued" not in mine(first)  # nothing was queued, so nothing is counted as queued
     task = stored_task(store, caller.organisation, task_id)
     assert task.state == "pending"
-    assert raw(store, caller.organisation, f"TASK#{task_id}")["sweeps"] == 1  # its one requeue is spent
+    assert raw(store, caller.organisation, sort_key("task", task_id))["sweeps"] == 1  # its one requeue is spent
 
     sweep(store, down, START + 3 * HOUR + MINUTE, HOUR)
     task = stored_task(store, caller.organisation, task_id)
@@ -207,7 +216,7 @@ def test_a_queue_still_down_at_the_requeue_ends_the_task_at_the_next_sweep(
 
 
 @pytest.fixture
-def sweep_function(installed_services: Services, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def sweep_function(installed_services: FakeServices, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     from webhook_service.settings import reset_settings
 
     monkeypatch.setenv("SWEEP_AFTER_MINUTES", "60")
@@ -218,7 +227,7 @@ def sweep_function(installed_services: Services, monkeypatch: pytest.MonkeyPatch
 
 def test_the_sweep_function_reports_and_counts_what_it_did(
     sweep_function: Any,
-    installed_services: Services,
+    installed_services: FakeServices,
     caller: Principal,
     clock: FakeClock,
     capfd: pytest.CaptureFixture[str],
@@ -234,4 +243,4 @@ def test_the_sweep_function_reports_and_counts_what_it_did(
     requeued = [m for m in metrics if m[0] == "Overdue" and m[1].get("action") == "requeued"]
     assert requeued
     assert requeued[0][1] == {"service": "webhooks", "kind": "task", "action": "requeued"}
-    assert task_id in {j.get("task") for j in installed_services.queue.jobs}  # type: ignore[attr-defined]
+    assert task_id in {j.get("task") for j in installed_services.queue.jobs}

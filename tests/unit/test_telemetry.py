@@ -9,12 +9,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.unit.support import Context, FakeQueue, emf_metrics, json_lines, load_function, sqs_event
+from tests.unit.support import (
+    Context,
+    FakeDeliverer,
+    FakeQueue,
+    FakeServices,
+    emf_metrics,
+    json_lines,
+    load_function,
+    sqs_event,
+)
 from webhook_service import service
-from webhook_service.jobs import Deliverer
+from webhook_service.domain import Principal
 from webhook_service.logs import logger
-from webhook_service.service import Services
-from webhook_service.storage import Principal, Store
+from webhook_service.storage import Store
 
 URL = "https://receiver.example/hooks/"
 
@@ -39,7 +47,7 @@ def log_lines() -> Iterator[list[str]]:
     target.removeHandler(handler)
 
 
-def deliver_one(services: Services, caller: Principal, capfd: pytest.CaptureFixture[str]) -> tuple[str, str]:
+def deliver_one(services: FakeServices, caller: Principal, capfd: pytest.CaptureFixture[str]) -> tuple[str, str]:
     config = service.create_config(services, caller, {"url": URL})
     task_id = service.list_tasks(services, caller, {"target": config["id"]})["data"][0]["id"]
     capfd.readouterr()
@@ -49,7 +57,7 @@ def deliver_one(services: Services, caller: Principal, capfd: pytest.CaptureFixt
 
 
 def test_delivery_writes_outcome_and_duration_metrics(
-    services: Services, caller: Principal, deliverer: Deliverer, capfd: pytest.CaptureFixture[str]
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer, capfd: pytest.CaptureFixture[str]
 ) -> None:
     deliver_one(services, caller, capfd)
 
@@ -62,9 +70,9 @@ def test_delivery_writes_outcome_and_duration_metrics(
 
 
 def test_delivery_log_line_carries_ids_outcome_and_correlation_id(
-    services: Services,
+    services: FakeServices,
     caller: Principal,
-    deliverer: Deliverer,
+    deliverer: FakeDeliverer,
     capfd: pytest.CaptureFixture[str],
     log_lines: list[str],
 ) -> None:
@@ -85,9 +93,9 @@ def test_delivery_log_line_carries_ids_outcome_and_correlation_id(
 
 
 def test_delivery_log_lines_hold_no_secret_and_no_body(
-    services: Services,
+    services: FakeServices,
     caller: Principal,
-    deliverer: Deliverer,
+    deliverer: FakeDeliverer,
     capfd: pytest.CaptureFixture[str],
     log_lines: list[str],
 ) -> None:
@@ -101,11 +109,11 @@ def test_delivery_log_lines_hold_no_secret_and_no_body(
 
 
 def test_failed_event_counts_as_failed_for_good(
-    services: Services, caller: Principal, deliverer: Deliverer, store: Store, capfd: pytest.CaptureFixture[str]
+    services: FakeServices, caller: Principal, deliverer: FakeDeliverer, store: Store, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from webhook_service.events import publish
 
-    event = publish(caller.organisation, "session", "completed", {}, store=store, queue=FakeQueue())  # type: ignore[arg-type]
+    event = publish(caller.organisation, "session", "completed", {}, store=store, queue=FakeQueue())
     capfd.readouterr()
     job = json.dumps({"job": "event", "event": event.id, "organisation": caller.organisation, "attempt": 1})
 
@@ -121,7 +129,7 @@ def test_failed_event_counts_as_failed_for_good(
 
 
 def test_create_config_request_writes_its_metrics_once(
-    installed_services: Services, caller: Principal, capfd: pytest.CaptureFixture[str]
+    installed_services: FakeServices, caller: Principal, capfd: pytest.CaptureFixture[str]
 ) -> None:
     from tests.unit.support import http_event
     from webhook_service import admin

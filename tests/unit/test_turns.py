@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 
 from devstack.turns import OTHER, PartitionTurns, partition_of
+from webhook_service.storage.codec import marshal
+from webhook_service.storage.keys import item_key, token_key
 
 A = "0b1e7f4c-3c1a-4c55-9a8f-2a6b0d6f0a11"
 B = "9d0c5a2e-5b7e-4f0b-8c1d-7e3f9a2b4c22"
@@ -16,7 +19,7 @@ WAIT_SECONDS = 10.0
 
 
 def test_partition_of_a_table_key_is_its_organisation() -> None:
-    body = json.dumps({"TableName": "t", "Key": {"PK": {"S": f"ORG#{A}"}, "SK": {"S": f"EVENT#{B}"}}})
+    body = json.dumps({"TableName": "t", "Key": marshal(item_key(A, "event", B))})
 
     assert partition_of(body.encode()) == A
 
@@ -30,14 +33,18 @@ def test_partition_of_an_index_query_is_its_organisation() -> None:
 
 
 def test_partition_of_a_token_lookup_is_shared() -> None:
-    body = json.dumps({"Key": {"PK": {"S": "TOKEN#" + "ab" * 32}, "SK": {"S": "TOKEN"}}})
+    body = json.dumps({"Key": marshal(token_key("ab" * 32))})
 
     assert partition_of(body.encode()) == OTHER
 
 
-def wait_until(condition: object) -> None:
+def waiting_is(turns: PartitionTurns, count: int) -> Callable[[], bool]:
+    return lambda: turns.waiting() == count
+
+
+def wait_until(condition: Callable[[], object]) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "still waiting"
         time.sleep(0.01)
 
@@ -56,8 +63,7 @@ def test_waiting_calls_take_turns_round_robin_across_partitions() -> None:
             thread = threading.Thread(target=call, args=(partition, name))
             thread.start()
             threads.append(thread)
-            queued = len(threads)
-            wait_until(lambda queued=queued: turns.waiting() == queued)
+            wait_until(waiting_is(turns, len(threads)))
     for thread in threads:
         thread.join(timeout=WAIT_SECONDS)
 

@@ -7,12 +7,11 @@ import uuid
 
 import pytest
 
-from webhook_service.domain import is_event_name
+from webhook_service.domain import DEFAULT_LIMIT, is_event_name
 from webhook_service.errors import InvalidBodyError, InvalidParameterError
 from webhook_service.validation import (
     ANY_ID,
     ANY_NAME,
-    DEFAULT_LIMIT,
     MAX_BODY_BYTES,
     check_fields,
     parse_json_body,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook_service import jsontext, telemetry
+from webhook_service.domain import Principal
 from webhook_service.errors import (
     DependencyError,
     InternalError,
@@ -22,7 +23,6 @@ from webhook_service.errors import (
 from webhook_service.httperrors import error_body, status
 from webhook_service.logs import logger
 from webhook_service.service import Services, get_services
-from webhook_service.storage import Principal
 from webhook_service.validation import MAX_BODY_BYTES, parse_json_body
 
 LambdaEvent = dict[str, Any]

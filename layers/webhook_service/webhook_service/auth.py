@@ -7,8 +7,9 @@ import secrets
 import time
 from collections.abc import Callable
 
+from webhook_service.domain import Principal
 from webhook_service.errors import UnauthorizedError
-from webhook_service.storage import Principal, Store
+from webhook_service.ports import PrincipalSource
 
 TOKEN_PREFIX = "rwk_"  # noqa: S105 - a prefix, not a secret
 _SCHEME = "token"
@@ -42,7 +43,7 @@ class Authenticator:
     deactivated key stops working within `ttl` seconds at most.
     """
 
-    def __init__(self, store: Store, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: PrincipalSource, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.ttl = min(ttl, 60.0)
         self.clock = clock

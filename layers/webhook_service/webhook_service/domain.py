@@ -519,3 +519,28 @@ def rotated(config: WebhookConfig, overlap_seconds: int, now: dt.datetime) -> We
         previous_secret=config.secret,
         previous_secret_expires=now + dt.timedelta(seconds=overlap_seconds),
     )
+
+
+# -- who calls, and what a list asks for -------------------------------------------------------
+
+DEFAULT_LIMIT = 10  # a list page's size when the caller names none
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key and its organisation."""
+
+    key_id: str
+    organisation: str
+    state: str
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A list request: equality filters, a date range, a page size and cursors."""
+
+    filters: dict[str, str] = field(default_factory=dict)
+    date_bounds: dict[str, dt.datetime] = field(default_factory=dict)
+    limit: int = DEFAULT_LIMIT
+    after_id: str | None = None
+    before_id: str | None = None

@@ -12,10 +12,11 @@ from __future__ import annotations
 import enum
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from webhook_service import clients
 from webhook_service.errors import DependencyError
+from webhook_service.ports import JobSender as JobSender  # re-exported: its home before ports.py
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
@@ -73,10 +74,6 @@ def lane_of_source(source_arn: str, urls: dict[Lane, str]) -> Lane | None:
     name = source_arn.rsplit(":", 1)[-1]
     found = [lane for lane, url in urls.items() if url and url.rstrip("/").rsplit("/", 1)[-1] == name]
     return found[0] if len(found) == 1 else None
-
-
-class JobSender(Protocol):
-    def send(self, job: dict[str, Any], delay_seconds: int = 0) -> str: ...
 
 
 @dataclass(frozen=True)

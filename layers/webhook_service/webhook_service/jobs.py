@@ -43,6 +43,7 @@ from webhook_service.domain import (
 from webhook_service.httpcodes import is_gone, next_attempt_delay, parse_retry_after
 from webhook_service.jobqueue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job, job_lane
 from webhook_service.logs import logger
+from webhook_service.ports import DeliveryClient
 from webhook_service.sender import TIMEOUT, DeliveryResult, Sender, default_ssl_context, delivery_url
 from webhook_service.settings import get_settings
 from webhook_service.signing import signature_headers
@@ -84,13 +85,13 @@ class Deliverer:
     no slow lane, nothing is cut or moved: every job gets `sender`, the whole timeout."""
 
     store: Store
-    sender: Sender
+    sender: DeliveryClient
     queue: JobSender
     clock: Callable[[], dt.datetime] = field(default=utcnow)
     jitter: Callable[[], float] = field(default=_random_jitter)
     test_queue: JobSender | None = None
     slow_queue: JobSender | None = None
-    fast_sender: Sender | None = None  # the fast lanes' sender, cut at `fast_timeout`
+    fast_sender: DeliveryClient | None = None  # the fast lanes' sender, cut at `fast_timeout`
     fast_timeout: float = 2.0
     delivery_timeout: float = 15.0  # `sender`'s
     storage_reserve: float = STORAGE_RESERVE_SECONDS
@@ -100,7 +101,7 @@ class Deliverer:
     def lanes(self) -> Lanes:
         return Lanes(events=self.queue, tests=self.test_queue, slow=self.slow_queue)
 
-    def sender_for(self, lane: Lane) -> Sender:
+    def sender_for(self, lane: Lane) -> DeliveryClient:
         if lane is not Lane.SLOW and self.fast_sender is not None and self.slow_queue is not None:
             return self.fast_sender
         return self.sender
@@ -492,7 +493,9 @@ def _give_back(store: Store, event: Event) -> None:
         logger.warning("claim released after a failure", extra={"event_id": event.id, "attempt": event.attempts})
 
 
-def _attempt(deliverer: Deliverer, sender: Sender, event: Event, config: WebhookConfig, url: str) -> DeliveryResult:
+def _attempt(
+    deliverer: Deliverer, sender: DeliveryClient, event: Event, config: WebhookConfig, url: str
+) -> DeliveryResult:
     """Send attempt of a claimed event; what raises here is our own failure, made an outcome
     so that the claim is recorded, never stranded."""
     started = time.monotonic()

@@ -23,6 +23,8 @@ from webhook_service.domain import (
     TASK_STATES,
     TASK_TYPES,
     UPDATABLE_STATES,
+    ListQuery,
+    Principal,
     Task,
     WebhookConfig,
     can_resend,
@@ -51,7 +53,6 @@ from webhook_service.logs import logger
 from webhook_service.settings import get_settings
 from webhook_service.storage import (
     Page,
-    Principal,
     Store,
     UnknownCursorError,
     attempt_from_item,
@@ -60,7 +61,7 @@ from webhook_service.storage import (
     task_from_item,
 )
 from webhook_service.timefmt import utcnow
-from webhook_service.validation import ANY_ID, ANY_NAME, ListQuery, check_fields, parse_list_query, validate_url
+from webhook_service.validation import ANY_ID, ANY_NAME, check_fields, parse_list_query, validate_url
 
 UPDATE_ATTEMPTS = 3
 

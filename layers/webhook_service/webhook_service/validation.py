@@ -10,18 +10,16 @@ import datetime as dt
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from webhook_service.domain import is_event_name, is_uuid
+from webhook_service.domain import DEFAULT_LIMIT, ListQuery, is_event_name, is_uuid
 from webhook_service.errors import InvalidBodyError, InvalidParameterError
 from webhook_service.timefmt import parse_datetime
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_URL_LENGTH = 2048
-DEFAULT_LIMIT = 10
 MAX_LIMIT = 1000
 MAX_NUMBER_PARAMETER_CHARS = 10  # a numeric query parameter longer than this is refused unread
 DATE_OPERATORS = ("gt", "gte", "lt", "lte")
@@ -123,17 +121,6 @@ def _valid_host(host: str) -> bool:
         return True  # an IPv6 literal; urlsplit has already checked its brackets
     labels = host.rstrip(".").split(".")
     return len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
-
-
-@dataclass(frozen=True)
-class ListQuery:
-    """A list request: equality filters, a date range, a page size and cursors."""
-
-    filters: dict[str, str] = field(default_factory=dict)
-    date_bounds: dict[str, dt.datetime] = field(default_factory=dict)
-    limit: int = DEFAULT_LIMIT
-    after_id: str | None = None
-    before_id: str | None = None
 
 
 ANY_ID = "id"

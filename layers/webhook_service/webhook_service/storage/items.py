@@ -1,0 +1,258 @@
+"""Item mappers: each resource to its table item and back (the keys from `keys`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from webhook_service import jsontext
+from webhook_service.domain import Attempt, Event, Task, WebhookConfig
+from webhook_service.storage.codec import Item
+from webhook_service.storage.keys import (
+    CONFIG_COUNTS_SK,
+    count_attribute,
+    created_sk,
+    open_keys,
+    org_pk,
+    related_pk,
+    sort_key,
+    state_pk,
+    type_pk,
+)
+from webhook_service.timefmt import format_datetime
+
+CONFIG_STATES = ("new", "valid", "invalid", "deactivated")
+HISTORY_TTL = dt.timedelta(days=30)  # tasks, events and attempts expire; configs, keys, organisations do not
+
+
+def _parse_dt(value: str | None) -> dt.datetime | None:
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC) if value else None
+
+
+def config_item(config: WebhookConfig) -> Item:
+    created = format_datetime(config.date_created)
+    prefix = type_pk(config.organisation, "webhook_config")
+    item: Item = {
+        "PK": org_pk(config.organisation),
+        "SK": sort_key("webhook_config", config.id),
+        "StatePK": state_pk(config.organisation, "webhook_config", config.state),
+        "CreatedSK": created_sk(created, config.id),
+        "resource": "webhook_config",
+        "id": config.id,
+        "organisation": config.organisation,
+        "url": config.url,
+        "secret": config.secret,
+        "state": config.state,
+        "version": config.version,
+        "date_created": created,
+    }
+    if config.state != "deactivated":
+        item["TypePK"] = prefix  # sparse: plain lists leave deactivated configs out
+    if config.slow_until is not None:
+        item["slow_until"] = config.slow_until
+    if config.open_test is not None:
+        item["open_test"] = config.open_test
+    if config.previous_secret is not None and config.previous_secret_expires is not None:
+        item["previous_secret"] = config.previous_secret
+        item["previous_secret_expires"] = format_datetime(config.previous_secret_expires)
+    return item
+
+
+def config_from_item(item: Item) -> WebhookConfig:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return WebhookConfig(
+        id=item["id"],
+        organisation=item["organisation"],
+        url=item["url"],
+        secret=item["secret"],
+        state=item["state"],
+        version=item["version"],
+        date_created=date_created,
+        slow_until=item.get("slow_until"),
+        open_test=item.get("open_test"),
+        previous_secret=item.get("previous_secret"),
+        previous_secret_expires=_parse_dt(item.get("previous_secret_expires")),
+    )
+
+
+def config_counts_item(organisation: str, counts: dict[str, int]) -> Item:
+    """The organisation's config counts by state (`state_<state>`), kept exact by every
+    write that creates a config or changes its state (in the same transaction).
+    `counted` marks counts kept since the organisation was created: an organisation made
+    before counts were kept has none, and its config lists count with a Query instead."""
+    item: Item = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK, "counted": True}
+    item.update({count_attribute(state): int(counts.get(state, 0)) for state in CONFIG_STATES})
+    return item
+
+
+def task_item(task: Task) -> Item:
+    created = format_datetime(task.date_created)
+    prefix = type_pk(task.organisation, "task")
+    item: Item = {
+        "PK": org_pk(task.organisation),
+        "SK": sort_key("task", task.id),
+        "TypePK": prefix,
+        "StatePK": state_pk(task.organisation, "task", task.state),
+        "RelatedPK": related_pk(task.organisation, "task", task.target),
+        "CreatedSK": created_sk(created, task.id),
+        "resource": "task",
+        "id": task.id,
+        "organisation": task.organisation,
+        "key": task.key,
+        "type": task.type,
+        "target": task.target,
+        "target_version": task.target_version,
+        "state": task.state,
+        "error": task.error,
+        "result": task.result,
+        "date_created": created,
+        "expires_at": int((task.date_created + HISTORY_TTL).timestamp()),
+    }
+    # Left out until set, so that `if_not_exists` can set them once (see start_task).
+    if task.date_started:
+        item["date_started"] = format_datetime(task.date_started)
+    if task.date_completed:
+        item["date_completed"] = format_datetime(task.date_completed)
+    if task.event_id:
+        item["event_id"] = task.event_id
+    if task.counted:
+        item["counted"] = True
+    if not task.ended:
+        item.update(open_keys(task.id, task.date_created))
+    return item
+
+
+def task_from_item(item: Item) -> Task:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return Task(
+        id=item["id"],
+        organisation=item["organisation"],
+        key=item["key"],
+        type=item["type"],
+        target=item["target"],
+        target_version=item["target_version"],
+        state=item["state"],
+        error=item.get("error"),
+        result=item.get("result"),
+        date_created=date_created,
+        date_started=_parse_dt(item.get("date_started")),
+        date_completed=_parse_dt(item.get("date_completed")),
+        event_id=item.get("event_id"),
+        counted=bool(item.get("counted", False)),
+    )
+
+
+def event_item(event: Event) -> Item:
+    created = format_datetime(event.date_created)
+    prefix = type_pk(event.organisation, "event")
+    item: Item = {
+        "PK": org_pk(event.organisation),
+        "SK": sort_key("event", event.id),
+        "TypePK": prefix,
+        "StatePK": state_pk(event.organisation, "event", event.state),
+        "RelatedPK": related_pk(event.organisation, "event", event.type),
+        "CreatedSK": created_sk(created, event.id),
+        "resource": "event",
+        "id": event.id,
+        "organisation": event.organisation,
+        "type": event.type,
+        "action": event.action,
+        # The data's JSON text (a string), not a map: DynamoDB keeps a number's value, not its
+        # spelling (2.0 comes back as 2, 1.50 as 1.5), and deliveries show the text given.
+        "data": jsontext.dumps(event.data),
+        "state": event.state,
+        "attempts": event.attempts,
+        "next_attempt_at": event.next_attempt_at,
+        "webhook_config": event.webhook_config,
+        "error": event.error,
+        "key": event.key,
+        "date_created": created,
+        "date_delivered": format_datetime(event.date_delivered) if event.date_delivered else None,
+        "resends": event.resends,
+        "expires_at": event_expires_at(event),
+    }
+    if not event.ended:
+        due = event.date_created
+        if event.next_attempt_at is not None:
+            due = dt.datetime.fromtimestamp(event.next_attempt_at, tz=dt.UTC)
+        item.update(open_keys(event.id, due))
+    return item
+
+
+def event_from_item(item: Item) -> Event:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return Event(
+        id=item["id"],
+        organisation=item["organisation"],
+        type=item["type"],
+        action=item["action"],
+        data=jsontext.loads(item["data"]) if isinstance(item["data"], str) else item["data"],
+        state=item["state"],
+        date_created=date_created,
+        key=item.get("key"),
+        attempts=item.get("attempts", 0),
+        next_attempt_at=item.get("next_attempt_at"),
+        claimed_until=item.get("claimed_until"),
+        webhook_config=item.get("webhook_config"),
+        error=item.get("error"),
+        date_delivered=_parse_dt(item.get("date_delivered")),
+        resends=int(item.get("resends", 0)),
+    )
+
+
+def event_expires_at(event: Event) -> int:
+    """The unix time an event's item expires (DynamoDB's TTL), and its attempts with it."""
+    return int((event.date_created + HISTORY_TTL).timestamp())
+
+
+def attempt_item(attempt: Attempt) -> Item:
+    """An attempt: its own item in its organisation's partition (found by id, for cursors),
+    listed through ByRelated under its event. It expires when its event does."""
+    created = format_datetime(attempt.date_created)
+    return {
+        "PK": org_pk(attempt.organisation),
+        "SK": sort_key("attempt", attempt.id),
+        "RelatedPK": related_pk(attempt.organisation, "attempt", attempt.event),
+        "CreatedSK": created_sk(created, attempt.id),
+        "resource": "attempt",
+        "id": attempt.id,
+        "organisation": attempt.organisation,
+        "event": attempt.event,
+        "webhook_config": attempt.webhook_config,
+        "url": attempt.url,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "duration_ms": attempt.duration_ms,
+        "response_excerpt": attempt.response_excerpt,
+        "counted": attempt.counted,
+        "date_created": created,
+        "expires_at": attempt.expires_at,
+    }
+
+
+def attempt_from_item(item: Item) -> Attempt:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return Attempt(
+        id=item["id"],
+        organisation=item["organisation"],
+        event=item["event"],
+        webhook_config=item["webhook_config"],
+        url=item["url"],
+        status_code=item.get("status_code"),
+        error=item.get("error"),
+        duration_ms=int(item.get("duration_ms", 0)),
+        response_excerpt=item.get("response_excerpt") or "",
+        date_created=date_created,
+        expires_at=int(item["expires_at"]),
+        counted=bool(item.get("counted", True)),
+    )
+
+
+def counts_of(item: Item | None) -> dict[str, int] | None:
+    """Config counts by state from their item; None unless kept since the organisation began."""
+    if item is None or not item.get("counted"):
+        return None
+    return {state: int(item.get(count_attribute(state), 0)) for state in CONFIG_STATES}

@@ -1,0 +1,126 @@
+"""The table's key schema: every key and index-key format, written once.
+
+One table holds everything. Every resource of an organisation lives in its partition
+(`PK = ORG#<org>`), so a lookup with the caller's organisation cannot reach another
+organisation's item; its sort key is `<KIND>#<id>` (the organisation itself: `ORG`).
+Lists read one of three sparse indexes, newest first, all sorted by
+`CreatedSK = <date_created>#<id>` (a fixed-width string, so it sorts as time does):
+
+| index     | partition (`<o>` is the organisation)                 | used for                |
+|-----------|-------------------------------------------------------|-------------------------|
+| ByType    | `<o>#webhook_config` (absent once deactivated), `<o>#task` | plain lists        |
+| ByState   | `<o>#<type>#state=<state>`                            | `state=` filters        |
+| ByRelated | `<o>#task#target=<config>`, `<o>#event#type=<type>`   | `target=`, `type=`      |
+|           | `<o>#attempt#event=<event>`                           | an event's attempts     |
+
+ByOpen (`OpenPK = open#<shard>`, `DueSK = <due>#<id>`) holds tasks and events that have not
+ended, by when they are due, for the sweep. Tokens are found by hash: `PK = TOKEN#<sha256>`,
+`SK = TOKEN`. `SK = COUNTS#webhook_config` in the organisation's partition holds its
+configs' counts by state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from webhook_service.timefmt import format_datetime
+
+INDEX_BY_TYPE = "ByType"
+INDEX_BY_STATE = "ByState"
+INDEX_BY_RELATED = "ByRelated"
+INDEX_BY_OPEN = "ByOpen"  # sparse: tasks and events that have not ended, by when they are due
+INDEX_ATTRIBUTE = {INDEX_BY_TYPE: "TypePK", INDEX_BY_STATE: "StatePK", INDEX_BY_RELATED: "RelatedPK"}
+OPEN_SHARDS = 4  # ByOpen partitions, so that no one partition takes every task's writes
+
+ORGANISATION_SK = "ORG"
+TOKEN_SK = "TOKEN"  # noqa: S105 (a sort key, not a secret)
+CONFIG_COUNTS_SK = "COUNTS#webhook_config"
+SORT_KEY_PREFIX = {
+    "webhook_config": "CONFIG#",
+    "task": "TASK#",
+    "event": "EVENT#",
+    "key": "KEY#",
+    "attempt": "ATTEMPT#",
+}
+
+# The fields a list can be narrowed by through ByRelated, per resource (`target=`, `type=`,
+# an event's attempts); `state=` goes through ByState for every resource.
+RELATED_FIELD = {"task": "target", "event": "type", "attempt": "event"}
+
+
+def org_pk(organisation: str) -> str:
+    """The partition of an organisation's items."""
+    return f"ORG#{organisation}"
+
+
+def token_pk(token_hash: str) -> str:
+    """The partition of a token's item, found by the token's hash."""
+    return f"TOKEN#{token_hash}"
+
+
+def sort_key(resource: str, resource_id: str) -> str:
+    """The sort key of a resource in its organisation's partition."""
+    return SORT_KEY_PREFIX[resource] + resource_id
+
+
+def item_key(organisation: str, resource: str, resource_id: str) -> dict[str, Any]:
+    """The table key of one resource of an organisation."""
+    return {"PK": org_pk(organisation), "SK": sort_key(resource, resource_id)}
+
+
+def organisation_key(organisation: str) -> dict[str, Any]:
+    """The table key of the organisation's own item."""
+    return {"PK": org_pk(organisation), "SK": ORGANISATION_SK}
+
+
+def token_key(token_hash: str) -> dict[str, Any]:
+    """The table key of a token's item."""
+    return {"PK": token_pk(token_hash), "SK": TOKEN_SK}
+
+
+def id_of_key(key: dict[str, Any]) -> str:
+    """The resource id of a table key (`SK` is `<KIND>#<id>`)."""
+    return str(key["SK"]).split("#", 1)[1]
+
+
+def created_sk(date_created: str, resource_id: str) -> str:
+    """The lists' sort key: creation time, then id (both fixed width)."""
+    return f"{date_created}#{resource_id}"
+
+
+def type_pk(organisation: str, resource: str) -> str:
+    """ByType's partition: every listed item of one kind."""
+    return f"{organisation}#{resource}"
+
+
+def state_pk(organisation: str, resource: str, state: str) -> str:
+    """ByState's partition: the items of one kind in one state."""
+    return f"{type_pk(organisation, resource)}#state={state}"
+
+
+def related_pk(organisation: str, resource: str, value: str) -> str:
+    """ByRelated's partition: the items of one kind related to `value` (a task's target
+    config, an event's type, an attempt's event)."""
+    return f"{type_pk(organisation, resource)}#{RELATED_FIELD[resource]}={value}"
+
+
+def open_shard(resource_id: str) -> int:
+    """The ByOpen partition of a task or event (ids are UUIDs: the last digit is random)."""
+    return int(resource_id[-1], 16) % OPEN_SHARDS
+
+
+def open_pk(shard: int) -> str:
+    """A ByOpen partition."""
+    return f"open#{shard}"
+
+
+def open_keys(resource_id: str, due: dt.datetime) -> dict[str, Any]:
+    """The ByOpen index keys of a task or event that has not ended. Every write that ends it
+    replaces the whole item without them, so it leaves the index."""
+    return {"OpenPK": open_pk(open_shard(resource_id)), "DueSK": f"{format_datetime(due)}#{resource_id}"}
+
+
+def count_attribute(state: str) -> str:
+    """The attribute of the config counts item that counts configs in `state`."""
+    return f"state_{state}"
