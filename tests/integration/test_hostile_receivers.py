@@ -21,7 +21,8 @@ import pytest
 
 from tests.support.receivers import RETRY_AFTER, HostileReceiver, ResettingServer
 from tests.support.stack import DELIVERY_TIMEOUT, Client, LocalStack
-from webhook_service.domain import RETRY_DELAYS, next_attempt_delay, parse_retry_after
+from webhook_service.domain import RETRY_DELAYS
+from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
 from webhook_service.sender import DeliveryResult, Sender
 from webhook_service.storage import item_key, marshal
 

@@ -11,9 +11,10 @@ import pytest
 
 from tests.unit.support import FakeClock, FakeDeliverer, FakeQueue, FakeSender, FakeServices
 from webhook_service import admin, service
-from webhook_service.domain import Principal, next_attempt_delay, parse_retry_after, route
+from webhook_service.domain import Principal, route
 from webhook_service.errors import InvalidParameterError, InvalidStateError, NotFoundError
 from webhook_service.events import publish
+from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
 from webhook_service.jobs import handle_job
 from webhook_service.storage import Store
 

@@ -24,7 +24,7 @@ from tests.unit.support import (
     sqs_event,
     tasks_of,
 )
-from webhook_service import admin, service
+from webhook_service import admin, httperrors, service
 from webhook_service.auth import Authenticator
 from webhook_service.consumer import handle_batch
 from webhook_service.domain import FAST_LANE_OPEN_TESTS, MAX_OPEN_TESTS, Principal
@@ -137,8 +137,8 @@ def test_create_past_the_organisations_open_tests_is_refused_and_writes_nothing(
     with pytest.raises(LimitExceededError) as caught:
         service.create_config(capped, caller, {"url": URL + "one-too-many"})
 
-    assert caught.value.status == 429
-    assert caught.value.code == "limit-exceeded"
+    assert httperrors.status(caught.value) == 429
+    assert httperrors.code(caught.value) == "limit-exceeded"
     assert service.list_configs(capped, caller, {})["total_count"] == CAP
     assert open_tests(capped, caller) == CAP
     assert len(queue.jobs) == CAP

@@ -12,9 +12,10 @@ import pytest
 
 from tests.unit.support import FakeClock, FakeSender, FakeServices, http_event, load_function, response_body
 from webhook_service import service
-from webhook_service.domain import RETRY_DELAYS, Principal, next_attempt_delay, parse_retry_after
+from webhook_service.domain import RETRY_DELAYS, Principal
 from webhook_service.errors import DependencyError, InvalidParameterError
 from webhook_service.events import publish
+from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
 from webhook_service.jobs import Deliverer, handle_job
 from webhook_service.sender import DeliveryResult
 from webhook_service.signing import SignatureError, signature_headers, verify_ricloud, verify_standard

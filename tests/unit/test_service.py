@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.unit.support import Backing, FakeClock, FakeQueue, FakeServices, count_partition, tasks_of
-from webhook_service import admin, service
+from webhook_service import admin, httperrors, service
 from webhook_service.auth import Authenticator
 from webhook_service.domain import Principal, Task, WebhookConfig
 from webhook_service.errors import (
@@ -100,7 +100,7 @@ def test_create_config_queue_unavailable_raises_503_naming_config_and_task(
     with pytest.raises(UnavailableError) as caught:
         create(services, caller)
 
-    assert caught.value.status == 503
+    assert httperrors.status(caught.value) == 503
     assert set(caught.value.params or {}) == {"webhook_config", "task"}
 
 

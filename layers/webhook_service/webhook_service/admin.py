@@ -7,33 +7,28 @@ from typing import Any
 
 from webhook_service.auth import generate_token, hash_token
 from webhook_service.domain import new_id
-from webhook_service.service import KEY_FIELDS, ORGANISATION_FIELDS
+from webhook_service.service import KEY_FIELDS, ORGANISATION_FIELDS, pick_fields
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
-
-
-def _public(item: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    """The resource's public fields (the API's, service.KEY_FIELDS and ORGANISATION_FIELDS)."""
-    return {name: item.get(name) for name in fields}
 
 
 def create_organisation(store: Store, name: str, now: dt.datetime | None = None) -> dict[str, Any]:
     name = name.strip()
     if not 1 <= len(name) <= 200:
         raise ValueError("an organisation name has 1 to 200 characters")
-    return _public(store.create_organisation(new_id(), name, now or utcnow()), ORGANISATION_FIELDS)
+    return pick_fields(store.create_organisation(new_id(), name, now or utcnow()), ORGANISATION_FIELDS)
 
 
 def create_key(store: Store, organisation: str, token: str | None = None) -> tuple[dict[str, Any], str]:
     """A new key for an organisation, and its token (shown once; only its hash is kept)."""
     token = token or generate_token()
     item = store.create_key(organisation, new_id(), hash_token(token), utcnow())
-    return _public(item, KEY_FIELDS), token
+    return pick_fields(item, KEY_FIELDS), token
 
 
 def deactivate_key(store: Store, organisation: str, key_id: str) -> dict[str, Any] | None:
     item = store.deactivate_key(organisation, key_id)
-    return _public(item, KEY_FIELDS) if item else None
+    return pick_fields(item, KEY_FIELDS) if item else None
 
 
 def find_key_by_token(store: Store, token: str) -> dict[str, Any] | None:
@@ -41,4 +36,4 @@ def find_key_by_token(store: Store, token: str) -> dict[str, Any] | None:
     if principal is None:
         return None
     item = store.get_key(principal.organisation, principal.key_id)
-    return _public(item, KEY_FIELDS) if item else None
+    return pick_fields(item, KEY_FIELDS) if item else None

@@ -12,14 +12,15 @@ from typing import Any
 from webhook_service import jsontext, telemetry
 from webhook_service.domain import Principal
 from webhook_service.errors import (
-    ApiError,
     DependencyError,
     InternalError,
     InvalidBodyError,
     LimitExceededError,
+    ServiceError,
     ThrottledError,
     UnavailableError,
 )
+from webhook_service.httperrors import error_body, status
 from webhook_service.logs import logger
 from webhook_service.service import Services, get_services
 from webhook_service.validation import MAX_BODY_BYTES, parse_json_body
@@ -81,9 +82,9 @@ def _json_response(response: Response, request_id: str) -> LambdaResponse:
     }
 
 
-def error_response(error: ApiError) -> Response:
+def error_response(error: ServiceError) -> Response:
     headers = {"Retry-After": "1"} if isinstance(error, LimitExceededError) else {}
-    return Response(error.status, error.body(), headers)
+    return Response(status(error), error_body(error), headers)
 
 
 def endpoint(action: Callable[[Request], Response]) -> Callable[[LambdaEvent, Any], LambdaResponse]:
@@ -114,7 +115,7 @@ def endpoint(action: Callable[[Request], Response]) -> Callable[[LambdaEvent, An
                 caller=caller,
             )
             response = action(request)
-        except ApiError as exc:
+        except ServiceError as exc:
             response = error_response(exc)
         except ThrottledError as exc:
             logger.warning("throttled by a dependency", extra={"reason": str(exc)})

@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m webhook_service")
 
 
 def _publish(args: argparse.Namespace, store: Store) -> int:
-    from webhook_service.errors import ApiError, DependencyError, UnavailableError
+    from webhook_service.errors import DependencyError, ServiceError, UnavailableError
     from webhook_service.events import publish
+    from webhook_service.httperrors import error_body
     from webhook_service.jobqueue import JobQueue
 
     try:
@@ -118,11 +119,11 @@ def _publish(args: argparse.Namespace, store: Store) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):  # its EMF metric lines are not the answer
             event = publish(args.organisation, args.type, args.action, data, key=args.key, store=store, queue=queue)
-    except ApiError as exc:
-        print(json.dumps(exc.body()), file=sys.stderr)
+    except ServiceError as exc:
+        print(json.dumps(error_body(exc)), file=sys.stderr)
         return 1
     except DependencyError as exc:  # DynamoDB or SQS refused: said as the API says it, no traceback
-        print(json.dumps(UnavailableError(f"The event was not published: {exc}.").body()), file=sys.stderr)
+        print(json.dumps(error_body(UnavailableError(f"The event was not published: {exc}."))), file=sys.stderr)
         return 1
     _print(event.to_resource())
     return 0

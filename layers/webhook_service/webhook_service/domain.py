@@ -11,19 +11,51 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from webhook_service.signing import SECRET_PREFIX
 from webhook_service.timefmt import format_datetime, utcnow
 
-CONFIG_STATES = ("new", "valid", "invalid", "deactivated")
-UPDATABLE_STATES = ("new", "deactivated")
-TASK_STATES = ("pending", "processing", "succeeded", "failed")
-TASK_ENDED_STATES = ("succeeded", "failed")
-TASK_TYPE_TEST = "webhook_config.test"
-EVENT_STATES = ("pending", "delivered", "failed")
+
+class ConfigState(StrEnum):
+    """A webhook config's state (docs/design.md §6.1). A StrEnum member is its string: it
+    compares equal to it. The records keep the plain string (`.value`), so what is stored
+    and answered is the same text as before."""
+
+    NEW = "new"
+    VALID = "valid"
+    INVALID = "invalid"
+    DEACTIVATED = "deactivated"
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class EventState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class TaskType(StrEnum):
+    CONFIG_TEST = "webhook_config.test"
+
+
+# The same as plain strings, for validation's lists of accepted values and for messages.
+CONFIG_STATES = tuple(state.value for state in ConfigState)
+UPDATABLE_STATES = (ConfigState.NEW.value, ConfigState.DEACTIVATED.value)
+TASK_STATES = tuple(state.value for state in TaskState)
+TASK_ENDED_STATES = (TaskState.SUCCEEDED.value, TaskState.FAILED.value)
+TASK_TYPE_TEST = TaskType.CONFIG_TEST.value
+EVENT_STATES = tuple(state.value for state in EventState)
+EVENT_ENDED_STATES = (EventState.DELIVERED.value, EventState.FAILED.value)
 SUPERSEDED = "superseded"
-TASK_TYPES = (TASK_TYPE_TEST,)
+TASK_TYPES = tuple(type_.value for type_ in TaskType)
 MAX_OPEN_TESTS = 100  # test tasks pending or processing, per organisation (fair use)
 FAST_LANE_OPEN_TESTS = 5  # an organisation's open tests beyond these take the slow lane
 SLOW_MARK_SECONDS = 600  # an endpoint that took longer than the fast lanes wait is slow this long
@@ -205,10 +237,10 @@ def plan_update(config: WebhookConfig, url: str | None, state: str | None) -> Up
     if url is None and state is None:
         return UpdatePlan(config=config, changed=False)
     new_url = config.url if url is None else url
-    if state == "deactivated":
-        new_state, queue_test = "deactivated", False
-    elif state == "new" or config.state != "deactivated":
-        new_state, queue_test = "new", True
+    if state == ConfigState.DEACTIVATED:
+        new_state, queue_test = ConfigState.DEACTIVATED.value, False
+    elif state == ConfigState.NEW or config.state != ConfigState.DEACTIVATED:
+        new_state, queue_test = ConfigState.NEW.value, True
     else:
         new_state, queue_test = "deactivated", False
     updated = replace(config, url=new_url, state=new_state, version=config.version + 1)
@@ -216,13 +248,13 @@ def plan_update(config: WebhookConfig, url: str | None, state: str | None) -> Up
 
 
 def can_test(config: WebhookConfig) -> bool:
-    return config.state != "deactivated"
+    return config.state != ConfigState.DEACTIVATED
 
 
 def is_stale(task: Task, config: WebhookConfig | None) -> bool:
     """A test task is stale once its config moved past the version it was queued for or
     was deactivated: its result must not be written, and nothing is sent (docs/design.md §6.2, §6.3)."""
-    return config is None or config.version != task.target_version or config.state == "deactivated"
+    return config is None or config.version != task.target_version or config.state == ConfigState.DEACTIVATED
 
 
 def superseded(task: Task, now: dt.datetime) -> Task:
@@ -230,7 +262,7 @@ def superseded(task: Task, now: dt.datetime) -> Task:
 
 
 def config_state_after_test(succeeded: bool) -> str:
-    return "valid" if succeeded else "invalid"
+    return ConfigState.VALID.value if succeeded else ConfigState.INVALID.value
 
 
 @dataclass(frozen=True)
@@ -267,7 +299,7 @@ class Event:
 
     @property
     def ended(self) -> bool:
-        return self.state in ("delivered", "failed")
+        return self.state in EVENT_ENDED_STATES
 
     def to_resource(self) -> dict[str, Any]:
         return {
@@ -307,10 +339,7 @@ MAX_ATTEMPTS = 5
 # When attempt n+1 is due after attempt n failed (docs/design.md §7.10): 1 min, 10 min, 1 h, 3 h.
 RETRY_DELAYS = (dt.timedelta(minutes=1), dt.timedelta(minutes=10), dt.timedelta(hours=1), dt.timedelta(hours=3))
 RETRY_JITTER = 0.1  # each delay is moved by up to ±10%, so receivers are not hit in waves
-RETRY_AFTER_STATUSES = (429, 503)
-GONE_STATUS = 410
 UNCONFIGURED = "unconfigured"
-RETRY_AFTER_MAX_CHARS = 64  # an HTTP-date is 29 characters; a longer Retry-After is not one we read
 # Secret-like field names (see is_secret_field): a word anywhere in the name, or at its end.
 _SECRET_WORDS = frozenset(
     {"secret", "secrets", "password", "passwords", "passwd", "passphrase", "authorization", "credential", "credentials"}
@@ -370,52 +399,21 @@ def route(key_config: str | None, organisation_default: str | None) -> str | Non
     return key_config or organisation_default
 
 
-def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | None:
-    """A receiver's `Retry-After` header as a delay, or None when it cannot be read; never
-    raises, whatever the receiver sent.
-
-    Read: at most 64 characters (after trimming spaces) of delta-seconds (ASCII digits) or an
-    HTTP-date. A delay is capped at the schedule's longest (RETRY_DELAYS[-1]): a receiver can
-    push its next attempt to that and no further, so a number past timedelta's range (or
-    int()'s 4,300 digits) is never converted. A date in the past means no delay.
-    """
-    if not value or not isinstance(value, str):
-        return None
-    value = value.strip()
-    if not value or len(value) > RETRY_AFTER_MAX_CHARS:
-        return None
-    cap = RETRY_DELAYS[-1]
-    if value.isascii() and value.isdigit():
-        digits = value.lstrip("0")
-        if len(digits) > len(str(int(cap.total_seconds()))):
-            return cap
-        return min(dt.timedelta(seconds=int(value)), cap)
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        delay = when - now
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return min(max(delay, dt.timedelta(0)), cap)
-
-
 def next_attempt_delay(
-    attempt: int, status_code: int | None, retry_after: dt.timedelta | None, jitter: float
+    attempt: int, gone: bool, retry_after: dt.timedelta | None, jitter: float
 ) -> dt.timedelta | None:
     """How long after failed attempt `attempt` (1-based) the next one is due, or None when
-    the event has had its last attempt or the receiver said it is gone (410).
+    the event has had its last attempt or the receiver said it is gone.
 
-    `jitter` is a number in [-1, 1] (random in production, fixed in tests). A `Retry-After`
-    on 429/503 can push the next attempt later than the schedule, up to the schedule's
-    longest delay, never earlier.
+    `jitter` is a number in [-1, 1] (random in production, fixed in tests). A `retry_after`
+    the receiver asked for can push the next attempt later than the schedule, up to the
+    schedule's longest delay, never earlier. Which answers mean "gone" and which carry a
+    delay is the HTTP side's business (webhook_service.httpcodes).
     """
-    if attempt >= MAX_ATTEMPTS or status_code == GONE_STATUS:
+    if attempt >= MAX_ATTEMPTS or gone:
         return None
     delay = RETRY_DELAYS[attempt - 1] * (1 + RETRY_JITTER * max(-1.0, min(1.0, jitter)))
-    if status_code in RETRY_AFTER_STATUSES and retry_after is not None:
+    if retry_after is not None:
         delay = max(delay, min(retry_after, RETRY_DELAYS[-1]))
     return delay
 

@@ -1,69 +1,60 @@
-"""The API's errors: one exception per error code of docs/design.md §3, each knowing its HTTP status."""
+"""The service's errors, one class per failure of docs/design.md §3, with no HTTP in them.
+
+They are raised by the library (validation, the service's use cases, `events.publish`) and
+carry a message and, where useful, the params that name what is wrong. How each is answered
+over HTTP (status and error code) is stated once, in webhook_service.httperrors.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 
-class ApiError(Exception):
-    """An error the API answers with `{"error", "message", "params"}`."""
-
-    status = 500
-    code = "internal-error"
+class ServiceError(Exception):
+    """A failure the caller is told about: a message and optional params."""
 
     def __init__(self, message: str, params: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.params = params
 
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.code, "message": self.message}
-        if self.params:
-            body["params"] = self.params
-        return body
+
+ApiError = ServiceError  # the name it had when it carried its HTTP status
 
 
-class InvalidBodyError(ApiError):
-    status = 400
-    code = "invalid-body"
+class InvalidBodyError(ServiceError):
+    """The request's body is not a JSON object the service reads."""
 
 
-class InvalidParameterError(ApiError):
-    status = 400
-    code = "invalid-parameter"
+class InvalidParameterError(ServiceError):
+    """A field or parameter has a value the service does not accept."""
 
 
-class InvalidStateError(ApiError):
-    status = 400
-    code = "invalid-state"
+class InvalidStateError(ServiceError):
+    """The resource's state does not allow the action."""
 
 
-class UnauthorizedError(ApiError):
-    status = 401
-    code = "unauthorized"
+class UnauthorizedError(ServiceError):
+    """The caller is not authenticated."""
 
 
-class NotFoundError(ApiError):
-    status = 404
-    code = "not-found"
+class NotFoundError(ServiceError):
+    """No such resource (or not the caller's)."""
 
     def __init__(self, resource: str) -> None:
         super().__init__(f"No such {resource}.")
 
 
-class LimitExceededError(ApiError):
-    status = 429
-    code = "limit-exceeded"
+class LimitExceededError(ServiceError):
+    """A fair-use limit is reached."""
 
 
-class InternalError(ApiError):
-    status = 500
-    code = "internal-error"
+class InternalError(ServiceError):
+    """Something failed that should not have."""
 
 
-class UnavailableError(ApiError):
-    status = 503
-    code = "unavailable"
+class UnavailableError(ServiceError):
+    """A dependency is unavailable; the action may be tried again."""
 
 
 class ConflictError(Exception):
@@ -78,11 +69,11 @@ class ConflictError(Exception):
 
 
 class DependencyError(Exception):
-    """A dependency (DynamoDB, SQS) failed; answered as 503 `unavailable`."""
+    """A dependency (DynamoDB, SQS) failed (answered as UnavailableError)."""
 
 
 class ThrottledError(DependencyError):
-    """A dependency throttled us; answered as 429 `limit-exceeded`."""
+    """A dependency throttled us (answered as LimitExceededError)."""
 
 
 class OpenTestsLimitError(Exception):

@@ -26,7 +26,6 @@ from typing import Any
 from webhook_service import jsontext
 from webhook_service.domain import (
     CUT_EXCERPT,
-    GONE_STATUS,
     MAX_ATTEMPTS,
     SLOW_MARK_SECONDS,
     UNCONFIGURED,
@@ -38,11 +37,10 @@ from webhook_service.domain import (
     is_stale,
     new_attempt,
     new_id,
-    next_attempt_delay,
-    parse_retry_after,
     route,
     superseded,
 )
+from webhook_service.httpcodes import is_gone, next_attempt_delay, parse_retry_after
 from webhook_service.jobqueue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job, job_lane
 from webhook_service.logs import logger
 from webhook_service.ports import DeliveryClient
@@ -472,7 +470,7 @@ def _use_claim(deliverer: Deliverer, event: Event, config: WebhookConfig | None,
     if result.ok:
         store.save_event(replace(event, state="delivered", error=None, date_delivered=now), record)
         return Outcome("event", "delivered", result.duration_ms)
-    if result.status_code == GONE_STATUS:
+    if is_gone(result.status_code):
         store.invalidate_config(config)
     if delay is None:
         store.save_event(replace(event, state="failed", error=result.error, date_delivered=now), record)

@@ -316,7 +316,7 @@ def get_key(svc: Services, caller: Principal) -> dict[str, Any]:
     item = svc.store.get_key(caller.organisation, caller.key_id)
     if item is None:
         raise NotFoundError("key")
-    return _pick(item, KEY_FIELDS)
+    return pick_fields(item, KEY_FIELDS)
 
 
 def update_key(svc: Services, caller: Principal, key_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +332,7 @@ def update_key(svc: Services, caller: Principal, key_id: str, body: dict[str, An
     except ConflictError:
         raise _reference_changed("webhook_config") from None
     logger.info("key config set", extra={"target_key_id": key_id, "config_id": config_id})
-    return _pick(updated or key, KEY_FIELDS)
+    return pick_fields(updated or key, KEY_FIELDS)
 
 
 def get_organisation(svc: Services, caller: Principal) -> dict[str, Any]:
@@ -385,7 +385,7 @@ def _organisation_resource(svc: Services, item: dict[str, Any]) -> dict[str, Any
     organisation = str(item["id"])
     configs = svc.store.list_configs(organisation, ListQuery(limit=EMBEDDED_CONFIGS))
     has_valid = svc.store.list_configs(organisation, ListQuery(filters={"state": "valid"}, limit=1))
-    resource = _pick(item, ORGANISATION_FIELDS)
+    resource = pick_fields(item, ORGANISATION_FIELDS)
     resource["webhook_configs"] = _list_resource(
         configs, "/configs/webhook", [c.to_resource(now=svc.clock()) for c in configs.items]
     )
@@ -393,7 +393,9 @@ def _organisation_resource(svc: Services, item: dict[str, Any]) -> dict[str, Any
     return resource
 
 
-def _pick(item: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+def pick_fields(item: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """A resource's public fields (KEY_FIELDS, ORGANISATION_FIELDS), absent ones as None;
+    the API and the operator's commands (admin) show the same."""
     return {name: item.get(name) for name in fields}
 
 

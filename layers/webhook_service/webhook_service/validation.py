@@ -1,6 +1,7 @@
 """Validation of what users send: JSON bodies, fields, receiver URLs and list queries.
 
-Every check runs before anything is written, and every failure is an ApiError.
+Every check runs before anything is written, and every failure is a ServiceError
+(webhook_service.errors; httperrors answers it over HTTP).
 """
 
 from __future__ import annotations
