@@ -28,7 +28,7 @@ from webhook_service import service
 from webhook_service.domain import MAX_ATTEMPTS, Principal, Task, new_event
 from webhook_service.jobs import Deliverer, handle_job
 from webhook_service.storage import Store, org_pk
-from webhook_service.storage.keys import OPEN_SHARDS, open_pk, sort_key
+from webhook_service.storage.keys import OPEN_SHARDS, open_keys, open_pk, sort_key
 from webhook_service.sweep import sweep
 
 URL = "https://receiver.example/hooks/"
@@ -77,7 +77,8 @@ def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
     config_id, task_id = lost_test(services, caller)
     pending = raw(store, caller.organisation, sort_key("task", task_id))
     assert pending["OpenPK"] in {open_pk(shard) for shard in range(OPEN_SHARDS)}
-    assert pending["DueSK"] == f"{pending['date_created']}#{task_id}"
+    created = stored_task(store, caller.organisation, task_id).date_created
+    assert {name: pending[name] for name in ("OpenPK", "DueSK")} == open_keys(task_id, created)
 
     task = stored_task(store, caller.organisation, task_id)
     assert store.end_task(replace(task, state="failed", error="webhook-timeout", date_completed=clock()))
