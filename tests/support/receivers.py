@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+TLS_HANDSHAKE = b"\x16"  # the first byte of a TLS handshake record (a ClientHello)
+
 
 class ResettingServer:
     """Accepts TCP connections and resets them at once (SO_LINGER 0)."""
@@ -93,6 +95,9 @@ class HostileReceiver:
     | `/bad-chunks` | `200`, chunked, then a chunk size that is not hex |
     | `/status/<code>` | that status; `/status/<code>/retry-after/<name>`: with `RETRY_AFTER[name]` |
     | `/close-second` | `200`, keep-alive; the second request on a connection is closed unanswered |
+
+    A TLS handshake (a connection whose first byte is a TLS handshake record's, 0x16) is
+    never answered, whatever its random bytes would read as: the `https` cases rely on it.
     | `/after-test/<rest>` | `200` to a config's test event; any other delivery as `/<rest>` says |
     | `/ok` (or anything else) | `200` `thanks` |
     """
@@ -139,6 +144,11 @@ class HostileReceiver:
         reader = conn.makefile("rb")
         served = 0
         with contextlib.suppress(OSError, ValueError):
+            if reader.peek(1)[:1] == TLS_HANDSHAKE:
+                # Read as HTTP, a ClientHello's random bytes could end a "request" (a 0x0a
+                # pair) and get an answer: the handshake must stay unanswered.
+                self._silent(conn)
+                return
             while not self._stop.is_set():
                 request = self._read_request(reader)
                 if request is None:
