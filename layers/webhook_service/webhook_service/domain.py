@@ -65,11 +65,14 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def is_uuid(value: str) -> bool:
-    """True for the canonical lowercase form of a UUID, the only form this service hands out."""
+def is_uuid(value: object) -> bool:
+    """True for the canonical lowercase form of a UUID, the only form this service hands out;
+    False for anything else a JSON body can hold (numbers, null, lists)."""
+    if not isinstance(value, str):
+        return False
     try:
         return str(uuid.UUID(value)) == value
-    except (ValueError, AttributeError, TypeError):
+    except ValueError:
         return False
 
 
