@@ -43,8 +43,8 @@ from webhook_service.signing import (
     verify_ricloud_headers,
     verify_standard,
 )
-from webhook_service.storage import Store, org_pk
-from webhook_service.storage.keys import sort_key
+from webhook_service.storage import Store
+from webhook_service.storage.keys import item_key, sort_key
 
 URL = "https://receiver.example/hooks/"
 
@@ -146,8 +146,10 @@ def test_attempts_expire_with_their_event(
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
     (attempt,) = attempts(services, caller, event_id)["data"]
-    event_item = store._get(org_pk(caller.organisation), sort_key("event", event_id))
-    attempt_item = store._get(org_pk(caller.organisation), sort_key("attempt", attempt["id"]))
+    event_key = item_key(caller.organisation, "event", event_id)
+    attempt_key = item_key(caller.organisation, "attempt", attempt["id"])
+    event_item = store._get(event_key["PK"], event_key["SK"])
+    attempt_item = store._get(attempt_key["PK"], attempt_key["SK"])
     assert event_item is not None
     assert attempt_item is not None
     assert attempt_item["expires_at"] == event_item["expires_at"]

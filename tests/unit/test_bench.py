@@ -34,7 +34,7 @@ from bench.dynamocost import (
 from bench.readreplica import ReadReplica
 from devstack import template
 from tests.unit.support import BASE_TIME, Backing
-from webhook_service.storage import LIST_BOOKKEEPING_ITEMS
+from webhook_service.storage import EVENT_SHARDS, LIST_BOOKKEEPING_ITEMS, MERGE_SLACK
 
 # A table shaped like a template's, with two sparse indexes: one projecting everything,
 # one projecting keys only.
@@ -344,10 +344,17 @@ def test_listcost_bookkeeping_items_are_the_storage_modules() -> None:
 
 
 def test_listcost_budget_is_the_limit_plus_one_plus_the_bookkeeping_items() -> None:
-    shape = listcost.Shape("event", "plain&limit=10", {"limit": "10"})
+    shape = listcost.Shape("task", "plain&limit=10", {"limit": "10"})
     within = listcost.Measured(shape, 10, True, 20, 11 + listcost.BOOKKEEPING_ITEMS, ["query"], ())
     assert not within.over
     assert listcost.Measured(shape, 10, True, 20, within.items_read + 1, ["query"], ()).over
+
+
+def test_listcost_budget_of_events_adds_the_merge_slack_of_every_shard() -> None:
+    shape = listcost.Shape("event", "plain&limit=10", {"limit": "10"})
+    bound = 11 + listcost.BOOKKEEPING_ITEMS + EVENT_SHARDS * MERGE_SLACK
+    assert not listcost.Measured(shape, 10, True, 20, bound, ["query"], ()).over
+    assert listcost.Measured(shape, 10, True, 20, bound + 1, ["query"], ()).over
 
 
 def test_replica_refuses_a_request_it_cannot_answer_exactly() -> None:

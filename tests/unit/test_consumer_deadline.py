@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -150,6 +151,12 @@ def test_batch_answers_before_the_invocations_end_and_reports_the_job_still_runn
     assert stuck.claimed_until is not None
     assert stuck.claimed_until <= lanes.clock().timestamp() + 4 + 1
     release.set()
+    # Let the released job finish here: its writes must not land in the next test's table.
+    for _ in range(200):  # bounded: 10 s
+        ended = store.get_event(caller.organisation, hung)
+        if ended is not None and ended.state != "pending":
+            break
+        time.sleep(0.05)
 
 
 def test_without_a_lambda_context_every_job_runs(

@@ -27,8 +27,8 @@ from tests.unit.support import (
 from webhook_service import service
 from webhook_service.domain import MAX_ATTEMPTS, Principal, Task, new_event
 from webhook_service.jobs import Deliverer, handle_job
-from webhook_service.storage import Store, org_pk
-from webhook_service.storage.keys import OPEN_SHARDS, open_keys, open_pk, sort_key
+from webhook_service.storage import Store
+from webhook_service.storage.keys import OPEN_SHARDS, item_key, open_keys, open_pk
 from webhook_service.sweep import sweep
 
 URL = "https://receiver.example/hooks/"
@@ -48,8 +48,9 @@ def lost_queue() -> FakeQueue:
     return FakeQueue()
 
 
-def raw(store: Store, organisation: str, sort_key: str) -> dict[str, Any]:
-    item = store._get(org_pk(organisation), sort_key)
+def raw(store: Store, organisation: str, resource: str, resource_id: str) -> dict[str, Any]:
+    key = item_key(organisation, resource, resource_id)
+    item = store._get(key["PK"], key["SK"])
     assert item is not None
     return item
 
@@ -75,23 +76,23 @@ def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
     services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     config_id, task_id = lost_test(services, caller)
-    pending = raw(store, caller.organisation, sort_key("task", task_id))
+    pending = raw(store, caller.organisation, "task", task_id)
     assert pending["OpenPK"] in {open_pk(shard) for shard in range(OPEN_SHARDS)}
     created = stored_task(store, caller.organisation, task_id).date_created
     assert {name: pending[name] for name in ("OpenPK", "DueSK")} == open_keys(task_id, created)
 
     task = stored_task(store, caller.organisation, task_id)
     assert store.end_task(replace(task, state="failed", error="webhook-timeout", date_completed=clock()))
-    ended = raw(store, caller.organisation, sort_key("task", task_id))
+    ended = raw(store, caller.organisation, "task", task_id)
     assert "OpenPK" not in ended
     assert "DueSK" not in ended
 
     event = new_event(caller.organisation, "session", "completed", {"id": "s"}, None, clock())
     store.create_event(replace(event, next_attempt_at=int((START + 3 * HOUR).timestamp())))
-    waiting = raw(store, caller.organisation, sort_key("event", event.id))
+    waiting = raw(store, caller.organisation, "event", event.id)
     assert waiting["DueSK"].startswith("2020-01-01T15:00:00")  # due at its next attempt, not its creation
     store.save_event(replace(event, state="delivered", date_delivered=clock()))
-    assert "OpenPK" not in raw(store, caller.organisation, sort_key("event", event.id))
+    assert "OpenPK" not in raw(store, caller.organisation, "event", event.id)
     assert config_id
 
 
@@ -109,7 +110,7 @@ def test_a_lost_test_is_queued_again_then_ended_and_the_config_keeps_its_state(
     assert jobs == [{"job": "test", "task": task_id, "organisation": caller.organisation, "config": config_id}]
     task = stored_task(store, caller.organisation, task_id)
     assert task.state == "pending"  # it got one more job, not an ending
-    assert raw(store, caller.organisation, sort_key("task", task_id))["sweeps"] == 1
+    assert raw(store, caller.organisation, "task", task_id)["sweeps"] == 1
 
     sweep(store, lost_queue, START + 110 * MINUTE, HOUR)  # due again from the requeue: not yet
     task = stored_task(store, caller.organisation, task_id)
@@ -122,7 +123,7 @@ def test_a_lost_test_is_queued_again_then_ended_and_the_config_keeps_its_state(
     config = store.get_config(caller.organisation, config_id)
     assert config is not None
     assert config.state == "new"  # re-testable, as when a test job cannot be queued
-    assert "OpenPK" not in raw(store, caller.organisation, sort_key("task", task_id))
+    assert "OpenPK" not in raw(store, caller.organisation, "task", task_id)
     assert len([j for j in lost_queue.jobs if j.get("task") == task_id]) == 1
 
 
@@ -182,7 +183,7 @@ def test_an_event_waiting_for_a_later_retry_is_not_overdue(
     assert event.id not in {j.get("event") for j in lost_queue.jobs}
     stored = store.get_event(caller.organisation, event.id)
     assert stored is not None
-    assert "sweeps" not in raw(store, caller.organisation, sort_key("event", event.id))
+    assert "sweeps" not in raw(store, caller.organisation, "event", event.id)
 
 
 def test_a_task_that_ends_after_it_was_read_is_not_swept(
@@ -196,7 +197,7 @@ def test_a_task_that_ends_after_it_was_read_is_not_swept(
     assert not store.mark_swept(item, START + 2 * HOUR)
     ended = stored_task(store, caller.organisation, task_id)
     assert ended.state == "succeeded"
-    assert "sweeps" not in raw(store, caller.organisation, sort_key("task", task_id))
+    assert "sweeps" not in raw(store, caller.organisation, "task", task_id)
 
 
 def test_a_queue_still_down_at_the_requeue_ends_the_task_at_the_next_sweep(
@@ -209,7 +210,7 @@ def test_a_queue_still_down_at_the_requeue_ends_the_task_at_the_next_sweep(
     assert "task-requeued" not in mine(first)  # nothing was queued, so nothing is counted as queued
     task = stored_task(store, caller.organisation, task_id)
     assert task.state == "pending"
-    assert raw(store, caller.organisation, sort_key("task", task_id))["sweeps"] == 1  # its one requeue is spent
+    assert raw(store, caller.organisation, "task", task_id)["sweeps"] == 1  # its one requeue is spent
 
     sweep(store, down, START + 3 * HOUR + MINUTE, HOUR)
     task = stored_task(store, caller.organisation, task_id)

@@ -22,16 +22,19 @@ from webhook_service.storage.items import (
     task_from_item,
     task_item,
 )
-from webhook_service.storage.keys import CONFIG_COUNTS_SK, OPEN_SHARDS, created_sk, item_key, org_pk
-from webhook_service.storage.planning import LIST_BOOKKEEPING_ITEMS, Page, UnknownCursorError
+from webhook_service.storage.keys import CONFIG_COUNTS_SK, EVENT_SHARDS, OPEN_SHARDS, created_sk, item_key, org_pk
+from webhook_service.storage.merge import MERGE_SLACK
+from webhook_service.storage.planning import LIST_BOOKKEEPING_ITEMS, Page, UnknownCursorError, read_bound
 from webhook_service.storage.store import BATCH_GET_TRIES, OUTCOME_TRIES, Store
 
 __all__ = [
     "BATCH_GET_TRIES",
     "CONFIG_COUNTS_SK",
     "CONFIG_STATES",
+    "EVENT_SHARDS",
     "HISTORY_TTL",
     "LIST_BOOKKEEPING_ITEMS",
+    "MERGE_SLACK",
     "OPEN_SHARDS",
     "OUTCOME_TRIES",
     "Item",
@@ -50,6 +53,7 @@ __all__ = [
     "item_key",
     "marshal",
     "org_pk",
+    "read_bound",
     "task_from_item",
     "task_item",
     "unmarshal",

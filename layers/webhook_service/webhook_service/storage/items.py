@@ -11,12 +11,14 @@ from webhook_service.storage.keys import (
     CONFIG_COUNTS_SK,
     count_attribute,
     created_sk,
+    item_key,
     open_keys,
     org_pk,
     related_pk,
     sort_key,
     state_pk,
     type_pk,
+    written_partition,
 )
 from webhook_service.timefmt import format_datetime
 
@@ -145,13 +147,9 @@ def task_from_item(item: Item) -> Task:
 
 def event_item(event: Event) -> Item:
     created = format_datetime(event.date_created)
-    prefix = type_pk(event.organisation, "event")
     item: Item = {
-        "PK": org_pk(event.organisation),
-        "SK": sort_key("event", event.id),
-        "TypePK": prefix,
-        "StatePK": state_pk(event.organisation, "event", event.state),
-        "RelatedPK": related_pk(event.organisation, "event", event.type),
+        **item_key(event.organisation, "event", event.id),
+        **event_index_keys(event.organisation, event.id, event.state, event.type),
         "CreatedSK": created_sk(created, event.id),
         "resource": "event",
         "id": event.id,
@@ -178,6 +176,15 @@ def event_item(event: Event) -> Item:
             due = dt.datetime.fromtimestamp(event.next_attempt_at, tz=dt.UTC)
         item.update(open_keys(event.id, due))
     return item
+
+
+def event_index_keys(organisation: str, event_id: str, state: str, event_type: str) -> Item:
+    """An event's list index keys, each in the event's shard of its partition."""
+    return {
+        "TypePK": written_partition("event", type_pk(organisation, "event"), event_id),
+        "StatePK": written_partition("event", state_pk(organisation, "event", state), event_id),
+        "RelatedPK": written_partition("event", related_pk(organisation, "event", event_type), event_id),
+    }
 
 
 def event_from_item(item: Item) -> Event:
@@ -208,12 +215,11 @@ def event_expires_at(event: Event) -> int:
 
 
 def attempt_item(attempt: Attempt) -> Item:
-    """An attempt: its own item in its organisation's partition (found by id, for cursors),
+    """An attempt: an item in a partition of its own (found by id, for cursors),
     listed through ByRelated under its event. It expires when its event does."""
     created = format_datetime(attempt.date_created)
     return {
-        "PK": org_pk(attempt.organisation),
-        "SK": sort_key("attempt", attempt.id),
+        **item_key(attempt.organisation, "attempt", attempt.id),
         "RelatedPK": related_pk(attempt.organisation, "attempt", attempt.event),
         "CreatedSK": created_sk(created, attempt.id),
         "resource": "attempt",

@@ -1,8 +1,11 @@
 """The table's key schema: every key and index-key format, written once.
 
-One table holds everything. Every resource of an organisation lives in its partition
-(`PK = ORG#<org>`), so a lookup with the caller's organisation cannot reach another
-organisation's item; its sort key is `<KIND>#<id>` (the organisation itself: `ORG`).
+One table holds everything. Every key is built from the caller's organisation, so a lookup
+with it cannot reach another organisation's item. Configs, tasks and keys live in the
+organisation's partition (`PK = ORG#<org>`, sort key `<KIND>#<id>`; the organisation
+itself: `ORG`). Events and attempts, written several times each and thousands a second for
+a busy organisation, have a partition each (`PK = EVENT#<org>#<id>`, `SK = EVENT`; the same
+with `ATTEMPT`), so no one partition takes every event's writes.
 Lists read one of three sparse indexes, newest first, all sorted by
 `CreatedSK = <date_created>#<id>` (a fixed-width string, so it sorts as time does):
 
@@ -13,6 +16,10 @@ Lists read one of three sparse indexes, newest first, all sorted by
 | ByRelated | `<o>#task#target=<config>`, `<o>#event#type=<type>`   | `target=`, `type=`      |
 |           | `<o>#attempt#event=<event>`                           | an event's attempts     |
 
+An event's index partitions are split in EVENT_SHARDS (`<partition>#<nn>`, nn from the
+event's id), and a list of events merges them (`storage.merge`): a time-ordered sort key
+keeps each partition's writes in one place, so only more partitions spread them.
+
 ByOpen (`OpenPK = open#<shard>`, `DueSK = <due>#<id>`) holds tasks and events that have not
 ended, by when they are due, for the sweep. Tokens are found by hash: `PK = TOKEN#<sha256>`,
 `SK = TOKEN`. `SK = COUNTS#webhook_config` in the organisation's partition holds its
@@ -22,6 +29,7 @@ configs' counts by state.
 from __future__ import annotations
 
 import datetime as dt
+import zlib
 from typing import Any
 
 from webhook_service.timefmt import format_datetime
@@ -31,7 +39,8 @@ INDEX_BY_STATE = "ByState"
 INDEX_BY_RELATED = "ByRelated"
 INDEX_BY_OPEN = "ByOpen"  # sparse: tasks and events that have not ended, by when they are due
 INDEX_ATTRIBUTE = {INDEX_BY_TYPE: "TypePK", INDEX_BY_STATE: "StatePK", INDEX_BY_RELATED: "RelatedPK"}
-OPEN_SHARDS = 4  # ByOpen partitions, so that no one partition takes every task's writes
+OPEN_SHARDS = 32  # ByOpen partitions, so that no one partition takes every task's and event's writes
+EVENT_SHARDS = 32  # partitions of each of an event's index partitions
 
 ORGANISATION_SK = "ORG"
 TOKEN_SK = "TOKEN"  # noqa: S105 (a sort key, not a secret)
@@ -43,6 +52,11 @@ SORT_KEY_PREFIX = {
     "key": "KEY#",
     "attempt": "ATTEMPT#",
 }
+
+# Resources with a partition of their own (`<KIND>#<org>#<id>`), and those whose index
+# partitions are split in EVENT_SHARDS.
+OWN_PARTITION = frozenset({"event", "attempt"})
+SHARDED = frozenset({"event"})
 
 # The fields a list can be narrowed by through ByRelated, per resource (`target=`, `type=`,
 # an event's attempts); `state=` goes through ByState for every resource.
@@ -66,6 +80,9 @@ def sort_key(resource: str, resource_id: str) -> str:
 
 def item_key(organisation: str, resource: str, resource_id: str) -> dict[str, Any]:
     """The table key of one resource of an organisation."""
+    if resource in OWN_PARTITION:
+        prefix = SORT_KEY_PREFIX[resource]
+        return {"PK": f"{prefix}{organisation}#{resource_id}", "SK": prefix[:-1]}
     return {"PK": org_pk(organisation), "SK": sort_key(resource, resource_id)}
 
 
@@ -79,9 +96,9 @@ def token_key(token_hash: str) -> dict[str, Any]:
     return {"PK": token_pk(token_hash), "SK": TOKEN_SK}
 
 
-def id_of_key(key: dict[str, Any]) -> str:
-    """The resource id of a table key (`SK` is `<KIND>#<id>`)."""
-    return str(key["SK"]).split("#", 1)[1]
+def id_of_created_sk(created: str) -> str:
+    """The resource id in a lists' sort key (`created_sk`)."""
+    return created.rsplit("#", 1)[1]
 
 
 def created_sk(date_created: str, resource_id: str) -> str:
@@ -105,9 +122,36 @@ def related_pk(organisation: str, resource: str, value: str) -> str:
     return f"{type_pk(organisation, resource)}#{RELATED_FIELD[resource]}={value}"
 
 
+def _spread(resource_id: str, salt: bytes) -> int:
+    """A number from an id, the same every time, evenly spread whatever the id's form."""
+    return zlib.crc32(salt + resource_id.encode("utf-8"))
+
+
 def open_shard(resource_id: str) -> int:
-    """The ByOpen partition of a task or event (ids are UUIDs: the last digit is random)."""
-    return int(resource_id[-1], 16) % OPEN_SHARDS
+    """The ByOpen partition of a task or event."""
+    return _spread(resource_id, b"open") % OPEN_SHARDS
+
+
+def event_shard(event_id: str) -> int:
+    """The shard of an event's index partitions."""
+    return _spread(event_id, b"index") % EVENT_SHARDS
+
+
+def shard_partition(partition: str, shard: int) -> str:
+    """One of the EVENT_SHARDS partitions an index partition of events is split in."""
+    return f"{partition}#{shard:02d}"
+
+
+def written_partition(resource: str, partition: str, resource_id: str) -> str:
+    """The index partition an item is written in: `partition`, or its item's shard of it."""
+    return shard_partition(partition, event_shard(resource_id)) if resource in SHARDED else partition
+
+
+def read_partitions(resource: str, partition: str) -> list[str]:
+    """The index partitions a list of `partition` reads: it, or all of its shards."""
+    if resource in SHARDED:
+        return [shard_partition(partition, shard) for shard in range(EVENT_SHARDS)]
+    return [partition]
 
 
 def open_pk(shard: int) -> str:

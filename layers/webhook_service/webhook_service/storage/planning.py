@@ -15,15 +15,26 @@ from webhook_service.storage.keys import (
     INDEX_BY_STATE,
     INDEX_BY_TYPE,
     RELATED_FIELD,
+    read_partitions,
     related_pk,
     state_pk,
     type_pk,
 )
+from webhook_service.storage.merge import MERGE_SLACK
 from webhook_service.timefmt import format_datetime
 
 # A list page reads at most its limit + 1 items plus this many more: the items named by
 # `after_id` and `before_id`, and the organisation's config counts (one item).
 LIST_BOOKKEEPING_ITEMS = 3
+
+
+def read_bound(resource: str, limit: int) -> int:
+    """The most items a page of `resource` reads: `limit + 1`, MERGE_SLACK more for each
+    shard merged (events: `storage.merge`), and LIST_BOOKKEEPING_ITEMS."""
+    shards = len(read_partitions(resource, ""))
+    merged = shards * MERGE_SLACK if shards > 1 else 0
+    return limit + 1 + merged + LIST_BOOKKEEPING_ITEMS
+
 
 T = TypeVar("T")
 U = TypeVar("U")

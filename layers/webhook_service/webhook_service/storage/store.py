@@ -3,7 +3,8 @@
 One store for the one table: its transactions cross aggregates (a config and its test task,
 an event and its attempt, the organisation's counts). Keys come from `keys`, item shapes from
 `items`, list planning from `planning`, attribute values and errors from `codec`.
-A list page reads at most `limit + 1` items plus LIST_BOOKKEEPING_ITEMS (`_list_items`).
+A list page reads at most `limit + 1` items plus LIST_BOOKKEEPING_ITEMS (`_list_items`), and
+a page of events, merged from its shards, MERGE_SLACK more per shard (`storage.merge`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from webhook_service import clients
 from webhook_service.domain import MAX_OPEN_TESTS, Attempt, Event, ListQuery, Overdue, Principal, Task, WebhookConfig
@@ -36,17 +39,19 @@ from webhook_service.storage.keys import (
     ORGANISATION_SK,
     TOKEN_SK,
     count_attribute,
-    id_of_key,
+    id_of_created_sk,
     item_key,
     open_keys,
     open_pk,
     org_pk,
     organisation_key,
+    read_partitions,
     sort_key,
     state_pk,
     token_key,
     token_pk,
 )
+from webhook_service.storage.merge import Chunk, merge_newest
 from webhook_service.storage.planning import (
     Page,
     UnknownCursorError,
@@ -64,6 +69,9 @@ if TYPE_CHECKING:
 OUTCOME_TRIES = 3  # reads of a config whose state moved while its test ran, before the outcome stands alone
 BATCH_GET_TRIES = 5  # BatchGetItem calls for one read, counting the retries of unprocessed keys
 BATCH_GET_BACKOFF = 0.05  # seconds before the first retry, doubled for each next: 0.75 s in all
+LIST_READERS = 16  # reads of a merged list page in flight at once
+
+T = TypeVar("T")
 
 
 def _attempt_put(attempt: Attempt) -> dict[str, Any]:
@@ -91,6 +99,7 @@ class Store:
         self.table_name = table_name
         self._client = client
         self.open_tests_cap = open_tests_cap
+        self._readers: ThreadPoolExecutor | None = None
 
     @property
     def client(self) -> DynamoDBClient:
@@ -336,10 +345,11 @@ class Store:
         keys = [{"PK": pk, "SK": ORGANISATION_SK}]
         if key_id is not None:
             keys.append({"PK": pk, "SK": sort_key("key", key_id)})
-        if event_id is not None:
-            keys.append({"PK": pk, "SK": sort_key("event", event_id)})
+        event_key = item_key(organisation, "event", event_id) if event_id is not None else None
+        if event_key is not None:
+            keys.append(event_key)
         found = self._batch_get(keys)
-        event = found.get((pk, sort_key("event", event_id))) if event_id is not None else None
+        event = found.get((event_key["PK"], event_key["SK"])) if event_key is not None else None
         key = found.get((pk, sort_key("key", key_id))) if key_id is not None else None
         return (event_from_item(event) if event else None), key, found.get((pk, ORGANISATION_SK))
 
@@ -442,7 +452,8 @@ class Store:
     # -- delivery ------------------------------------------------------------------------
 
     def get_event(self, organisation: str, event_id: str) -> Event | None:
-        item = self._get(org_pk(organisation), sort_key("event", event_id))
+        key = item_key(organisation, "event", event_id)
+        item = self._get(key["PK"], key["SK"])
         return event_from_item(item) if item else None
 
     def create_event(self, event: Event) -> Event:
@@ -903,13 +914,14 @@ class Store:
         counts: dict[str, int] | None = None
         if cursors:  # the cursors' items, and the counts the total will need, in one request
             # One key per item: both cursors may name the same one (BatchGetItem refuses duplicates).
-            keys = [{"PK": pk, "SK": sort_key(resource, cid)} for cid in dict.fromkeys(cursors.values())]
+            keys = [item_key(organisation, resource, cid) for cid in dict.fromkeys(cursors.values())]
             if counted:
                 keys.append({"PK": pk, "SK": CONFIG_COUNTS_SK})
             found = self._batch_get(keys)
             counts = counts_of(found.get((pk, CONFIG_COUNTS_SK)))
             for name, cursor_id in cursors.items():
-                cursor = found.get((pk, sort_key(resource, cursor_id)))
+                cursor_key = item_key(organisation, resource, cursor_id)
+                cursor = found.get((cursor_key["PK"], cursor_key["SK"]))
                 if cursor is None or (resource == "attempt" and cursor.get("event") != query.filters.get("event")):
                     raise UnknownCursorError(name)
                 if name == "after_id":  # older than the cursor
@@ -922,7 +934,11 @@ class Store:
             items: list[Item] = []
             last_read: str | None = None
         else:
-            items, last_read = self._query(index, partition, low, high, filters, window=query.limit + 1)
+            partitions = read_partitions(resource, partition)
+            if len(partitions) == 1:
+                items, last_read = self._query(index, partition, low, high, filters, window=query.limit + 1)
+            else:
+                items, last_read = self._merged_query(index, partitions, low, high, filters, need=query.limit + 1)
         has_more = len(items) > query.limit or last_read is not None
         matched = len(items)
         items = items[: query.limit]
@@ -961,7 +977,40 @@ class Store:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         if not filters:
             return items, None  # the window's last item tells `has_more`
-        return items, id_of_key(unmarshal(kwargs["ExclusiveStartKey"]))
+        return items, id_of_created_sk(str(unmarshal(kwargs["ExclusiveStartKey"])["CreatedSK"]))
+
+    def _merged_query(
+        self, index: str, partitions: list[str], low: str | None, high: str | None, filters: dict[str, str], need: int
+    ) -> tuple[list[Item], str | None]:
+        """`_query` over the shards of one index partition, merged (`storage.merge`): the
+        `need` newest matches, or, when the read budget ran out first, fewer and the id of the
+        item where the next page starts."""
+        requests = [query_kwargs(self.table_name, index, p, low, high, filters) for p in partitions]
+
+        def fetch(shard: int, resume: Any, size: int) -> Chunk:
+            kwargs = {**requests[shard], "Limit": size}
+            if resume is not None:
+                kwargs["ExclusiveStartKey"] = resume
+            with dynamodb_errors():
+                response = self.client.query(**kwargs)
+            next_key = response.get("LastEvaluatedKey")
+            return Chunk(
+                items=[unmarshal(raw) for raw in response.get("Items", [])],
+                read=int(response.get("ScannedCount", 0)),
+                last=str(unmarshal(next_key)["CreatedSK"]) if next_key else None,
+                resume=next_key,
+            )
+
+        items, stop = merge_newest(len(partitions), need, fetch, self._run_together)
+        return items, (id_of_created_sk(stop) if stop is not None else None)
+
+    def _run_together(self, calls: Sequence[Callable[[], T]]) -> list[T]:
+        """Run independent reads at once (a merge's round), on a pool kept for the process."""
+        if len(calls) <= 1:
+            return [call() for call in calls]
+        if self._readers is None:
+            self._readers = ThreadPoolExecutor(max_workers=LIST_READERS, thread_name_prefix="list-read")
+        return list(self._readers.map(lambda call: call(), calls))
 
     def _count(self, index: str, partition: str, low: str | None, high: str | None, filters: dict[str, str]) -> int:
         if low is not None and high is not None and low > high:
