@@ -133,7 +133,7 @@ def get_deliverer() -> Deliverer:
         own_slow_lane = settings.slow_queue_url not in ("", settings.queue_url)
         leash = own_slow_lane and settings.fast_lane_timeout < settings.delivery_timeout
         _deliverer = Deliverer(
-            store=Store(settings.table_name),
+            store=Store(settings.table_name, routing_cache_seconds=settings.routing_cache_seconds),
             queue=JobQueue(settings.queue_url),
             test_queue=JobQueue(settings.test_queue_url) if settings.test_queue_url != settings.queue_url else None,
             slow_queue=JobQueue(settings.slow_queue_url) if own_slow_lane else None,
@@ -525,7 +525,7 @@ def _route(
         key.get("webhook_config") if key else None,
         organisation.get("webhook_config_default") if organisation else None,
     )
-    return store.get_config(event.organisation, target) if target else None
+    return store.get_routed_config(event.organisation, target) if target else None
 
 
 def _job(event: Event, attempt: int, due: int | None = None) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def get_services() -> Services:
     global _services
     if _services is None:
         settings = get_settings()
-        store = Store(settings.table_name)
+        store = Store(settings.table_name, routing_cache_seconds=settings.routing_cache_seconds)
         _services = Services(
             store=store,
             queue=JobQueue(settings.queue_url),

@@ -40,6 +40,7 @@ class Settings:
     slow_queue: str | None  # SLOW_QUEUE_URL: the slow lane
     allow_private_targets: bool
     key_cache_seconds: float
+    routing_cache_seconds: float
     delivery_connect_timeout: float
     delivery_timeout: float
     delivery_ca_bundle: str | None
@@ -79,6 +80,9 @@ def get_settings() -> Settings:
         slow_queue=os.environ.get("SLOW_QUEUE_URL") or None,
         allow_private_targets=_flag("ALLOW_PRIVATE_TARGETS"),
         key_cache_seconds=min(float(os.environ.get("KEY_CACHE_SECONDS", "60")), 60.0),
+        # How long a process keeps the organisation, key and config items that route events
+        # (storage.routing); 0 reads them for every event.
+        routing_cache_seconds=min(max(float(os.environ.get("ROUTING_CACHE_SECONDS", "5")), 0.0), 60.0),
         delivery_connect_timeout=float(os.environ.get("DELIVERY_CONNECT_TIMEOUT", "5")),
         delivery_timeout=delivery_timeout,
         # A CA bundle to trust for receivers (local tests with their own CA); default: certifi's.

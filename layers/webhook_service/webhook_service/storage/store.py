@@ -61,6 +61,7 @@ from webhook_service.storage.planning import (
     query_kwargs,
     strictly_below,
 )
+from webhook_service.storage.routing import CACHE, ROUTING_CACHE_SECONDS, watch_writes
 from webhook_service.timefmt import format_datetime
 
 if TYPE_CHECKING:
@@ -94,18 +95,47 @@ class Store:
     once (its end is conditional on it being open), so the count stays exact."""
 
     def __init__(
-        self, table_name: str, client: DynamoDBClient | None = None, open_tests_cap: int = MAX_OPEN_TESTS
+        self,
+        table_name: str,
+        client: DynamoDBClient | None = None,
+        open_tests_cap: int = MAX_OPEN_TESTS,
+        routing_cache_seconds: float = ROUTING_CACHE_SECONDS,
     ) -> None:
         self.table_name = table_name
         self._client = client
         self.open_tests_cap = open_tests_cap
+        self.routing_cache_seconds = routing_cache_seconds
         self._readers: ThreadPoolExecutor | None = None
+        if client is not None:
+            watch_writes(client)
 
     @property
     def client(self) -> DynamoDBClient:
         if self._client is None:
             self._client = cast("DynamoDBClient", clients.client("dynamodb"))
+            watch_writes(self._client)
         return self._client
+
+    def _routing_items(self, keys: list[Item], also: list[Item]) -> dict[tuple[str, str], Item]:
+        """Routing items (`keys`: organisation, key, config items), from the routing cache
+        when it holds them, and the items of `also` (never cached), in one request."""
+        found: dict[tuple[str, str], Item] = {}
+        wanted = list(also)
+        for key in keys:
+            kept = CACHE.get(self.table_name, key, self.routing_cache_seconds)
+            if kept is None:
+                wanted.append(key)
+            else:
+                found[(key["PK"], key["SK"])] = kept
+        if wanted:
+            read = self._batch_get(wanted)
+            found.update(read)
+            if self.routing_cache_seconds > 0:
+                for key in keys:
+                    item = read.get((key["PK"], key["SK"]))
+                    if item is not None:  # what is missing is read again: it may be made any moment
+                        CACHE.keep(self.table_name, item)
+        return found
 
     # -- generic ---------------------------------------------------------------------------
 
@@ -339,19 +369,25 @@ class Store:
     def get_routing(
         self, organisation: str, key_id: str | None, event_id: str | None = None
     ) -> tuple[Event | None, Item | None, Item | None]:
-        """What routes an event, in one strongly consistent round trip: the event itself
-        (when `event_id` is given), its key (when it has one) and its organisation."""
+        """What routes an event, in one strongly consistent round trip at most: the event
+        itself (when `event_id` is given, read each time), its key (when it has one) and its
+        organisation (both through the routing cache, `storage.routing`)."""
         pk = org_pk(organisation)
-        keys = [{"PK": pk, "SK": ORGANISATION_SK}]
+        keys = [organisation_key(organisation)]
         if key_id is not None:
-            keys.append({"PK": pk, "SK": sort_key("key", key_id)})
+            keys.append(item_key(organisation, "key", key_id))
         event_key = item_key(organisation, "event", event_id) if event_id is not None else None
-        if event_key is not None:
-            keys.append(event_key)
-        found = self._batch_get(keys)
+        found = self._routing_items(keys, [event_key] if event_key is not None else [])
         event = found.get((event_key["PK"], event_key["SK"])) if event_key is not None else None
         key = found.get((pk, sort_key("key", key_id))) if key_id is not None else None
         return (event_from_item(event) if event else None), key, found.get((pk, ORGANISATION_SK))
+
+    def get_routed_config(self, organisation: str, config_id: str) -> WebhookConfig | None:
+        """The config an event is routed to, through the routing cache (`storage.routing`):
+        up to ROUTING_CACHE_SECONDS old when another process changed it."""
+        key = item_key(organisation, "webhook_config", config_id)
+        item = self._routing_items([key], []).get((key["PK"], key["SK"]))
+        return config_from_item(item) if item else None
 
     def get_task(self, organisation: str, task_id: str) -> Task | None:
         item = self._get(org_pk(organisation), sort_key("task", task_id))
