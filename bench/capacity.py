@@ -29,6 +29,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 import uuid
 from collections import Counter, defaultdict
@@ -250,49 +251,92 @@ def _drain(
 # -- what a run means -------------------------------------------------------------------------
 
 
+PEAK_DEVIATIONS = 3.0  # a shard's busiest second, in standard deviations above its mean
+
+
 @dataclass(frozen=True)
 class PartitionLoad:
+    """Units per delivered event on one partition key value, or on a family of them that
+    an event's id spreads its writes over: `shards` of them (each event takes these units on
+    one), or one per event (`shards` None: each partition takes one event's units, once)."""
+
     target: str
     partition: str
     write_units: float  # per delivered event
     read_units: float
+    shards: int | None = 1
 
     @property
     def rate(self) -> float:
-        """Events a second this partition key value allows."""
-        limits = []
-        if self.write_units:
-            limits.append(PARTITION_WRITE_UNITS / self.write_units)
-        if self.read_units:
-            limits.append(PARTITION_READ_UNITS / self.read_units)
-        return min(limits) if limits else math.inf
+        """Events a second this partition key value (or each of its family) allows."""
+        limits = [
+            self._rate(self.write_units, PARTITION_WRITE_UNITS),
+            self._rate(self.read_units, PARTITION_READ_UNITS),
+        ]
+        return min(limits)
+
+    def _rate(self, units: float, limit: int) -> float:
+        if not units or self.shards is None:
+            return math.inf
+        if self.shards == 1:
+            return limit / units
+        # Events land on shards at random: a shard's count in one second at rate R is about
+        # Poisson(R / shards). Its busiest second (mean + PEAK_DEVIATIONS standard deviations)
+        # must fit the limit: solve m + z * sqrt(m) = limit / units for m, then R = m * shards.
+        root = (-PEAK_DEVIATIONS + math.sqrt(PEAK_DEVIATIONS**2 + 4 * limit / units)) / 2
+        return root * root * self.shards
 
     @property
     def bound_by(self) -> str:
-        if not self.write_units:
-            return "reads"
-        if not self.read_units:
-            return "writes"
-        return (
-            "writes" if PARTITION_WRITE_UNITS / self.write_units <= PARTITION_READ_UNITS / self.read_units else "reads"
-        )
+        writes = self._rate(self.write_units, PARTITION_WRITE_UNITS)
+        reads = self._rate(self.read_units, PARTITION_READ_UNITS)
+        return "writes" if writes <= reads else "reads"
+
+    @property
+    def spread(self) -> str:
+        if self.shards is None:
+            return "one per event"
+        return f"{self.shards} shards" if self.shards > 1 else ""
 
 
 PER_EVENT_PHASES = ("publish", "event source", "deliver", "list")
+_SHARD = re.compile(r"^(?P<base>.+#event(?:#[^#]+)?)#(?P<shard>\d{2})$")
+
+
+def family(target: str, partition: str) -> tuple[str, int | None]:
+    """The family a partition key value belongs to, and how many partitions it has: an event's
+    index partitions' shards, ByOpen's partitions, the events' and attempts' own partitions."""
+    from webhook_service.storage import EVENT_SHARDS, OPEN_SHARDS
+
+    if target == TABLE and partition.split("#", 1)[0] in ("EVENT", "ATTEMPT"):
+        kind, organisation, _ = partition.split("#", 2)
+        return f"{kind}#{organisation}#<id>", None
+    if target == "ByRelated" and "#attempt#event=" in partition:
+        return partition.split("#attempt#event=", 1)[0] + "#attempt#event=<id>", None
+    if target == "ByOpen" and partition.startswith("open#"):
+        return "open#<n>", OPEN_SHARDS
+    sharded = _SHARD.match(partition)
+    if sharded and target != TABLE:
+        return f"{sharded['base']}#<nn>", EVENT_SHARDS
+    return partition, 1
 
 
 def partition_loads(run: Run) -> list[PartitionLoad]:
-    """Units per delivered event on each partition key value, busiest (lowest rate) first.
-    The sweep is left out: it runs on a schedule, whatever the event rate."""
+    """Units per delivered event on each partition key value (a family of them counted as
+    one, see `family`), busiest (lowest rate) first. The sweep is left out: it runs on a
+    schedule, whatever the event rate."""
     totals: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    shards: dict[tuple[str, str], int | None] = {}
     for phase, charge in run.recording.charges:
         if phase in PER_EVENT_PHASES:
-            totals[(charge.target, charge.partition)][0 if charge.kind == "write" else 1] += charge.units
+            name, count = family(charge.target, charge.partition)
+            totals[(charge.target, name)][0 if charge.kind == "write" else 1] += charge.units
+            shards[(charge.target, name)] = count
     loads = [
-        PartitionLoad(target, partition, w / run.delivered, r / run.delivered)
+        PartitionLoad(target, partition, w / run.delivered, r / run.delivered, shards[(target, partition)])
         for (target, partition), (w, r) in totals.items()
     ]
-    return sorted(loads, key=lambda p: (p.rate, p.target, p.partition))
+    return sorted(loads, key=lambda p: (p.rate, -p.write_units, p.target, p.partition))
 
 
 def ceiling(run: Run) -> tuple[float, PartitionLoad]:
@@ -401,16 +445,21 @@ def report(run: Run, top: int = 8) -> list[str]:
             f"    {phase:13} {sum(cost.requests.values()):6.2f} requests {unit:9} "
             f"{cost.write_units:6.2f} WCU {cost.read_units:6.2f} RCU  {', '.join(ops)}"
         )
-    lines.append("  busiest partition key values (units per delivered event -> events/s it allows):")
+    lines.append(
+        "  busiest partition key values (units per delivered event -> events/s it allows; a family spread "
+        f"over shards by event id at its busiest second, {PEAK_DEVIATIONS:g} standard deviations over its mean):"
+    )
     for load in partition_loads(run)[:top]:
+        allows = "unbounded" if math.isinf(load.rate) else f"{load.rate:,.0f}/s ({load.bound_by})"
         lines.append(
-            f"    {load.target:9} {label(run, load.partition):48} {load.write_units:6.2f} WCU "
-            f"{load.read_units:6.2f} RCU -> {load.rate:8,.0f}/s ({load.bound_by})"
+            f"    {load.target:9} {label(run, load.partition):46} {load.spread:13} {load.write_units:6.2f} WCU "
+            f"{load.read_units:6.2f} RCU -> {allows}"
         )
     lines.append(
         f"  ceiling for one organisation: {rate:,.0f} events/s, set by {hottest.bound_by} on "
         f"{hottest.target} {label(run, hottest.partition)}"
     )
+    lines.append(routing_note())
     by_target: dict[str, float] = defaultdict(float)
     for load in partition_loads(run):
         by_target[load.target] += load.write_units
@@ -420,6 +469,26 @@ def report(run: Run, top: int = 8) -> list[str]:
         f"default quota of {TABLE_WRITE_QUOTA:,} a second per table, raised on request)"
     )
     return lines
+
+
+ROUTING_ITEMS = 3  # the organisation, the key and the config: read for publishing and delivering
+
+
+def routing_note() -> str:
+    """The organisation's partition's reads at scale: each process keeps the routing items
+    ROUTING_CACHE_SECONDS, so they are read once per process per window, whatever the rate
+    (this run's one process read them about once)."""
+    from webhook_service.storage.routing import ROUTING_CACHE_SECONDS
+
+    source = events_lane_source()
+    processes = 2 * (source.max_concurrency or 1000)  # the deliver function's, and as many publishers
+    per_second = processes * ROUTING_ITEMS / ROUTING_CACHE_SECONDS
+    return (
+        f"  routing reads on ORG#<org> at scale: {processes} processes (the deliver function's "
+        f"{source.max_concurrency} instances and as many publishers) x {ROUTING_ITEMS} items every "
+        f"{ROUTING_CACHE_SECONDS:g} s = {per_second:,.0f} RCU a second, whatever the rate "
+        f"(limit {PARTITION_READ_UNITS:,})"
+    )
 
 
 def concurrency_note(run: Run, price: Price) -> str:

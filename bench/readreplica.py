@@ -168,7 +168,12 @@ class ReadReplica:
         return response
 
     def __getattr__(self, name: str) -> Any:
-        raise NotImplementedError(f"the read replica answers reads only, not {name}")
+        raise UnansweredError(f"the read replica answers reads only, not {name}")
+
+
+class UnansweredError(NotImplementedError, AttributeError):
+    """What the replica does not answer: not implemented, and absent to `getattr` with a
+    default (the store looks for a client's event hooks that way)."""
 
 
 def _resolve(token: str, names: dict[str, str], values: dict[str, Any]) -> tuple[str, Any]:

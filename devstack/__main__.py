@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING" if args.quiet else "INFO")
+    # A developer's routing change applies to the next delivery at once: the local stack's
+    # functions read routing for every event (on AWS each process keeps it 5 s, design.md §15.2).
+    os.environ.setdefault("ROUTING_CACHE_SECONDS", "0")
     try:
         state = persist.LocalState.open(args.data_dir, reset=args.reset) if args.data_dir else None
     except persist.StateError as exc:

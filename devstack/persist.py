@@ -91,6 +91,27 @@ def live(items: list[RawItem], ttl: str | None, now: dt.datetime) -> list[RawIte
     return [i for i in items if "N" not in i.get(ttl, {}) or float(i[ttl]["N"]) > cutoff]
 
 
+def in_current_layout(items: list[RawItem]) -> list[RawItem]:
+    """`items` with the events and attempts saved before they had partitions of their own
+    (docs/design.md §15.2) moved there: their table keys, and an event's list index keys in
+    its shards. Everything else they hold is kept as it was."""
+    from webhook_service.storage import item_key, marshal
+    from webhook_service.storage.items import event_index_keys
+
+    moved = []
+    for item in items:
+        resource = item.get("resource", {}).get("S")
+        if resource not in ("event", "attempt") or not item["PK"]["S"].startswith("ORG#"):
+            moved.append(item)
+            continue
+        organisation, resource_id = item["organisation"]["S"], item["id"]["S"]
+        keys = item_key(organisation, resource, resource_id)
+        if resource == "event":
+            keys.update(event_index_keys(organisation, resource_id, item["state"]["S"], item["type"]["S"]))
+        moved.append({**item, **marshal(keys)})
+    return moved
+
+
 def with_config_counts(items: list[RawItem]) -> list[RawItem]:
     """`items` with the config counts of every organisation saved before counts were kept
     (docs/design.md §15.1), counted from its configs: nothing else writes while restoring."""
@@ -275,7 +296,7 @@ class LocalState:
             log.warning("table %s already holds items: %s is not loaded", table, self.snapshot_path)
             return None
         items = live(saved, ttl, now)
-        put_items(client, table, with_config_counts(items))
+        put_items(client, table, with_config_counts(in_current_layout(items)))
         return Restored(items=len(items), expired=len(saved) - len(items), requeued=requeue_open(items, queue, now))
 
     def read_identity(self) -> dict[str, Any] | None:

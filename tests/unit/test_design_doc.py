@@ -31,6 +31,8 @@ from webhook_service import (
     validation,
 )
 from webhook_service import settings as settings_module
+from webhook_service.storage import routing
+from webhook_service.storage import store as store_module
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 
@@ -195,6 +197,14 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "bookkeeping items a list page may read besides limit + 1": lambda: storage.LIST_BOOKKEEPING_ITEMS,
         "reads of a config that moved before a test outcome is written without it": lambda: storage.OUTCOME_TRIES,
         "ByOpen partitions": lambda: storage.OPEN_SHARDS,
+        "shards of an event's index partition": lambda: storage.EVENT_SHARDS,
+        "items a merged page may read past limit + 1, per shard": lambda: storage.MERGE_SLACK,
+        "reads of a merged page in flight at once": lambda: store_module.LIST_READERS,
+        "routing kept per process, default": lambda: _agreed(
+            settings.routing_cache_seconds,
+            routing.ROUTING_CACHE_SECONDS,
+            _default(storage.Store, "routing_cache_seconds"),
+        ),
         "sweep period": lambda: _rate(sweep_function["Events"]["Every10Minutes"]["Properties"]["Schedule"]),
         "sweep timeout": lambda: sweep_function["Timeout"],
         "deliver batch size": lambda: _agreed(events_lane["BatchSize"], consumer.MAX_BATCH),

@@ -19,8 +19,8 @@ from devstack import aws, persist, template
 from tests.unit.support import Backing
 from webhook_service import admin
 from webhook_service.auth import hash_token
-from webhook_service.domain import MAX_ATTEMPTS, Event, new_config, new_test_task
-from webhook_service.storage import CONFIG_COUNTS_SK, Store
+from webhook_service.domain import MAX_ATTEMPTS, Event, ListQuery, new_config, new_test_task
+from webhook_service.storage import CONFIG_COUNTS_SK, Store, event_item, marshal, org_pk
 
 NOW = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
 TEMPLATE = template.load_template()
@@ -114,6 +114,40 @@ def test_restore_organisation_saved_before_config_counts_gets_them_counted(
     state.restore(new_store.client, new_store.table_name, RecordingQueue(), TTL, dt.datetime.now(dt.UTC))
 
     assert new_store.config_counts(made["organisation"]) == {"new": 1, "valid": 0, "invalid": 0, "deactivated": 0}
+
+
+def test_restore_events_and_attempts_saved_in_the_organisations_partition_moves_them_to_their_own(
+    store: Store, new_store: Store, state: persist.LocalState
+) -> None:
+    """A table saved before events and attempts had partitions of their own: they come back
+    where the store looks for them, and the event is listed again (its shards' keys)."""
+    now = dt.datetime.now(dt.UTC)
+    made = make_history(store, now)
+    organisation = made["organisation"]
+    event = Event(
+        id=str(uuid.uuid4()), organisation=organisation, type="session", action="completed", data={"n": 1},
+        state="delivered", date_created=now, attempts=1, webhook_config=made["config"], date_delivered=now,
+    )  # fmt: skip
+    item = marshal(event_item(event))
+    old = {
+        **item,
+        **marshal(
+            {
+                "PK": org_pk(organisation),
+                "SK": f"EVENT#{event.id}",
+                "TypePK": f"{organisation}#event",
+                "StatePK": f"{organisation}#event#state=delivered",
+                "RelatedPK": f"{organisation}#event#type=session",
+            }
+        ),
+    }
+    persist.write_snapshot(state.snapshot_path, [old], now)
+
+    state.restore(new_store.client, new_store.table_name, RecordingQueue(), TTL, now)
+
+    assert new_store.get_event(organisation, event.id) == event
+    listed = new_store.list_events(organisation, ListQuery(filters={"state": "delivered"}))
+    assert [e.id for e in listed.items] == [event.id]
 
 
 def test_restore_items_whose_time_to_live_passed_are_left_out(new_store: Store, state: persist.LocalState) -> None:

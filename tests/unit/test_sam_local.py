@@ -27,6 +27,7 @@ FUNCTIONS = template.functions(TEMPLATE)
 # declared in the template or named here.
 UNSET_WITH_DEFAULTS = {
     "KEY_CACHE_SECONDS",
+    "ROUTING_CACHE_SECONDS",
     "DELIVERY_CONNECT_TIMEOUT",
     "DELIVERY_TIMEOUT",
     "DELIVERY_CA_BUNDLE",

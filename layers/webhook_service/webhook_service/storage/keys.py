@@ -39,7 +39,7 @@ INDEX_BY_STATE = "ByState"
 INDEX_BY_RELATED = "ByRelated"
 INDEX_BY_OPEN = "ByOpen"  # sparse: tasks and events that have not ended, by when they are due
 INDEX_ATTRIBUTE = {INDEX_BY_TYPE: "TypePK", INDEX_BY_STATE: "StatePK", INDEX_BY_RELATED: "RelatedPK"}
-OPEN_SHARDS = 32  # ByOpen partitions, so that no one partition takes every task's and event's writes
+OPEN_SHARDS = 64  # ByOpen partitions (every organisation's): no one partition takes every open item's writes
 EVENT_SHARDS = 32  # partitions of each of an event's index partitions
 
 ORGANISATION_SK = "ORG"
