@@ -34,7 +34,7 @@ from bench.dynamocost import (
 from bench.readreplica import ReadReplica
 from devstack import template
 from tests.unit.support import BASE_TIME, Backing
-from webhook_service.storage import EVENT_SHARDS, LIST_BOOKKEEPING_ITEMS, MERGE_SLACK
+from webhook_service.storage import EVENT_SHARDS, LIST_BOOKKEEPING_ITEMS, MERGE_SLACK, OPEN_SHARDS
 
 # A table shaped like a template's, with two sparse indexes: one projecting everything,
 # one projecting keys only.
@@ -284,7 +284,17 @@ def test_capacity_measures_every_event_delivered_and_a_ceiling_from_its_busiest_
     # Every event is written at least once on the table, at its stored size.
     table_writes = sum(load.write_units for load in loads if load.target == TABLE)
     assert table_writes >= write_units(run.event_item_bytes) > 1
-    assert rate <= capacity.PARTITION_WRITE_UNITS / write_units(run.event_item_bytes)
+    # The busiest is a family of an event's index shards: at the rate it allows, a shard's
+    # busiest second (mean plus PEAK_DEVIATIONS standard deviations) takes the whole limit.
+    assert busiest.shards == EVENT_SHARDS
+    assert busiest.partition.endswith("#<nn>")
+    per_shard = rate / EVENT_SHARDS
+    peak = per_shard + capacity.PEAK_DEVIATIONS * per_shard**0.5
+    assert peak * busiest.write_units == pytest.approx(capacity.PARTITION_WRITE_UNITS)
+    # The events' own partitions are no bound: each takes one event's writes.
+    own = [load for load in loads if load.partition.startswith("EVENT#")]
+    assert own
+    assert all(load.shards is None and load.rate == float("inf") for load in own)
     requests, writes, _reads, sqs = capacity.per_event(run)
     assert requests > 0
     assert writes == pytest.approx(sum(load.write_units for load in loads))
@@ -388,3 +398,21 @@ def test_the_benchmarks_import_nothing_from_the_tests() -> None:
     }
     assert len({name for name, _ in imported}) >= 5
     assert sorted(item for item in imported if item[1] == "tests" or item[1].startswith("tests.")) == []
+
+
+def test_capacity_families_name_the_shards_an_event_id_spreads_over() -> None:
+    assert capacity.family(TABLE, "ORG#o") == ("ORG#o", 1)
+    assert capacity.family(TABLE, "EVENT#o#e") == ("EVENT#o#<id>", None)
+    assert capacity.family("ByType", "o#event#07") == ("o#event#<nn>", EVENT_SHARDS)
+    assert capacity.family("ByState", "o#event#state=pending#31") == ("o#event#state=pending#<nn>", EVENT_SHARDS)
+    assert capacity.family("ByType", "o#task") == ("o#task", 1)
+    assert capacity.family("ByOpen", "open#5") == ("open#<n>", OPEN_SHARDS)
+    assert capacity.family("ByRelated", "o#attempt#event=e") == ("o#attempt#event=<id>", None)
+
+
+def test_capacity_one_partition_allows_its_limit_over_its_units() -> None:
+    writes_bind = capacity.PartitionLoad(TABLE, "ORG#o", write_units=4.0, read_units=6.0)
+    reads_bind = capacity.PartitionLoad(TABLE, "ORG#o", write_units=0.5, read_units=6.0)
+
+    assert (writes_bind.rate, writes_bind.bound_by) == (capacity.PARTITION_WRITE_UNITS / 4.0, "writes")
+    assert (reads_bind.rate, reads_bind.bound_by) == (capacity.PARTITION_READ_UNITS / 6.0, "reads")
