@@ -108,7 +108,7 @@ class _InMemoryStore:
             self.tasks[task.id] = started
         return started
 
-    def record_test_outcome(self, config: Any, new_state: str, task: Any, event: Any) -> str:
+    def record_test_outcome(self, config: Any, new_state: str, task: Any, event: Any, attempt: Any = None) -> str:
         self._wait()
         with self._lock:
             self.outcomes[task.id] = task.state
