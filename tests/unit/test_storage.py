@@ -533,7 +533,7 @@ def test_deactivate_key_known_key_deactivates_key_and_token(store: Store, organi
     assert principal.state == "deactivated"
     stored = store.get_key(organisation, key["id"])
     assert stored is not None
-    assert stored["state"] == "deactivated"
+    assert stored.state == "deactivated"
 
 
 def test_deactivate_key_unknown_key_returns_none(store: Store, organisation: str) -> None:

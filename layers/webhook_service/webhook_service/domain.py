@@ -42,6 +42,13 @@ class EventState(StrEnum):
     FAILED = "failed"
 
 
+class KeyState(StrEnum):
+    """An API key's state: a deactivated key signs nothing in and cannot be changed."""
+
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+
+
 class TaskType(StrEnum):
     CONFIG_TEST = "webhook_config.test"
 
@@ -522,6 +529,56 @@ def rotated(config: WebhookConfig, overlap_seconds: int, now: dt.datetime) -> We
         previous_secret=config.secret,
         previous_secret_expires=now + dt.timedelta(seconds=overlap_seconds),
     )
+
+
+# -- keys and organisations -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """An API key of an organisation. Only its token's hash is kept (never shown); its
+    `webhook_config` routes the events published with it (None: the organisation's default)."""
+
+    id: str
+    organisation: str
+    token_hash: str
+    state: KeyState
+    date_created: dt.datetime
+    webhook_config: str | None = None
+
+    def to_resource(self) -> dict[str, Any]:
+        """The API's view (and the operator's commands'): never the token or its hash."""
+        return {
+            "id": self.id,
+            "resource": "key",
+            "organisation": self.organisation,
+            "webhook_config": self.webhook_config,
+            "state": self.state,
+            "date_created": format_datetime(self.date_created),
+        }
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """An organisation: its name, the config its events go to when their key names none
+    (`webhook_config_default`), and how many of its test tasks are open (internal, counted
+    by the store for the fair-use cap)."""
+
+    id: str
+    name: str
+    date_created: dt.datetime
+    webhook_config_default: str | None = None
+    open_tests: int = 0
+
+    def to_resource(self) -> dict[str, Any]:
+        """Its own fields as the API shows them (the API adds its configs and state)."""
+        return {
+            "id": self.id,
+            "resource": "organisation",
+            "name": self.name,
+            "webhook_config_default": self.webhook_config_default,
+            "date_created": format_datetime(self.date_created),
+        }
 
 
 # -- who calls, and what a list asks for -------------------------------------------------------

@@ -24,7 +24,9 @@ from webhook_service.domain import (
     TASK_STATES,
     TASK_TYPES,
     UPDATABLE_STATES,
+    KeyState,
     ListQuery,
+    Organisation,
     Principal,
     Task,
     WebhookConfig,
@@ -307,16 +309,14 @@ def list_tasks(svc: Services, caller: Principal, params: dict[str, str]) -> dict
 
 # -- keys and the organisation -----------------------------------------------------------
 
-KEY_FIELDS = ("id", "resource", "organisation", "webhook_config", "state", "date_created")
-ORGANISATION_FIELDS = ("id", "resource", "name", "webhook_config_default", "date_created")
 EMBEDDED_CONFIGS = 10
 
 
 def get_key(svc: Services, caller: Principal) -> dict[str, Any]:
-    item = svc.store.get_key(caller.organisation, caller.key_id)
-    if item is None:
+    key = svc.store.get_key(caller.organisation, caller.key_id)
+    if key is None:
         raise NotFoundError("key")
-    return pick_fields(item, KEY_FIELDS)
+    return key.to_resource()
 
 
 def update_key(svc: Services, caller: Principal, key_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -324,35 +324,35 @@ def update_key(svc: Services, caller: Principal, key_id: str, body: dict[str, An
     key = svc.store.get_key(caller.organisation, key_id) if is_uuid(key_id) else None
     if key is None:
         raise NotFoundError("key")
-    if key["state"] != "active":
-        raise InvalidStateError("A deactivated key cannot be changed.", params={"state": key["state"]})
+    if key.state != KeyState.ACTIVE:
+        raise InvalidStateError("A deactivated key cannot be changed.", params={"state": key.state})
     config_id = _usable_config(svc, caller, body["webhook_config"], "webhook_config")
     try:
         updated = svc.store.set_key_config(caller.organisation, key_id, config_id)
     except ConflictError:
         raise _reference_changed("webhook_config") from None
     logger.info("key config set", extra={"target_key_id": key_id, "config_id": config_id})
-    return pick_fields(updated or key, KEY_FIELDS)
+    return (updated or key).to_resource()
 
 
 def get_organisation(svc: Services, caller: Principal) -> dict[str, Any]:
-    item = svc.store.get_organisation(caller.organisation)
-    if item is None:
+    organisation = svc.store.get_organisation(caller.organisation)
+    if organisation is None:
         raise NotFoundError("organisation")
-    return _organisation_resource(svc, item)
+    return _organisation_resource(svc, organisation)
 
 
 def update_organisation(svc: Services, caller: Principal, body: dict[str, Any]) -> dict[str, Any]:
     check_fields(body, allowed=("webhook_config_default",), required=("webhook_config_default",))
     config_id = _usable_config(svc, caller, body["webhook_config_default"], "webhook_config_default")
     try:
-        item = svc.store.set_organisation_default(caller.organisation, config_id)
+        organisation = svc.store.set_organisation_default(caller.organisation, config_id)
     except ConflictError:
         raise _reference_changed("webhook_config_default") from None
-    if item is None:
+    if organisation is None:
         raise NotFoundError("organisation")
     logger.info("organisation default set", extra={"config_id": config_id})
-    return _organisation_resource(svc, item)
+    return _organisation_resource(svc, organisation)
 
 
 def _usable_config(svc: Services, caller: Principal, value: Any, field_name: str) -> str | None:
@@ -381,22 +381,15 @@ def _reference_changed(field_name: str) -> InvalidStateError:
     return InvalidStateError("The config was deactivated meanwhile.", params={field_name: "deactivated"})
 
 
-def _organisation_resource(svc: Services, item: dict[str, Any]) -> dict[str, Any]:
-    organisation = str(item["id"])
-    configs = svc.store.list_configs(organisation, ListQuery(limit=EMBEDDED_CONFIGS))
-    has_valid = svc.store.list_configs(organisation, ListQuery(filters={"state": "valid"}, limit=1))
-    resource = pick_fields(item, ORGANISATION_FIELDS)
+def _organisation_resource(svc: Services, organisation: Organisation) -> dict[str, Any]:
+    configs = svc.store.list_configs(organisation.id, ListQuery(limit=EMBEDDED_CONFIGS))
+    has_valid = svc.store.list_configs(organisation.id, ListQuery(filters={"state": "valid"}, limit=1))
+    resource = organisation.to_resource()
     resource["webhook_configs"] = _list_resource(
         configs, "/configs/webhook", [c.to_resource(now=svc.clock()) for c in configs.items]
     )
     resource["state"] = "active" if has_valid.items else "unconfigured"
     return resource
-
-
-def pick_fields(item: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    """A resource's public fields (KEY_FIELDS, ORGANISATION_FIELDS), absent ones as None;
-    the API and the operator's commands (admin) show the same."""
-    return {name: item.get(name) for name in fields}
 
 
 # -- events ----------------------------------------------------------------------------------

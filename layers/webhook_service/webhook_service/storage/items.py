@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from webhook_service import jsontext
-from webhook_service.domain import Attempt, Event, Task, WebhookConfig
+from webhook_service.domain import Attempt, Event, Key, KeyState, Organisation, Task, WebhookConfig
 from webhook_service.storage.codec import Item
 from webhook_service.storage.keys import (
     CONFIG_COUNTS_SK,
+    ORGANISATION_SK,
     count_attribute,
     created_sk,
     open_keys,
@@ -256,3 +257,55 @@ def counts_of(item: Item | None) -> dict[str, int] | None:
     if item is None or not item.get("counted"):
         return None
     return {state: int(item.get(count_attribute(state), 0)) for state in CONFIG_STATES}
+
+
+def organisation_item(organisation: Organisation) -> Item:
+    """A new organisation's item (its open tests are added by the writes that count them)."""
+    return {
+        "PK": org_pk(organisation.id),
+        "SK": ORGANISATION_SK,
+        "resource": "organisation",
+        "id": organisation.id,
+        "name": organisation.name,
+        "webhook_config_default": organisation.webhook_config_default,
+        "date_created": format_datetime(organisation.date_created),
+    }
+
+
+def organisation_from_item(item: Item) -> Organisation:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return Organisation(
+        id=item["id"],
+        name=item["name"],
+        date_created=date_created,
+        webhook_config_default=item.get("webhook_config_default"),
+        open_tests=int(item.get("open_tests", 0)),
+    )
+
+
+def key_item(key: Key) -> Item:
+    return {
+        "PK": org_pk(key.organisation),
+        "SK": sort_key("key", key.id),
+        "resource": "key",
+        "id": key.id,
+        "organisation": key.organisation,
+        "webhook_config": key.webhook_config,
+        "state": key.state.value,
+        "token_hash": key.token_hash,
+        "date_created": format_datetime(key.date_created),
+    }
+
+
+def key_from_item(item: Item) -> Key:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return Key(
+        id=item["id"],
+        organisation=item["organisation"],
+        token_hash=item["token_hash"],
+        state=KeyState(item["state"]),
+        date_created=date_created,
+        webhook_config=item.get("webhook_config"),
+    )

@@ -11,10 +11,23 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from webhook_service import clients
-from webhook_service.domain import MAX_OPEN_TESTS, Attempt, Event, ListQuery, Overdue, Principal, Task, WebhookConfig
+from webhook_service.domain import (
+    MAX_OPEN_TESTS,
+    Attempt,
+    Event,
+    Key,
+    KeyState,
+    ListQuery,
+    Organisation,
+    Overdue,
+    Principal,
+    Task,
+    WebhookConfig,
+)
 from webhook_service.errors import ConflictError, DependencyError, OpenTestsLimitError
 from webhook_service.storage.codec import Item, dynamodb_errors, marshal, unmarshal
 from webhook_service.storage.items import (
@@ -26,6 +39,10 @@ from webhook_service.storage.items import (
     counts_of,
     event_from_item,
     event_item,
+    key_from_item,
+    key_item,
+    organisation_from_item,
+    organisation_item,
     task_from_item,
     task_item,
 )
@@ -156,8 +173,8 @@ class Store:
 
     def open_tests(self, organisation: str) -> int:
         """How many test tasks of the organisation are pending or processing."""
-        item = self.get_organisation(organisation)
-        return int(item.get("open_tests", 0)) if item else 0
+        found = self.get_organisation(organisation)
+        return found.open_tests if found else 0
 
     def _put(self, item: Item, condition: str, names: dict[str, str] | None = None, values: Item | None = None) -> None:
         kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": marshal(item), "ConditionExpression": condition}
@@ -170,16 +187,10 @@ class Store:
 
     # -- organisations and keys ----------------------------------------------------------
 
-    def create_organisation(self, organisation: str, name: str, now: dt.datetime) -> Item:
-        item: Item = {
-            "PK": org_pk(organisation),
-            "SK": ORGANISATION_SK,
-            "resource": "organisation",
-            "id": organisation,
-            "name": name,
-            "webhook_config_default": None,
-            "date_created": format_datetime(now),
-        }
+    def create_organisation(self, organisation: str, name: str, now: dt.datetime) -> Organisation:
+        """A new organisation, with its config counts kept from the start."""
+        created = Organisation(id=organisation, name=name, date_created=now)
+        item = organisation_item(created)
         counts = config_counts_item(organisation, {})
         self._transact(
             [
@@ -187,7 +198,7 @@ class Store:
                 {"Put": {"Item": marshal(counts), "ConditionExpression": "attribute_not_exists(PK)"}},
             ]
         )
-        return item
+        return created
 
     def _config_count(self, organisation: str, before: str | None, after: str) -> list[dict[str, Any]]:
         """The transaction action (none when the state does not change) that moves one config
@@ -217,29 +228,19 @@ class Store:
         item = self._get(org_pk(organisation), CONFIG_COUNTS_SK)
         return counts_of(item)
 
-    def get_organisation(self, organisation: str) -> Item | None:
-        return self._get(org_pk(organisation), ORGANISATION_SK)
+    def get_organisation(self, organisation: str) -> Organisation | None:
+        item = self._get(org_pk(organisation), ORGANISATION_SK)
+        return organisation_from_item(item) if item else None
 
-    def create_key(self, organisation: str, key_id: str, token_hash: str, now: dt.datetime) -> Item:
+    def create_key(self, organisation: str, key_id: str, token_hash: str, now: dt.datetime) -> Key:
         """The key and its token record in one transaction; fails if the organisation is unknown."""
-        created = format_datetime(now)
-        key: Item = {
-            "PK": org_pk(organisation),
-            "SK": sort_key("key", key_id),
-            "resource": "key",
-            "id": key_id,
-            "organisation": organisation,
-            "webhook_config": None,
-            "state": "active",
-            "token_hash": token_hash,
-            "date_created": created,
-        }
+        key = Key(id=key_id, organisation=organisation, token_hash=token_hash, state=KeyState.ACTIVE, date_created=now)
         token: Item = {
             "PK": token_pk(token_hash),
             "SK": TOKEN_SK,
             "key_id": key_id,
             "organisation": organisation,
-            "state": "active",
+            "state": KeyState.ACTIVE.value,
         }
         self._transact(
             [
@@ -249,41 +250,44 @@ class Store:
                         "ConditionExpression": "attribute_exists(PK)",
                     }
                 },
-                {"Put": {"Item": marshal(key), "ConditionExpression": "attribute_not_exists(PK)"}},
+                {"Put": {"Item": marshal(key_item(key)), "ConditionExpression": "attribute_not_exists(PK)"}},
                 {"Put": {"Item": marshal(token), "ConditionExpression": "attribute_not_exists(PK)"}},
             ]
         )
         return key
 
-    def get_key(self, organisation: str, key_id: str) -> Item | None:
-        return self._get(org_pk(organisation), sort_key("key", key_id))
+    def get_key(self, organisation: str, key_id: str) -> Key | None:
+        item = self._get(org_pk(organisation), sort_key("key", key_id))
+        return key_from_item(item) if item else None
 
-    def deactivate_key(self, organisation: str, key_id: str) -> Item | None:
+    def deactivate_key(self, organisation: str, key_id: str) -> Key | None:
+        """Deactivate a key and its token record together; None when the organisation has no
+        such key."""
         key = self.get_key(organisation, key_id)
         if key is None:
             return None
+        deactivated = marshal({":d": KeyState.DEACTIVATED.value})
         self._transact(
             [
                 {
                     "Update": {
-                        "Key": marshal({"PK": key["PK"], "SK": key["SK"]}),
+                        "Key": marshal(item_key(organisation, "key", key_id)),
                         "UpdateExpression": "SET #s = :d",
                         "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": marshal({":d": "deactivated"}),
+                        "ExpressionAttributeValues": deactivated,
                     }
                 },
                 {
                     "Update": {
-                        "Key": marshal(token_key(key["token_hash"])),
+                        "Key": marshal(token_key(key.token_hash)),
                         "UpdateExpression": "SET #s = :d",
                         "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": marshal({":d": "deactivated"}),
+                        "ExpressionAttributeValues": deactivated,
                     }
                 },
             ]
         )
-        key["state"] = "deactivated"
-        return key
+        return replace(key, state=KeyState.DEACTIVATED)
 
     def find_principal(self, token_hash: str) -> Principal | None:
         item = self._get(token_pk(token_hash), TOKEN_SK)
@@ -823,17 +827,22 @@ class Store:
 
     # -- keys and the organisation default -------------------------------------------------
 
-    def set_key_config(self, organisation: str, key_id: str, config_id: str | None) -> Item | None:
-        """Point a key at a config (or clear it). The config must exist, in the same
-        organisation, and not be deactivated: checked in the same transaction."""
-        return self._set_config_reference(
+    def set_key_config(self, organisation: str, key_id: str, config_id: str | None) -> Key | None:
+        """Point a key at a config (or clear it), and return the key as stored after. The
+        config must exist, in the same organisation, and not be deactivated: checked in the
+        same transaction."""
+        item = self._set_config_reference(
             item_key(organisation, "key", key_id), "webhook_config", organisation, config_id
         )
+        return key_from_item(item) if item else None
 
-    def set_organisation_default(self, organisation: str, config_id: str | None) -> Item | None:
-        return self._set_config_reference(
+    def set_organisation_default(self, organisation: str, config_id: str | None) -> Organisation | None:
+        """Point the organisation's default at a config (or clear it), as set_key_config does
+        a key, and return the organisation as stored after."""
+        item = self._set_config_reference(
             organisation_key(organisation), "webhook_config_default", organisation, config_id
         )
+        return organisation_from_item(item) if item else None
 
     def _set_config_reference(self, key: Item, attribute: str, organisation: str, config_id: str | None) -> Item | None:
         update: dict[str, Any] = {
