@@ -20,8 +20,9 @@ from webhook_service.timefmt import format_datetime, utcnow
 
 class ConfigState(StrEnum):
     """A webhook config's state (docs/design.md §6.1). A StrEnum member is its string: it
-    compares equal to it. The records keep the plain string (`.value`), so what is stored
-    and answered is the same text as before."""
+    compares equal to it and JSON writes it as it. The domain values hold the members (the
+    item mappers make them from the stored strings); the items keep the plain string
+    (`.value`), so what is stored and answered is the same text as before."""
 
     NEW = "new"
     VALID = "valid"
@@ -93,7 +94,7 @@ class WebhookConfig:
     organisation: str
     url: str
     secret: str
-    state: str
+    state: ConfigState
     version: int
     date_created: dt.datetime
     slow_until: int | None = None  # unix time until which its jobs take the slow lane (internal)
@@ -142,7 +143,7 @@ class Task:
     type: str
     target: str
     target_version: int
-    state: str
+    state: TaskState
     date_created: dt.datetime
     error: str | None = None
     result: dict[str, Any] | None = None
@@ -182,7 +183,7 @@ def new_config(organisation: str, url: str, now: dt.datetime) -> WebhookConfig:
         organisation=organisation,
         url=url,
         secret=generate_secret(),
-        state="new",
+        state=ConfigState.NEW,
         version=1,
         date_created=now,
     )
@@ -196,7 +197,7 @@ def new_test_task(config: WebhookConfig, key: str, now: dt.datetime) -> Task:
         type=TASK_TYPE_TEST,
         target=config.id,
         target_version=config.version,
-        state="pending",
+        state=TaskState.PENDING,
         date_created=now,
         counted=True,
     )
@@ -208,7 +209,7 @@ QUEUE_UNAVAILABLE = "queue-unavailable"  # the error of what the queue lost (doc
 def failed_to_queue(task: Task, now: dt.datetime) -> Task:
     """The task whose job could not be put on the queue (docs/design.md §6.4), or that the
     sweep gave up on (§7.12)."""
-    return replace(task, state="failed", error=QUEUE_UNAVAILABLE, date_completed=now)
+    return replace(task, state=TaskState.FAILED, error=QUEUE_UNAVAILABLE, date_completed=now)
 
 
 def event_failed_to_queue(event: Event, now: dt.datetime) -> Event:
@@ -248,11 +249,11 @@ def plan_update(config: WebhookConfig, url: str | None, state: str | None) -> Up
         return UpdatePlan(config=config, changed=False)
     new_url = config.url if url is None else url
     if state == ConfigState.DEACTIVATED:
-        new_state, queue_test = ConfigState.DEACTIVATED.value, False
+        new_state, queue_test = ConfigState.DEACTIVATED, False
     elif state == ConfigState.NEW or config.state != ConfigState.DEACTIVATED:
-        new_state, queue_test = ConfigState.NEW.value, True
+        new_state, queue_test = ConfigState.NEW, True
     else:
-        new_state, queue_test = "deactivated", False
+        new_state, queue_test = ConfigState.DEACTIVATED, False
     updated = replace(config, url=new_url, state=new_state, version=config.version + 1)
     return UpdatePlan(config=updated, changed=True, queue_test=queue_test)
 
@@ -268,11 +269,11 @@ def is_stale(task: Task, config: WebhookConfig | None) -> bool:
 
 
 def superseded(task: Task, now: dt.datetime) -> Task:
-    return replace(task, state="failed", error=SUPERSEDED, date_completed=now)
+    return replace(task, state=TaskState.FAILED, error=SUPERSEDED, date_completed=now)
 
 
-def config_state_after_test(succeeded: bool) -> str:
-    return ConfigState.VALID.value if succeeded else ConfigState.INVALID.value
+def config_state_after_test(succeeded: bool) -> ConfigState:
+    return ConfigState.VALID if succeeded else ConfigState.INVALID
 
 
 @dataclass(frozen=True)

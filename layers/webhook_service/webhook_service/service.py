@@ -24,6 +24,8 @@ from webhook_service.domain import (
     TASK_STATES,
     TASK_TYPES,
     UPDATABLE_STATES,
+    ConfigState,
+    EventState,
     KeyState,
     ListQuery,
     Organisation,
@@ -151,7 +153,7 @@ def update_config(svc: Services, caller: Principal, config_id: str, body: dict[s
 
 def delete_config(svc: Services, caller: Principal, config_id: str) -> dict[str, Any]:
     """Deactivate a config; it is kept for history and can be brought back with `state: new`."""
-    return _change_config(svc, caller, config_id, None, "deactivated")
+    return _change_config(svc, caller, config_id, None, ConfigState.DEACTIVATED)
 
 
 def queue_config_test(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +193,7 @@ def rotate_secret(svc: Services, caller: Principal, config_id: str, body: dict[s
         )
     for _ in range(UPDATE_ATTEMPTS):
         config = _load_config(svc, caller, config_id)
-        if config.state == "deactivated":
+        if config.state == ConfigState.DEACTIVATED:
             raise InvalidStateError(
                 "A deactivated config's secret cannot be rotated; set its state to new first.",
                 params={"state": config.state},
@@ -369,21 +371,21 @@ def _usable_config(svc: Services, caller: Principal, value: Any, field_name: str
         raise InvalidParameterError(
             f"{field_name} names no webhook_config.", params={field_name: "no such webhook_config"}
         )
-    if config.state == "deactivated":
+    if config.state == ConfigState.DEACTIVATED:
         raise InvalidStateError(
             "A deactivated config cannot receive events; set its state to new first.",
-            params={field_name: "deactivated"},
+            params={field_name: ConfigState.DEACTIVATED},
         )
     return value
 
 
 def _reference_changed(field_name: str) -> InvalidStateError:
-    return InvalidStateError("The config was deactivated meanwhile.", params={field_name: "deactivated"})
+    return InvalidStateError("The config was deactivated meanwhile.", params={field_name: ConfigState.DEACTIVATED})
 
 
 def _organisation_resource(svc: Services, organisation: Organisation) -> dict[str, Any]:
     configs = svc.store.list_configs(organisation.id, ListQuery(limit=EMBEDDED_CONFIGS))
-    has_valid = svc.store.list_configs(organisation.id, ListQuery(filters={"state": "valid"}, limit=1))
+    has_valid = svc.store.list_configs(organisation.id, ListQuery(filters={"state": ConfigState.VALID}, limit=1))
     resource = organisation.to_resource()
     resource["webhook_configs"] = _list_resource(
         configs, "/configs/webhook", [c.to_resource(now=svc.clock()) for c in configs.items]
@@ -449,7 +451,7 @@ def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str
         organisation.get("webhook_config_default") if organisation else None,
     )
     config = svc.store.get_config(caller.organisation, target) if target else None
-    if config is None or config.state != "valid":
+    if config is None or config.state != ConfigState.VALID:
         raise InvalidStateError(
             "The event has no valid webhook config to go to: set the key's config or the organisation's"
             " default to a valid one first.",
@@ -457,7 +459,9 @@ def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str
         )
     reopened = resent(event)
     if not svc.store.resend_event(event, reopened):
-        raise InvalidStateError("The event was resent by another request meanwhile.", params={"state": "pending"})
+        raise InvalidStateError(
+            "The event was resent by another request meanwhile.", params={"state": EventState.PENDING}
+        )
     try:
         svc.queue.send(event_job(event.id, event.organisation, 1, key=event.key, round_=reopened.resends))
     except DependencyError as exc:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import datetime as dt
 
 from webhook_service import jsontext
-from webhook_service.domain import Attempt, Event, Key, KeyState, Organisation, Task, WebhookConfig
+from webhook_service.domain import (
+    Attempt,
+    ConfigState,
+    Event,
+    Key,
+    KeyState,
+    Organisation,
+    Task,
+    TaskState,
+    WebhookConfig,
+)
 from webhook_service.storage.codec import Item
 from webhook_service.storage.keys import (
     CONFIG_COUNTS_SK,
@@ -42,7 +52,7 @@ def config_item(config: WebhookConfig) -> Item:
         "organisation": config.organisation,
         "url": config.url,
         "secret": config.secret,
-        "state": config.state,
+        "state": str(config.state),
         "version": config.version,
         "date_created": created,
     }
@@ -66,7 +76,7 @@ def config_from_item(item: Item) -> WebhookConfig:
         organisation=item["organisation"],
         url=item["url"],
         secret=item["secret"],
-        state=item["state"],
+        state=ConfigState(item["state"]),
         version=item["version"],
         date_created=date_created,
         slow_until=item.get("slow_until"),
@@ -103,7 +113,7 @@ def task_item(task: Task) -> Item:
         "type": task.type,
         "target": task.target,
         "target_version": task.target_version,
-        "state": task.state,
+        "state": str(task.state),
         "error": task.error,
         "result": task.result,
         "date_created": created,
@@ -133,7 +143,7 @@ def task_from_item(item: Item) -> Task:
         type=item["type"],
         target=item["target"],
         target_version=item["target_version"],
-        state=item["state"],
+        state=TaskState(item["state"]),
         error=item.get("error"),
         result=item.get("result"),
         date_created=date_created,

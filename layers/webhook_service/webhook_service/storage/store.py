@@ -18,6 +18,7 @@ from webhook_service import clients
 from webhook_service.domain import (
     MAX_OPEN_TESTS,
     Attempt,
+    ConfigState,
     Event,
     Key,
     KeyState,
@@ -26,6 +27,7 @@ from webhook_service.domain import (
     Overdue,
     Principal,
     Task,
+    TaskState,
     WebhookConfig,
 )
 from webhook_service.errors import ConflictError, DependencyError, OpenTestsLimitError
@@ -402,7 +404,7 @@ class Store:
         was read with (`config.open_test`). ConflictError otherwise; OpenTestsLimitError when
         the organisation has as many open tests as it may."""
         condition = "version = :v AND #s <> :d AND "
-        values: Item = {":v": config.version, ":d": "deactivated", ":task": task.id}
+        values: Item = {":v": config.version, ":d": ConfigState.DEACTIVATED.value, ":task": task.id}
         if config.open_test is None:
             condition += "attribute_not_exists(open_test)"
         else:
@@ -441,7 +443,7 @@ class Store:
 
     def finish_pending_task(self, task: Task) -> None:
         """Write a task's end while it is still pending (used when its job was never queued)."""
-        self._end_task(task, "#s = :p", {":p": "pending"})
+        self._end_task(task, "#s = :p", {":p": TaskState.PENDING.value})
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -477,9 +479,9 @@ class Store:
                     ExpressionAttributeNames={"#s": "state"},
                     ExpressionAttributeValues=marshal(
                         {
-                            ":processing": "processing",
-                            ":pending": "pending",
-                            ":spk": state_pk(task.organisation, "task", "processing"),
+                            ":processing": TaskState.PROCESSING.value,
+                            ":pending": TaskState.PENDING.value,
+                            ":spk": state_pk(task.organisation, "task", TaskState.PROCESSING),
                             ":now": started,
                             ":event": event_id,
                         }
@@ -496,14 +498,14 @@ class Store:
             self._end_task(
                 task,
                 "attribute_exists(PK) AND #s IN (:pending, :processing)",
-                {":pending": "pending", ":processing": "processing"},
+                {":pending": TaskState.PENDING.value, ":processing": TaskState.PROCESSING.value},
             )
         except ConflictError:
             return False
         return True
 
     def record_test_outcome(
-        self, config: WebhookConfig, new_state: str, task: Task, event: Event, attempt: Attempt | None = None
+        self, config: WebhookConfig, new_state: ConfigState, task: Task, event: Event, attempt: Attempt | None = None
     ) -> str:
         """Write a test's end: the task, its event, its attempt and the config's new state,
         all at once.
@@ -519,7 +521,7 @@ class Store:
                 "Item": marshal(task_item(task)),
                 "ConditionExpression": "#s = :processing",
                 "ExpressionAttributeNames": {"#s": "state"},
-                "ExpressionAttributeValues": marshal({":processing": "processing"}),
+                "ExpressionAttributeValues": marshal({":processing": TaskState.PROCESSING.value}),
             }
         }
         event_put = {"Put": {"Item": marshal(event_item(event))}}
@@ -528,7 +530,7 @@ class Store:
             counting.append(_attempt_put(attempt))
         seen: WebhookConfig | None = config
         for _ in range(OUTCOME_TRIES):
-            if seen is None or seen.version != task.target_version or seen.state == "deactivated":
+            if seen is None or seen.version != task.target_version or seen.state == ConfigState.DEACTIVATED:
                 break
             config_update = {
                 "Update": {
@@ -538,7 +540,7 @@ class Store:
                     "ExpressionAttributeNames": {"#s": "state"},
                     "ExpressionAttributeValues": marshal(
                         {
-                            ":state": new_state,
+                            ":state": new_state.value,
                             ":spk": state_pk(config.organisation, "webhook_config", new_state),
                             ":v": task.target_version,
                             ":was": seen.state,
@@ -579,7 +581,9 @@ class Store:
                             "UpdateExpression": "SET cut_attempts = if_not_exists(cut_attempts, :zero) + :one",
                             "ConditionExpression": "#s = :processing",
                             "ExpressionAttributeNames": {"#s": "state"},
-                            "ExpressionAttributeValues": marshal({":processing": "processing", ":zero": 0, ":one": 1}),
+                            "ExpressionAttributeValues": marshal(
+                                {":processing": TaskState.PROCESSING.value, ":zero": 0, ":one": 1}
+                            ),
                         }
                     },
                     _attempt_put(attempt),
@@ -715,7 +719,7 @@ class Store:
         """Store a rotated secret if the config still has the secret it was read with and is
         not deactivated; False otherwise (rotated or deactivated meanwhile). Nothing else of
         the config changes: not its state, not its version."""
-        values: Item = {":new": rotated.secret, ":seen": seen.secret, ":deactivated": "deactivated"}
+        values: Item = {":new": rotated.secret, ":seen": seen.secret, ":deactivated": ConfigState.DEACTIVATED.value}
         if rotated.previous_secret is not None and rotated.previous_secret_expires is not None:
             expression = "SET secret = :new, previous_secret = :previous, previous_secret_expires = :expires"
             values[":previous"] = rotated.previous_secret
@@ -768,16 +772,16 @@ class Store:
                 "ExpressionAttributeNames": {"#s": "state"},
                 "ExpressionAttributeValues": marshal(
                     {
-                        ":invalid": "invalid",
-                        ":valid": "valid",
+                        ":invalid": ConfigState.INVALID.value,
+                        ":valid": ConfigState.VALID.value,
                         ":v": config.version,
-                        ":spk": state_pk(config.organisation, "webhook_config", "invalid"),
+                        ":spk": state_pk(config.organisation, "webhook_config", ConfigState.INVALID),
                     }
                 ),
             }
         }
         try:
-            self._transact([update, *self._config_count(config.organisation, "valid", "invalid")])
+            self._transact([update, *self._config_count(config.organisation, ConfigState.VALID, ConfigState.INVALID)])
         except ConflictError:
             return False
         return True
@@ -862,7 +866,7 @@ class Store:
                         "Key": marshal(item_key(organisation, "webhook_config", config_id)),
                         "ConditionExpression": "attribute_exists(PK) AND #s <> :d",
                         "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": marshal({":d": "deactivated"}),
+                        "ExpressionAttributeValues": marshal({":d": ConfigState.DEACTIVATED.value}),
                     }
                 }
             )
