@@ -21,8 +21,9 @@ from webhook_service.timefmt import format_datetime, utcnow
 class ConfigState(StrEnum):
     """A webhook config's state (docs/design.md §6.1). A StrEnum member is its string: it
     compares equal to it and JSON writes it as it. The domain values hold the members (the
-    item mappers make them from the stored strings); the items keep the plain string
-    (`.value`), so what is stored and answered is the same text as before."""
+    item mappers make them from the stored strings); items, resources (`to_resource`) and
+    error params hold the plain string (`str(state)`), so what is stored and answered is
+    the same text, and the same Python value, as before."""
 
     NEW = "new"
     VALID = "valid"
@@ -124,7 +125,7 @@ class WebhookConfig:
             "resource": "webhook_config",
             "organisation": self.organisation,
             "url": self.url,
-            "state": self.state,
+            "state": str(self.state),
             "date_created": format_datetime(self.date_created),
         }
         if with_secret:
@@ -164,7 +165,7 @@ class Task:
             "key": self.key,
             "type": self.type,
             "target": self.target,
-            "state": self.state,
+            "state": str(self.state),
             "error": self.error,
             "result": self.result,
             "date_created": format_datetime(self.date_created),
@@ -554,7 +555,7 @@ class Key:
             "resource": "key",
             "organisation": self.organisation,
             "webhook_config": self.webhook_config,
-            "state": self.state,
+            "state": str(self.state),
             "date_created": format_datetime(self.date_created),
         }
 

@@ -165,7 +165,7 @@ def queue_config_test(svc: Services, caller: Principal, config_id: str, body: di
         if not can_test(config):
             raise InvalidStateError(
                 "A deactivated config cannot be tested; set its state to new to reactivate it.",
-                params={"state": config.state},
+                params={"state": str(config.state)},
             )
         if config.open_test is not None:
             open_task = svc.store.get_task(caller.organisation, config.open_test)
@@ -196,7 +196,7 @@ def rotate_secret(svc: Services, caller: Principal, config_id: str, body: dict[s
         if config.state == ConfigState.DEACTIVATED:
             raise InvalidStateError(
                 "A deactivated config's secret cannot be rotated; set its state to new first.",
-                params={"state": config.state},
+                params={"state": str(config.state)},
             )
         now = svc.clock()
         new = rotated(config, overlap, now)
@@ -327,7 +327,7 @@ def update_key(svc: Services, caller: Principal, key_id: str, body: dict[str, An
     if key is None:
         raise NotFoundError("key")
     if key.state != KeyState.ACTIVE:
-        raise InvalidStateError("A deactivated key cannot be changed.", params={"state": key.state})
+        raise InvalidStateError("A deactivated key cannot be changed.", params={"state": str(key.state)})
     config_id = _usable_config(svc, caller, body["webhook_config"], "webhook_config")
     try:
         updated = svc.store.set_key_config(caller.organisation, key_id, config_id)
@@ -374,13 +374,15 @@ def _usable_config(svc: Services, caller: Principal, value: Any, field_name: str
     if config.state == ConfigState.DEACTIVATED:
         raise InvalidStateError(
             "A deactivated config cannot receive events; set its state to new first.",
-            params={field_name: ConfigState.DEACTIVATED},
+            params={field_name: ConfigState.DEACTIVATED.value},
         )
     return value
 
 
 def _reference_changed(field_name: str) -> InvalidStateError:
-    return InvalidStateError("The config was deactivated meanwhile.", params={field_name: ConfigState.DEACTIVATED})
+    return InvalidStateError(
+        "The config was deactivated meanwhile.", params={field_name: ConfigState.DEACTIVATED.value}
+    )
 
 
 def _organisation_resource(svc: Services, organisation: Organisation) -> dict[str, Any]:
@@ -460,7 +462,7 @@ def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str
     reopened = resent(event)
     if not svc.store.resend_event(event, reopened):
         raise InvalidStateError(
-            "The event was resent by another request meanwhile.", params={"state": EventState.PENDING}
+            "The event was resent by another request meanwhile.", params={"state": EventState.PENDING.value}
         )
     try:
         svc.queue.send(event_job(event.id, event.organisation, 1, key=event.key, round_=reopened.resends))
