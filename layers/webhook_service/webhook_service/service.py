@@ -55,6 +55,7 @@ from webhook_service.errors import (
 )
 from webhook_service.jobqueue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job
 from webhook_service.logs import logger
+from webhook_service.ports import Repository
 from webhook_service.settings import get_settings
 from webhook_service.storage import (
     Page,
@@ -69,11 +70,12 @@ UPDATE_ATTEMPTS = 3
 
 @dataclass
 class Services:
-    """What the use cases need; tests build one with their own clients and clock. `queue` is
-    the events lane; tests go to `test_queue`, or `slow_queue` for an endpoint marked slow
-    (each the events lane's queue when None)."""
+    """What the use cases need; tests build one with their own clients and clock. `store` is
+    any Repository (ports.py): the use cases read and write through no more than it offers.
+    `queue` is the events lane; tests go to `test_queue`, or `slow_queue` for an endpoint
+    marked slow (each the events lane's queue when None)."""
 
-    store: Store
+    store: Repository
     queue: JobSender
     authenticator: Authenticator
     allow_private_targets: bool = False
@@ -86,16 +88,25 @@ class Services:
         return Lanes(events=self.queue, tests=self.test_queue, slow=self.slow_queue)
 
 
-_services: Services | None = None
+@dataclass
+class ProcessServices(Services):
+    """Services on the table's own Store, as the process makes them (get_services): publishing
+    an event (events.publish), the sweep and the local stack use more of the Store than the
+    use cases do."""
+
+    store: Store
 
 
-def get_services() -> Services:
+_services: ProcessServices | None = None
+
+
+def get_services() -> ProcessServices:
     """The process-wide services, made on first use from the settings."""
     global _services
     if _services is None:
         settings = get_settings()
         store = Store(settings.table_name)
-        _services = Services(
+        _services = ProcessServices(
             store=store,
             queue=JobQueue(settings.queue_url),
             authenticator=Authenticator(store, ttl=settings.key_cache_seconds),
@@ -106,7 +117,7 @@ def get_services() -> Services:
     return _services
 
 
-def set_services(services: Services | None) -> None:
+def set_services(services: ProcessServices | None) -> None:
     """Replace the process-wide services (tests and the local stack)."""
     global _services
     _services = services
