@@ -460,8 +460,8 @@ def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str
         )
     _, key, organisation = svc.store.get_routing(caller.organisation, event.key)
     target = route(
-        key.get("webhook_config") if key else None,
-        organisation.get("webhook_config_default") if organisation else None,
+        key.webhook_config if key else None,
+        organisation.webhook_config_default if organisation else None,
     )
     config = svc.store.get_config(caller.organisation, target) if target else None
     if config is None or config.state != ConfigState.VALID:

@@ -335,7 +335,7 @@ class Store:
 
     def get_routing(
         self, organisation: str, key_id: str | None, event_id: str | None = None
-    ) -> tuple[Event | None, Item | None, Item | None]:
+    ) -> tuple[Event | None, Key | None, Organisation | None]:
         """What routes an event, in one strongly consistent round trip: the event itself
         (when `event_id` is given), its key (when it has one) and its organisation."""
         pk = org_pk(organisation)
@@ -347,7 +347,12 @@ class Store:
         found = self._batch_get(keys)
         event = found.get((pk, sort_key("event", event_id))) if event_id is not None else None
         key = found.get((pk, sort_key("key", key_id))) if key_id is not None else None
-        return (event_from_item(event) if event else None), key, found.get((pk, ORGANISATION_SK))
+        organisation_found = found.get((pk, ORGANISATION_SK))
+        return (
+            event_from_item(event) if event else None,
+            key_from_item(key) if key else None,
+            organisation_from_item(organisation_found) if organisation_found else None,
+        )
 
     def get_task(self, organisation: str, task_id: str) -> Task | None:
         item = self._get(org_pk(organisation), sort_key("task", task_id))
