@@ -31,7 +31,7 @@ from webhook_service.storage.keys import (
 )
 from webhook_service.timefmt import format_datetime
 
-CONFIG_STATES = ("new", "valid", "invalid", "deactivated")
+CONFIG_STATES = tuple(state.value for state in ConfigState)  # the counts item's, in this order
 HISTORY_TTL = dt.timedelta(days=30)  # tasks, events and attempts expire; configs, keys, organisations do not
 
 
@@ -56,7 +56,7 @@ def config_item(config: WebhookConfig) -> Item:
         "version": config.version,
         "date_created": created,
     }
-    if config.state != "deactivated":
+    if config.state != ConfigState.DEACTIVATED:
         item["TypePK"] = prefix  # sparse: plain lists leave deactivated configs out
     if config.slow_until is not None:
         item["slow_until"] = config.slow_until
