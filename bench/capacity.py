@@ -166,7 +166,7 @@ def measure(
     """Publish and deliver `events` events of one new organisation, recording every request."""
     from webhook_service import admin, sweep
     from webhook_service.auth import Authenticator
-    from webhook_service.domain import Principal, new_config
+    from webhook_service.domain import ConfigState, Principal, new_config
     from webhook_service.events import publish
     from webhook_service.jobqueue import JobQueue
     from webhook_service.jobs import Deliverer, handle_job
@@ -178,7 +178,7 @@ def measure(
     plain = Store(table_name, dynamodb)
     organisation = str(admin.create_organisation(plain, "capacity bench")["id"])
     key = str(admin.create_key(plain, organisation)[0]["id"])
-    config = replace(new_config(organisation, "https://receiver.example/hooks", utcnow()), state="valid")
+    config = replace(new_config(organisation, "https://receiver.example/hooks", utcnow()), state=ConfigState.VALID)
     dynamodb.put_item(TableName=table_name, Item=marshal(config_item(config)))
     plain.set_key_config(organisation, key, config.id)
 

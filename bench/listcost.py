@@ -169,7 +169,15 @@ EVENT_STATES = {"delivered": 0.96, "failed": 0.03, "pending": 0.01}
 def history(total: int, now: dt.datetime, seed: int = SEED) -> History:
     """`total` items of one new organisation, built by the storage module's item builders:
     configs, then tasks and events; dates spread evenly over the last 30 days."""
-    from webhook_service.domain import TASK_TYPE_TEST, Event, Task, WebhookConfig, generate_secret
+    from webhook_service.domain import (
+        TASK_TYPE_TEST,
+        ConfigState,
+        Event,
+        Task,
+        TaskState,
+        WebhookConfig,
+        generate_secret,
+    )
     from webhook_service.storage import config_counts_item, config_item, event_item, task_item
 
     rng = random.Random(seed)
@@ -198,7 +206,7 @@ def history(total: int, now: dt.datetime, seed: int = SEED) -> History:
                         organisation=organisation,
                         url=f"https://r.example/{n}",
                         secret=generate_secret(),
-                        state=_pick(rng, CONFIG_STATES),
+                        state=ConfigState(_pick(rng, CONFIG_STATES)),
                         version=1,
                         date_created=created,
                     )
@@ -216,7 +224,7 @@ def history(total: int, now: dt.datetime, seed: int = SEED) -> History:
                         type=TASK_TYPE_TEST,
                         target=config_ids[0] if rng.random() < 0.5 else rng.choice(config_ids),
                         target_version=1,
-                        state=state,
+                        state=TaskState(state),
                         date_created=created,
                         error=None if state != "failed" else "webhook-response-status",
                         result={"status_code": 200, "duration_ms": 40, "response_excerpt": "ok"} if ended else None,

@@ -30,7 +30,7 @@ from devstack.runtime import apply_environment
 from devstack.scheduler import Scheduler
 
 if TYPE_CHECKING:
-    from webhook_service.service import Services
+    from webhook_service.service import ProcessServices
 
 log = logging.getLogger("devstack")
 
@@ -60,7 +60,7 @@ def _local_aws(moto_port: int) -> aws.EmbeddedMoto | None:
     return moto
 
 
-def _services(tpl: dict[str, Any], stack: aws.Stack) -> Services:
+def _services(tpl: dict[str, Any], stack: aws.Stack) -> ProcessServices:
     """The service's objects as the functions see them, after the functions' environment."""
     for function in template.functions(tpl):
         apply_environment(template.resolve(function.environment, stack.refs))

@@ -29,7 +29,16 @@ def seed(store: Any, now: dt.datetime) -> bool:
     from dataclasses import replace
 
     from webhook_service.auth import hash_token
-    from webhook_service.domain import TASK_TYPE_TEST, Attempt, Event, Task, WebhookConfig, generate_secret
+    from webhook_service.domain import (
+        TASK_TYPE_TEST,
+        Attempt,
+        ConfigState,
+        Event,
+        Task,
+        TaskState,
+        WebhookConfig,
+        generate_secret,
+    )
     from webhook_service.storage import event_expires_at
 
     if store.get_organisation(ORGANISATION) is not None:
@@ -41,7 +50,7 @@ def seed(store: Any, now: dt.datetime) -> bool:
         organisation=ORGANISATION,
         url=CONFIG_URL,
         secret=generate_secret(),
-        state="valid",
+        state=ConfigState.VALID,
         version=1,
         date_created=now - TASK_AGE,
     )
@@ -52,7 +61,7 @@ def seed(store: Any, now: dt.datetime) -> bool:
         type=TASK_TYPE_TEST,
         target=CONFIG,
         target_version=1,
-        state="pending",
+        state=TaskState.PENDING,
         date_created=now - TASK_AGE,
     )
     store.create_config(config, task)

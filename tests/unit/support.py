@@ -123,7 +123,7 @@ class ThreeLaneDeliverer(FakeDeliverer):
 
 
 @dataclass
-class FakeServices(service.Services):
+class FakeServices(service.ProcessServices):
     """Services on recording queues, typed as such so that a test reads their `jobs`."""
 
     queue: FakeQueue

@@ -24,7 +24,7 @@ from tests.unit.support import (
     three_lane_deliverer,
 )
 from webhook_service import admin, service
-from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS, Event, Principal
+from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS, ConfigState, Event, Principal
 from webhook_service.errors import (
     ConflictError,
     DependencyError,
@@ -69,7 +69,7 @@ def valid_config(services: FakeServices, caller: Principal, store: Store, url: s
     config = service.create_config(services, caller, {"url": url})
     stored = store.get_config(caller.organisation, config["id"])
     assert stored is not None
-    store.replace_config(replace(stored, state="valid", open_test=None), stored.version, None)
+    store.replace_config(replace(stored, state=ConfigState.VALID, open_test=None), stored.version, None)
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     return str(config["id"])
 

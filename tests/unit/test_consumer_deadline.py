@@ -30,7 +30,7 @@ from tests.unit.support import (
 )
 from webhook_service import consumer, service
 from webhook_service.consumer import BatchFailedError, handle_batch
-from webhook_service.domain import Principal
+from webhook_service.domain import ConfigState, Principal
 from webhook_service.events import publish
 from webhook_service.jobqueue import Lane
 from webhook_service.jobs import set_deliverer
@@ -63,7 +63,7 @@ def routed_events(services: FakeServices, caller: Principal, store: Store, count
     config = service.create_config(services, caller, {"url": URL})
     stored = store.get_config(caller.organisation, config["id"])
     assert stored is not None
-    store.replace_config(replace(stored, state="valid", open_test=None), stored.version, None)
+    store.replace_config(replace(stored, state=ConfigState.VALID, open_test=None), stored.version, None)
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     queue = FakeQueue()
     for n in range(count):

@@ -11,6 +11,7 @@ import pytest
 
 from webhook_service.domain import (
     TASK_TYPE_TEST,
+    ConfigState,
     WebhookConfig,
     can_test,
     failed_to_queue,
@@ -29,7 +30,7 @@ ALL_STATES = (*ACTIVE_STATES, "deactivated")
 
 
 def config_in(state: str, version: int = 4) -> WebhookConfig:
-    return replace(new_config(str(uuid.uuid4()), OLD_URL, NOW), state=state, version=version)
+    return replace(new_config(str(uuid.uuid4()), OLD_URL, NOW), state=ConfigState(state), version=version)
 
 
 # -- create -------------------------------------------------------------------------------

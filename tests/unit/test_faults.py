@@ -26,6 +26,7 @@ from tests.unit.support import (
 )
 from webhook_service import admin, service
 from webhook_service.consumer import handle_batch
+from webhook_service.domain import TaskState
 from webhook_service.jobs import Deliverer, set_deliverer
 from webhook_service.storage import Store
 
@@ -131,7 +132,7 @@ def seeded(installed_services: FakeServices, organisation: str, token: str) -> d
     (first,) = service.list_tasks(installed_services, caller, {"target": config["id"]})["data"]
     task = store.get_task(organisation, first["id"])
     assert task is not None
-    assert store.end_task(replace(task, state="succeeded", date_completed=installed_services.clock()))
+    assert store.end_task(replace(task, state=TaskState.SUCCEEDED, date_completed=installed_services.clock()))
     key, _ = admin.create_key(installed_services.store, organisation)
     return {"config": config["id"], "key": key["id"]}
 

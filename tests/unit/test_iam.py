@@ -35,7 +35,7 @@ from webhook_service.auth import Authenticator
 from webhook_service.domain import FAST_LANE_OPEN_TESTS, Principal, new_event
 from webhook_service.jobqueue import JobQueue, config_test_job
 from webhook_service.jobs import Deliverer, handle_job, set_deliverer
-from webhook_service.service import Services, set_services
+from webhook_service.service import ProcessServices, Services, set_services
 from webhook_service.settings import reset_settings
 from webhook_service.storage import Store, routing
 
@@ -52,7 +52,7 @@ LONG_AGO = dt.datetime(2019, 1, 1, 12, 0, tzinfo=dt.UTC)  # before every other t
 class World:
     """One organisation with a key, on the template's table and a queue of its own."""
 
-    services: Services
+    services: ProcessServices
     caller: Principal
     token: str
     recorder: iam.Recorder
@@ -130,7 +130,7 @@ def world(backing: Backing, organisation: str) -> Iterator[World]:
     recorder = iam.Recorder(names)
     stop = iam.install(recorder)
     store = Store(backing.table_name, serial(backing.dynamodb))
-    services = Services(
+    services = ProcessServices(
         store=store,
         queue=JobQueue(lanes["DeliveryQueue"], backing.sqs),
         authenticator=Authenticator(store),

@@ -26,7 +26,7 @@ from tests.unit.support import (
     three_lane_deliverer,
 )
 from webhook_service import admin, service
-from webhook_service.domain import SLOW_MARK_SECONDS, Principal
+from webhook_service.domain import SLOW_MARK_SECONDS, ConfigState, Principal, TaskState
 from webhook_service.events import publish
 from webhook_service.jobqueue import Lane
 from webhook_service.jobs import handle_job, set_deliverer
@@ -63,7 +63,7 @@ def valid_config(services: FakeServices, caller: Principal, store: Store) -> str
     config = service.create_config(services, caller, {"url": URL})
     stored = store.get_config(caller.organisation, config["id"])
     assert stored is not None
-    store.replace_config(replace(stored, state="valid", open_test=None), stored.version, None)
+    store.replace_config(replace(stored, state=ConfigState.VALID, open_test=None), stored.version, None)
     service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     return str(config["id"])
 
@@ -130,7 +130,7 @@ def test_test_of_an_endpoint_marked_slow_is_queued_in_the_slow_lane(
     mark_slow(store, caller, config["id"], clock)
     first = store.get_task(caller.organisation, first_task(services, caller, config["id"])["id"])
     assert first is not None
-    store.end_task(replace(first, state="failed", error="webhook-timeout", date_completed=clock()))
+    store.end_task(replace(first, state=TaskState.FAILED, error="webhook-timeout", date_completed=clock()))
 
     task = service.queue_config_test(services, caller, config["id"], {})
 

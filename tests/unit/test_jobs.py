@@ -194,7 +194,7 @@ def test_handle_batch_storage_failure_is_reported_for_retry(
 
     original = deliverer.store.record_test_outcome
 
-    def unavailable(config: Any, new_state: str, task: Any, event: Any, attempt: Any = None) -> str:
+    def unavailable(config: Any, new_state: Any, task: Any, event: Any, attempt: Any = None) -> str:
         if task.id == task_id:
             raise DependencyError("ProvisionedThroughputExceededException")
         return original(config, new_state, task, event, attempt)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.unit.support import BASE_TIME, as_dynamodb
-from webhook_service.domain import Event, ListQuery, new_config, new_event, new_test_task
+from webhook_service.domain import ConfigState, Event, ListQuery, TaskState, new_config, new_event, new_test_task
 from webhook_service.storage import (
     CONFIG_COUNTS_SK,
     LIST_BOOKKEEPING_ITEMS,
@@ -72,7 +72,7 @@ def add_events(store: Store, organisation: str, actions: list[str]) -> list[Even
 def add_configs(store: Store, organisation: str, states: list[str]) -> list[Any]:
     configs = []
     for n, state in enumerate(states):
-        config = replace(new_config(organisation, URL, at(n)), state=state)
+        config = replace(new_config(organisation, URL, at(n)), state=ConfigState(state))
         store.create_config(config, new_test_task(config, "key-1", at(n)))
         configs.append(config)
     return configs
@@ -210,8 +210,8 @@ def test_config_counts_follow_every_state_change(store: Store, organisation: str
     assert started is not None
     store.record_test_outcome(
         new,
-        "valid",
-        replace(started, state="succeeded", date_completed=at(12)),
+        ConfigState.VALID,
+        replace(started, state=TaskState.SUCCEEDED, date_completed=at(12)),
         replace(new_event(organisation, "webhook_config", "test", {}, None, at(11)), state="delivered"),
     )
 
@@ -235,8 +235,12 @@ def test_record_test_outcome_config_state_moved_since_read_reads_again_and_count
     assert started[1] is not None
     event = new_event(organisation, "webhook_config", "test", {}, None, at(12))
 
-    ended_first = store.record_test_outcome(config, "invalid", replace(started[0], state="failed"), event)
-    ended_second = store.record_test_outcome(config, "valid", replace(started[1], state="succeeded"), event)
+    ended_first = store.record_test_outcome(
+        config, ConfigState.INVALID, replace(started[0], state=TaskState.FAILED), event
+    )
+    ended_second = store.record_test_outcome(
+        config, ConfigState.VALID, replace(started[1], state=TaskState.SUCCEEDED), event
+    )
 
     assert (ended_first, ended_second) == ("applied", "applied")
     stored = store.get_config(organisation, config.id)

@@ -96,7 +96,7 @@ def test_restore_saved_table_into_a_new_table_brings_every_item_back(
     assert scan(new_store) == unexpired
     kept_org = new_store.get_organisation(made["organisation"])
     assert kept_org is not None
-    assert kept_org["webhook_config_default"] == made["config"]
+    assert kept_org.webhook_config_default == made["config"]
     assert new_store.find_principal(hash_token(made["token"])) is not None  # the key still signs in
 
 

@@ -64,7 +64,7 @@ def test_a_write_to_the_organisation_through_any_store_is_seen_at_once(store: St
     cached, _ = counted(store)
     kept = cached.get_routing(organisation, None)[2]
     assert kept is not None
-    assert kept.get("webhook_config_default") is None
+    assert kept.webhook_config_default is None
     other = Store(store.table_name, boto3.client("dynamodb", region_name=REGION))  # another store, its own client
 
     other.client.update_item(
@@ -76,7 +76,7 @@ def test_a_write_to_the_organisation_through_any_store_is_seen_at_once(store: St
 
     organisation_item = cached.get_routing(organisation, None)[2]
     assert organisation_item is not None
-    assert organisation_item["webhook_config_default"] == "11111111-1111-4111-8111-111111111111"
+    assert organisation_item.webhook_config_default == "11111111-1111-4111-8111-111111111111"
 
 
 def test_a_change_this_process_did_not_make_is_seen_once_the_window_ends(store: Store, organisation: str) -> None:
@@ -92,11 +92,11 @@ def test_a_change_this_process_did_not_make_is_seen_once_the_window_ends(store: 
 
     stale = cached.get_routing(organisation, None)[2]
     assert stale is not None
-    assert stale.get("webhook_config_default") is None  # kept: within the window
+    assert stale.webhook_config_default is None  # kept: within the window
     time.sleep(0.35)
     fresh = cached.get_routing(organisation, None)[2]
     assert fresh is not None
-    assert fresh["webhook_config_default"] == "22222222-2222-4222-8222-222222222222"
+    assert fresh.webhook_config_default == "22222222-2222-4222-8222-222222222222"
 
 
 def test_what_is_missing_is_not_kept(store: Store) -> None:

@@ -16,7 +16,7 @@ from devstack import aws, samples, template
 from tests.unit.support import Backing, FakeQueue, FakeSender, load_function
 from webhook_service.auth import Authenticator
 from webhook_service.jobs import Deliverer, set_deliverer
-from webhook_service.service import Services, set_services
+from webhook_service.service import ProcessServices, set_services
 from webhook_service.signing import verify_ricloud, verify_standard
 from webhook_service.storage import Store
 from webhook_service.timefmt import utcnow
@@ -47,7 +47,7 @@ def world(sample_store: Store) -> Iterator[tuple[Store, FakeQueue, FakeSender]]:
     assert samples.seed(sample_store, utcnow())
     queue, sender = FakeQueue(), FakeSender()
     # As on the local stack (AllowPrivateTargets=true): the samples' receiver is http on 127.0.0.1.
-    services = Services(store=sample_store, queue=queue, authenticator=Authenticator(sample_store))
+    services = ProcessServices(store=sample_store, queue=queue, authenticator=Authenticator(sample_store))
     services.allow_private_targets = True
     set_services(services)
     set_deliverer(Deliverer(store=sample_store, sender=sender, queue=queue))

@@ -11,7 +11,7 @@ import pytest
 from tests.unit.support import Backing, FakeClock, FakeQueue, FakeServices, count_partition, tasks_of
 from webhook_service import admin, httperrors, service
 from webhook_service.auth import Authenticator
-from webhook_service.domain import Principal, Task, WebhookConfig
+from webhook_service.domain import Principal, Task, TaskState, WebhookConfig
 from webhook_service.errors import (
     InvalidParameterError,
     InvalidStateError,
@@ -37,7 +37,7 @@ def end_tests(services: FakeServices, caller: Principal, config_id: str) -> None
         task = services.store.get_task(caller.organisation, listed["id"])
         assert task is not None
         if not task.ended:
-            assert services.store.end_task(replace(task, state="succeeded", date_completed=services.clock()))
+            assert services.store.end_task(replace(task, state=TaskState.SUCCEEDED, date_completed=services.clock()))
 
 
 def stranger(services: FakeServices) -> Principal:

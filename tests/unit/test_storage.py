@@ -14,7 +14,17 @@ import pytest
 from tests.unit.support import BASE_TIME, Backing, RecordingClient, as_dynamodb
 from webhook_service import admin
 from webhook_service.auth import hash_token
-from webhook_service.domain import ListQuery, Principal, Task, WebhookConfig, failed_to_queue, new_config, new_test_task
+from webhook_service.domain import (
+    ConfigState,
+    ListQuery,
+    Principal,
+    Task,
+    TaskState,
+    WebhookConfig,
+    failed_to_queue,
+    new_config,
+    new_test_task,
+)
 from webhook_service.errors import ConflictError, DependencyError
 from webhook_service.storage import BATCH_GET_TRIES, Page, Store, UnknownCursorError
 
@@ -26,7 +36,7 @@ def at(seconds: int) -> dt.datetime:
 
 
 def add_config(store: Store, organisation: str, created: dt.datetime, state: str = "new") -> tuple[WebhookConfig, Task]:
-    config = replace(new_config(organisation, URL, created), state=state)
+    config = replace(new_config(organisation, URL, created), state=ConfigState(state))
     task = new_test_task(config, "key-1", created)
     store.create_config(config, task)
     return config, task
@@ -196,7 +206,7 @@ def test_create_test_task_stale_version_raises_conflict(store: Store, organisati
 
 def test_create_test_task_deactivated_config_raises_conflict(store: Store, organisation: str) -> None:
     config, _ = add_config(store, organisation, at(0))
-    deactivated = replace(config, state="deactivated", version=2)
+    deactivated = replace(config, state=ConfigState.DEACTIVATED, version=2)
     store.replace_config(deactivated, expected_version=1, task=None)
     task = new_test_task(deactivated, "key-1", at(1))
 
@@ -220,7 +230,7 @@ def test_finish_pending_task_already_ended_raises_conflict(store: Store, organis
     store.finish_pending_task(failed_to_queue(task, at(1)))
 
     with pytest.raises(ConflictError):
-        store.finish_pending_task(replace(task, state="succeeded"))
+        store.finish_pending_task(replace(task, state=TaskState.SUCCEEDED))
 
 
 # -- lists: order, pages, counts ----------------------------------------------------------------
@@ -393,7 +403,7 @@ def test_list_items_date_bound_and_cursor_combine(store: Store, organisation: st
 def test_list_items_plain_list_leaves_out_deactivated_configs(store: Store, organisation: str) -> None:
     kept, _ = add_config(store, organisation, at(0))
     gone, _ = add_config(store, organisation, at(1))
-    store.replace_config(replace(gone, state="deactivated", version=2), expected_version=1, task=None)
+    store.replace_config(replace(gone, state=ConfigState.DEACTIVATED, version=2), expected_version=1, task=None)
 
     page = store.list_configs(organisation, ListQuery())
 
@@ -403,14 +413,14 @@ def test_list_items_plain_list_leaves_out_deactivated_configs(store: Store, orga
 def test_list_items_state_deactivated_lists_deactivated_configs(store: Store, organisation: str) -> None:
     add_config(store, organisation, at(0))
     gone, _ = add_config(store, organisation, at(1))
-    store.replace_config(replace(gone, state="deactivated", version=2), expected_version=1, task=None)
+    store.replace_config(replace(gone, state=ConfigState.DEACTIVATED, version=2), expected_version=1, task=None)
 
     assert listed_ids(store, organisation, filters={"state": "deactivated"}) == [gone.id]
 
 
 def test_list_items_reactivated_config_returns_to_plain_list(store: Store, organisation: str) -> None:
     config, _ = add_config(store, organisation, at(0), state="deactivated")
-    store.replace_config(replace(config, state="new", version=2), expected_version=1, task=None)
+    store.replace_config(replace(config, state=ConfigState.NEW, version=2), expected_version=1, task=None)
 
     assert listed_ids(store, organisation) == [config.id]
 
@@ -533,7 +543,7 @@ def test_deactivate_key_known_key_deactivates_key_and_token(store: Store, organi
     assert principal.state == "deactivated"
     stored = store.get_key(organisation, key["id"])
     assert stored is not None
-    assert stored["state"] == "deactivated"
+    assert stored.state == "deactivated"
 
 
 def test_deactivate_key_unknown_key_returns_none(store: Store, organisation: str) -> None:

@@ -25,7 +25,7 @@ from tests.unit.support import (
     load_function,
 )
 from webhook_service import service
-from webhook_service.domain import MAX_ATTEMPTS, Principal, Task, new_event
+from webhook_service.domain import MAX_ATTEMPTS, Principal, Task, TaskState, new_event
 from webhook_service.jobs import Deliverer, handle_job
 from webhook_service.storage import Store
 from webhook_service.storage.keys import OPEN_SHARDS, item_key, open_keys, open_pk
@@ -82,7 +82,7 @@ def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
     assert {name: pending[name] for name in ("OpenPK", "DueSK")} == open_keys(task_id, created)
 
     task = stored_task(store, caller.organisation, task_id)
-    assert store.end_task(replace(task, state="failed", error="webhook-timeout", date_completed=clock()))
+    assert store.end_task(replace(task, state=TaskState.FAILED, error="webhook-timeout", date_completed=clock()))
     ended = raw(store, caller.organisation, "task", task_id)
     assert "OpenPK" not in ended
     assert "DueSK" not in ended
@@ -192,7 +192,7 @@ def test_a_task_that_ends_after_it_was_read_is_not_swept(
     _, task_id = lost_test(services, caller)
     (item,) = [i for i in store.overdue(START + 2 * HOUR, 100) if i.work.id == task_id]
     task = stored_task(store, caller.organisation, task_id)
-    assert store.end_task(replace(task, state="succeeded", date_completed=clock()))
+    assert store.end_task(replace(task, state=TaskState.SUCCEEDED, date_completed=clock()))
 
     assert not store.mark_swept(item, START + 2 * HOUR)
     ended = stored_task(store, caller.organisation, task_id)

@@ -20,8 +20,10 @@ from webhook_service.timefmt import format_datetime, utcnow
 
 class ConfigState(StrEnum):
     """A webhook config's state (docs/design.md §6.1). A StrEnum member is its string: it
-    compares equal to it. The records keep the plain string (`.value`), so what is stored
-    and answered is the same text as before."""
+    compares equal to it and JSON writes it as it. The domain values hold the members (the
+    item mappers make them from the stored strings); items, resources (`to_resource`) and
+    error params hold the plain string (`str(state)`), so what is stored and answered is
+    the same text, and the same Python value, as before."""
 
     NEW = "new"
     VALID = "valid"
@@ -40,6 +42,13 @@ class EventState(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+
+
+class KeyState(StrEnum):
+    """An API key's state: a deactivated key signs nothing in and cannot be changed."""
+
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
 
 
 class TaskType(StrEnum):
@@ -86,7 +95,7 @@ class WebhookConfig:
     organisation: str
     url: str
     secret: str
-    state: str
+    state: ConfigState
     version: int
     date_created: dt.datetime
     slow_until: int | None = None  # unix time until which its jobs take the slow lane (internal)
@@ -116,7 +125,7 @@ class WebhookConfig:
             "resource": "webhook_config",
             "organisation": self.organisation,
             "url": self.url,
-            "state": self.state,
+            "state": str(self.state),
             "date_created": format_datetime(self.date_created),
         }
         if with_secret:
@@ -135,7 +144,7 @@ class Task:
     type: str
     target: str
     target_version: int
-    state: str
+    state: TaskState
     date_created: dt.datetime
     error: str | None = None
     result: dict[str, Any] | None = None
@@ -156,7 +165,7 @@ class Task:
             "key": self.key,
             "type": self.type,
             "target": self.target,
-            "state": self.state,
+            "state": str(self.state),
             "error": self.error,
             "result": self.result,
             "date_created": format_datetime(self.date_created),
@@ -175,7 +184,7 @@ def new_config(organisation: str, url: str, now: dt.datetime) -> WebhookConfig:
         organisation=organisation,
         url=url,
         secret=generate_secret(),
-        state="new",
+        state=ConfigState.NEW,
         version=1,
         date_created=now,
     )
@@ -189,7 +198,7 @@ def new_test_task(config: WebhookConfig, key: str, now: dt.datetime) -> Task:
         type=TASK_TYPE_TEST,
         target=config.id,
         target_version=config.version,
-        state="pending",
+        state=TaskState.PENDING,
         date_created=now,
         counted=True,
     )
@@ -201,7 +210,7 @@ QUEUE_UNAVAILABLE = "queue-unavailable"  # the error of what the queue lost (doc
 def failed_to_queue(task: Task, now: dt.datetime) -> Task:
     """The task whose job could not be put on the queue (docs/design.md §6.4), or that the
     sweep gave up on (§7.12)."""
-    return replace(task, state="failed", error=QUEUE_UNAVAILABLE, date_completed=now)
+    return replace(task, state=TaskState.FAILED, error=QUEUE_UNAVAILABLE, date_completed=now)
 
 
 def event_failed_to_queue(event: Event, now: dt.datetime) -> Event:
@@ -241,11 +250,11 @@ def plan_update(config: WebhookConfig, url: str | None, state: str | None) -> Up
         return UpdatePlan(config=config, changed=False)
     new_url = config.url if url is None else url
     if state == ConfigState.DEACTIVATED:
-        new_state, queue_test = ConfigState.DEACTIVATED.value, False
+        new_state, queue_test = ConfigState.DEACTIVATED, False
     elif state == ConfigState.NEW or config.state != ConfigState.DEACTIVATED:
-        new_state, queue_test = ConfigState.NEW.value, True
+        new_state, queue_test = ConfigState.NEW, True
     else:
-        new_state, queue_test = "deactivated", False
+        new_state, queue_test = ConfigState.DEACTIVATED, False
     updated = replace(config, url=new_url, state=new_state, version=config.version + 1)
     return UpdatePlan(config=updated, changed=True, queue_test=queue_test)
 
@@ -261,11 +270,11 @@ def is_stale(task: Task, config: WebhookConfig | None) -> bool:
 
 
 def superseded(task: Task, now: dt.datetime) -> Task:
-    return replace(task, state="failed", error=SUPERSEDED, date_completed=now)
+    return replace(task, state=TaskState.FAILED, error=SUPERSEDED, date_completed=now)
 
 
-def config_state_after_test(succeeded: bool) -> str:
-    return ConfigState.VALID.value if succeeded else ConfigState.INVALID.value
+def config_state_after_test(succeeded: bool) -> ConfigState:
+    return ConfigState.VALID if succeeded else ConfigState.INVALID
 
 
 @dataclass(frozen=True)
@@ -522,6 +531,56 @@ def rotated(config: WebhookConfig, overlap_seconds: int, now: dt.datetime) -> We
         previous_secret=config.secret,
         previous_secret_expires=now + dt.timedelta(seconds=overlap_seconds),
     )
+
+
+# -- keys and organisations -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """An API key of an organisation. Only its token's hash is kept (never shown); its
+    `webhook_config` routes the events published with it (None: the organisation's default)."""
+
+    id: str
+    organisation: str
+    token_hash: str
+    state: KeyState
+    date_created: dt.datetime
+    webhook_config: str | None = None
+
+    def to_resource(self) -> dict[str, Any]:
+        """The API's view (and the operator's commands'): never the token or its hash."""
+        return {
+            "id": self.id,
+            "resource": "key",
+            "organisation": self.organisation,
+            "webhook_config": self.webhook_config,
+            "state": str(self.state),
+            "date_created": format_datetime(self.date_created),
+        }
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """An organisation: its name, the config its events go to when their key names none
+    (`webhook_config_default`), and how many of its test tasks are open (internal, counted
+    by the store for the fair-use cap)."""
+
+    id: str
+    name: str
+    date_created: dt.datetime
+    webhook_config_default: str | None = None
+    open_tests: int = 0
+
+    def to_resource(self) -> dict[str, Any]:
+        """Its own fields as the API shows them (the API adds its configs and state)."""
+        return {
+            "id": self.id,
+            "resource": "organisation",
+            "name": self.name,
+            "webhook_config_default": self.webhook_config_default,
+            "date_created": format_datetime(self.date_created),
+        }
 
 
 # -- who calls, and what a list asks for -------------------------------------------------------

@@ -31,6 +31,8 @@ from webhook_service.domain import (
     UNCONFIGURED,
     Attempt,
     Event,
+    Key,
+    Organisation,
     WebhookConfig,
     config_state_after_test,
     config_test_event,
@@ -385,7 +387,7 @@ def run_event(
         job = event_job(event_id, organisation, attempt, not_before, key=key, round_=round_)
         deliverer.queue.send(job, delay_seconds=wait)
         return Outcome("event", "waiting")
-    routing: tuple[dict[str, Any] | None, dict[str, Any] | None] | None = None
+    routing: tuple[Key | None, Organisation | None] | None = None
     if routing_key is not None:
         event, key_item, organisation_item = store.get_routing(organisation, routing_key[0], event_id)
         if event is not None and event.key == routing_key[0]:
@@ -512,9 +514,7 @@ def _attempt(
         )
 
 
-def _route(
-    store: Store, event: Event, routing: tuple[dict[str, Any] | None, dict[str, Any] | None] | None
-) -> WebhookConfig | None:
+def _route(store: Store, event: Event, routing: tuple[Key | None, Organisation | None] | None) -> WebhookConfig | None:
     """The config an event goes to now, from its key and organisation (read already, or
     read here in one request)."""
     if routing is None:
@@ -522,8 +522,8 @@ def _route(
     else:
         key, organisation = routing
     target = route(
-        key.get("webhook_config") if key else None,
-        organisation.get("webhook_config_default") if organisation else None,
+        key.webhook_config if key else None,
+        organisation.webhook_config_default if organisation else None,
     )
     return store.get_routed_config(event.organisation, target) if target else None
 

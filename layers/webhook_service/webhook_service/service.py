@@ -24,7 +24,11 @@ from webhook_service.domain import (
     TASK_STATES,
     TASK_TYPES,
     UPDATABLE_STATES,
+    ConfigState,
+    EventState,
+    KeyState,
     ListQuery,
+    Organisation,
     Principal,
     Task,
     WebhookConfig,
@@ -51,6 +55,7 @@ from webhook_service.errors import (
 )
 from webhook_service.jobqueue import JobQueue, JobSender, Lane, Lanes, config_test_job, event_job
 from webhook_service.logs import logger
+from webhook_service.ports import Repository
 from webhook_service.settings import get_settings
 from webhook_service.storage import (
     Page,
@@ -65,11 +70,12 @@ UPDATE_ATTEMPTS = 3
 
 @dataclass
 class Services:
-    """What the use cases need; tests build one with their own clients and clock. `queue` is
-    the events lane; tests go to `test_queue`, or `slow_queue` for an endpoint marked slow
-    (each the events lane's queue when None)."""
+    """What the use cases need; tests build one with their own clients and clock. `store` is
+    any Repository (ports.py): the use cases read and write through no more than it offers.
+    `queue` is the events lane; tests go to `test_queue`, or `slow_queue` for an endpoint
+    marked slow (each the events lane's queue when None)."""
 
-    store: Store
+    store: Repository
     queue: JobSender
     authenticator: Authenticator
     allow_private_targets: bool = False
@@ -82,16 +88,25 @@ class Services:
         return Lanes(events=self.queue, tests=self.test_queue, slow=self.slow_queue)
 
 
-_services: Services | None = None
+@dataclass
+class ProcessServices(Services):
+    """Services on the table's own Store, as the process makes them (get_services): publishing
+    an event (events.publish), the sweep and the local stack use more of the Store than the
+    use cases do."""
+
+    store: Store
 
 
-def get_services() -> Services:
+_services: ProcessServices | None = None
+
+
+def get_services() -> ProcessServices:
     """The process-wide services, made on first use from the settings."""
     global _services
     if _services is None:
         settings = get_settings()
         store = Store(settings.table_name, routing_cache_seconds=settings.routing_cache_seconds)
-        _services = Services(
+        _services = ProcessServices(
             store=store,
             queue=JobQueue(settings.queue_url),
             authenticator=Authenticator(store, ttl=settings.key_cache_seconds),
@@ -102,7 +117,7 @@ def get_services() -> Services:
     return _services
 
 
-def set_services(services: Services | None) -> None:
+def set_services(services: ProcessServices | None) -> None:
     """Replace the process-wide services (tests and the local stack)."""
     global _services
     _services = services
@@ -149,7 +164,7 @@ def update_config(svc: Services, caller: Principal, config_id: str, body: dict[s
 
 def delete_config(svc: Services, caller: Principal, config_id: str) -> dict[str, Any]:
     """Deactivate a config; it is kept for history and can be brought back with `state: new`."""
-    return _change_config(svc, caller, config_id, None, "deactivated")
+    return _change_config(svc, caller, config_id, None, ConfigState.DEACTIVATED)
 
 
 def queue_config_test(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +176,7 @@ def queue_config_test(svc: Services, caller: Principal, config_id: str, body: di
         if not can_test(config):
             raise InvalidStateError(
                 "A deactivated config cannot be tested; set its state to new to reactivate it.",
-                params={"state": config.state},
+                params={"state": str(config.state)},
             )
         if config.open_test is not None:
             open_task = svc.store.get_task(caller.organisation, config.open_test)
@@ -189,10 +204,10 @@ def rotate_secret(svc: Services, caller: Principal, config_id: str, body: dict[s
         )
     for _ in range(UPDATE_ATTEMPTS):
         config = _load_config(svc, caller, config_id)
-        if config.state == "deactivated":
+        if config.state == ConfigState.DEACTIVATED:
             raise InvalidStateError(
                 "A deactivated config's secret cannot be rotated; set its state to new first.",
-                params={"state": config.state},
+                params={"state": str(config.state)},
             )
         now = svc.clock()
         new = rotated(config, overlap, now)
@@ -307,16 +322,14 @@ def list_tasks(svc: Services, caller: Principal, params: dict[str, str]) -> dict
 
 # -- keys and the organisation -----------------------------------------------------------
 
-KEY_FIELDS = ("id", "resource", "organisation", "webhook_config", "state", "date_created")
-ORGANISATION_FIELDS = ("id", "resource", "name", "webhook_config_default", "date_created")
 EMBEDDED_CONFIGS = 10
 
 
 def get_key(svc: Services, caller: Principal) -> dict[str, Any]:
-    item = svc.store.get_key(caller.organisation, caller.key_id)
-    if item is None:
+    key = svc.store.get_key(caller.organisation, caller.key_id)
+    if key is None:
         raise NotFoundError("key")
-    return pick_fields(item, KEY_FIELDS)
+    return key.to_resource()
 
 
 def update_key(svc: Services, caller: Principal, key_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -324,35 +337,35 @@ def update_key(svc: Services, caller: Principal, key_id: str, body: dict[str, An
     key = svc.store.get_key(caller.organisation, key_id) if is_uuid(key_id) else None
     if key is None:
         raise NotFoundError("key")
-    if key["state"] != "active":
-        raise InvalidStateError("A deactivated key cannot be changed.", params={"state": key["state"]})
+    if key.state != KeyState.ACTIVE:
+        raise InvalidStateError("A deactivated key cannot be changed.", params={"state": str(key.state)})
     config_id = _usable_config(svc, caller, body["webhook_config"], "webhook_config")
     try:
         updated = svc.store.set_key_config(caller.organisation, key_id, config_id)
     except ConflictError:
         raise _reference_changed("webhook_config") from None
     logger.info("key config set", extra={"target_key_id": key_id, "config_id": config_id})
-    return pick_fields(updated or key, KEY_FIELDS)
+    return (updated or key).to_resource()
 
 
 def get_organisation(svc: Services, caller: Principal) -> dict[str, Any]:
-    item = svc.store.get_organisation(caller.organisation)
-    if item is None:
+    organisation = svc.store.get_organisation(caller.organisation)
+    if organisation is None:
         raise NotFoundError("organisation")
-    return _organisation_resource(svc, item)
+    return _organisation_resource(svc, organisation)
 
 
 def update_organisation(svc: Services, caller: Principal, body: dict[str, Any]) -> dict[str, Any]:
     check_fields(body, allowed=("webhook_config_default",), required=("webhook_config_default",))
     config_id = _usable_config(svc, caller, body["webhook_config_default"], "webhook_config_default")
     try:
-        item = svc.store.set_organisation_default(caller.organisation, config_id)
+        organisation = svc.store.set_organisation_default(caller.organisation, config_id)
     except ConflictError:
         raise _reference_changed("webhook_config_default") from None
-    if item is None:
+    if organisation is None:
         raise NotFoundError("organisation")
     logger.info("organisation default set", extra={"config_id": config_id})
-    return _organisation_resource(svc, item)
+    return _organisation_resource(svc, organisation)
 
 
 def _usable_config(svc: Services, caller: Principal, value: Any, field_name: str) -> str | None:
@@ -369,34 +382,29 @@ def _usable_config(svc: Services, caller: Principal, value: Any, field_name: str
         raise InvalidParameterError(
             f"{field_name} names no webhook_config.", params={field_name: "no such webhook_config"}
         )
-    if config.state == "deactivated":
+    if config.state == ConfigState.DEACTIVATED:
         raise InvalidStateError(
             "A deactivated config cannot receive events; set its state to new first.",
-            params={field_name: "deactivated"},
+            params={field_name: ConfigState.DEACTIVATED.value},
         )
     return value
 
 
 def _reference_changed(field_name: str) -> InvalidStateError:
-    return InvalidStateError("The config was deactivated meanwhile.", params={field_name: "deactivated"})
+    return InvalidStateError(
+        "The config was deactivated meanwhile.", params={field_name: ConfigState.DEACTIVATED.value}
+    )
 
 
-def _organisation_resource(svc: Services, item: dict[str, Any]) -> dict[str, Any]:
-    organisation = str(item["id"])
-    configs = svc.store.list_configs(organisation, ListQuery(limit=EMBEDDED_CONFIGS))
-    has_valid = svc.store.list_configs(organisation, ListQuery(filters={"state": "valid"}, limit=1))
-    resource = pick_fields(item, ORGANISATION_FIELDS)
+def _organisation_resource(svc: Services, organisation: Organisation) -> dict[str, Any]:
+    configs = svc.store.list_configs(organisation.id, ListQuery(limit=EMBEDDED_CONFIGS))
+    has_valid = svc.store.list_configs(organisation.id, ListQuery(filters={"state": ConfigState.VALID}, limit=1))
+    resource = organisation.to_resource()
     resource["webhook_configs"] = _list_resource(
         configs, "/configs/webhook", [c.to_resource(now=svc.clock()) for c in configs.items]
     )
     resource["state"] = "active" if has_valid.items else "unconfigured"
     return resource
-
-
-def pick_fields(item: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
-    """A resource's public fields (KEY_FIELDS, ORGANISATION_FIELDS), absent ones as None;
-    the API and the operator's commands (admin) show the same."""
-    return {name: item.get(name) for name in fields}
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -452,11 +460,11 @@ def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str
         )
     _, key, organisation = svc.store.get_routing(caller.organisation, event.key)
     target = route(
-        key.get("webhook_config") if key else None,
-        organisation.get("webhook_config_default") if organisation else None,
+        key.webhook_config if key else None,
+        organisation.webhook_config_default if organisation else None,
     )
     config = svc.store.get_config(caller.organisation, target) if target else None
-    if config is None or config.state != "valid":
+    if config is None or config.state != ConfigState.VALID:
         raise InvalidStateError(
             "The event has no valid webhook config to go to: set the key's config or the organisation's"
             " default to a valid one first.",
@@ -464,7 +472,9 @@ def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str
         )
     reopened = resent(event)
     if not svc.store.resend_event(event, reopened):
-        raise InvalidStateError("The event was resent by another request meanwhile.", params={"state": "pending"})
+        raise InvalidStateError(
+            "The event was resent by another request meanwhile.", params={"state": EventState.PENDING.value}
+        )
     try:
         svc.queue.send(event_job(event.id, event.organisation, 1, key=event.key, round_=reopened.resends))
     except DependencyError as exc:

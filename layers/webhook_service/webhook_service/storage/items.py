@@ -5,10 +5,21 @@ from __future__ import annotations
 import datetime as dt
 
 from webhook_service import jsontext
-from webhook_service.domain import Attempt, Event, Task, WebhookConfig
+from webhook_service.domain import (
+    Attempt,
+    ConfigState,
+    Event,
+    Key,
+    KeyState,
+    Organisation,
+    Task,
+    TaskState,
+    WebhookConfig,
+)
 from webhook_service.storage.codec import Item
 from webhook_service.storage.keys import (
     CONFIG_COUNTS_SK,
+    ORGANISATION_SK,
     count_attribute,
     created_sk,
     item_key,
@@ -22,7 +33,7 @@ from webhook_service.storage.keys import (
 )
 from webhook_service.timefmt import format_datetime
 
-CONFIG_STATES = ("new", "valid", "invalid", "deactivated")
+CONFIG_STATES = tuple(state.value for state in ConfigState)  # the counts item's, in this order
 HISTORY_TTL = dt.timedelta(days=30)  # tasks, events and attempts expire; configs, keys, organisations do not
 
 
@@ -43,11 +54,11 @@ def config_item(config: WebhookConfig) -> Item:
         "organisation": config.organisation,
         "url": config.url,
         "secret": config.secret,
-        "state": config.state,
+        "state": str(config.state),
         "version": config.version,
         "date_created": created,
     }
-    if config.state != "deactivated":
+    if config.state != ConfigState.DEACTIVATED:
         item["TypePK"] = prefix  # sparse: plain lists leave deactivated configs out
     if config.slow_until is not None:
         item["slow_until"] = config.slow_until
@@ -67,7 +78,7 @@ def config_from_item(item: Item) -> WebhookConfig:
         organisation=item["organisation"],
         url=item["url"],
         secret=item["secret"],
-        state=item["state"],
+        state=ConfigState(item["state"]),
         version=item["version"],
         date_created=date_created,
         slow_until=item.get("slow_until"),
@@ -104,7 +115,7 @@ def task_item(task: Task) -> Item:
         "type": task.type,
         "target": task.target,
         "target_version": task.target_version,
-        "state": task.state,
+        "state": str(task.state),
         "error": task.error,
         "result": task.result,
         "date_created": created,
@@ -134,7 +145,7 @@ def task_from_item(item: Item) -> Task:
         type=item["type"],
         target=item["target"],
         target_version=item["target_version"],
-        state=item["state"],
+        state=TaskState(item["state"]),
         error=item.get("error"),
         result=item.get("result"),
         date_created=date_created,
@@ -262,3 +273,55 @@ def counts_of(item: Item | None) -> dict[str, int] | None:
     if item is None or not item.get("counted"):
         return None
     return {state: int(item.get(count_attribute(state), 0)) for state in CONFIG_STATES}
+
+
+def organisation_item(organisation: Organisation) -> Item:
+    """A new organisation's item (its open tests are added by the writes that count them)."""
+    return {
+        "PK": org_pk(organisation.id),
+        "SK": ORGANISATION_SK,
+        "resource": "organisation",
+        "id": organisation.id,
+        "name": organisation.name,
+        "webhook_config_default": organisation.webhook_config_default,
+        "date_created": format_datetime(organisation.date_created),
+    }
+
+
+def organisation_from_item(item: Item) -> Organisation:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return Organisation(
+        id=item["id"],
+        name=item["name"],
+        date_created=date_created,
+        webhook_config_default=item.get("webhook_config_default"),
+        open_tests=int(item.get("open_tests", 0)),
+    )
+
+
+def key_item(key: Key) -> Item:
+    return {
+        "PK": org_pk(key.organisation),
+        "SK": sort_key("key", key.id),
+        "resource": "key",
+        "id": key.id,
+        "organisation": key.organisation,
+        "webhook_config": key.webhook_config,
+        "state": key.state.value,
+        "token_hash": key.token_hash,
+        "date_created": format_datetime(key.date_created),
+    }
+
+
+def key_from_item(item: Item) -> Key:
+    date_created = _parse_dt(item["date_created"])
+    assert date_created is not None
+    return Key(
+        id=item["id"],
+        organisation=item["organisation"],
+        token_hash=item["token_hash"],
+        state=KeyState(item["state"]),
+        date_created=date_created,
+        webhook_config=item.get("webhook_config"),
+    )

@@ -14,10 +14,25 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from webhook_service import clients
-from webhook_service.domain import MAX_OPEN_TESTS, Attempt, Event, ListQuery, Overdue, Principal, Task, WebhookConfig
+from webhook_service.domain import (
+    MAX_OPEN_TESTS,
+    Attempt,
+    ConfigState,
+    Event,
+    Key,
+    KeyState,
+    ListQuery,
+    Organisation,
+    Overdue,
+    Principal,
+    Task,
+    TaskState,
+    WebhookConfig,
+)
 from webhook_service.errors import ConflictError, DependencyError, OpenTestsLimitError
 from webhook_service.storage.codec import Item, dynamodb_errors, marshal, unmarshal
 from webhook_service.storage.items import (
@@ -29,6 +44,10 @@ from webhook_service.storage.items import (
     counts_of,
     event_from_item,
     event_item,
+    key_from_item,
+    key_item,
+    organisation_from_item,
+    organisation_item,
     task_from_item,
     task_item,
 )
@@ -195,8 +214,8 @@ class Store:
 
     def open_tests(self, organisation: str) -> int:
         """How many test tasks of the organisation are pending or processing."""
-        item = self.get_organisation(organisation)
-        return int(item.get("open_tests", 0)) if item else 0
+        found = self.get_organisation(organisation)
+        return found.open_tests if found else 0
 
     def _put(self, item: Item, condition: str, names: dict[str, str] | None = None, values: Item | None = None) -> None:
         kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": marshal(item), "ConditionExpression": condition}
@@ -209,16 +228,10 @@ class Store:
 
     # -- organisations and keys ----------------------------------------------------------
 
-    def create_organisation(self, organisation: str, name: str, now: dt.datetime) -> Item:
-        item: Item = {
-            "PK": org_pk(organisation),
-            "SK": ORGANISATION_SK,
-            "resource": "organisation",
-            "id": organisation,
-            "name": name,
-            "webhook_config_default": None,
-            "date_created": format_datetime(now),
-        }
+    def create_organisation(self, organisation: str, name: str, now: dt.datetime) -> Organisation:
+        """A new organisation, with its config counts kept from the start."""
+        created = Organisation(id=organisation, name=name, date_created=now)
+        item = organisation_item(created)
         counts = config_counts_item(organisation, {})
         self._transact(
             [
@@ -226,7 +239,7 @@ class Store:
                 {"Put": {"Item": marshal(counts), "ConditionExpression": "attribute_not_exists(PK)"}},
             ]
         )
-        return item
+        return created
 
     def _config_count(self, organisation: str, before: str | None, after: str) -> list[dict[str, Any]]:
         """The transaction action (none when the state does not change) that moves one config
@@ -256,29 +269,19 @@ class Store:
         item = self._get(org_pk(organisation), CONFIG_COUNTS_SK)
         return counts_of(item)
 
-    def get_organisation(self, organisation: str) -> Item | None:
-        return self._get(org_pk(organisation), ORGANISATION_SK)
+    def get_organisation(self, organisation: str) -> Organisation | None:
+        item = self._get(org_pk(organisation), ORGANISATION_SK)
+        return organisation_from_item(item) if item else None
 
-    def create_key(self, organisation: str, key_id: str, token_hash: str, now: dt.datetime) -> Item:
+    def create_key(self, organisation: str, key_id: str, token_hash: str, now: dt.datetime) -> Key:
         """The key and its token record in one transaction; fails if the organisation is unknown."""
-        created = format_datetime(now)
-        key: Item = {
-            "PK": org_pk(organisation),
-            "SK": sort_key("key", key_id),
-            "resource": "key",
-            "id": key_id,
-            "organisation": organisation,
-            "webhook_config": None,
-            "state": "active",
-            "token_hash": token_hash,
-            "date_created": created,
-        }
+        key = Key(id=key_id, organisation=organisation, token_hash=token_hash, state=KeyState.ACTIVE, date_created=now)
         token: Item = {
             "PK": token_pk(token_hash),
             "SK": TOKEN_SK,
             "key_id": key_id,
             "organisation": organisation,
-            "state": "active",
+            "state": KeyState.ACTIVE.value,
         }
         self._transact(
             [
@@ -288,41 +291,44 @@ class Store:
                         "ConditionExpression": "attribute_exists(PK)",
                     }
                 },
-                {"Put": {"Item": marshal(key), "ConditionExpression": "attribute_not_exists(PK)"}},
+                {"Put": {"Item": marshal(key_item(key)), "ConditionExpression": "attribute_not_exists(PK)"}},
                 {"Put": {"Item": marshal(token), "ConditionExpression": "attribute_not_exists(PK)"}},
             ]
         )
         return key
 
-    def get_key(self, organisation: str, key_id: str) -> Item | None:
-        return self._get(org_pk(organisation), sort_key("key", key_id))
+    def get_key(self, organisation: str, key_id: str) -> Key | None:
+        item = self._get(org_pk(organisation), sort_key("key", key_id))
+        return key_from_item(item) if item else None
 
-    def deactivate_key(self, organisation: str, key_id: str) -> Item | None:
+    def deactivate_key(self, organisation: str, key_id: str) -> Key | None:
+        """Deactivate a key and its token record together; None when the organisation has no
+        such key."""
         key = self.get_key(organisation, key_id)
         if key is None:
             return None
+        deactivated = marshal({":d": KeyState.DEACTIVATED.value})
         self._transact(
             [
                 {
                     "Update": {
-                        "Key": marshal({"PK": key["PK"], "SK": key["SK"]}),
+                        "Key": marshal(item_key(organisation, "key", key_id)),
                         "UpdateExpression": "SET #s = :d",
                         "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": marshal({":d": "deactivated"}),
+                        "ExpressionAttributeValues": deactivated,
                     }
                 },
                 {
                     "Update": {
-                        "Key": marshal(token_key(key["token_hash"])),
+                        "Key": marshal(token_key(key.token_hash)),
                         "UpdateExpression": "SET #s = :d",
                         "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": marshal({":d": "deactivated"}),
+                        "ExpressionAttributeValues": deactivated,
                     }
                 },
             ]
         )
-        key["state"] = "deactivated"
-        return key
+        return replace(key, state=KeyState.DEACTIVATED)
 
     def find_principal(self, token_hash: str) -> Principal | None:
         item = self._get(token_pk(token_hash), TOKEN_SK)
@@ -368,7 +374,7 @@ class Store:
 
     def get_routing(
         self, organisation: str, key_id: str | None, event_id: str | None = None
-    ) -> tuple[Event | None, Item | None, Item | None]:
+    ) -> tuple[Event | None, Key | None, Organisation | None]:
         """What routes an event, in one strongly consistent round trip at most: the event
         itself (when `event_id` is given, read each time), its key (when it has one) and its
         organisation (both through the routing cache, `storage.routing`)."""
@@ -380,7 +386,12 @@ class Store:
         found = self._routing_items(keys, [event_key] if event_key is not None else [])
         event = found.get((event_key["PK"], event_key["SK"])) if event_key is not None else None
         key = found.get((pk, sort_key("key", key_id))) if key_id is not None else None
-        return (event_from_item(event) if event else None), key, found.get((pk, ORGANISATION_SK))
+        organisation_found = found.get((pk, ORGANISATION_SK))
+        return (
+            event_from_item(event) if event else None,
+            key_from_item(key) if key else None,
+            organisation_from_item(organisation_found) if organisation_found else None,
+        )
 
     def get_routed_config(self, organisation: str, config_id: str) -> WebhookConfig | None:
         """The config an event is routed to, through the routing cache (`storage.routing`):
@@ -444,7 +455,7 @@ class Store:
         was read with (`config.open_test`). ConflictError otherwise; OpenTestsLimitError when
         the organisation has as many open tests as it may."""
         condition = "version = :v AND #s <> :d AND "
-        values: Item = {":v": config.version, ":d": "deactivated", ":task": task.id}
+        values: Item = {":v": config.version, ":d": ConfigState.DEACTIVATED.value, ":task": task.id}
         if config.open_test is None:
             condition += "attribute_not_exists(open_test)"
         else:
@@ -483,7 +494,7 @@ class Store:
 
     def finish_pending_task(self, task: Task) -> None:
         """Write a task's end while it is still pending (used when its job was never queued)."""
-        self._end_task(task, "#s = :p", {":p": "pending"})
+        self._end_task(task, "#s = :p", {":p": TaskState.PENDING.value})
 
     # -- delivery ------------------------------------------------------------------------
 
@@ -520,9 +531,9 @@ class Store:
                     ExpressionAttributeNames={"#s": "state"},
                     ExpressionAttributeValues=marshal(
                         {
-                            ":processing": "processing",
-                            ":pending": "pending",
-                            ":spk": state_pk(task.organisation, "task", "processing"),
+                            ":processing": TaskState.PROCESSING.value,
+                            ":pending": TaskState.PENDING.value,
+                            ":spk": state_pk(task.organisation, "task", TaskState.PROCESSING),
                             ":now": started,
                             ":event": event_id,
                         }
@@ -539,14 +550,14 @@ class Store:
             self._end_task(
                 task,
                 "attribute_exists(PK) AND #s IN (:pending, :processing)",
-                {":pending": "pending", ":processing": "processing"},
+                {":pending": TaskState.PENDING.value, ":processing": TaskState.PROCESSING.value},
             )
         except ConflictError:
             return False
         return True
 
     def record_test_outcome(
-        self, config: WebhookConfig, new_state: str, task: Task, event: Event, attempt: Attempt | None = None
+        self, config: WebhookConfig, new_state: ConfigState, task: Task, event: Event, attempt: Attempt | None = None
     ) -> str:
         """Write a test's end: the task, its event, its attempt and the config's new state,
         all at once.
@@ -562,7 +573,7 @@ class Store:
                 "Item": marshal(task_item(task)),
                 "ConditionExpression": "#s = :processing",
                 "ExpressionAttributeNames": {"#s": "state"},
-                "ExpressionAttributeValues": marshal({":processing": "processing"}),
+                "ExpressionAttributeValues": marshal({":processing": TaskState.PROCESSING.value}),
             }
         }
         event_put = {"Put": {"Item": marshal(event_item(event))}}
@@ -571,7 +582,7 @@ class Store:
             counting.append(_attempt_put(attempt))
         seen: WebhookConfig | None = config
         for _ in range(OUTCOME_TRIES):
-            if seen is None or seen.version != task.target_version or seen.state == "deactivated":
+            if seen is None or seen.version != task.target_version or seen.state == ConfigState.DEACTIVATED:
                 break
             config_update = {
                 "Update": {
@@ -581,7 +592,7 @@ class Store:
                     "ExpressionAttributeNames": {"#s": "state"},
                     "ExpressionAttributeValues": marshal(
                         {
-                            ":state": new_state,
+                            ":state": new_state.value,
                             ":spk": state_pk(config.organisation, "webhook_config", new_state),
                             ":v": task.target_version,
                             ":was": seen.state,
@@ -622,7 +633,9 @@ class Store:
                             "UpdateExpression": "SET cut_attempts = if_not_exists(cut_attempts, :zero) + :one",
                             "ConditionExpression": "#s = :processing",
                             "ExpressionAttributeNames": {"#s": "state"},
-                            "ExpressionAttributeValues": marshal({":processing": "processing", ":zero": 0, ":one": 1}),
+                            "ExpressionAttributeValues": marshal(
+                                {":processing": TaskState.PROCESSING.value, ":zero": 0, ":one": 1}
+                            ),
                         }
                     },
                     _attempt_put(attempt),
@@ -758,7 +771,7 @@ class Store:
         """Store a rotated secret if the config still has the secret it was read with and is
         not deactivated; False otherwise (rotated or deactivated meanwhile). Nothing else of
         the config changes: not its state, not its version."""
-        values: Item = {":new": rotated.secret, ":seen": seen.secret, ":deactivated": "deactivated"}
+        values: Item = {":new": rotated.secret, ":seen": seen.secret, ":deactivated": ConfigState.DEACTIVATED.value}
         if rotated.previous_secret is not None and rotated.previous_secret_expires is not None:
             expression = "SET secret = :new, previous_secret = :previous, previous_secret_expires = :expires"
             values[":previous"] = rotated.previous_secret
@@ -811,16 +824,16 @@ class Store:
                 "ExpressionAttributeNames": {"#s": "state"},
                 "ExpressionAttributeValues": marshal(
                     {
-                        ":invalid": "invalid",
-                        ":valid": "valid",
+                        ":invalid": ConfigState.INVALID.value,
+                        ":valid": ConfigState.VALID.value,
                         ":v": config.version,
-                        ":spk": state_pk(config.organisation, "webhook_config", "invalid"),
+                        ":spk": state_pk(config.organisation, "webhook_config", ConfigState.INVALID),
                     }
                 ),
             }
         }
         try:
-            self._transact([update, *self._config_count(config.organisation, "valid", "invalid")])
+            self._transact([update, *self._config_count(config.organisation, ConfigState.VALID, ConfigState.INVALID)])
         except ConflictError:
             return False
         return True
@@ -870,17 +883,22 @@ class Store:
 
     # -- keys and the organisation default -------------------------------------------------
 
-    def set_key_config(self, organisation: str, key_id: str, config_id: str | None) -> Item | None:
-        """Point a key at a config (or clear it). The config must exist, in the same
-        organisation, and not be deactivated: checked in the same transaction."""
-        return self._set_config_reference(
+    def set_key_config(self, organisation: str, key_id: str, config_id: str | None) -> Key | None:
+        """Point a key at a config (or clear it), and return the key as stored after. The
+        config must exist, in the same organisation, and not be deactivated: checked in the
+        same transaction."""
+        item = self._set_config_reference(
             item_key(organisation, "key", key_id), "webhook_config", organisation, config_id
         )
+        return key_from_item(item) if item else None
 
-    def set_organisation_default(self, organisation: str, config_id: str | None) -> Item | None:
-        return self._set_config_reference(
+    def set_organisation_default(self, organisation: str, config_id: str | None) -> Organisation | None:
+        """Point the organisation's default at a config (or clear it), as set_key_config does
+        a key, and return the organisation as stored after."""
+        item = self._set_config_reference(
             organisation_key(organisation), "webhook_config_default", organisation, config_id
         )
+        return organisation_from_item(item) if item else None
 
     def _set_config_reference(self, key: Item, attribute: str, organisation: str, config_id: str | None) -> Item | None:
         update: dict[str, Any] = {
@@ -900,7 +918,7 @@ class Store:
                         "Key": marshal(item_key(organisation, "webhook_config", config_id)),
                         "ConditionExpression": "attribute_exists(PK) AND #s <> :d",
                         "ExpressionAttributeNames": {"#s": "state"},
-                        "ExpressionAttributeValues": marshal({":d": "deactivated"}),
+                        "ExpressionAttributeValues": marshal({":d": ConfigState.DEACTIVATED.value}),
                     }
                 }
             )
