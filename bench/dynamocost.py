@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -278,6 +279,7 @@ class RecordingClient:
         self._tables = tables
         self.phase = "-"
         self.recording = Recording()
+        self._lock = threading.Lock()  # a merged list page reads its shards on several threads
 
     def __getattr__(self, name: str) -> Any:
         if name in self._FREE:
@@ -287,13 +289,15 @@ class RecordingClient:
         method = getattr(self, f"_{name}")
 
         def call(**kwargs: Any) -> Any:
-            self.recording.requests[(self.phase, name)] += 1
+            with self._lock:
+                self.recording.requests[(self.phase, name)] += 1
             return method(**kwargs)
 
         return call
 
     def _charge(self, charges: list[Charge]) -> None:
-        self.recording.charges.extend((self.phase, c) for c in charges)
+        with self._lock:
+            self.recording.charges.extend((self.phase, c) for c in charges)
 
     def _schema(self, table: str) -> TableSchema:
         if table not in self._tables:

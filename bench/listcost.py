@@ -26,6 +26,7 @@ import datetime as dt
 import os
 import random
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -53,6 +54,7 @@ class CountingClient:
     def __init__(self, client: Any) -> None:
         self._client = client
         self.items_read = 0
+        self._lock = threading.Lock()  # a merged list page reads its shards on several threads
         self.requests: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -60,18 +62,22 @@ class CountingClient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             response = attribute(*args, **kwargs)
-            self.requests.append(name)
-            if name == "query":
-                self.items_read += int(response.get("ScannedCount", 0))
-            elif name == "get_item":
-                self.items_read += 1 if "Item" in response else 0
-            elif name == "batch_get_item":
-                self.items_read += sum(len(found) for found in response.get("Responses", {}).values())
-            elif name == "scan":
-                raise AssertionError("a list must never scan")
+            with self._lock:
+                self._count(name, response)
             return response
 
         return call
+
+    def _count(self, name: str, response: Any) -> None:
+        self.requests.append(name)
+        if name == "query":
+            self.items_read += int(response.get("ScannedCount", 0))
+        elif name == "get_item":
+            self.items_read += 1 if "Item" in response else 0
+        elif name == "batch_get_item":
+            self.items_read += sum(len(found) for found in response.get("Responses", {}).values())
+        elif name == "scan":
+            raise AssertionError("a list must never scan")
 
 
 def write_items(client: Any, table: str, items: list[dict[str, Any]]) -> None:
@@ -173,6 +179,7 @@ def history(total: int, now: dt.datetime, seed: int = SEED) -> History:
         TASK_TYPE_TEST,
         ConfigState,
         Event,
+        EventState,
         Task,
         TaskState,
         WebhookConfig,
@@ -243,7 +250,7 @@ def history(total: int, now: dt.datetime, seed: int = SEED) -> History:
                         type=_pick(rng, EVENT_TYPES),
                         action=_pick(rng, EVENT_ACTIONS),
                         data={"id": new_id(), "state": "completed"},
-                        state=state,
+                        state=EventState(state),
                         date_created=created,
                         key=key,
                         attempts=0 if state == "pending" else 1,

@@ -5,13 +5,23 @@ free (the page held every match, or kept config counts), else capped (design.md 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from tests.unit.support import BASE_TIME, as_dynamodb
-from webhook_service.domain import ConfigState, Event, ListQuery, TaskState, new_config, new_event, new_test_task
+from webhook_service.domain import (
+    ConfigState,
+    Event,
+    EventState,
+    ListQuery,
+    TaskState,
+    new_config,
+    new_event,
+    new_test_task,
+)
 from webhook_service.storage import (
     CONFIG_COUNTS_SK,
     LIST_BOOKKEEPING_ITEMS,
@@ -35,23 +45,28 @@ class CountingClient:
     def __init__(self, client: Any) -> None:
         self._client = client
         self.items_read = 0
+        self._lock = threading.Lock()  # a merged list page reads its shards on several threads
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
 
         def call(*args: Any, **kwargs: Any) -> Any:
             response = attribute(*args, **kwargs)
-            if name == "query":
-                self.items_read += int(response.get("ScannedCount", 0))
-            elif name == "get_item":
-                self.items_read += 1 if "Item" in response else 0
-            elif name == "batch_get_item":
-                self.items_read += sum(len(found) for found in response.get("Responses", {}).values())
-            elif name == "scan":
-                raise AssertionError("a list never scans")
+            with self._lock:
+                self._count(name, response)
             return response
 
         return call
+
+    def _count(self, name: str, response: Any) -> None:
+        if name == "query":
+            self.items_read += int(response.get("ScannedCount", 0))
+        elif name == "get_item":
+            self.items_read += 1 if "Item" in response else 0
+        elif name == "batch_get_item":
+            self.items_read += sum(len(found) for found in response.get("Responses", {}).values())
+        elif name == "scan":
+            raise AssertionError("a list never scans")
 
 
 def counting(store: Store) -> tuple[Store, CountingClient]:
@@ -212,7 +227,7 @@ def test_config_counts_follow_every_state_change(store: Store, organisation: str
         new,
         ConfigState.VALID,
         replace(started, state=TaskState.SUCCEEDED, date_completed=at(12)),
-        replace(new_event(organisation, "webhook_config", "test", {}, None, at(11)), state="delivered"),
+        replace(new_event(organisation, "webhook_config", "test", {}, None, at(11)), state=EventState.DELIVERED),
     )
 
     assert store.config_counts(organisation) == {"new": 0, "valid": 2, "invalid": 1, "deactivated": 1}
