@@ -20,12 +20,13 @@ import time
 from typing import Any
 
 from webhook_service.storage.codec import Item
+from webhook_service.storage.keys import org_pk
 
 ROUTING_CACHE_SECONDS = 5.0
 ROUTING_CACHE_ITEMS = 10_000  # kept at most; all are forgotten when more would be kept
 
 _WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
-_ORGANISATION_PREFIX = "ORG#"
+_ORGANISATION_PREFIX = org_pk("")  # every organisation partition starts so
 
 
 class RoutingCache:
