@@ -34,6 +34,7 @@ def seed(store: Any, now: dt.datetime) -> bool:
         Attempt,
         ConfigState,
         Event,
+        EventState,
         Task,
         TaskState,
         WebhookConfig,
@@ -73,7 +74,7 @@ def seed(store: Any, now: dt.datetime) -> bool:
             type="session",
             action="completed",
             data={"id": "b6c1c0de-0000-4000-8000-00000000000a", "state": "completed"},
-            state="pending",
+            state=EventState.PENDING,
             date_created=now,
         )
     )
@@ -83,7 +84,7 @@ def seed(store: Any, now: dt.datetime) -> bool:
         type="session",
         action="started",
         data={"id": "b6c1c0de-0000-4000-8000-00000000000b", "state": "started"},
-        state="pending",
+        state=EventState.PENDING,
         date_created=now - TASK_AGE,
         attempts=1,
         webhook_config=CONFIG,
@@ -102,5 +103,5 @@ def seed(store: Any, now: dt.datetime) -> bool:
         date_created=now - TASK_AGE,
         expires_at=event_expires_at(delivered),
     )
-    store.save_event(replace(delivered, state="delivered", date_delivered=now - TASK_AGE), attempt)
+    store.save_event(replace(delivered, state=EventState.DELIVERED, date_delivered=now - TASK_AGE), attempt)
     return True

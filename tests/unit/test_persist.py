@@ -19,7 +19,7 @@ from devstack import aws, persist, template
 from tests.unit.support import Backing
 from webhook_service import admin
 from webhook_service.auth import hash_token
-from webhook_service.domain import MAX_ATTEMPTS, Event, ListQuery, new_config, new_test_task
+from webhook_service.domain import MAX_ATTEMPTS, Event, EventState, ListQuery, new_config, new_test_task
 from webhook_service.storage import CONFIG_COUNTS_SK, Store, event_item, marshal, org_pk
 
 NOW = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
@@ -73,8 +73,8 @@ def make_history(store: Store, now: dt.datetime) -> dict[str, str]:
     store.create_config(config, task)
     store.set_organisation_default(organisation, config.id)
     event = Event(
-        id=str(uuid.uuid4()), organisation=organisation, type="session", action="completed", data={}, state="pending",
-        date_created=now,
+        id=str(uuid.uuid4()), organisation=organisation, type="session", action="completed", data={},
+        state=EventState.PENDING, date_created=now,
     )  # fmt: skip
     store.create_event(event)
     return {"organisation": organisation, "token": token, "config": config.id, "task": task.id, "event": event.id}
@@ -126,7 +126,7 @@ def test_restore_events_and_attempts_saved_in_the_organisations_partition_moves_
     organisation = made["organisation"]
     event = Event(
         id=str(uuid.uuid4()), organisation=organisation, type="session", action="completed", data={"n": 1},
-        state="delivered", date_created=now, attempts=1, webhook_config=made["config"], date_delivered=now,
+        state=EventState.DELIVERED, date_created=now, attempts=1, webhook_config=made["config"], date_delivered=now,
     )  # fmt: skip
     item = marshal(event_item(event))
     old = {
@@ -201,11 +201,13 @@ def test_restore_open_task_and_event_are_queued_again_ended_ones_are_not(
     organisation = made["organisation"]
     later = int(now.timestamp()) + 3600
     waiting = Event(
-        id=str(uuid.uuid4()), organisation=organisation, type="session", action="failed", data={}, state="pending",
-        date_created=now, attempts=2, next_attempt_at=later,
+        id=str(uuid.uuid4()), organisation=organisation, type="session", action="failed", data={},
+        state=EventState.PENDING, date_created=now, attempts=2, next_attempt_at=later,
     )  # fmt: skip
     spent = replace(waiting, id=str(uuid.uuid4()), attempts=MAX_ATTEMPTS, next_attempt_at=None)
-    delivered = replace(waiting, id=str(uuid.uuid4()), state="delivered", next_attempt_at=None, date_delivered=now)
+    delivered = replace(
+        waiting, id=str(uuid.uuid4()), state=EventState.DELIVERED, next_attempt_at=None, date_delivered=now
+    )
     for event in (waiting, spent, delivered):
         store.create_event(event)
     items = [i for i in scan(store) if organisation in i["PK"]["S"]]  # its partition, its events and attempts

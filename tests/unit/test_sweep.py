@@ -25,7 +25,7 @@ from tests.unit.support import (
     load_function,
 )
 from webhook_service import service
-from webhook_service.domain import MAX_ATTEMPTS, Principal, Task, TaskState, new_event
+from webhook_service.domain import MAX_ATTEMPTS, EventState, Principal, Task, TaskState, new_event
 from webhook_service.jobs import Deliverer, handle_job
 from webhook_service.storage import Store
 from webhook_service.storage.keys import OPEN_SHARDS, item_key, open_keys, open_pk
@@ -91,7 +91,7 @@ def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
     store.create_event(replace(event, next_attempt_at=int((START + 3 * HOUR).timestamp())))
     waiting = raw(store, caller.organisation, "event", event.id)
     assert waiting["DueSK"].startswith("2020-01-01T15:00:00")  # due at its next attempt, not its creation
-    store.save_event(replace(event, state="delivered", date_delivered=clock()))
+    store.save_event(replace(event, state=EventState.DELIVERED, date_delivered=clock()))
     assert "OpenPK" not in raw(store, caller.organisation, "event", event.id)
     assert config_id
 

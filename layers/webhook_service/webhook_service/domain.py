@@ -216,7 +216,7 @@ def failed_to_queue(task: Task, now: dt.datetime) -> Task:
 def event_failed_to_queue(event: Event, now: dt.datetime) -> Event:
     """The event whose attempt could not be put on the queue (docs/design.md §7.8), or that
     the sweep gave up on (§7.12)."""
-    return replace(event, state="failed", error=QUEUE_UNAVAILABLE, date_delivered=now)
+    return replace(event, state=EventState.FAILED, error=QUEUE_UNAVAILABLE, date_delivered=now)
 
 
 # The name of an event's `type` or `action` (docs/design.md §7.8), as publish takes it and the
@@ -284,7 +284,7 @@ class Event:
     type: str
     action: str
     data: dict[str, Any]
-    state: str
+    state: EventState
     date_created: dt.datetime
     key: str | None = None  # the key whose config routes it (internal)
     attempts: int = 0  # deliveries attempted so far (internal; `retries` is derived)
@@ -321,7 +321,7 @@ class Event:
             "type": self.type,
             "action": self.action,
             "data": self.data,
-            "state": self.state,
+            "state": str(self.state),
             "retries": self.retries,
             "webhook_config": self.webhook_config,
             "error": self.error,
@@ -338,7 +338,7 @@ def config_test_event(task: Task, config: WebhookConfig, event_id: str, now: dt.
         type="webhook_config",
         action="test",
         data=config.to_resource(with_secret=False),
-        state="pending",
+        state=EventState.PENDING,
         date_created=now,
         key=task.key,
         webhook_config=config.id,
@@ -369,7 +369,7 @@ def new_event(
         type=type_,
         action=action,
         data=redact(data),
-        state="pending",
+        state=EventState.PENDING,
         date_created=now,
         key=key,
     )
@@ -509,7 +509,7 @@ def resent(event: Event) -> Event:
     """The event re-opened by a resend: pending, no attempt yet in its new round, same id."""
     return replace(
         event,
-        state="pending",
+        state=EventState.PENDING,
         attempts=0,
         next_attempt_at=None,
         claimed_until=None,

@@ -31,8 +31,10 @@ from webhook_service.domain import (
     UNCONFIGURED,
     Attempt,
     Event,
+    EventState,
     Key,
     Organisation,
+    TaskState,
     WebhookConfig,
     config_state_after_test,
     config_test_event,
@@ -306,14 +308,14 @@ def _record(deliverer: Deliverer, config: Any, task: Any, event: Event, result: 
     now = deliverer.clock()
     finished_task = replace(
         task,
-        state="succeeded" if result.ok else "failed",
+        state=TaskState.SUCCEEDED if result.ok else TaskState.FAILED,
         error=result.error,
         result=result.as_task_result(),
         date_completed=now,
     )
     finished_event = replace(
         event,
-        state="delivered" if result.ok else "failed",
+        state=EventState.DELIVERED if result.ok else EventState.FAILED,
         error=result.error,
         attempts=1,
         date_delivered=now,
@@ -443,7 +445,7 @@ def _use_claim(deliverer: Deliverer, event: Event, config: WebhookConfig | None,
     """Make the claimed attempt `attempt` of `event` and record it."""
     store = deliverer.store
     if config is None or config.state != "valid":
-        store.save_event(replace(event, state="failed", error=UNCONFIGURED, date_delivered=deliverer.clock()))
+        store.save_event(replace(event, state=EventState.FAILED, error=UNCONFIGURED, date_delivered=deliverer.clock()))
         logger.warning("event unconfigured", extra={"event_id": event.id, "config_id": event.webhook_config})
         return Outcome("event", UNCONFIGURED)
 
@@ -470,12 +472,12 @@ def _use_claim(deliverer: Deliverer, event: Event, config: WebhookConfig | None,
     _log_attempt(event, config, attempt, result, delay)
     record = _attempt_record(event, config, url, result, now)
     if result.ok:
-        store.save_event(replace(event, state="delivered", error=None, date_delivered=now), record)
+        store.save_event(replace(event, state=EventState.DELIVERED, error=None, date_delivered=now), record)
         return Outcome("event", "delivered", result.duration_ms)
     if is_gone(result.status_code):
         store.invalidate_config(config)
     if delay is None:
-        store.save_event(replace(event, state="failed", error=result.error, date_delivered=now), record)
+        store.save_event(replace(event, state=EventState.FAILED, error=result.error, date_delivered=now), record)
         return Outcome("event", "failed", result.duration_ms)
     due = math.ceil((now + delay).timestamp())
     if store.save_event(replace(event, error=result.error, next_attempt_at=due), record):

@@ -23,6 +23,7 @@ from webhook_service.domain import (
     Attempt,
     ConfigState,
     Event,
+    EventState,
     Key,
     KeyState,
     ListQuery,
@@ -672,7 +673,7 @@ class Store:
                         {
                             ":attempt": attempt,
                             ":previous": attempt - 1,
-                            ":pending": "pending",
+                            ":pending": EventState.PENDING,
                             ":config": config_id,
                             ":until": claimed_until,
                             ":now": now,
@@ -701,7 +702,7 @@ class Store:
                 {
                     ":previous": event.attempts - 1,
                     ":attempt": event.attempts,
-                    ":pending": "pending",
+                    ":pending": EventState.PENDING,
                     ":until": event.claimed_until,
                 }
             ),
@@ -721,7 +722,7 @@ class Store:
         False if it has moved on (ended, a later attempt claimed, or resent). `attempt`, the
         request whose outcome this is, is stored in the same write."""
         condition = f"#s = :pending AND attempts = :attempts AND {_same_round(event.resends)}"
-        values = {":pending": "pending", ":attempts": event.attempts, ":round": event.resends}
+        values = {":pending": EventState.PENDING, ":attempts": event.attempts, ":round": event.resends}
         try:
             if attempt is None:
                 self._put(event_item(event), condition, names={"#s": "state"}, values=values)
@@ -761,7 +762,7 @@ class Store:
                 event_item(seen),
                 f"#s = :pending AND attempts = :zero AND {_same_round(reopened.resends)}",
                 names={"#s": "state"},
-                values={":pending": "pending", ":zero": 0, ":round": reopened.resends},
+                values={":pending": EventState.PENDING, ":zero": 0, ":round": reopened.resends},
             )
         except ConflictError:
             return False
