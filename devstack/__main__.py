@@ -162,9 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         "slow_queue_url": stack.refs["SlowQueue"],
         "dead_letter_queue_url": stack.refs["DeliveryDeadLetterQueue"],
     }
-    if args.info_file:
-        with open(args.info_file, "w", encoding="utf-8") as handle:
-            json.dump(info, handle)
+    if args.info_file:  # whole or absent: whoever waits for it may read it the moment it appears
+        persist.write_atomically(Path(args.info_file), lambda handle: json.dump(info, handle))
     if state:
         state.write_identity({**info, "stack": stack.name})
         client, table = services.store.client, stack.refs["Table"]

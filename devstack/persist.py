@@ -144,7 +144,7 @@ def put_items(client: Any, table: str, items: list[RawItem]) -> None:
             raise StateError(f"{len(requests)} items could not be written back to {table}")
 
 
-def _write_atomically(path: Path, write: Callable[[IO[str]], None], mode: int = 0o600) -> None:
+def write_atomically(path: Path, write: Callable[[IO[str]], None], mode: int = 0o600) -> None:
     """Write a file whole or not at all: a temporary file, synced, renamed over `path`."""
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, before the rename
         "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", delete=False
@@ -177,7 +177,7 @@ def write_snapshot(path: Path, items: list[RawItem], now: dt.datetime) -> None:
             handle.write(json.dumps(item, sort_keys=True) + (",\n" if n < len(items) - 1 else "\n"))
         handle.write("]}\n")
 
-    _write_atomically(path, write)
+    write_atomically(path, write)
 
 
 def read_snapshot(path: Path) -> list[RawItem]:
@@ -309,7 +309,7 @@ class LocalState:
         return found if isinstance(found, dict) else None
 
     def write_identity(self, identity: dict[str, Any]) -> None:
-        _write_atomically(self.identity_path, lambda handle: json.dump(identity, handle, indent=2))
+        write_atomically(self.identity_path, lambda handle: json.dump(identity, handle, indent=2))
 
     def save_table(self, client: Any, table: str, ttl: str | None) -> int:
         now = dt.datetime.now(dt.UTC)

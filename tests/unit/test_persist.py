@@ -4,14 +4,16 @@ events queued again, the folder locked, and the development key kept."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -246,7 +248,7 @@ def test_save_table_replaces_the_file_whole_and_leaves_no_temporary_file(
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        persist._write_atomically(state.snapshot_path, broken)
+        persist.write_atomically(state.snapshot_path, broken)
 
     assert json.loads(state.snapshot_path.read_text()) == first
     assert sorted(p.name for p in state.folder.iterdir()) == ["lock", "table.json"]
@@ -362,3 +364,32 @@ def test_seed_saved_token_missing_from_the_table_is_made_again(store: Store) -> 
     assert token == lost
     assert store.get_organisation(organisation) is not None
     assert admin.find_key_by_token(store, lost) is not None
+
+
+def test_write_atomically_never_shows_a_reader_a_partial_file(tmp_path: Path) -> None:
+    """The local stack's info file is written so: a test harness polls for it and reads it
+    the moment it appears (a plain write let one read an empty file)."""
+    path = tmp_path / "info.json"
+    body = {"token": "x" * 200_000}
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():  # bounded by the writes below
+            with contextlib.suppress(FileNotFoundError):
+                seen.append(path.read_text())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for n in range(20):
+
+            def write(handle: IO[str], n: int = n) -> None:
+                json.dump({**body, "n": n}, handle)
+
+            persist.write_atomically(path, write)
+    finally:
+        stop.set()
+        reader.join(timeout=10)
+    assert seen
+    assert all(json.loads(text)["token"] == body["token"] for text in seen)
