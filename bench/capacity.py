@@ -116,7 +116,7 @@ class OkSender:
     """Answers every delivery with 200 at once: the receiver is not the subject here."""
 
     def post(self, url: str, body: bytes, headers: Any) -> Any:
-        from webhook_service.sender import DeliveryResult
+        from webhook_service.domain.delivery import DeliveryResult
 
         return DeliveryResult(error=None, status_code=200, duration_ms=1, response_excerpt="")
 
@@ -166,21 +166,26 @@ def measure(
     """Publish and deliver `events` events of one new organisation, recording every request."""
     from webhook_service import admin, sweep
     from webhook_service.auth import Authenticator
-    from webhook_service.domain import ConfigState, Principal, new_config
+    from webhook_service.domain.configs import ConfigState, new_config
+    from webhook_service.domain.tenants import KeyState, Principal
     from webhook_service.events import publish
     from webhook_service.jobqueue import JobQueue
-    from webhook_service.jobs import Deliverer, handle_job
-    from webhook_service.service import Services, list_events
-    from webhook_service.storage import Store, config_item, event_item, marshal
+    from webhook_service.jobs.deliverer import Deliverer
+    from webhook_service.jobs.dispatch import handle_job
+    from webhook_service.service.context import Services
+    from webhook_service.service.events import list_events
+    from webhook_service.storage.codec import marshal
+    from webhook_service.storage.items import config_item, event_item
+    from webhook_service.storage.store import Store
     from webhook_service.timefmt import utcnow
 
     # Set up, unrecorded: an organisation, a key whose config is valid.
     plain = Store(table_name, dynamodb)
-    organisation = str(admin.create_organisation(plain, "capacity bench")["id"])
-    key = str(admin.create_key(plain, organisation)[0]["id"])
+    organisation = str(admin.create_organisation(plain.organisations, "capacity bench")["id"])
+    key = str(admin.create_key(plain.organisations, organisation)[0]["id"])
     config = replace(new_config(organisation, "https://receiver.example/hooks", utcnow()), state=ConfigState.VALID)
     dynamodb.put_item(TableName=table_name, Item=marshal(config_item(config)))
-    plain.set_key_config(organisation, key, config.id)
+    plain.organisations.set_key_config(organisation, key, config.id)
 
     run = Run(data_bytes=data_bytes, events=events, event_item_bytes=0, batch_size=batch_size)
     run.organisation = organisation
@@ -193,8 +198,8 @@ def measure(
     store = Store(table_name, cast("DynamoDBClient", recorder))
     queue = JobQueue(queue_url, cast("SQSClient", counting_sqs))
     deliverer = Deliverer(store=store, sender=OkSender(), queue=queue)
-    services = Services(store=store, queue=queue, authenticator=Authenticator(store))
-    caller = Principal(key_id=key, organisation=organisation, state="active")
+    services = Services(store=store, queue=queue, authenticator=Authenticator(store.organisations))
+    caller = Principal(key_id=key, organisation=organisation, state=KeyState.ACTIVE)
     data = sample_data(data_bytes)
 
     published = 0
@@ -306,7 +311,7 @@ _SHARD = re.compile(r"^(?P<base>.+#event(?:#[^#]+)?)#(?P<shard>\d{2})$")
 def family(target: str, partition: str) -> tuple[str, int | None]:
     """The family a partition key value belongs to, and how many partitions it has: an event's
     index partitions' shards, ByOpen's partitions, the events' and attempts' own partitions."""
-    from webhook_service.storage import EVENT_SHARDS, OPEN_SHARDS
+    from webhook_service.storage.keys import EVENT_SHARDS, OPEN_SHARDS
 
     if target == TABLE and partition.split("#", 1)[0] in ("EVENT", "ATTEMPT"):
         kind, organisation, _ = partition.split("#", 2)

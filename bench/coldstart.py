@@ -49,10 +49,10 @@ def function_code(folder: str, clients: list[str]) -> str:
     warm = (
         ""
         if folder == STATIC_ONLY
-        else "from webhook_service.jobs import get_deliverer\nd = get_deliverer()\nd.store.client\nd.queue.client\n"
+        else "from webhook_service.jobs import deliverer\nd = deliverer()\nd.store.table.client\nd.queue.client\n"
         if folder == "deliver"
-        else "from webhook_service.service import get_services\ns = get_services()\n"
-        + ("s.store.client\n" if "dynamodb" in clients else "")
+        else "from webhook_service.service import services\ns = services()\n"
+        + ("s.store.table.client\n" if "dynamodb" in clients else "")
         + ("s.queue.client\n" if "sqs" in clients else "")
     )
     paths = [str(BUILD / _logical(folder)), str(BUILD / "ServiceLayer" / "python"), str(RUNTIME)]

@@ -78,8 +78,8 @@ class _DynamoLikeClient:
         return call
 
 
-class _InMemoryStore:
-    """The deliver function's side of Store, in memory, each call waiting like a DynamoDB
+class _InMemoryConfigs:
+    """The deliver function's side of the configs repository, in memory, each call waiting like a DynamoDB
     round trip (sleeping, so calls of different jobs overlap). It holds the tasks and configs
     the batch needs, read beforehand from the real table, and records what is written back."""
 
@@ -95,7 +95,7 @@ class _InMemoryStore:
         self._wait()
         return self.tasks.get(task_id), self.configs.get(config_id)
 
-    def get_config(self, organisation: str, config_id: str) -> Any:
+    def get(self, organisation: str, config_id: str) -> Any:
         self._wait()
         return self.configs.get(config_id)
 
@@ -113,6 +113,13 @@ class _InMemoryStore:
         with self._lock:
             self.outcomes[task.id] = task.state
         return "applied"
+
+
+class _InMemoryStore:
+    """A store whose only repository the test jobs use, configs, is _InMemoryConfigs."""
+
+    def __init__(self, tasks: dict[str, Any], configs: dict[str, Any], latency_s: float) -> None:
+        self.configs = _InMemoryConfigs(tasks, configs, latency_s)
 
 
 def concurrency_in_memory() -> bool:
@@ -165,13 +172,17 @@ def concurrency_moto_server() -> bool:
 
 def _concurrency(make_client: Any, storage: str) -> bool:
     """`make_client(table)` gives the DynamoDB client for the table; None: the in-memory store."""
-    from webhook_service import admin, service
+    from webhook_service import admin
     from webhook_service.auth import Authenticator
     from webhook_service.consumer import handle_batch
-    from webhook_service.domain import Principal
-    from webhook_service.jobs import Deliverer, set_deliverer
+    from webhook_service.domain.tenants import KeyState, Principal
+    from webhook_service.jobs.deliverer import Deliverer
     from webhook_service.sender import Sender
-    from webhook_service.storage import Store
+    from webhook_service.service import configs as config_cases
+    from webhook_service.service import tasks as task_cases
+    from webhook_service.service.context import Services
+    from webhook_service.storage.store import Store
+    from webhook_service.wiring import use_deliverer
 
     receiver = Receiver()
     sender = Sender(allow_private=True)
@@ -182,22 +193,24 @@ def _concurrency(make_client: Any, storage: str) -> bool:
             transaction (DynamoDB does not), so a table that grew would slow later rounds."""
             stack = aws.deploy(template.load_template(), {"Stage": "dev"}, stack_name=f"bench-{uuid.uuid4().hex[:8]}")
             store = Store(stack.refs["Table"], make_client(stack.refs["Table"]) if make_client else None)
-            services = service.Services(store=store, queue=_NoQueue(), authenticator=Authenticator(store))
+            services = Services(store=store, queue=_NoQueue(), authenticator=Authenticator(store.organisations))
             services.allow_private_targets = True
-            organisation = admin.create_organisation(store, "Bench")["id"]
-            caller = Principal(key_id="bench", organisation=organisation, state="active")
+            organisation = admin.create_organisation(store.organisations, "Bench")["id"]
+            caller = Principal(key_id="bench", organisation=organisation, state=KeyState.ACTIVE)
             bodies = []
             for n in range(count):
-                config = service.create_config(services, caller, {"url": receiver.url(f"/slow/0.2/c{n}/")})
-                task = service.list_tasks(services, caller, {"target": config["id"]})["data"][0]
+                config = config_cases.create_config(services, caller, {"url": receiver.url(f"/slow/0.2/c{n}/")})
+                task = task_cases.list_tasks(services, caller, {"target": config["id"]})["data"][0]
                 job = {"job": "test", "task": task["id"], "organisation": organisation, "config": config["id"]}
                 bodies.append(json.dumps(job))
             used: Any = store
             if make_client is None:
-                tasks = {t.id: t for t in (store.get_task(organisation, json.loads(b)["task"]) for b in bodies) if t}
-                configs = {c.id: c for c in (store.get_config(organisation, t.target) for t in tasks.values()) if c}
+                tasks = {
+                    t.id: t for t in (store.configs.get_task(organisation, json.loads(b)["task"]) for b in bodies) if t
+                }
+                configs = {c.id: c for c in (store.configs.get(organisation, t.target) for t in tasks.values()) if c}
                 used = _InMemoryStore(tasks, configs, DYNAMODB_LATENCY_MS / 1000)
-            set_deliverer(Deliverer(store=used, sender=sender, queue=_NoQueue()))
+            use_deliverer(Deliverer(store=used, sender=sender, queue=_NoQueue()))
             messages = [{"MessageId": f"m{n}", "ReceiptHandle": f"r{n}", "Body": body} for n, body in enumerate(bodies)]
             return sqs_event(messages, "arn:aws:sqs:us-east-1:123456789012:q", "us-east-1")
 
@@ -221,7 +234,7 @@ def _concurrency(make_client: Any, storage: str) -> bool:
         print(f"  ratio {ratio:.2f} (target <= 1.5): {'met' if ratio <= 1.5 else 'NOT met'}")
         return ratio <= 1.5
     finally:
-        set_deliverer(None)
+        use_deliverer(None)
         receiver.close()
 
 
@@ -236,7 +249,7 @@ def _wait_for_port(port: int, timeout: float = 30.0) -> None:
 
 
 def connection_reuse() -> bool:
-    from webhook_service.domain import generate_secret
+    from webhook_service.domain.configs import generate_secret
     from webhook_service.sender import Sender
     from webhook_service.signing import signature_headers
 

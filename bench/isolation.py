@@ -144,7 +144,7 @@ def operator(info: dict[str, str]) -> Any:
     )
     from webhook_service import admin
     from webhook_service.jobqueue import JobQueue
-    from webhook_service.storage import Store
+    from webhook_service.storage.store import Store
 
     return admin, Store(info["table"]), JobQueue(info["queue_url"])
 
@@ -203,7 +203,7 @@ class StorageProbe:
     def _run(self, store: Any, organisation: str) -> None:
         while not self._stop.wait(0.1):
             started = time.perf_counter()
-            store.get_organisation(organisation)
+            store.organisations.get(organisation)
             self.samples.append((started, time.perf_counter() - started))
 
     def between(self, start: float, end: float) -> list[Sample]:
@@ -229,8 +229,8 @@ def main() -> int:
             admin, store, queue = operator(info)
 
             def new_org(name: str, keys: int) -> tuple[Org, list[Org]]:
-                organisation = admin.create_organisation(store, name)["id"]
-                made = [admin.create_key(store, organisation) for _ in range(keys)]
+                organisation = admin.create_organisation(store.organisations, name)["id"]
+                made = [admin.create_key(store.organisations, organisation) for _ in range(keys)]
                 orgs = [Org(info["url"], token, organisation, key["id"]) for key, token in made]
                 return orgs[0], orgs
 

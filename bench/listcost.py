@@ -82,7 +82,7 @@ class CountingClient:
 
 def write_items(client: Any, table: str, items: list[dict[str, Any]]) -> None:
     """Store items (already built by the storage module) 25 at a time."""
-    from webhook_service.storage import marshal
+    from webhook_service.storage.codec import marshal
 
     for start in range(0, len(items), 25):
         batch = [{"PutRequest": {"Item": marshal(i)}} for i in items[start : start + 25]]
@@ -93,9 +93,10 @@ def write_items(client: Any, table: str, items: list[dict[str, Any]]) -> None:
 
 
 def tenancy(client: Any, table: str) -> bool:
-    from webhook_service.domain import Principal, new_config
-    from webhook_service.service import list_configs
-    from webhook_service.storage import config_counts_item, config_item
+    from webhook_service.domain.configs import new_config
+    from webhook_service.domain.tenants import KeyState, Principal
+    from webhook_service.service.configs import list_configs
+    from webhook_service.storage.items import config_counts_item, config_item
     from webhook_service.timefmt import utcnow
 
     items = [config_item(new_config(str(uuid.uuid4()), "https://r.example/", utcnow())) for _ in range(OTHER_CONFIGS)]
@@ -106,7 +107,7 @@ def tenancy(client: Any, table: str) -> bool:
 
     counting = CountingClient(client)
     services = _services(table, counting)
-    caller = Principal(key_id="bench", organisation=mine, state="active")
+    caller = Principal(key_id="bench", organisation=mine, state=KeyState.ACTIVE)
     print(f"list cost, tenancy: {OWN_CONFIGS} configs of one organisation among {OTHER_CONFIGS:,} of others")
     print(f"  {'request':44} {'returned':>8} {'items read':>10} {'budget':>8}  requests")
     met = True
@@ -139,12 +140,12 @@ def tenancy(client: Any, table: str) -> bool:
 def _services(table: str, client: Any) -> Any:
     from webhook_service.auth import Authenticator
     from webhook_service.jobqueue import JobQueue
-    from webhook_service.service import Services
-    from webhook_service.storage import Store
+    from webhook_service.service.context import Services
+    from webhook_service.storage.store import Store
 
     # Lists need only the store; the queue is never sent to (nor its client made) here.
     store = Store(table, client)
-    return Services(store=store, queue=JobQueue("unused"), authenticator=Authenticator(store))
+    return Services(store=store, queue=JobQueue("unused"), authenticator=Authenticator(store.organisations))
 
 
 # -- part 2: history -------------------------------------------------------------------------------
@@ -175,17 +176,16 @@ EVENT_STATES = {"delivered": 0.96, "failed": 0.03, "pending": 0.01}
 def history(total: int, now: dt.datetime, seed: int = SEED) -> History:
     """`total` items of one new organisation, built by the storage module's item builders:
     configs, then tasks and events; dates spread evenly over the last 30 days."""
-    from webhook_service.domain import (
+    from webhook_service.domain.configs import (
         TASK_TYPE_TEST,
         ConfigState,
-        Event,
-        EventState,
         Task,
         TaskState,
         WebhookConfig,
         generate_secret,
     )
-    from webhook_service.storage import config_counts_item, config_item, event_item, task_item
+    from webhook_service.domain.events import Event, EventState
+    from webhook_service.storage.items import config_counts_item, config_item, event_item, task_item
 
     rng = random.Random(seed)
     organisation = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -293,7 +293,7 @@ class Measured:
 
     @property
     def budget(self) -> int:
-        from webhook_service.storage import read_bound
+        from webhook_service.storage.planning import read_bound
 
         return read_bound(self.shape.resource, self.limit)
 
@@ -303,12 +303,14 @@ class Measured:
 
 
 def _lister(resource: str) -> Callable[..., dict[str, Any]]:
-    from webhook_service import service
+    from webhook_service.service import configs as config_cases
+    from webhook_service.service import events as event_cases
+    from webhook_service.service import tasks as task_cases
 
     return {
-        "webhook_config": service.list_configs,
-        "task": service.list_tasks,
-        "event": service.list_events,
+        "webhook_config": config_cases.list_configs,
+        "task": task_cases.list_tasks,
+        "event": event_cases.list_events,
     }[resource]
 
 
@@ -355,9 +357,9 @@ def shapes(hist: History, services: Any, caller: Any) -> list[Shape]:
 
 def measure_pages(client: Any, table: str, hist: History) -> list[Measured]:
     """List every page shape of the history's organisation, counting what each page reads."""
-    from webhook_service.domain import Principal
+    from webhook_service.domain.tenants import KeyState, Principal
 
-    caller = Principal(key_id="bench", organisation=hist.organisation, state="active")
+    caller = Principal(key_id="bench", organisation=hist.organisation, state=KeyState.ACTIVE)
     counting = CountingClient(client)
     counted = _services(table, counting)
     results = []
@@ -383,7 +385,8 @@ PATHS = {"webhook_config": "GET /configs/webhook", "task": "GET /tasks", "event"
 
 
 def report(hist: History, results: list[Measured]) -> list[str]:
-    from webhook_service.storage import EVENT_SHARDS, MERGE_SLACK
+    from webhook_service.storage.keys import EVENT_SHARDS
+    from webhook_service.storage.merge import MERGE_SLACK
 
     counts = ", ".join(f"{n:,} {kind}s" for kind, n in hist.counts.items())
     lines = [
@@ -423,7 +426,7 @@ def disagreements(moto: list[Measured], replica: list[Measured]) -> list[str]:
 def replica_of(table: str, hist: History) -> Any:
     from bench.dynamocost import table_schemas
     from bench.readreplica import ReadReplica
-    from webhook_service.storage import marshal
+    from webhook_service.storage.codec import marshal
 
     (schema,) = table_schemas(template.load_template()).values()
     return ReadReplica(table, schema, [marshal(item) for item in hist.items])

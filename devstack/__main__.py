@@ -30,7 +30,7 @@ from devstack.runtime import apply_environment
 from devstack.scheduler import Scheduler
 
 if TYPE_CHECKING:
-    from webhook_service.service import ProcessServices
+    from webhook_service.wiring import ProcessServices
 
 log = logging.getLogger("devstack")
 
@@ -65,13 +65,13 @@ def _services(tpl: dict[str, Any], stack: aws.Stack) -> ProcessServices:
     for function in template.functions(tpl):
         apply_environment(template.resolve(function.environment, stack.refs))
     from webhook_service.logs import log_to_stderr
-    from webhook_service.service import get_services, set_services
     from webhook_service.settings import reset_settings
+    from webhook_service.wiring import services, use_services
 
     log_to_stderr()  # standard output is the banner (with the development token) alone
     reset_settings()
-    set_services(None)
-    return get_services()
+    use_services(None)
+    return services()
 
 
 @dataclass
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if state:
         try:
             now = dt.datetime.now(dt.UTC)
-            restored = state.restore(services.store.client, stack.refs["Table"], services.lanes, ttl, now)
+            restored = state.restore(services.store.table.client, stack.refs["Table"], services.lanes, ttl, now)
         except persist.StateError as exc:
             print(f"devstack: {exc}\n  `make dev-reset` (or --reset) starts afresh", file=sys.stderr)
             return 1
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         persist.write_atomically(Path(args.info_file), lambda handle: json.dump(info, handle))
     if state:
         state.write_identity({**info, "stack": stack.name})
-        client, table = services.store.client, stack.refs["Table"]
+        client, table = services.store.table.client, stack.refs["Table"]
         state.start_saving(
             lambda: state.save_table(client, table, ttl),
             (lambda: moto.dynamodb_writes) if moto else None,

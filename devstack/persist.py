@@ -95,8 +95,9 @@ def in_current_layout(items: list[RawItem]) -> list[RawItem]:
     """`items` with the events and attempts saved before they had partitions of their own
     (docs/design.md §15.2) moved there: their table keys, and an event's list index keys in
     its shards. Everything else they hold is kept as it was."""
-    from webhook_service.storage import item_key, marshal
+    from webhook_service.storage.codec import marshal
     from webhook_service.storage.items import event_index_keys
+    from webhook_service.storage.keys import item_key
 
     moved = []
     for item in items:
@@ -115,7 +116,9 @@ def in_current_layout(items: list[RawItem]) -> list[RawItem]:
 def with_config_counts(items: list[RawItem]) -> list[RawItem]:
     """`items` with the config counts of every organisation saved before counts were kept
     (docs/design.md §15.1), counted from its configs: nothing else writes while restoring."""
-    from webhook_service.storage import CONFIG_COUNTS_SK, config_counts_item, marshal
+    from webhook_service.storage.codec import marshal
+    from webhook_service.storage.items import config_counts_item
+    from webhook_service.storage.keys import CONFIG_COUNTS_SK
 
     counted = {i["PK"]["S"] for i in items if i.get("SK", {}).get("S") == CONFIG_COUNTS_SK}
     by_organisation: dict[str, dict[str, int]] = {}
@@ -196,8 +199,10 @@ def read_snapshot(path: Path) -> list[RawItem]:
 
 def requeue_open(items: list[RawItem], queue: Any, now: dt.datetime) -> int:
     """Queue the job of every task and event in `items` that has not ended; returns how many."""
-    from webhook_service.domain import Event, Task
-    from webhook_service.storage import event_from_item, task_from_item, unmarshal
+    from webhook_service.domain.configs import Task
+    from webhook_service.domain.events import Event
+    from webhook_service.storage.codec import unmarshal
+    from webhook_service.storage.items import event_from_item, task_from_item
     from webhook_service.sweep import open_job
 
     sent = 0
@@ -352,11 +357,11 @@ def seed(store: Any, dev_token: str | None, saved: dict[str, Any] | None) -> tup
 
     token = dev_token or (saved or {}).get("token")
     if token:
-        existing = admin.find_key_by_token(store, token)
+        existing = admin.find_key_by_token(store.organisations, token)
         if existing:
             return existing["organisation"], existing["id"], token
     organisation = (saved or {}).get("organisation")
-    if not organisation or store.get_organisation(organisation) is None:
-        organisation = admin.create_organisation(store, "Development")["id"]
-    key, token = admin.create_key(store, organisation, token=token)
+    if not organisation or store.organisations.get(organisation) is None:
+        organisation = admin.create_organisation(store.organisations, "Development")["id"]
+    key, token = admin.create_key(store.organisations, organisation, token=token)
     return organisation, key["id"], token

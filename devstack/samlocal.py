@@ -105,12 +105,12 @@ def start_api(args: argparse.Namespace) -> int:
     stack = aws.deploy(tpl, {"Stage": "dev", "AllowPrivateTargets": "true", "AwsEndpointUrl": endpoint})
 
     from webhook_service.jobqueue import JobQueue
-    from webhook_service.storage import Store
+    from webhook_service.storage.store import Store
 
     store, queue = Store(stack.refs["Table"]), JobQueue(stack.refs["DeliveryQueue"])
     ttl, now = persist.ttl_attribute(tpl), dt.datetime.now(dt.UTC)
     try:
-        state.restore(store.client, store.table_name, queue, ttl, now)
+        state.restore(store.table.client, store.table.name, queue, ttl, now)
     except persist.StateError as exc:
         print(f"sam-local: {exc}\n  `make dev-reset` starts afresh", file=sys.stderr)
         return 1
@@ -123,7 +123,9 @@ def start_api(args: argparse.Namespace) -> int:
     state.write_identity(
         {"url": url, "token": token, "organisation": organisation, "key": key, "aws_endpoint": moto.endpoint}
     )
-    state.start_saving(lambda: state.save_table(store.client, store.table_name, ttl), lambda: moto.dynamodb_writes)
+    state.start_saving(
+        lambda: state.save_table(store.table.client, store.table.name, ttl), lambda: moto.dynamodb_writes
+    )
     print(
         f"""
   ricloud-webhooks under sam local start-api (Docker)

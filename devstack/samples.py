@@ -29,23 +29,20 @@ def seed(store: Any, now: dt.datetime) -> bool:
     from dataclasses import replace
 
     from webhook_service.auth import hash_token
-    from webhook_service.domain import (
+    from webhook_service.domain.configs import (
         TASK_TYPE_TEST,
-        Attempt,
         ConfigState,
-        Event,
-        EventState,
         Task,
         TaskState,
         WebhookConfig,
         generate_secret,
     )
-    from webhook_service.storage import event_expires_at
+    from webhook_service.domain.events import Attempt, Event, EventState
 
-    if store.get_organisation(ORGANISATION) is not None:
+    if store.organisations.get(ORGANISATION) is not None:
         return False
-    store.create_organisation(ORGANISATION, "Sample (events/)", now)
-    store.create_key(ORGANISATION, KEY, hash_token(TOKEN), now)
+    store.organisations.create(ORGANISATION, "Sample (events/)", now)
+    store.organisations.create_key(ORGANISATION, KEY, hash_token(TOKEN), now)
     config = WebhookConfig(
         id=CONFIG,
         organisation=ORGANISATION,
@@ -65,9 +62,9 @@ def seed(store: Any, now: dt.datetime) -> bool:
         state=TaskState.PENDING,
         date_created=now - TASK_AGE,
     )
-    store.create_config(config, task)
-    store.set_organisation_default(ORGANISATION, CONFIG)
-    store.create_event(
+    store.configs.create(config, task)
+    store.organisations.set_default(ORGANISATION, CONFIG)
+    store.events.create(
         Event(
             id=EVENT,
             organisation=ORGANISATION,
@@ -89,7 +86,7 @@ def seed(store: Any, now: dt.datetime) -> bool:
         attempts=1,
         webhook_config=CONFIG,
     )
-    store.create_event(delivered)
+    store.events.create(delivered)
     attempt = Attempt(
         id=ATTEMPT,
         organisation=ORGANISATION,
@@ -101,7 +98,7 @@ def seed(store: Any, now: dt.datetime) -> bool:
         duration_ms=42,
         response_excerpt="ok",
         date_created=now - TASK_AGE,
-        expires_at=event_expires_at(delivered),
+        expires_at=delivered.expires_at,
     )
-    store.save_event(replace(delivered, state=EventState.DELIVERED, date_delivered=now - TASK_AGE), attempt)
+    store.events.save(replace(delivered, state=EventState.DELIVERED, date_delivered=now - TASK_AGE), attempt)
     return True

@@ -11,14 +11,6 @@ import pytest
 from devstack import iam
 from tests import iamcheck, logscan
 from webhook_service.logs import logger
-from webhook_service.storage import routing
-
-
-@pytest.fixture(autouse=True)
-def _forget_routing() -> None:
-    """Each test starts with nothing in the process's routing cache: tests make tables anew,
-    some with the same organisation ids, which a cache kept across them would confuse."""
-    routing.CACHE.forget()
 
 
 def pytest_configure(config: pytest.Config) -> None:

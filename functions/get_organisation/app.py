@@ -1,9 +1,9 @@
 """GET /organisation: the caller's organisation, its first configs and its derived state."""
 
-from webhook_service import service
 from webhook_service.api import Request, Response, endpoint
+from webhook_service.service import tenants
 
 
 @endpoint
 def handler(request: Request) -> Response:
-    return Response(200, service.get_organisation(request.services, request.caller))
+    return Response(200, tenants.get_organisation(request.services, request.caller))

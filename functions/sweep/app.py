@@ -1,26 +1,10 @@
 """On a schedule: queues again, then ends, the tasks and events whose job was lost
 (webhook_service.sweep)."""
 
-import datetime as dt
 from typing import Any
 
-from webhook_service import telemetry
-from webhook_service.logs import logger
-from webhook_service.service import get_services
-from webhook_service.settings import get_settings
-from webhook_service.sweep import sweep
+from webhook_service.schedule import run_sweep
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
-    logger.set_correlation_id(getattr(context, "aws_request_id", "-"))
-    logger.thread_safe_clear_keys()
-    services = get_services()
-    after = dt.timedelta(minutes=get_settings().sweep_after_minutes)
-    try:
-        done = sweep(services.store, services.queue, services.clock(), after, services.test_queue)
-        telemetry.overdue(done)
-    finally:
-        telemetry.flush()
-    summary = {f"{kind}s_{action}": count for (kind, action), count in sorted(done.items())}
-    logger.info("sweep done", extra=summary)
-    return summary
+    return run_sweep(event, context)

@@ -1,9 +1,9 @@
 """POST /organisation: set or clear the organisation's default webhook config."""
 
-from webhook_service import service
 from webhook_service.api import Request, Response, endpoint
+from webhook_service.service import tenants
 
 
 @endpoint
 def handler(request: Request) -> Response:
-    return Response(200, service.update_organisation(request.services, request.caller, request.json()))
+    return Response(200, tenants.update_organisation(request.services, request.caller, request.json()))

@@ -22,10 +22,12 @@ import pytest
 
 from tests.support.receivers import RETRY_AFTER, HostileReceiver, ResettingServer
 from tests.support.stack import DELIVERY_TIMEOUT, Client, LocalStack
-from webhook_service.domain import RETRY_DELAYS
-from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
-from webhook_service.sender import DeliveryResult, Sender
-from webhook_service.storage import item_key, marshal
+from webhook_service.domain.delivery import DeliveryResult
+from webhook_service.domain.retries import RETRY_DELAYS
+from webhook_service.httpcodes import delay_for_answer, parse_retry_after
+from webhook_service.sender import Sender
+from webhook_service.storage.codec import marshal
+from webhook_service.storage.keys import item_key
 
 pytestmark = pytest.mark.integration
 
@@ -159,7 +161,7 @@ def test_sender_hostile_receiver_ends_in_its_documented_outcome(name: str, outco
     assert case.excerpt(result.response_excerpt), result.response_excerpt[:200]
     if case.retry_delay is not None:
         now = dt.datetime.now(dt.UTC)
-        delay = next_attempt_delay(1, result.status_code, parse_retry_after(result.retry_after, now), jitter=0.0)
+        delay = delay_for_answer(1, result.status_code, parse_retry_after(result.retry_after, now), jitter=0.0)
         assert delay == case.retry_delay
 
 

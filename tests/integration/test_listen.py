@@ -22,7 +22,7 @@ import requests
 
 from tests import logscan
 from tests.support.stack import ROOT, Client, LocalStack
-from webhook_service.domain import generate_secret
+from webhook_service.domain.configs import generate_secret
 from webhook_service.listen import Listener
 from webhook_service.signing import signature_headers
 

@@ -14,8 +14,10 @@ import pytest
 
 from devstack.receiver import Receiver
 from tests.support.stack import Client, LocalStack
-from webhook_service.domain import new_test_task
-from webhook_service.storage import Store, marshal, task_item
+from webhook_service.domain.configs import new_test_task
+from webhook_service.storage.codec import marshal
+from webhook_service.storage.items import task_item
+from webhook_service.storage.store import Store
 from webhook_service.timefmt import utcnow
 
 pytestmark = pytest.mark.integration
@@ -24,7 +26,7 @@ HOURS_AGO = dt.timedelta(hours=3)
 
 def write_lost_task(stack: LocalStack, client: Client, config_id: str, **extra: Any) -> str:
     dynamodb = stack.aws_client("dynamodb")
-    config = Store(stack.table, dynamodb).get_config(client.organisation, config_id)
+    config = Store(stack.table, dynamodb).configs.get(client.organisation, config_id)
     assert config is not None
     task = new_test_task(config, client.key, utcnow() - HOURS_AGO)
     dynamodb.put_item(TableName=stack.table, Item=marshal({**task_item(task), **extra}))

@@ -16,9 +16,9 @@ from standardwebhooks.webhooks import Webhook
 from devstack.receiver import Receiver
 from tests.support.receivers import ResettingServer
 from tests.support.stack import DELIVERY_TIMEOUT, Client, LocalStack
-from webhook_service.domain import new_test_task
-from webhook_service.jobqueue import config_test_job
-from webhook_service.storage import Store
+from webhook_service.domain.configs import new_test_task
+from webhook_service.lanes import config_test_job
+from webhook_service.storage.store import Store
 from webhook_service.timefmt import utcnow
 
 pytestmark = pytest.mark.integration
@@ -170,10 +170,10 @@ def test_test_queued_before_an_update_is_superseded_without_sending(
     config, _ = dev.create_and_wait(receiver.url("/ok/superseded/"))
     sent = len(receiver.deliveries_to("/ok/superseded/"))
     store = Store(stack.table, stack.aws_client("dynamodb"))
-    stored = store.get_config(dev.organisation, config["id"])
+    stored = store.configs.get(dev.organisation, config["id"])
     assert stored is not None
     task = new_test_task(stored, dev.key, utcnow())
-    store.create_test_task(stored, task)
+    store.configs.create_test_task(stored, task)
     dev.post(f"/configs/webhook/{config['id']}", json={"state": "deactivated"})
 
     stack.aws_client("sqs").send_message(

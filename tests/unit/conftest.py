@@ -14,10 +14,9 @@ from devstack import aws, template
 from tests.unit.support import Backing, FakeClock, FakeDeliverer, FakeQueue, FakeSender, FakeServices
 from webhook_service import admin
 from webhook_service.auth import Authenticator
-from webhook_service.domain import Principal
-from webhook_service.jobs import set_deliverer
-from webhook_service.service import set_services
-from webhook_service.storage import Store
+from webhook_service.domain.tenants import KeyState, Principal
+from webhook_service.storage.store import Store
+from webhook_service.wiring import use_deliverer, use_services
 
 REGION = "us-east-1"
 
@@ -52,12 +51,12 @@ def store(backing: Backing) -> Store:
 @pytest.fixture
 def organisation(store: Store) -> str:
     """A fresh organisation per test: each test's items live in a partition of their own."""
-    return str(admin.create_organisation(store, "Unit test")["id"])
+    return str(admin.create_organisation(store.organisations, "Unit test")["id"])
 
 
 @pytest.fixture
 def caller(organisation: str) -> Principal:
-    return Principal(key_id=str(uuid.uuid4()), organisation=organisation, state="active")
+    return Principal(key_id=str(uuid.uuid4()), organisation=organisation, state=KeyState.ACTIVE)
 
 
 @pytest.fixture
@@ -72,21 +71,21 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def services(store: Store, queue: FakeQueue, clock: FakeClock) -> FakeServices:
-    return FakeServices(store=store, queue=queue, authenticator=Authenticator(store), clock=clock)
+    return FakeServices(store=store, queue=queue, authenticator=Authenticator(store.organisations), clock=clock)
 
 
 @pytest.fixture
 def installed_services(services: FakeServices) -> Iterator[FakeServices]:
     """`services` as the process-wide services the handlers use, removed afterwards."""
-    set_services(services)
+    use_services(services)
     yield services
-    set_services(None)
+    use_services(None)
 
 
 @pytest.fixture
 def deliverer(store: Store, clock: FakeClock) -> Iterator[FakeDeliverer]:
     """The process-wide deliverer, on the package's table, with a fake sender and queue."""
     made = FakeDeliverer(store=store, sender=FakeSender(), queue=FakeQueue(), clock=clock)
-    set_deliverer(made)
+    use_deliverer(made)
     yield made
-    set_deliverer(None)
+    use_deliverer(None)

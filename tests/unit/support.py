@@ -17,12 +17,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
 
-from webhook_service import service
-from webhook_service.domain import Principal
+from webhook_service.domain.delivery import DeliveryResult
+from webhook_service.domain.tenants import Principal
 from webhook_service.errors import DependencyError
-from webhook_service.jobs import Deliverer
-from webhook_service.sender import DeliveryResult
-from webhook_service.storage import Store, org_pk
+from webhook_service.jobs.deliverer import Deliverer
+from webhook_service.service import tasks as task_cases
+from webhook_service.service.context import Services
+from webhook_service.storage.keys import org_pk
+from webhook_service.storage.store import Store
+from webhook_service.wiring import ProcessServices
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -105,6 +108,7 @@ class FakeDeliverer(Deliverer):
     what they recorded (`sender.sent`, `queue.jobs`) and swaps them; the jobs see only the
     Protocols (webhook_service.ports), as they do the real queue and sender."""
 
+    store: Store
     sender: FakeSender
     queue: FakeQueue
     test_queue: FakeQueue | None = None
@@ -123,7 +127,7 @@ class ThreeLaneDeliverer(FakeDeliverer):
 
 
 @dataclass
-class FakeServices(service.ProcessServices):
+class FakeServices(ProcessServices):
     """Services on recording queues, typed as such so that a test reads their `jobs`."""
 
     queue: FakeQueue
@@ -315,9 +319,9 @@ def emf_metrics(lines: list[dict[str, Any]]) -> list[tuple[str, dict[str, str], 
     return found
 
 
-def tasks_of(services: service.Services, caller: Principal, config_id: str) -> list[dict[str, Any]]:
+def tasks_of(services: Services, caller: Principal, config_id: str) -> list[dict[str, Any]]:
     """The config's tasks as GET /tasks?target= lists them (newest first), through the service."""
-    return list(service.list_tasks(services, caller, {"target": config_id})["data"])
+    return list(task_cases.list_tasks(services, caller, {"target": config_id})["data"])
 
 
 def three_lane_deliverer(store: Store, clock: FakeClock, **overrides: Any) -> ThreeLaneDeliverer:

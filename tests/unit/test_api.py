@@ -14,7 +14,8 @@ from tests.unit.support import FakeQueue, FakeServices, http_event, load_functio
 from webhook_service import admin
 from webhook_service.auth import hash_token
 from webhook_service.errors import DependencyError, ThrottledError
-from webhook_service.storage import Store
+from webhook_service.storage.configs import Configs
+from webhook_service.storage.store import Store
 
 CREATE = load_function("create_webhook_config")
 GET = load_function("get_webhook_config")
@@ -33,7 +34,7 @@ REQUEST_ID = "req-7f3c2a"
 @pytest.fixture
 def token(installed_services: FakeServices, organisation: str) -> str:
     """A key of the test's organisation, with the services the handlers use installed."""
-    return admin.create_key(installed_services.store, organisation)[1]
+    return admin.create_key(installed_services.store.organisations, organisation)[1]
 
 
 def call(handler: Any, event: dict[str, Any]) -> dict[str, Any]:
@@ -68,15 +69,23 @@ def created(token: str) -> dict[str, Any]:
     return response_body(response)
 
 
+class FailingConfigs(Configs):
+    """The real configs, except that reading one raises what it is given."""
+
+    def __init__(self, inner: Store, error: Exception) -> None:
+        super().__init__(inner.table, inner.organisations)
+        self.error = error
+
+    def get(self, organisation: str, config_id: str) -> Any:
+        raise self.error
+
+
 class FailingStore(Store):
     """The real store, except that reading a config raises what it is given."""
 
     def __init__(self, inner: Store, error: Exception) -> None:
-        super().__init__(inner.table_name, inner.client)
-        self.error = error
-
-    def get_config(self, organisation: str, config_id: str) -> Any:
-        raise self.error
+        super().__init__(inner.table.name, inner.table.client)
+        self.configs = FailingConfigs(inner, error)
 
 
 # -- authentication --------------------------------------------------------------------------
@@ -111,8 +120,8 @@ def test_handler_unknown_token_answers_401_without_echoing_it(installed_services
 
 
 def test_handler_deactivated_key_answers_401(installed_services: FakeServices, organisation: str) -> None:
-    key, token = admin.create_key(installed_services.store, organisation)
-    admin.deactivate_key(installed_services.store, organisation, key["id"])
+    key, token = admin.create_key(installed_services.store.organisations, organisation)
+    admin.deactivate_key(installed_services.store.organisations, organisation, key["id"])
 
     response = call(LIST.handler, http_event("GET", "/configs/webhook", token=token))
 
@@ -228,8 +237,8 @@ def test_get_handler_own_config_answers_200_config(token: str) -> None:
 
 
 def test_get_handler_other_organisations_config_answers_404(token: str, installed_services: FakeServices) -> None:
-    other_org = admin.create_organisation(installed_services.store, "Other")["id"]
-    other_token = admin.create_key(installed_services.store, other_org)[1]
+    other_org = admin.create_organisation(installed_services.store.organisations, "Other")["id"]
+    other_token = admin.create_key(installed_services.store.organisations, other_org)[1]
     theirs = created(other_token)
 
     response = call(GET.handler, config_event("GET", token, theirs["id"]))

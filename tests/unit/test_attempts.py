@@ -23,8 +23,11 @@ from tests.unit.support import (
     ThreeLaneDeliverer,
     three_lane_deliverer,
 )
-from webhook_service import admin, service
-from webhook_service.domain import MAX_ATTEMPTS, RETRY_DELAYS, ConfigState, Event, Principal
+from webhook_service import admin
+from webhook_service.domain.configs import ConfigState
+from webhook_service.domain.events import Event
+from webhook_service.domain.retries import MAX_ATTEMPTS, RETRY_DELAYS
+from webhook_service.domain.tenants import KeyState, Principal
 from webhook_service.errors import (
     ConflictError,
     DependencyError,
@@ -34,17 +37,22 @@ from webhook_service.errors import (
     UnavailableError,
 )
 from webhook_service.events import publish
-from webhook_service.jobqueue import Lane
-from webhook_service.jobs import handle_job, set_deliverer
-from webhook_service.service import Services
+from webhook_service.jobs.dispatch import handle_job
+from webhook_service.lanes import Lane
+from webhook_service.service import configs as config_cases
+from webhook_service.service import events as event_cases
+from webhook_service.service import tasks as task_cases
+from webhook_service.service import tenants as tenant_cases
+from webhook_service.service.context import Services
 from webhook_service.signing import (
     SignatureError,
     verify_ricloud,
     verify_ricloud_headers,
     verify_standard,
 )
-from webhook_service.storage import Store
 from webhook_service.storage.keys import item_key, sort_key
+from webhook_service.storage.store import Store
+from webhook_service.wiring import use_deliverer
 
 URL = "https://receiver.example/hooks/"
 
@@ -56,9 +64,9 @@ def lanes(store: Store, clock: FakeClock, services: FakeServices, queue: FakeQue
     made = three_lane_deliverer(store, clock)
     services.test_queue = queue
     services.queue = made.queue
-    set_deliverer(made)
+    use_deliverer(made)
     yield made
-    set_deliverer(None)
+    use_deliverer(None)
 
 
 def take(queue: Any) -> str:
@@ -66,11 +74,11 @@ def take(queue: Any) -> str:
 
 
 def valid_config(services: FakeServices, caller: Principal, store: Store, url: str = URL) -> str:
-    config = service.create_config(services, caller, {"url": url})
-    stored = store.get_config(caller.organisation, config["id"])
+    config = config_cases.create_config(services, caller, {"url": url})
+    stored = store.configs.get(caller.organisation, config["id"])
     assert stored is not None
-    store.replace_config(replace(stored, state=ConfigState.VALID, open_test=None), stored.version, None)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    store.configs.replace(replace(stored, state=ConfigState.VALID, open_test=None), stored.version, None)
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     return str(config["id"])
 
 
@@ -79,7 +87,7 @@ def publish_one(store: Store, lanes: ThreeLaneDeliverer, caller: Principal) -> s
 
 
 def attempts(services: FakeServices, caller: Principal, event_id: str, **params: str) -> dict[str, Any]:
-    return service.list_attempts(services, caller, event_id, dict(params))
+    return event_cases.list_attempts(services, caller, event_id, dict(params))
 
 
 def fail_for_good(lanes: ThreeLaneDeliverer, status: int = 500) -> None:
@@ -96,12 +104,12 @@ def fail_for_good(lanes: ThreeLaneDeliverer, status: int = 500) -> None:
 def test_a_tests_attempt_is_listed_under_its_event_with_what_the_receiver_answered(
     services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, queue: FakeQueue
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
 
     handle_job(lanes, take(queue), Lane.TESTS)
 
-    (task,) = service.list_tasks(services, caller, {"target": config["id"]})["data"]
-    (event,) = service.list_events(services, caller, {})["data"]
+    (task,) = task_cases.list_tasks(services, caller, {"target": config["id"]})["data"]
+    (event,) = event_cases.list_events(services, caller, {})["data"]
     page = attempts(services, caller, event["id"])
     (attempt,) = page["data"]
     assert (page["total_count"], page["has_more"], page["url"]) == (1, False, f"/events/{event['id']}/attempts")
@@ -135,7 +143,7 @@ def test_every_attempt_of_an_event_is_listed_newest_first_with_its_status(
     dates = [a["date_created"] for a in page["data"]]
     assert dates == sorted(dates, reverse=True)
     assert page["total_count"] == 4
-    assert service.get_event(services, caller, event_id)["retries"] == 3
+    assert event_cases.get_event(services, caller, event_id)["retries"] == 3
 
 
 def test_attempts_expire_with_their_event(
@@ -148,8 +156,8 @@ def test_attempts_expire_with_their_event(
     (attempt,) = attempts(services, caller, event_id)["data"]
     event_key = item_key(caller.organisation, "event", event_id)
     attempt_key = item_key(caller.organisation, "attempt", attempt["id"])
-    event_item = store._get(event_key["PK"], event_key["SK"])
-    attempt_item = store._get(attempt_key["PK"], attempt_key["SK"])
+    event_item = store.table.get(event_key)
+    attempt_item = store.table.get(attempt_key)
     assert event_item is not None
     assert attempt_item is not None
     assert attempt_item["expires_at"] == event_item["expires_at"]
@@ -171,7 +179,7 @@ def test_a_request_the_fast_lane_cut_is_an_attempt_that_uses_no_attempt_number(
     assert (slow["status_code"], slow["duration_ms"]) == (200, 6000)
     assert (cut["status_code"], cut["error"], cut["duration_ms"]) == (None, "webhook-timeout", 2000)
     assert "not counted" in cut["response_excerpt"]
-    stored = store.get_event(caller.organisation, event_id)
+    stored = store.events.get(caller.organisation, event_id)
     assert stored is not None
     assert (stored.attempts, stored.retries) == (1, 0)  # the cut one took no number
 
@@ -181,11 +189,11 @@ def test_a_test_cut_by_the_fast_lane_lists_both_requests(
 ) -> None:
     lanes.fast_sender = FakeSender(status=None, duration_ms=2000)
     lanes.sender = FakeSender(status=204, duration_ms=5000)
-    service.create_config(services, caller, {"url": URL})
+    config_cases.create_config(services, caller, {"url": URL})
     handle_job(lanes, take(queue), Lane.TESTS)
     handle_job(lanes, take(lanes.slow_queue), Lane.SLOW)
 
-    (event,) = service.list_events(services, caller, {})["data"]
+    (event,) = event_cases.list_events(services, caller, {})["data"]
     page = attempts(services, caller, event["id"])
 
     assert [(a["status_code"], a["error"]) for a in page["data"]] == [(204, None), (None, "webhook-timeout")]
@@ -207,18 +215,18 @@ def test_no_outcome_is_written_without_its_attempt(
     """The attempt and the event's outcome are one transaction: when it fails, neither is kept."""
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
-    original = store._transact
+    original = store.table.write
 
-    def refuse(actions: list[dict[str, Any]]) -> None:
-        if any(sort_key("attempt", "") in json.dumps(a) for a in actions):
+    def refuse(operation: str, request: dict[str, Any]) -> dict[str, Any]:
+        if sort_key("attempt", "") in json.dumps(request):
             raise DependencyError("ProvisionedThroughputExceededException")
-        original(actions)
+        return original(operation, request)
 
-    monkeypatch.setattr(store, "_transact", refuse)
+    monkeypatch.setattr(store.table, "write", refuse)
     with pytest.raises(DependencyError):
         handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
-    event = store.get_event(caller.organisation, event_id)
+    event = store.events.get(caller.organisation, event_id)
     assert event is not None
     assert (event.state, event.attempts, event.claimed_until) == ("pending", 0, None)  # claim given back
     assert attempts(services, caller, event_id)["total_count"] == 0
@@ -272,13 +280,13 @@ def test_another_organisations_event_has_no_attempts_to_show(
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
-    stranger = Principal("k", str(admin.create_organisation(store, "Other")["id"]), "active")
+    stranger = Principal("k", str(admin.create_organisation(store.organisations, "Other")["id"]), KeyState.ACTIVE)
 
     for event in (event_id, "not-an-id"):
         with pytest.raises(NotFoundError):
             attempts(services, stranger, event)
         with pytest.raises(NotFoundError):
-            service.resend_event(services, stranger, event, {})
+            event_cases.resend_event(services, stranger, event, {})
 
 
 # -- resend ----------------------------------------------------------------------------------
@@ -290,9 +298,9 @@ def test_a_failed_event_resent_is_delivered_with_the_same_id_and_a_new_round(
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
     fail_for_good(lanes)
-    assert service.get_event(services, caller, event_id)["state"] == "failed"
+    assert event_cases.get_event(services, caller, event_id)["state"] == "failed"
 
-    answered = service.resend_event(services, caller, event_id, {})
+    answered = event_cases.resend_event(services, caller, event_id, {})
 
     assert (answered["id"], answered["state"], answered["retries"], answered["error"]) == (event_id, "pending", 0, None)
     assert answered["date_delivered"] is None
@@ -301,7 +309,7 @@ def test_a_failed_event_resent_is_delivered_with_the_same_id_and_a_new_round(
     ((url, _, headers),) = lanes.fast_sender.sent
     assert headers["webhook-id"] == event_id
     assert url == URL + event_id
-    event = service.get_event(services, caller, event_id)
+    event = event_cases.get_event(services, caller, event_id)
     assert (event["state"], event["retries"]) == ("delivered", 0)
     codes = [a["status_code"] for a in attempts(services, caller, event_id, limit="100")["data"]]
     assert codes == [200, 500, 500, 500, 500, 500]
@@ -313,11 +321,11 @@ def test_a_resent_event_gets_five_new_attempts(
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
     fail_for_good(lanes)
-    service.resend_event(services, caller, event_id, {})
+    event_cases.resend_event(services, caller, event_id, {})
 
     fail_for_good(lanes, status=503)
 
-    event = service.get_event(services, caller, event_id)
+    event = event_cases.get_event(services, caller, event_id)
     assert (event["state"], event["retries"]) == ("failed", MAX_ATTEMPTS - 1)
     assert attempts(services, caller, event_id)["total_count"] == 2 * MAX_ATTEMPTS
     assert lanes.queue.jobs == []
@@ -336,7 +344,7 @@ def test_two_resends_at_once_reopen_the_event_once(
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
     # Both requests read the event before either writes (the serial client lets them meet).
     both_read = threading.Barrier(2, timeout=30)
-    original = store.get_event
+    original = store.events.get
     outcomes: list[Any] = []
 
     def read_then_wait(organisation: str, event_id: str) -> Event | None:
@@ -345,16 +353,16 @@ def test_two_resends_at_once_reopen_the_event_once(
         return found
 
     shared = Services(
-        store=Store(store.table_name, serial(backing.dynamodb)),
+        store=Store(store.table.name, serial(backing.dynamodb)),
         queue=lanes.queue,
         authenticator=services.authenticator,
         clock=services.clock,
     )
-    monkeypatch.setattr(shared.store, "get_event", read_then_wait)
+    monkeypatch.setattr(shared.store.events, "get", read_then_wait)
 
     def resend() -> None:
         try:
-            outcomes.append(service.resend_event(shared, caller, event_id, {})["state"])
+            outcomes.append(event_cases.resend_event(shared, caller, event_id, {})["state"])
         except InvalidStateError as exc:
             outcomes.append(exc.params)
 
@@ -378,7 +386,7 @@ def test_a_job_of_an_earlier_round_does_nothing_after_a_resend(
     event_id = publish_one(store, lanes, caller)
     first_job = lanes.queue.jobs[0]
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)  # delivered
-    service.resend_event(services, caller, event_id, {})
+    event_cases.resend_event(services, caller, event_id, {})
     (new_job,) = lanes.queue.jobs
     assert new_job["round"] == 1
 
@@ -392,20 +400,20 @@ def test_a_job_of_an_earlier_round_does_nothing_after_a_resend(
 def test_a_pending_event_or_a_test_event_cannot_be_resent(
     services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, queue: FakeQueue
 ) -> None:
-    service.create_config(services, caller, {"url": URL})
+    config_cases.create_config(services, caller, {"url": URL})
     handle_job(lanes, take(queue), Lane.TESTS)
-    (test_event,) = service.list_events(services, caller, {})["data"]
+    (test_event,) = event_cases.list_events(services, caller, {})["data"]
     valid_config(services, caller, store)
     pending = publish_one(store, lanes, caller)
 
     with pytest.raises(InvalidStateError) as raised:
-        service.resend_event(services, caller, pending, {})
+        event_cases.resend_event(services, caller, pending, {})
     assert raised.value.params == {"state": "pending"}
     with pytest.raises(InvalidStateError) as raised:
-        service.resend_event(services, caller, test_event["id"], {})
+        event_cases.resend_event(services, caller, test_event["id"], {})
     assert raised.value.params == {"type": "webhook_config", "action": "test"}
     with pytest.raises(InvalidParameterError):
-        service.resend_event(services, caller, pending, {"now": True})
+        event_cases.resend_event(services, caller, pending, {"now": True})
 
 
 def test_a_resend_with_no_valid_config_to_go_to_is_refused_and_changes_nothing(
@@ -414,13 +422,13 @@ def test_a_resend_with_no_valid_config_to_go_to_is_refused_and_changes_nothing(
     config_id = valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
-    service.delete_config(services, caller, config_id)
+    config_cases.delete_config(services, caller, config_id)
 
     with pytest.raises(InvalidStateError) as raised:
-        service.resend_event(services, caller, event_id, {})
+        event_cases.resend_event(services, caller, event_id, {})
 
     assert raised.value.params == {"webhook_config": "no valid config for this event"}
-    assert service.get_event(services, caller, event_id)["state"] == "delivered"
+    assert event_cases.get_event(services, caller, event_id)["state"] == "delivered"
     assert lanes.queue.jobs == []
 
 
@@ -430,15 +438,15 @@ def test_a_resend_that_cannot_be_queued_answers_503_and_leaves_the_event_ended(
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
-    before = service.get_event(services, caller, event_id)
+    before = event_cases.get_event(services, caller, event_id)
     services.queue = FakeQueue(fail=True)
 
     with pytest.raises(UnavailableError):
-        service.resend_event(services, caller, event_id, {})
+        event_cases.resend_event(services, caller, event_id, {})
 
-    assert service.get_event(services, caller, event_id) == before
+    assert event_cases.get_event(services, caller, event_id) == before
     services.queue = lanes.queue
-    assert service.resend_event(services, caller, event_id, {})["state"] == "pending"
+    assert event_cases.resend_event(services, caller, event_id, {})["state"] == "pending"
 
 
 # -- rotation --------------------------------------------------------------------------------
@@ -448,12 +456,12 @@ def test_rotation_gives_a_new_secret_and_keeps_the_old_one_signing_for_the_overl
     services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, clock: FakeClock
 ) -> None:
     config_id = valid_config(services, caller, store)
-    before = service.get_config(services, caller, config_id)
-    stored_before = store.get_config(caller.organisation, config_id)
+    before = config_cases.get_config(services, caller, config_id)
+    stored_before = store.configs.get(caller.organisation, config_id)
 
-    rotated = service.rotate_secret(services, caller, config_id, {"overlap_seconds": 60})
+    rotated = config_cases.rotate_secret(services, caller, config_id, {"overlap_seconds": 60})
 
-    stored = store.get_config(caller.organisation, config_id)
+    stored = store.configs.get(caller.organisation, config_id)
     assert stored is not None
     assert stored_before is not None
     assert rotated["secret"] != before["secret"]
@@ -462,7 +470,8 @@ def test_rotation_gives_a_new_secret_and_keeps_the_old_one_signing_for_the_overl
     expires = dt.datetime.fromisoformat(rotated["previous_secret_expires"])
     assert abs((expires - clock.now).total_seconds() - 60) < 1
     assert (
-        service.get_config(services, caller, config_id)["previous_secret_expires"] == rotated["previous_secret_expires"]
+        config_cases.get_config(services, caller, config_id)["previous_secret_expires"]
+        == rotated["previous_secret_expires"]
     )
 
     # During the overlap: both signatures, in both schemes.
@@ -483,7 +492,7 @@ def test_rotation_gives_a_new_secret_and_keeps_the_old_one_signing_for_the_overl
 
     # After it: the new secret alone.
     clock.now += dt.timedelta(seconds=61)
-    assert service.get_config(services, caller, config_id)["previous_secret_expires"] is None
+    assert config_cases.get_config(services, caller, config_id)["previous_secret_expires"] is None
     publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
     _, body, headers = lanes.fast_sender.sent[-1]
@@ -503,9 +512,9 @@ def test_rotation_with_no_overlap_stops_the_old_secret_at_once(
     services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, clock: FakeClock
 ) -> None:
     config_id = valid_config(services, caller, store)
-    old = service.get_config(services, caller, config_id)["secret"]
+    old = config_cases.get_config(services, caller, config_id)["secret"]
 
-    rotated = service.rotate_secret(services, caller, config_id, {"overlap_seconds": 0})
+    rotated = config_cases.rotate_secret(services, caller, config_id, {"overlap_seconds": 0})
 
     assert rotated["previous_secret_expires"] is None
     publish_one(store, lanes, caller)
@@ -520,10 +529,10 @@ def test_rotation_defaults_to_a_day_and_a_second_rotation_drops_the_oldest_secre
     services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, clock: FakeClock
 ) -> None:
     config_id = valid_config(services, caller, store)
-    first = service.get_config(services, caller, config_id)["secret"]
+    first = config_cases.get_config(services, caller, config_id)["secret"]
 
-    once = service.rotate_secret(services, caller, config_id, {})
-    twice = service.rotate_secret(services, caller, config_id, {"overlap_seconds": 600})
+    once = config_cases.rotate_secret(services, caller, config_id, {})
+    twice = config_cases.rotate_secret(services, caller, config_id, {"overlap_seconds": 600})
 
     expires = dt.datetime.fromisoformat(once["previous_secret_expires"])
     assert abs((expires - clock.now).total_seconds() - 86400) < 1
@@ -550,41 +559,41 @@ def test_rotation_defaults_to_a_day_and_a_second_rotation_drops_the_oldest_secre
 def test_rotation_refuses_a_bad_body_and_changes_nothing(
     services: FakeServices, caller: Principal, store: Store, body: dict[str, Any]
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
 
     with pytest.raises(InvalidParameterError):
-        service.rotate_secret(services, caller, config["id"], body)
+        config_cases.rotate_secret(services, caller, config["id"], body)
 
-    assert service.get_config(services, caller, config["id"])["secret"] == config["secret"]
+    assert config_cases.get_config(services, caller, config["id"])["secret"] == config["secret"]
 
 
 def test_a_deactivated_config_cannot_be_rotated_nor_anothers(
     services: FakeServices, caller: Principal, store: Store
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
-    service.delete_config(services, caller, config["id"])
-    stranger = Principal("k", str(admin.create_organisation(store, "Other")["id"]), "active")
+    config = config_cases.create_config(services, caller, {"url": URL})
+    config_cases.delete_config(services, caller, config["id"])
+    stranger = Principal("k", str(admin.create_organisation(store.organisations, "Other")["id"]), KeyState.ACTIVE)
 
     with pytest.raises(InvalidStateError):
-        service.rotate_secret(services, caller, config["id"], {})
+        config_cases.rotate_secret(services, caller, config["id"], {})
     with pytest.raises(NotFoundError):
-        service.rotate_secret(services, stranger, config["id"], {})
-    assert service.get_config(services, caller, config["id"])["secret"] == config["secret"]
+        config_cases.rotate_secret(services, stranger, config["id"], {})
+    assert config_cases.get_config(services, caller, config["id"])["secret"] == config["secret"]
 
 
 def test_an_update_racing_a_rotation_does_not_bring_the_old_secret_back(
     services: FakeServices, caller: Principal, store: Store
 ) -> None:
     config_id = valid_config(services, caller, store)
-    read = store.get_config(caller.organisation, config_id)
+    read = store.configs.get(caller.organisation, config_id)
     assert read is not None
-    rotated = service.rotate_secret(services, caller, config_id, {})
+    rotated = config_cases.rotate_secret(services, caller, config_id, {})
 
     with pytest.raises(ConflictError):  # the update read the config before the rotation
-        store.replace_config(replace(read, url=URL + "v2"), read.version, None)
+        store.configs.replace(replace(read, url=URL + "v2"), read.version, None)
 
-    assert service.get_config(services, caller, config_id)["secret"] == rotated["secret"]
-    updated = service.update_config(services, caller, config_id, {"url": URL + "v3"})
+    assert config_cases.get_config(services, caller, config_id)["secret"] == rotated["secret"]
+    updated = config_cases.update_config(services, caller, config_id, {"url": URL + "v3"})
     assert updated["secret"] == rotated["secret"]
     assert updated["previous_secret_expires"] == rotated["previous_secret_expires"]
 
@@ -592,8 +601,8 @@ def test_an_update_racing_a_rotation_does_not_bring_the_old_secret_back(
 def test_a_test_event_carries_neither_secret_nor_its_expiry(
     services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, queue: FakeQueue
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
-    service.rotate_secret(services, caller, config["id"], {"overlap_seconds": 60})
+    config = config_cases.create_config(services, caller, {"url": URL})
+    config_cases.rotate_secret(services, caller, config["id"], {"overlap_seconds": 60})
 
     handle_job(lanes, take(queue), Lane.TESTS)
 

@@ -8,12 +8,12 @@ import hashlib
 import pytest
 
 from webhook_service.auth import TOKEN_PREFIX, Authenticator, generate_token, hash_token, token_from_header
-from webhook_service.domain import Principal
+from webhook_service.domain.tenants import KeyState, Principal
 from webhook_service.errors import UnauthorizedError
 
 TOKEN = "rwk_" + "t" * 43
-ACTIVE = Principal(key_id="key-1", organisation="org-1", state="active")
-DEACTIVATED = Principal(key_id="key-2", organisation="org-1", state="deactivated")
+ACTIVE = Principal(key_id="key-1", organisation="org-1", state=KeyState.ACTIVE)
+DEACTIVATED = Principal(key_id="key-2", organisation="org-1", state=KeyState.DEACTIVATED)
 
 
 class FakeStore:

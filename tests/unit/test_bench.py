@@ -34,7 +34,9 @@ from bench.dynamocost import (
 from bench.readreplica import ReadReplica
 from devstack import template
 from tests.unit.support import BASE_TIME, Backing
-from webhook_service.storage import EVENT_SHARDS, LIST_BOOKKEEPING_ITEMS, MERGE_SLACK, OPEN_SHARDS
+from webhook_service.storage.keys import EVENT_SHARDS, OPEN_SHARDS
+from webhook_service.storage.merge import MERGE_SLACK
+from webhook_service.storage.planning import LIST_BOOKKEEPING_ITEMS
 
 # A table shaped like a template's, with two sparse indexes: one projecting everything,
 # one projecting keys only.

@@ -28,13 +28,16 @@ from tests.unit.support import (
     sqs_event,
     three_lane_deliverer,
 )
-from webhook_service import consumer, service
+from webhook_service import consumer
 from webhook_service.consumer import BatchFailedError, handle_batch
-from webhook_service.domain import ConfigState, Principal
+from webhook_service.domain.configs import ConfigState
+from webhook_service.domain.tenants import Principal
 from webhook_service.events import publish
-from webhook_service.jobqueue import Lane
-from webhook_service.jobs import set_deliverer
-from webhook_service.storage import Store
+from webhook_service.lanes import Lane
+from webhook_service.service import configs as config_cases
+from webhook_service.service import tenants as tenant_cases
+from webhook_service.storage.store import Store
+from webhook_service.wiring import use_deliverer
 
 URL = "https://receiver.example/hooks/"
 
@@ -43,11 +46,11 @@ URL = "https://receiver.example/hooks/"
 def lanes(store: Store, clock: FakeClock) -> Iterator[ThreeLaneDeliverer]:
     # The consumer runs a batch's jobs on threads; moto's in-process table is not safe for
     # concurrent transactions, so the jobs' store makes its calls one at a time.
-    one_at_a_time = Store(store.table_name, serial(store.client))
+    one_at_a_time = Store(store.table.name, serial(store.table.client))
     made = three_lane_deliverer(one_at_a_time, clock, storage_reserve=5.0)
-    set_deliverer(made)
+    use_deliverer(made)
     yield made
-    set_deliverer(None)
+    use_deliverer(None)
 
 
 @pytest.fixture
@@ -60,11 +63,11 @@ def one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def routed_events(services: FakeServices, caller: Principal, store: Store, count: int) -> list[str]:
-    config = service.create_config(services, caller, {"url": URL})
-    stored = store.get_config(caller.organisation, config["id"])
+    config = config_cases.create_config(services, caller, {"url": URL})
+    stored = store.configs.get(caller.organisation, config["id"])
     assert stored is not None
-    store.replace_config(replace(stored, state=ConfigState.VALID, open_test=None), stored.version, None)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    store.configs.replace(replace(stored, state=ConfigState.VALID, open_test=None), stored.version, None)
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     queue = FakeQueue()
     for n in range(count):
         publish(caller.organisation, "session", "completed", {"n": n}, store=store, queue=queue)
@@ -82,7 +85,7 @@ def test_jobs_the_remaining_time_does_not_cover_go_back_to_their_lane_unstarted(
 
     # A fast-lane job needs 2 s + 5 s of storage + 1 s to answer: 25 s and 16 s are enough,
     # 7 s is not.
-    events = [store.get_event(caller.organisation, json.loads(b)["event"]) for b in bodies]
+    events = [store.events.get(caller.organisation, json.loads(b)["event"]) for b in bodies]
     assert response == {"batchItemFailures": []}
     assert [(e.state, e.attempts, e.claimed_until) for e in events if e] == [
         ("delivered", 1, None),
@@ -144,7 +147,7 @@ def test_batch_answers_before_the_invocations_end_and_reports_the_job_still_runn
     assert left_at_answer > 0  # answered before Lambda would have stopped it
     (failure,) = response["batchItemFailures"]
     hung = json.loads(bodies[int(failure["itemIdentifier"][1:])])["event"]
-    stuck = store.get_event(caller.organisation, hung)
+    stuck = store.events.get(caller.organisation, hung)
     assert stuck is not None
     # Its attempt is claimed only until this invocation's end: the copy SQS delivers again
     # (after the visibility timeout) takes it over, so it is not stranded.
@@ -153,7 +156,7 @@ def test_batch_answers_before_the_invocations_end_and_reports_the_job_still_runn
     release.set()
     # Let the released job finish here: its writes must not land in the next test's table.
     for _ in range(200):  # bounded: 10 s
-        ended = store.get_event(caller.organisation, hung)
+        ended = store.events.get(caller.organisation, hung)
         if ended is not None and ended.state != "pending":
             break
         time.sleep(0.05)
@@ -167,7 +170,7 @@ def test_without_a_lambda_context_every_job_runs(
     response = handle_batch(sqs_event(*bodies), None)
 
     assert response == {"batchItemFailures": []}
-    stored = [store.get_event(caller.organisation, json.loads(b)["event"]) for b in bodies]
+    stored = [store.events.get(caller.organisation, json.loads(b)["event"]) for b in bodies]
     states = {event.state if event is not None else None for event in stored}  # a lost event is None
     assert states == {"delivered"}
 

@@ -18,21 +18,25 @@ from devstack import template
 from webhook_service import (
     auth,
     consumer,
-    domain,
     events,
     httpcodes,
     jobqueue,
-    jobs,
     sender,
-    service,
     signing,
-    storage,
     sweep,
     validation,
 )
 from webhook_service import settings as settings_module
-from webhook_service.storage import routing
-from webhook_service.storage import store as store_module
+from webhook_service.domain import configs as domain_configs
+from webhook_service.domain import events as domain_events
+from webhook_service.domain import queries, retries
+from webhook_service.jobs import event_attempts
+from webhook_service.ports import PrincipalSource
+from webhook_service.service import context as service_context
+from webhook_service.service import tenants as tenant_cases
+from webhook_service.storage import configs as storage_configs
+from webhook_service.storage import keys, lists, merge, planning, routing
+from webhook_service.storage.store import Store
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
 
@@ -115,7 +119,7 @@ def _default(function: Callable[..., Any], parameter: str) -> Any:
 
 def _capped_cache_ttl() -> float:
     """The most an Authenticator caches, whatever it is asked for."""
-    return auth.Authenticator(cast(storage.Store, None), ttl=1e9).ttl
+    return auth.Authenticator(cast("PrincipalSource", None), ttl=1e9).ttl
 
 
 def _resource(name: str) -> dict[str, Any]:
@@ -139,10 +143,10 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
     return {
         "request body, at most": lambda: validation.MAX_BODY_BYTES,
         "receiver URL, at most (characters)": lambda: validation.MAX_URL_LENGTH,
-        "list limit, default": lambda: domain.DEFAULT_LIMIT,
+        "list limit, default": lambda: queries.DEFAULT_LIMIT,
         "list limit, at most": lambda: validation.MAX_LIMIT,
-        "configs embedded in the organisation": lambda: service.EMBEDDED_CONFIGS,
-        "tries of a state change that loses races": lambda: service.UPDATE_ATTEMPTS,
+        "configs embedded in the organisation": lambda: tenant_cases.EMBEDDED_CONFIGS,
+        "tries of a state change that loses races": lambda: service_context.UPDATE_ATTEMPTS,
         "token prefix": lambda: auth.TOKEN_PREFIX,
         "token random bytes": lambda: _random_bytes(auth.generate_token(), auth.TOKEN_PREFIX, _urlsafe),
         "token length accepted, at most (characters)": lambda: auth._MAX_TOKEN_LENGTH,
@@ -150,7 +154,9 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
             settings.key_cache_seconds, _default(auth.Authenticator, "ttl"), _capped_cache_ttl()
         ),
         "secret prefix": lambda: signing.SECRET_PREFIX,
-        "secret random bytes": lambda: _random_bytes(domain.generate_secret(), signing.SECRET_PREFIX, base64.b64decode),
+        "secret random bytes": lambda: _random_bytes(
+            domain_configs.generate_secret(), signing.SECRET_PREFIX, base64.b64decode
+        ),
         "DNS lookup, at most": lambda: _default(sender.Sender, "resolve_timeout"),
         "connect timeout": lambda: _agreed(
             settings.delivery_connect_timeout, _default(sender.Sender, "connect_timeout")
@@ -173,20 +179,20 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "significant digits of an event data number, at most": lambda: validation.MAX_NUMBER_DIGITS,
         "Retry-After read, at most (characters)": lambda: httpcodes.RETRY_AFTER_MAX_CHARS,
         "fast lanes' answer time": lambda: settings.fast_lane_timeout,
-        "slow mark": lambda: domain.SLOW_MARK_SECONDS,
-        "open tests per organisation, at most": lambda: domain.MAX_OPEN_TESTS,
-        "open tests per organisation in the tests lane": lambda: domain.FAST_LANE_OPEN_TESTS,
-        "attempts of an event, at most": lambda: domain.MAX_ATTEMPTS,
-        "waits between attempts": lambda: [_seconds(delay) for delay in domain.RETRY_DELAYS],
-        "jitter of each wait": lambda: domain.RETRY_JITTER,
+        "slow mark": lambda: domain_configs.SLOW_MARK_SECONDS,
+        "open tests per organisation, at most": lambda: domain_configs.MAX_OPEN_TESTS,
+        "open tests per organisation in the tests lane": lambda: domain_configs.FAST_LANE_OPEN_TESTS,
+        "attempts of an event, at most": lambda: retries.MAX_ATTEMPTS,
+        "waits between attempts": lambda: [_seconds(delay) for delay in retries.RETRY_DELAYS],
+        "jitter of each wait": lambda: retries.RETRY_JITTER,
         "statuses whose Retry-After is read": lambda: list(httpcodes.RETRY_AFTER_STATUSES),
         "status that ends the retries": lambda: httpcodes.GONE_STATUS,
-        "tasks and events kept": lambda: _seconds(storage.HISTORY_TTL),
-        "attempt excerpt, at most (characters)": lambda: _agreed(domain.EXCERPT_MAX_CHARS, sender.EXCERPT_CHARS),
-        "rotation overlap, default": lambda: domain.ROTATION_OVERLAP_DEFAULT,
-        "rotation overlap, at most": lambda: domain.ROTATION_OVERLAP_MAX,
+        "tasks and events kept": lambda: _seconds(domain_events.HISTORY_TTL),
+        "attempt excerpt, at most (characters)": lambda: _agreed(domain_events.EXCERPT_MAX_CHARS, sender.EXCERPT_CHARS),
+        "rotation overlap, default": lambda: domain_configs.ROTATION_OVERLAP_DEFAULT,
+        "rotation overlap, at most": lambda: domain_configs.ROTATION_OVERLAP_MAX,
         "delay of one queue message, at most": lambda: jobqueue.JobQueue.MAX_DELAY_SECONDS,
-        "early arrival taken as on time": lambda: jobs.EARLY_TOLERANCE_SECONDS,
+        "early arrival taken as on time": lambda: event_attempts.EARLY_TOLERANCE_SECONDS,
         "threads of one deliver invocation": lambda: _agreed(consumer.MAX_BATCH, consumer._executor._max_workers),
         "overdue after": lambda: _agreed(
             settings.sweep_after_minutes * 60,
@@ -194,16 +200,18 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         ),
         "re-queues by the sweep before it ends an item": lambda: sweep.REQUEUES,
         "items per ByOpen partition per sweep run": lambda: sweep.BATCH,
-        "bookkeeping items a list page may read besides limit + 1": lambda: storage.LIST_BOOKKEEPING_ITEMS,
-        "reads of a config that moved before a test outcome is written without it": lambda: storage.OUTCOME_TRIES,
-        "ByOpen partitions": lambda: storage.OPEN_SHARDS,
-        "shards of an event's index partition": lambda: storage.EVENT_SHARDS,
-        "items a merged page may read past limit + 1, per shard": lambda: storage.MERGE_SLACK,
-        "reads of a merged page in flight at once": lambda: store_module.LIST_READERS,
-        "routing kept per process, default": lambda: _agreed(
+        "bookkeeping items a list page may read besides limit + 1": lambda: planning.LIST_BOOKKEEPING_ITEMS,
+        "reads of a config that moved before a test outcome is written without it": lambda: (
+            storage_configs.OUTCOME_TRIES
+        ),
+        "ByOpen partitions": lambda: keys.OPEN_SHARDS,
+        "shards of an event's index partition": lambda: keys.EVENT_SHARDS,
+        "items a merged page may read past limit + 1, per shard": lambda: merge.MERGE_SLACK,
+        "reads of a merged page in flight at once": lambda: lists.LIST_READERS,
+        "routing kept per store, default": lambda: _agreed(
             settings.routing_cache_seconds,
             routing.ROUTING_CACHE_SECONDS,
-            _default(storage.Store, "routing_cache_seconds"),
+            _default(Store, "routing_cache_seconds"),
         ),
         "sweep period": lambda: _rate(sweep_function["Events"]["Every10Minutes"]["Properties"]["Schedule"]),
         "sweep timeout": lambda: sweep_function["Timeout"],

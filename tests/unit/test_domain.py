@@ -9,18 +9,19 @@ from dataclasses import replace
 
 import pytest
 
-from webhook_service.domain import (
+from webhook_service.domain.configs import (
     TASK_TYPE_TEST,
     ConfigState,
     WebhookConfig,
     can_test,
     failed_to_queue,
     generate_secret,
-    is_uuid,
     new_config,
     new_test_task,
     plan_update,
 )
+from webhook_service.domain.ids import is_uuid
+from webhook_service.views import config_resource, task_resource
 
 NOW = dt.datetime(2026, 11, 27, 18, 22, 49, 123456, tzinfo=dt.UTC)
 OLD_URL = "https://old.example/hooks"
@@ -170,7 +171,7 @@ def test_can_test_config_in_state_allows_all_but_deactivated(state: str, testabl
 
 
 def test_config_to_resource_without_secret_omits_secret() -> None:
-    resource = config_in("valid").to_resource(with_secret=False)
+    resource = config_resource(config_in("valid"), with_secret=False)
 
     assert "secret" not in resource
     assert resource["resource"] == "webhook_config"
@@ -179,14 +180,14 @@ def test_config_to_resource_without_secret_omits_secret() -> None:
 def test_config_to_resource_default_shows_secret_and_formats_date() -> None:
     config = config_in("new")
 
-    resource = config.to_resource()
+    resource = config_resource(config)
 
     assert resource["secret"] == config.secret
     assert resource["date_created"] == "2026-11-27T18:22:49.123456Z"
 
 
 def test_task_to_resource_pending_task_has_null_end_fields_and_no_version() -> None:
-    resource = new_test_task(config_in("new"), "key-1", NOW).to_resource()
+    resource = task_resource(new_test_task(config_in("new"), "key-1", NOW))
 
     assert (resource["resource"], resource["date_started"], resource["date_completed"]) == ("task", None, None)
     assert "target_version" not in resource

@@ -10,12 +10,16 @@ from typing import Any
 import pytest
 
 from tests.unit.support import FakeClock, FakeQueue, FakeSender, FakeServices, http_event, load_function, response_body
-from webhook_service import admin, service
-from webhook_service.domain import Principal, is_secret_field, redact
+from webhook_service import admin
+from webhook_service.domain.redaction import is_secret_field, redact
+from webhook_service.domain.tenants import Principal
 from webhook_service.errors import InvalidParameterError
 from webhook_service.events import publish
-from webhook_service.jobs import Deliverer, event_body, handle_job
-from webhook_service.storage import Store
+from webhook_service.jobs.deliverer import Deliverer, event_body
+from webhook_service.jobs.dispatch import handle_job
+from webhook_service.service import configs as config_cases
+from webhook_service.service import tenants as tenant_cases
+from webhook_service.storage.store import Store
 
 URL = "https://receiver.example/hooks/"
 GET_EVENT = load_function("get_event")
@@ -29,11 +33,11 @@ def published(store: Store, caller: Principal, data: Any, queue: FakeQueue | Non
 def delivered_body(services: FakeServices, caller: Principal, store: Store, clock: FakeClock, data: Any) -> bytes:
     """Publish `data` to an organisation whose default config is valid, run the event's job
     and return the bytes the receiver got."""
-    config = service.create_config(services, caller, {"url": URL})
-    stored = store.get_config(caller.organisation, config["id"])
+    config = config_cases.create_config(services, caller, {"url": URL})
+    stored = store.configs.get(caller.organisation, config["id"])
     assert stored is not None
-    store.replace_config(stored.__class__(**{**stored.__dict__, "state": "valid"}), stored.version, None)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    store.configs.replace(stored.__class__(**{**stored.__dict__, "state": "valid"}), stored.version, None)
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     queue = FakeQueue()
     sender = FakeSender()
     published(store, caller, data, queue)
@@ -73,7 +77,7 @@ def test_publish_float_is_stored_and_delivered_as_the_number_text_given(
 def test_publish_float_answers_the_same_numbers_on_get_and_list(
     installed_services: FakeServices, caller: Principal, store: Store
 ) -> None:
-    token = admin.create_key(store, caller.organisation)[1]
+    token = admin.create_key(store.organisations, caller.organisation)[1]
     event = published(store, caller, {"numbers": NUMBERS})
 
     one = GET_EVENT.handler(
@@ -90,7 +94,7 @@ def test_publish_float_answers_the_same_numbers_on_get_and_list(
 
 def test_event_body_of_a_stored_event_is_the_same_bytes_every_time(caller: Principal, store: Store) -> None:
     event = published(store, caller, {"numbers": NUMBERS, "note": "caf\u00e9"})
-    again = store.get_event(caller.organisation, event.id)
+    again = store.events.get(caller.organisation, event.id)
 
     assert again is not None
     assert event_body(again) == event_body(event)
@@ -146,7 +150,7 @@ def test_publish_data_the_table_cannot_hold_is_invalid_parameter_and_writes_noth
 
     assert problem in (raised.value.params or {}).get("data", "")
     assert queue.jobs == []
-    assert store.list_events(caller.organisation, _any_query()).items == []
+    assert store.lists.events(caller.organisation, _any_query()).items == []
 
 
 def _any_query() -> Any:
@@ -169,7 +173,7 @@ def test_publish_data_at_the_limits_is_accepted(caller: Principal, store: Store)
 
     event = published(store, caller, data)
 
-    again = store.get_event(caller.organisation, event.id)
+    again = store.events.get(caller.organisation, event.id)
     assert again is not None
     assert again.data["n38"] == 10**38 - 1
     assert again.data["deep"] == nested(31)
@@ -193,7 +197,7 @@ def test_cli_publish_event_with_an_empty_key_prints_invalid_parameter(
     from webhook_service import cli
 
     monkeypatch.setattr(cli, "log_to_stderr", lambda: None)  # it would keep capsys's stream
-    monkeypatch.setenv("TABLE_NAME", store.table_name)
+    monkeypatch.setenv("TABLE_NAME", store.table.name)
     monkeypatch.setenv("QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/unused")
     args = ["publish-event", "--organisation", caller.organisation, "--type", "session", "--action", "done"]
 
@@ -211,7 +215,7 @@ def test_cli_publish_event_keeps_the_number_text_of_its_json(
     from webhook_service import cli
 
     monkeypatch.setattr(cli, "log_to_stderr", lambda: None)  # it would keep capsys's stream
-    monkeypatch.setenv("TABLE_NAME", store.table_name)
+    monkeypatch.setenv("TABLE_NAME", store.table.name)
     monkeypatch.setenv("QUEUE_URL", backing.queue_url)
     args = ["publish-event", "--organisation", caller.organisation, "--type", "session", "--action", "done"]
 
@@ -229,7 +233,7 @@ def test_cli_publish_event_to_a_queue_that_refuses_prints_unavailable_without_a_
     from webhook_service import cli
 
     monkeypatch.setattr(cli, "log_to_stderr", lambda: None)  # it would keep capsys's stream
-    monkeypatch.setenv("TABLE_NAME", store.table_name)
+    monkeypatch.setenv("TABLE_NAME", store.table.name)
     monkeypatch.setenv("QUEUE_URL", backing.queue_url + "-gone")  # SQS answers QueueDoesNotExist
     args = ["publish-event", "--organisation", caller.organisation, "--type", "session", "--action", "done"]
 
@@ -240,7 +244,7 @@ def test_cli_publish_event_to_a_queue_that_refuses_prints_unavailable_without_a_
     assert code == 1
     assert "Traceback" not in err
     assert error["error"] == "unavailable"
-    (event,) = store.list_events(caller.organisation, _any_query()).items
+    (event,) = store.lists.events(caller.organisation, _any_query()).items
     assert (event.state, event.error) == ("failed", "queue-unavailable")
 
 
@@ -330,7 +334,7 @@ def test_publish_drops_secret_like_fields_at_any_depth(caller: Principal, store:
 
     expected = {"id": "s1", "session": {"id": "s2", "tokens_used": 12, "client": {}}, "items": [{"name": "n"}, {}]}
     assert event.data == expected
-    stored = store.get_event(caller.organisation, event.id)
+    stored = store.events.get(caller.organisation, event.id)
     assert stored is not None
     assert stored.data == expected
 

@@ -10,13 +10,17 @@ from typing import Any
 import pytest
 
 from tests.unit.support import FakeClock, FakeDeliverer, FakeQueue, FakeSender, FakeServices
-from webhook_service import admin, service
-from webhook_service.domain import Principal, route
+from webhook_service import admin
+from webhook_service.domain.events import route
+from webhook_service.domain.tenants import KeyState, Principal
 from webhook_service.errors import InvalidParameterError, InvalidStateError, NotFoundError
 from webhook_service.events import publish
-from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
-from webhook_service.jobs import handle_job
-from webhook_service.storage import Store
+from webhook_service.httpcodes import delay_for_answer, parse_retry_after
+from webhook_service.jobs.dispatch import handle_job
+from webhook_service.service import configs as config_cases
+from webhook_service.service import events as event_cases
+from webhook_service.service import tenants as tenant_cases
+from webhook_service.storage.store import Store
 
 URL = "https://receiver.example/hooks/"
 MINUTE = dt.timedelta(minutes=1)
@@ -49,10 +53,10 @@ def deliverer(store: Store, clock: FakeClock, queue_box: RecordingQueue) -> Fake
 
 def valid_config(services: FakeServices, caller: Principal, store: Store, url: str = URL) -> dict[str, Any]:
     """A config made `valid` as its test would make it."""
-    config = service.create_config(services, caller, {"url": url})
-    stored = store.get_config(caller.organisation, config["id"])
+    config = config_cases.create_config(services, caller, {"url": url})
+    stored = store.configs.get(caller.organisation, config["id"])
     assert stored is not None
-    store.replace_config(stored.__class__(**{**stored.__dict__, "state": "valid"}), stored.version, None)
+    store.configs.replace(stored.__class__(**{**stored.__dict__, "state": "valid"}), stored.version, None)
     return config
 
 
@@ -67,7 +71,7 @@ def run_next(deliverer: FakeDeliverer, queue: RecordingQueue) -> str:
 
 
 def event_of(services: FakeServices, caller: Principal, event_id: str) -> dict[str, Any]:
-    return service.get_event(services, caller, event_id)
+    return event_cases.get_event(services, caller, event_id)
 
 
 # -- routing ---------------------------------------------------------------------------------
@@ -83,7 +87,7 @@ def test_event_goes_to_the_organisation_default(
     services: FakeServices, caller: Principal, store: Store, deliverer: FakeDeliverer, queue_box: RecordingQueue
 ) -> None:
     config = valid_config(services, caller, store)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     event_id = publish_event(store, queue_box, caller)
 
     assert run_next(deliverer, queue_box) == "delivered"
@@ -101,9 +105,9 @@ def test_event_of_a_key_with_its_own_config_goes_there(
 ) -> None:
     default = valid_config(services, caller, store, URL + "default/")
     own = valid_config(services, caller, store, URL + "own/")
-    key, _ = admin.create_key(store, caller.organisation)
-    service.update_organisation(services, caller, {"webhook_config_default": default["id"]})
-    service.update_key(services, caller, key["id"], {"webhook_config": own["id"]})
+    key, _ = admin.create_key(store.organisations, caller.organisation)
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": default["id"]})
+    tenant_cases.update_key(services, caller, key["id"], {"webhook_config": own["id"]})
 
     publish_event(store, queue_box, caller, key=key["id"])
     publish_event(store, queue_box, caller)
@@ -131,8 +135,8 @@ def test_event_without_any_config_fails_unconfigured(
 def test_event_routed_to_a_config_not_valid_fails_unconfigured(
     services: FakeServices, caller: Principal, store: Store, deliverer: FakeDeliverer, queue_box: RecordingQueue
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})  # still `new`
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    config = config_cases.create_config(services, caller, {"url": URL})  # still `new`
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     event_id = publish_event(store, queue_box, caller)
 
     run_next(deliverer, queue_box)
@@ -149,17 +153,17 @@ def test_event_routed_to_a_config_not_valid_fails_unconfigured(
     [(1, MINUTE), (2, 10 * MINUTE), (3, dt.timedelta(hours=1)), (4, dt.timedelta(hours=3)), (5, None)],
 )
 def test_next_attempt_delay_follows_the_schedule(attempt: int, expected: dt.timedelta | None) -> None:
-    assert next_attempt_delay(attempt, 500, None, jitter=0.0) == expected
+    assert delay_for_answer(attempt, 500, None, jitter=0.0) == expected
 
 
 def test_next_attempt_delay_jitter_moves_it_by_at_most_a_tenth() -> None:
-    assert next_attempt_delay(2, 500, None, jitter=1.0) == 11 * MINUTE
-    assert next_attempt_delay(2, 500, None, jitter=-1.0) == 9 * MINUTE
-    assert next_attempt_delay(2, 500, None, jitter=7.0) == 11 * MINUTE
+    assert delay_for_answer(2, 500, None, jitter=1.0) == 11 * MINUTE
+    assert delay_for_answer(2, 500, None, jitter=-1.0) == 9 * MINUTE
+    assert delay_for_answer(2, 500, None, jitter=7.0) == 11 * MINUTE
 
 
 def test_next_attempt_delay_gone_stops_retrying() -> None:
-    assert next_attempt_delay(1, 410, None, jitter=0.0) is None
+    assert delay_for_answer(1, 410, None, jitter=0.0) is None
 
 
 @pytest.mark.parametrize(
@@ -174,7 +178,7 @@ def test_next_attempt_delay_gone_stops_retrying() -> None:
 def test_next_attempt_delay_retry_after_is_honoured_within_the_schedule(
     status: int, retry_after: dt.timedelta, expected: dt.timedelta
 ) -> None:
-    assert next_attempt_delay(1, status, retry_after, jitter=0.0) == expected
+    assert delay_for_answer(1, status, retry_after, jitter=0.0) == expected
 
 
 def test_parse_retry_after_seconds_and_http_date() -> None:
@@ -196,7 +200,7 @@ def test_event_delivered_on_its_third_attempt_ends_delivered_with_two_retries(
     clock: FakeClock,
 ) -> None:
     config = valid_config(services, caller, store)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     event_id = publish_event(store, queue_box, caller)
     deliverer.sender = FakeSender(status=500)
 
@@ -230,7 +234,7 @@ def test_event_failing_five_times_ends_failed_with_four_retries(
     clock: FakeClock,
 ) -> None:
     config = valid_config(services, caller, store)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     event_id = publish_event(store, queue_box, caller)
     deliverer.sender = FakeSender(status=500)
 
@@ -255,7 +259,7 @@ def test_event_attempt_due_later_than_sqs_can_delay_waits_in_hops(
     clock: FakeClock,
 ) -> None:
     config = valid_config(services, caller, store)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     publish_event(store, queue_box, caller)
     deliverer.sender = FakeSender(status=503)
     for _ in range(3):  # attempts 1-3 fail; attempt 4 is due an hour after attempt 3
@@ -278,14 +282,14 @@ def test_event_receiver_gone_stops_retries_and_invalidates_the_config(
     services: FakeServices, caller: Principal, store: Store, deliverer: FakeDeliverer, queue_box: RecordingQueue
 ) -> None:
     config = valid_config(services, caller, store)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     event_id = publish_event(store, queue_box, caller)
     deliverer.sender = FakeSender(status=410)
 
     assert run_next(deliverer, queue_box) == "failed"
 
     assert event_of(services, caller, event_id)["state"] == "failed"
-    assert service.get_config(services, caller, config["id"])["state"] == "invalid"
+    assert config_cases.get_config(services, caller, config["id"])["state"] == "invalid"
     assert queue_box.sent == []
 
 
@@ -293,7 +297,7 @@ def test_event_duplicated_job_does_not_send_twice(
     services: FakeServices, caller: Principal, store: Store, deliverer: FakeDeliverer, queue_box: RecordingQueue
 ) -> None:
     config = valid_config(services, caller, store)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     publish_event(store, queue_box, caller)
     job, _ = queue_box.sent[0]
 
@@ -314,7 +318,7 @@ def test_publish_drops_secrets_and_tokens_from_data(
     event = publish(caller.organisation, "key", "created", data, store=store, queue=queue_box)
 
     assert event.data == {"id": "k1", "nested": [{"keep": 1}]}
-    assert service.get_event(services, caller, event.id)["data"] == {"id": "k1", "nested": [{"keep": 1}]}
+    assert event_cases.get_event(services, caller, event.id)["data"] == {"id": "k1", "nested": [{"keep": 1}]}
 
 
 @pytest.mark.parametrize(
@@ -342,30 +346,30 @@ def test_publish_unknown_key_is_not_found(caller: Principal, store: Store, queue
 def test_update_key_other_organisations_config_is_invalid_parameter(
     services: FakeServices, caller: Principal, store: Store
 ) -> None:
-    other_org = admin.create_organisation(store, "Other")["id"]
-    other_caller = Principal(key_id=caller.key_id, organisation=other_org, state="active")
-    foreign = service.create_config(services, other_caller, {"url": URL})
-    key, _ = admin.create_key(store, caller.organisation)
+    other_org = admin.create_organisation(store.organisations, "Other")["id"]
+    other_caller = Principal(key_id=caller.key_id, organisation=other_org, state=KeyState.ACTIVE)
+    foreign = config_cases.create_config(services, other_caller, {"url": URL})
+    key, _ = admin.create_key(store.organisations, caller.organisation)
 
     with pytest.raises(InvalidParameterError):
-        service.update_key(services, caller, key["id"], {"webhook_config": foreign["id"]})
+        tenant_cases.update_key(services, caller, key["id"], {"webhook_config": foreign["id"]})
 
 
 def test_update_organisation_deactivated_config_is_invalid_state(services: FakeServices, caller: Principal) -> None:
-    config = service.create_config(services, caller, {"url": URL})
-    service.delete_config(services, caller, config["id"])
+    config = config_cases.create_config(services, caller, {"url": URL})
+    config_cases.delete_config(services, caller, config["id"])
 
     with pytest.raises(InvalidStateError):
-        service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+        tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
 
 
 def test_get_organisation_state_is_active_only_with_a_valid_config(
     services: FakeServices, caller: Principal, store: Store
 ) -> None:
-    service.create_config(services, caller, {"url": URL})
-    before = service.get_organisation(services, caller)
+    config_cases.create_config(services, caller, {"url": URL})
+    before = tenant_cases.get_organisation(services, caller)
     valid_config(services, caller, store)
-    after = service.get_organisation(services, caller)
+    after = tenant_cases.get_organisation(services, caller)
 
     assert before["state"] == "unconfigured"
     assert after["state"] == "active"

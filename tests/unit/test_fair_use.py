@@ -24,15 +24,18 @@ from tests.unit.support import (
     sqs_event,
     tasks_of,
 )
-from webhook_service import admin, httperrors, service
+from webhook_service import admin, httperrors
 from webhook_service.auth import Authenticator
 from webhook_service.consumer import handle_batch
-from webhook_service.domain import FAST_LANE_OPEN_TESTS, MAX_OPEN_TESTS, Principal
+from webhook_service.domain.configs import FAST_LANE_OPEN_TESTS, MAX_OPEN_TESTS
+from webhook_service.domain.tenants import KeyState, Principal
 from webhook_service.errors import LimitExceededError, UnavailableError
-from webhook_service.jobs import Deliverer, handle_job
-from webhook_service.service import set_services
-from webhook_service.storage import Store
+from webhook_service.jobs.deliverer import Deliverer
+from webhook_service.jobs.dispatch import handle_job
+from webhook_service.service import configs as config_cases
+from webhook_service.storage.store import Store
 from webhook_service.sweep import sweep
+from webhook_service.wiring import use_services
 
 URL = "https://receiver.example/hooks/"
 CAP = 3
@@ -42,11 +45,11 @@ CAP = 3
 def capped(backing: Backing, clock: FakeClock, queue: FakeQueue) -> FakeServices:
     """Services whose store allows CAP open tests per organisation, safe for threads."""
     store = Store(backing.table_name, serial(backing.dynamodb), open_tests_cap=CAP)
-    return FakeServices(store=store, queue=queue, authenticator=Authenticator(store), clock=clock)
+    return FakeServices(store=store, queue=queue, authenticator=Authenticator(store.organisations), clock=clock)
 
 
 def open_tests(services: FakeServices, caller: Principal) -> int:
-    return services.store.open_tests(caller.organisation)
+    return services.store.organisations.open_tests(caller.organisation)
 
 
 def run_jobs(services: FakeServices, queue: FakeQueue, sender: FakeSender | None = None) -> None:
@@ -61,10 +64,10 @@ def run_jobs(services: FakeServices, queue: FakeQueue, sender: FakeSender | None
 def test_test_while_the_configs_test_is_pending_answers_that_task(
     services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     (first,) = tasks_of(services, caller, config["id"])
 
-    again = service.queue_config_test(services, caller, config["id"], {})
+    again = config_cases.queue_config_test(services, caller, config["id"], {})
 
     assert again == first
     assert len(tasks_of(services, caller, config["id"])) == 1
@@ -74,13 +77,13 @@ def test_test_while_the_configs_test_is_pending_answers_that_task(
 def test_test_while_the_configs_test_is_processing_answers_that_task(
     services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     (first,) = tasks_of(services, caller, config["id"])
-    task = services.store.get_task(caller.organisation, first["id"])
+    task = services.store.configs.get_task(caller.organisation, first["id"])
     assert task is not None
-    services.store.start_task(task, "00000000-0000-4000-8000-000000000001", services.clock())
+    services.store.configs.start_task(task, "00000000-0000-4000-8000-000000000001", services.clock())
 
-    again = service.queue_config_test(services, caller, config["id"], {})
+    again = config_cases.queue_config_test(services, caller, config["id"], {})
 
     assert (again["id"], again["state"]) == (first["id"], "processing")
 
@@ -88,10 +91,10 @@ def test_test_while_the_configs_test_is_processing_answers_that_task(
 def test_test_after_the_open_one_ended_queues_a_new_task(
     services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     run_jobs(services, queue)
 
-    task = service.queue_config_test(services, caller, config["id"], {})
+    task = config_cases.queue_config_test(services, caller, config["id"], {})
 
     assert task["state"] == "pending"
     assert len(tasks_of(services, caller, config["id"])) == 2
@@ -101,11 +104,11 @@ def test_test_after_the_open_one_ended_queues_a_new_task(
 def test_test_after_an_update_answers_the_new_versions_task_not_the_old_one(
     services: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
-    service.update_config(services, caller, config["id"], {"url": URL + "v2"})
+    config = config_cases.create_config(services, caller, {"url": URL})
+    config_cases.update_config(services, caller, config["id"], {"url": URL + "v2"})
     newest = tasks_of(services, caller, config["id"])[0]
 
-    again = service.queue_config_test(services, caller, config["id"], {})
+    again = config_cases.queue_config_test(services, caller, config["id"], {})
 
     assert again["id"] == newest["id"]
     assert len(tasks_of(services, caller, config["id"])) == 2  # the first one waits to be superseded
@@ -114,11 +117,11 @@ def test_test_after_an_update_answers_the_new_versions_task_not_the_old_one(
 def test_concurrent_tests_of_one_config_queue_one_task(
     capped: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
-    config = service.create_config(capped, caller, {"url": URL})
+    config = config_cases.create_config(capped, caller, {"url": URL})
     run_jobs(capped, queue)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(lambda _: service.queue_config_test(capped, caller, config["id"], {}), range(8)))
+        answers = list(pool.map(lambda _: config_cases.queue_config_test(capped, caller, config["id"], {}), range(8)))
 
     assert len({a["id"] for a in answers}) == 1
     assert len(queue.jobs) == 1
@@ -132,14 +135,14 @@ def test_create_past_the_organisations_open_tests_is_refused_and_writes_nothing(
     capped: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
     for n in range(CAP):
-        service.create_config(capped, caller, {"url": f"{URL}{n}"})
+        config_cases.create_config(capped, caller, {"url": f"{URL}{n}"})
 
     with pytest.raises(LimitExceededError) as caught:
-        service.create_config(capped, caller, {"url": URL + "one-too-many"})
+        config_cases.create_config(capped, caller, {"url": URL + "one-too-many"})
 
     assert httperrors.status(caught.value) == 429
     assert httperrors.code(caught.value) == "limit-exceeded"
-    assert service.list_configs(capped, caller, {})["total_count"] == CAP
+    assert config_cases.list_configs(capped, caller, {})["total_count"] == CAP
     assert open_tests(capped, caller) == CAP
     assert len(queue.jobs) == CAP
 
@@ -147,26 +150,30 @@ def test_create_past_the_organisations_open_tests_is_refused_and_writes_nothing(
 def test_update_and_test_past_the_organisations_open_tests_are_refused(
     capped: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
-    first = service.create_config(capped, caller, {"url": URL})
+    first = config_cases.create_config(capped, caller, {"url": URL})
     run_jobs(capped, queue)
     for n in range(CAP):
-        service.create_config(capped, caller, {"url": f"{URL}{n}"})
+        config_cases.create_config(capped, caller, {"url": f"{URL}{n}"})
 
     with pytest.raises(LimitExceededError):
-        service.update_config(capped, caller, first["id"], {"url": URL + "v2"})
+        config_cases.update_config(capped, caller, first["id"], {"url": URL + "v2"})
     with pytest.raises(LimitExceededError):
-        service.queue_config_test(capped, caller, first["id"], {})
+        config_cases.queue_config_test(capped, caller, first["id"], {})
 
-    assert service.get_config(capped, caller, first["id"])["url"] == URL  # the update was not applied
+    assert config_cases.get_config(capped, caller, first["id"])["url"] == URL  # the update was not applied
     assert len(tasks_of(capped, caller, first["id"])) == 1
 
 
 def test_other_organisations_are_not_counted(capped: FakeServices, caller: Principal) -> None:
     for n in range(CAP):
-        service.create_config(capped, caller, {"url": f"{URL}{n}"})
-    other = Principal(key_id="k", organisation=admin.create_organisation(capped.store, "Other")["id"], state="active")
+        config_cases.create_config(capped, caller, {"url": f"{URL}{n}"})
+    other = Principal(
+        key_id="k",
+        organisation=admin.create_organisation(capped.store.organisations, "Other")["id"],
+        state=KeyState.ACTIVE,
+    )
 
-    service.create_config(capped, other, {"url": URL})
+    config_cases.create_config(capped, other, {"url": URL})
 
     assert (open_tests(capped, caller), open_tests(capped, other)) == (CAP, 1)
 
@@ -174,7 +181,7 @@ def test_other_organisations_are_not_counted(capped: FakeServices, caller: Princ
 def test_concurrent_creates_never_pass_the_cap(capped: FakeServices, caller: Principal) -> None:
     def create(n: int) -> str:
         try:
-            service.create_config(capped, caller, {"url": f"{URL}{n}"})
+            config_cases.create_config(capped, caller, {"url": f"{URL}{n}"})
         except LimitExceededError:
             return "refused"
         return "created"
@@ -184,19 +191,19 @@ def test_concurrent_creates_never_pass_the_cap(capped: FakeServices, caller: Pri
 
     assert answers.count("created") == CAP
     assert open_tests(capped, caller) == CAP
-    assert service.list_configs(capped, caller, {})["total_count"] == CAP
+    assert config_cases.list_configs(capped, caller, {})["total_count"] == CAP
 
 
 def test_default_cap_is_a_hundred_open_tests() -> None:
     assert MAX_OPEN_TESTS == 100
-    assert Store("table").open_tests_cap == MAX_OPEN_TESTS
+    assert Store("table").organisations.open_tests_cap == MAX_OPEN_TESTS
 
 
 def test_api_answers_429_limit_exceeded_in_the_error_format(
     capped: FakeServices, organisation: str, queue: FakeQueue
 ) -> None:
-    _, token = admin.create_key(capped.store, organisation)
-    set_services(capped)
+    _, token = admin.create_key(capped.store.organisations, organisation)
+    use_services(capped)
     try:
         answers = [
             load_function("create_webhook_config").handler(
@@ -205,7 +212,7 @@ def test_api_answers_429_limit_exceeded_in_the_error_format(
             for n in range(CAP + 1)
         ]
     finally:
-        set_services(None)
+        use_services(None)
 
     assert [a["statusCode"] for a in answers] == [201] * CAP + [429]
     body = json.loads(answers[-1]["body"])
@@ -217,19 +224,19 @@ def test_api_answers_429_limit_exceeded_in_the_error_format(
 
 
 def test_write_back_counts_the_task_out(capped: FakeServices, caller: Principal, queue: FakeQueue) -> None:
-    service.create_config(capped, caller, {"url": URL})
-    service.create_config(capped, caller, {"url": URL + "failing"})
+    config_cases.create_config(capped, caller, {"url": URL})
+    config_cases.create_config(capped, caller, {"url": URL + "failing"})
     run_jobs(capped, queue, FakeSender(status=500))
 
     assert open_tests(capped, caller) == 0
 
 
 def test_stale_write_back_counts_the_task_out(capped: FakeServices, caller: Principal, queue: FakeQueue) -> None:
-    config = service.create_config(capped, caller, {"url": URL})
+    config = config_cases.create_config(capped, caller, {"url": URL})
     job = queue.jobs.pop(0)
 
     def change_meanwhile() -> None:
-        service.update_config(capped, caller, config["id"], {"state": "deactivated"})
+        config_cases.update_config(capped, caller, config["id"], {"state": "deactivated"})
 
     deliverer = Deliverer(
         store=capped.store, sender=FakeSender(before=change_meanwhile), queue=FakeQueue(), clock=capped.clock
@@ -241,8 +248,8 @@ def test_stale_write_back_counts_the_task_out(capped: FakeServices, caller: Prin
 
 
 def test_superseded_test_counts_the_task_out(capped: FakeServices, caller: Principal, queue: FakeQueue) -> None:
-    config = service.create_config(capped, caller, {"url": URL})
-    service.update_config(capped, caller, config["id"], {"url": URL + "v2"})
+    config = config_cases.create_config(capped, caller, {"url": URL})
+    config_cases.update_config(capped, caller, config["id"], {"url": URL + "v2"})
     assert open_tests(capped, caller) == 2
 
     run_jobs(capped, queue)
@@ -256,7 +263,7 @@ def test_queue_unavailable_fallback_counts_the_task_out(capped: FakeServices, ca
     capped.queue = FakeQueue(fail=True)
 
     with pytest.raises(UnavailableError):
-        service.create_config(capped, caller, {"url": URL})
+        config_cases.create_config(capped, caller, {"url": URL})
 
     assert open_tests(capped, caller) == 0
 
@@ -264,7 +271,7 @@ def test_queue_unavailable_fallback_counts_the_task_out(capped: FakeServices, ca
 def test_sweep_ending_a_lost_task_counts_it_out(
     capped: FakeServices, caller: Principal, queue: FakeQueue, clock: FakeClock
 ) -> None:
-    service.create_config(capped, caller, {"url": URL})
+    config_cases.create_config(capped, caller, {"url": URL})
     queue.jobs.clear()  # the job is lost
     lost = FakeQueue(fail=True)
     for hours in (2, 4):  # queued again (refused), then ended
@@ -276,10 +283,10 @@ def test_sweep_ending_a_lost_task_counts_it_out(
 def test_duplicate_job_of_an_ended_test_does_not_count_it_out_twice(
     capped: FakeServices, caller: Principal, queue: FakeQueue
 ) -> None:
-    service.create_config(capped, caller, {"url": URL})
+    config_cases.create_config(capped, caller, {"url": URL})
     job = dict(queue.jobs[0])
     run_jobs(capped, queue)
-    service.create_config(capped, caller, {"url": URL + "second"})
+    config_cases.create_config(capped, caller, {"url": URL + "second"})
     queue.jobs.clear()
 
     queue.jobs.append(job)
@@ -292,9 +299,9 @@ def test_batch_of_tests_that_all_end_leaves_no_open_test(
     capped: FakeServices, caller: Principal, queue: FakeQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for n in range(CAP):
-        service.create_config(capped, caller, {"url": f"{URL}{n}"})
+        config_cases.create_config(capped, caller, {"url": f"{URL}{n}"})
     deliverer = Deliverer(store=capped.store, sender=FakeSender(), queue=FakeQueue(), clock=capped.clock)
-    monkeypatch.setattr("webhook_service.consumer.get_deliverer", lambda: deliverer)
+    monkeypatch.setattr("webhook_service.wiring.deliverer", lambda: deliverer)
 
     handle_batch(sqs_event(*(json.dumps(j) for j in queue.jobs)), None)
 
@@ -311,7 +318,7 @@ def laned(backing: Backing, clock: FakeClock) -> ThreeLaneServices:
     return ThreeLaneServices(
         store=store,
         queue=FakeQueue(),
-        authenticator=Authenticator(store),
+        authenticator=Authenticator(store.organisations),
         clock=clock,
         test_queue=FakeQueue(),
         slow_queue=FakeQueue(),
@@ -322,7 +329,7 @@ def test_tests_beyond_the_organisations_first_five_open_ones_take_the_slow_lane(
     laned: ThreeLaneServices, caller: Principal
 ) -> None:
     for n in range(FAST_LANE_OPEN_TESTS + 2):
-        service.create_config(laned, caller, {"url": f"{URL}{n}"})
+        config_cases.create_config(laned, caller, {"url": f"{URL}{n}"})
 
     assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS
     assert len(laned.slow_queue.jobs) == 2
@@ -332,10 +339,10 @@ def test_tests_take_the_tests_lane_again_once_the_organisations_open_ones_end(
     laned: ThreeLaneServices, caller: Principal
 ) -> None:
     for n in range(FAST_LANE_OPEN_TESTS):
-        service.create_config(laned, caller, {"url": f"{URL}{n}"})
+        config_cases.create_config(laned, caller, {"url": f"{URL}{n}"})
     run_jobs(laned, laned.test_queue)
 
-    service.create_config(laned, caller, {"url": URL + "later"})
+    config_cases.create_config(laned, caller, {"url": URL + "later"})
 
     assert len(laned.test_queue.jobs) == 1
     assert laned.slow_queue.jobs == []
@@ -345,7 +352,7 @@ def test_concurrent_tests_never_give_one_organisation_more_than_five_in_the_test
     laned: ThreeLaneServices, caller: Principal
 ) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda n: service.create_config(laned, caller, {"url": f"{URL}{n}"}), range(12)))
+        list(pool.map(lambda n: config_cases.create_config(laned, caller, {"url": f"{URL}{n}"}), range(12)))
 
     assert len(laned.test_queue.jobs) == FAST_LANE_OPEN_TESTS
     assert len(laned.slow_queue.jobs) == 12 - FAST_LANE_OPEN_TESTS

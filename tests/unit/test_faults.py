@@ -24,11 +24,16 @@ from tests.unit.support import (
     load_function,
     sqs_event,
 )
-from webhook_service import admin, service
+from webhook_service import admin, wiring
 from webhook_service.consumer import handle_batch
-from webhook_service.domain import TaskState
-from webhook_service.jobs import Deliverer, set_deliverer
-from webhook_service.storage import Store
+from webhook_service.domain.configs import TaskState
+from webhook_service.domain.tenants import KeyState
+from webhook_service.jobs.deliverer import Deliverer
+from webhook_service.service import configs as config_cases
+from webhook_service.service import context as service_context
+from webhook_service.service import tasks as task_cases
+from webhook_service.storage.store import Store
+from webhook_service.wiring import use_deliverer
 
 URL = "https://receiver.example/hooks/"
 
@@ -56,13 +61,13 @@ class FaultyClient:
 def faulty(installed_services: FakeServices, backing: Backing) -> FaultyClient:
     client = FaultyClient(backing.dynamodb)
     installed_services.store = Store(backing.table_name, as_dynamodb(client))
-    installed_services.authenticator.store = installed_services.store
+    installed_services.authenticator.store = installed_services.store.organisations
     return client
 
 
 @pytest.fixture
 def token(installed_services: FakeServices, organisation: str) -> str:
-    _, token = admin.create_key(installed_services.store, organisation)
+    _, token = admin.create_key(installed_services.store.organisations, organisation)
     return token
 
 
@@ -124,16 +129,16 @@ WRITE_PATHS: dict[
 def seeded(installed_services: FakeServices, organisation: str, token: str) -> dict[str, str]:
     """A config whose first test has ended (so it can be tested again) and a second key,
     made before any fault is injected."""
-    from webhook_service.domain import Principal
+    from webhook_service.domain.tenants import Principal
 
-    caller = Principal(key_id="seed", organisation=organisation, state="active")
-    config = service.create_config(installed_services, caller, {"url": URL})
+    caller = Principal(key_id="seed", organisation=organisation, state=KeyState.ACTIVE)
+    config = config_cases.create_config(installed_services, caller, {"url": URL})
     store = installed_services.store
-    (first,) = service.list_tasks(installed_services, caller, {"target": config["id"]})["data"]
-    task = store.get_task(organisation, first["id"])
+    (first,) = task_cases.list_tasks(installed_services, caller, {"target": config["id"]})["data"]
+    task = store.configs.get_task(organisation, first["id"])
     assert task is not None
-    assert store.end_task(replace(task, state=TaskState.SUCCEEDED, date_completed=installed_services.clock()))
-    key, _ = admin.create_key(installed_services.store, organisation)
+    assert store.configs.end_task(replace(task, state=TaskState.SUCCEEDED, date_completed=installed_services.clock()))
+    key, _ = admin.create_key(installed_services.store.organisations, organisation)
     return {"config": config["id"], "key": key["id"]}
 
 
@@ -158,7 +163,7 @@ def test_write_path_dynamodb_fault_answers_spec_error_and_writes_nothing(
     faulty.failing.update({"transact_write_items": code, "put_item": code, "update_item": code})
     before = count_partition(backing, organisation)
     jobs_before = len(queue.jobs)
-    config_before = service.get_config(_services(), _caller(organisation), seeded["config"])
+    config_before = config_cases.get_config(_services(), _caller(organisation), seeded["config"])
 
     response = call(function, method, route, token, body(seeded), **params(seeded))
 
@@ -169,7 +174,7 @@ def test_write_path_dynamodb_fault_answers_spec_error_and_writes_nothing(
     faulty.failing.clear()
     assert count_partition(backing, organisation) == before
     assert len(queue.jobs) == jobs_before
-    assert service.get_config(_services(), _caller(organisation), seeded["config"]) == config_before
+    assert config_cases.get_config(_services(), _caller(organisation), seeded["config"]) == config_before
 
 
 def test_read_fault_answers_503_without_a_stack_trace(faulty: FaultyClient, seeded: dict[str, str], token: str) -> None:
@@ -184,14 +189,14 @@ def test_read_fault_answers_503_without_a_stack_trace(faulty: FaultyClient, seed
     }
 
 
-def _services() -> service.Services:
-    return service.get_services()
+def _services() -> service_context.Services:
+    return wiring.services()
 
 
 def _caller(organisation: str) -> Any:
-    from webhook_service.domain import Principal
+    from webhook_service.domain.tenants import Principal
 
-    return Principal(key_id="check", organisation=organisation, state="active")
+    return Principal(key_id="check", organisation=organisation, state=KeyState.ACTIVE)
 
 
 # -- the consumer ---------------------------------------------------------------------------
@@ -215,32 +220,32 @@ class CrashingSender(FakeSender):
 def test_consumer_crash_mid_batch_retries_the_job_and_the_task_ends(
     services: FakeServices, store: Store, clock: FakeClock, organisation: str
 ) -> None:
-    from webhook_service.domain import Principal
+    from webhook_service.domain.tenants import Principal
 
-    caller = Principal(key_id="k", organisation=organisation, state="active")
-    crashing = service.create_config(services, caller, {"url": URL + "crash/"})
-    steady = service.create_config(services, caller, {"url": URL + "steady/"})
+    caller = Principal(key_id="k", organisation=organisation, state=KeyState.ACTIVE)
+    crashing = config_cases.create_config(services, caller, {"url": URL + "crash/"})
+    steady = config_cases.create_config(services, caller, {"url": URL + "steady/"})
     jobs = [_job(services, caller, c["id"]) for c in (crashing, steady)]
     sender = CrashingSender(crash_on="/crash/")
-    set_deliverer(Deliverer(store=store, sender=sender, queue=FakeQueue(), clock=clock))
+    use_deliverer(Deliverer(store=store, sender=sender, queue=FakeQueue(), clock=clock))
     try:
         first = handle_batch(sqs_event(*jobs), None)
-        midway = service.list_tasks(services, caller, {"target": crashing["id"]})["data"][0]
+        midway = task_cases.list_tasks(services, caller, {"target": crashing["id"]})["data"][0]
         sender.crash_on = None
         again = handle_batch(sqs_event(jobs[0]), None)  # SQS gives the failed message back
     finally:
-        set_deliverer(None)
+        use_deliverer(None)
 
     assert first == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
     assert midway["state"] == "processing"
     assert again == {"batchItemFailures": []}
-    assert service.list_tasks(services, caller, {"target": crashing["id"]})["data"][0]["state"] == "succeeded"
-    assert service.list_tasks(services, caller, {"target": steady["id"]})["data"][0]["state"] == "succeeded"
+    assert task_cases.list_tasks(services, caller, {"target": crashing["id"]})["data"][0]["state"] == "succeeded"
+    assert task_cases.list_tasks(services, caller, {"target": steady["id"]})["data"][0]["state"] == "succeeded"
     resent = [headers["webhook-id"] for url, _, headers in sender.sent if "/crash/" in url]
     assert len(resent) == 2
     assert len(set(resent)) == 1  # the retry sent the same event again: receivers can drop it
 
 
 def _job(services: FakeServices, caller: Any, config_id: str) -> str:
-    task = service.list_tasks(services, caller, {"target": config_id})["data"][0]
+    task = task_cases.list_tasks(services, caller, {"target": config_id})["data"][0]
     return json.dumps({"job": "test", "task": task["id"], "organisation": caller.organisation, "config": config_id})

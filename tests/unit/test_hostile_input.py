@@ -11,15 +11,18 @@ from typing import Any
 import pytest
 
 from tests.unit.support import FakeClock, FakeSender, FakeServices, http_event, load_function, response_body
-from webhook_service import service
-from webhook_service.domain import RETRY_DELAYS, Principal
+from webhook_service.domain.delivery import DeliveryResult
+from webhook_service.domain.retries import RETRY_DELAYS
+from webhook_service.domain.tenants import Principal
 from webhook_service.errors import DependencyError, InvalidParameterError
 from webhook_service.events import publish
-from webhook_service.httpcodes import next_attempt_delay, parse_retry_after
-from webhook_service.jobs import Deliverer, handle_job
-from webhook_service.sender import DeliveryResult
+from webhook_service.httpcodes import delay_for_answer, parse_retry_after
+from webhook_service.jobs.deliverer import Deliverer
+from webhook_service.jobs.dispatch import handle_job
+from webhook_service.service import configs as config_cases
+from webhook_service.service import tenants as tenant_cases
 from webhook_service.signing import SignatureError, signature_headers, verify_ricloud, verify_standard
-from webhook_service.storage import Store
+from webhook_service.storage.store import Store
 from webhook_service.validation import parse_list_query
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -70,7 +73,7 @@ def test_parse_retry_after_unreadable_value_is_ignored(value: str) -> None:
 
 
 def test_next_attempt_delay_huge_retry_after_waits_the_longest_delay() -> None:
-    delay = next_attempt_delay(1, 503, parse_retry_after("99999999999999", NOW), jitter=0.0)
+    delay = delay_for_answer(1, 503, parse_retry_after("99999999999999", NOW), jitter=0.0)
 
     assert delay == CAP
 
@@ -91,7 +94,7 @@ def test_list_tasks_handler_limit_of_4301_digits_answers_400(
 ) -> None:
     from webhook_service import admin
 
-    token = admin.create_key(installed_services.store, organisation)[1]
+    token = admin.create_key(installed_services.store.organisations, organisation)[1]
 
     response = LIST_TASKS.handler(http_event("GET", "/tasks", token=token, query={"limit": "1" * 4301}), None)
 
@@ -216,11 +219,11 @@ class CrashingSender(FakeSender):
 
 def event_ready(services: FakeServices, caller: Principal, store: Store, queue: RecordingQueue) -> str:
     """A published event whose organisation default is a valid config; its first job queued."""
-    config = service.create_config(services, caller, {"url": URL})
-    stored = store.get_config(caller.organisation, config["id"])
+    config = config_cases.create_config(services, caller, {"url": URL})
+    stored = store.configs.get(caller.organisation, config["id"])
     assert stored is not None
-    store.replace_config(stored.__class__(**{**stored.__dict__, "state": "valid"}), stored.version, None)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    store.configs.replace(stored.__class__(**{**stored.__dict__, "state": "valid"}), stored.version, None)
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     return publish(caller.organisation, "session", "completed", {"id": "s1"}, store=store, queue=queue).id
 
 
@@ -246,7 +249,7 @@ def test_event_attempt_with_a_hostile_retry_after_is_recorded_and_retried(
     outcome = handle_job(deliverer, json.dumps(job))
 
     assert outcome.name == "retrying"
-    event = services.store.get_event(caller.organisation, event_id)
+    event = services.store.events.get(caller.organisation, event_id)
     assert event is not None
     assert (event.state, event.attempts, event.error) == ("pending", 1, "webhook-response-status")
     assert [(job["attempt"], wait) for job, wait in queue.sent] == [(2, delay)]
@@ -263,7 +266,7 @@ def test_event_attempt_whose_sender_raises_is_recorded_not_stranded(
     outcome = handle_job(deliverer, json.dumps(job))
 
     assert outcome.name == "retrying"
-    event = store.get_event(caller.organisation, event_id)
+    event = store.events.get(caller.organisation, event_id)
     assert event is not None
     assert (event.state, event.attempts, event.error) == ("pending", 1, "internal-error")
     assert event.next_attempt_at is not None
@@ -286,10 +289,10 @@ def test_event_attempt_whose_recording_fails_gives_its_claim_back_and_is_made_ag
         raise DependencyError("dynamodb put failed: InternalServerError")
 
     with monkeypatch.context() as patched:
-        patched.setattr(store, "save_event", storage_down)
+        patched.setattr(store.events, "save", storage_down)
         with pytest.raises(DependencyError):
             handle_job(deliverer, json.dumps(job))
-    released = store.get_event(caller.organisation, event_id)
+    released = store.events.get(caller.organisation, event_id)
 
     assert released is not None
     assert (released.state, released.attempts, released.claimed_until) == ("pending", 0, None)
@@ -318,7 +321,7 @@ def test_event_attempt_recorded_before_a_failure_keeps_its_record_and_queues_the
 
     with pytest.raises(DependencyError):
         handle_job(deliverer, json.dumps(job))
-    recorded = store.get_event(caller.organisation, event_id)
+    recorded = store.events.get(caller.organisation, event_id)
 
     assert recorded is not None
     assert (recorded.attempts, recorded.error, recorded.claimed_until) == (1, "webhook-response-status", None)

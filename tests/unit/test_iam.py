@@ -30,14 +30,23 @@ from devstack.aws import serial
 from devstack.template import functions, load_template
 from tests import iamcheck
 from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, http_event, sqs_event
-from webhook_service import admin, events, service
+from webhook_service import admin, events
 from webhook_service.auth import Authenticator
-from webhook_service.domain import FAST_LANE_OPEN_TESTS, Principal, new_event
-from webhook_service.jobqueue import JobQueue, config_test_job
-from webhook_service.jobs import Deliverer, handle_job, set_deliverer
-from webhook_service.service import ProcessServices, Services, set_services
+from webhook_service.domain.configs import FAST_LANE_OPEN_TESTS
+from webhook_service.domain.events import new_event
+from webhook_service.domain.tenants import KeyState, Principal
+from webhook_service.jobqueue import JobQueue
+from webhook_service.jobs.deliverer import Deliverer
+from webhook_service.jobs.dispatch import handle_job
+from webhook_service.lanes import config_test_job
+from webhook_service.service import configs as config_cases
+from webhook_service.service import events as event_cases
+from webhook_service.service import tasks as task_cases
+from webhook_service.service import tenants as tenant_cases
+from webhook_service.service.context import Services
 from webhook_service.settings import reset_settings
-from webhook_service.storage import Store, routing
+from webhook_service.storage.store import Store
+from webhook_service.wiring import ProcessServices, use_deliverer, use_services
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()
@@ -52,7 +61,8 @@ LONG_AGO = dt.datetime(2019, 1, 1, 12, 0, tzinfo=dt.UTC)  # before every other t
 class World:
     """One organisation with a key, on the template's table and a queue of its own."""
 
-    services: ProcessServices
+    services: Services
+    store: Store
     caller: Principal
     token: str
     recorder: iam.Recorder
@@ -62,7 +72,7 @@ class World:
     def call(self, logical_id: str, event: dict[str, Any]) -> Any:
         # Each function runs in processes of its own, whose routing cache no other function
         # fills: start every call with it empty, so a call makes the reads it would on AWS.
-        routing.CACHE.forget()
+        self.store.table.routing.forget()  # the one store the scenarios' services and deliverer share
         return RUNNER.invoke(FUNCTIONS[logical_id], event)
 
     def api(
@@ -90,10 +100,10 @@ class World:
 
     def config(self) -> str:
         """A config made outside any function (not recorded)."""
-        return str(service.create_config(self.services, self.caller, {"url": URL})["id"])
+        return str(config_cases.create_config(self.services, self.caller, {"url": URL})["id"])
 
     def task_of(self, config_id: str) -> str:
-        return str(service.list_tasks(self.services, self.caller, {"target": config_id})["data"][0]["id"])
+        return str(task_cases.list_tasks(self.services, self.caller, {"target": config_id})["data"][0]["id"])
 
     def waiting(self, lane: str) -> int:
         """Messages in a lane's queue, delayed ones included."""
@@ -107,13 +117,13 @@ class World:
         """End every open test of the organisation (outside any function: not recorded), so
         that fair use lets a new one be created."""
         deliverer = Deliverer(store=self.services.store, sender=FakeSender(status=200), queue=self.services.queue)
-        for task in service.list_tasks(self.services, self.caller, {"state": "pending", "limit": "1000"})["data"]:
+        for task in task_cases.list_tasks(self.services, self.caller, {"state": "pending", "limit": "1000"})["data"]:
             handle_job(deliverer, json.dumps(config_test_job(task["id"], self.caller.organisation, task["target"])))
 
     def mark_slow(self, config_id: str) -> None:
-        config = self.services.store.get_config(self.caller.organisation, config_id)
+        config = self.services.store.configs.get(self.caller.organisation, config_id)
         assert config is not None
-        self.services.store.mark_slow(config, int(time.time()) + 600)
+        self.services.store.configs.mark_slow(config, int(time.time()) + 600)
 
     def called(self, logical_id: str) -> set[iam.Grant]:
         return {(action, resource) for function, action, resource in self.recorder.calls if function == logical_id}
@@ -133,17 +143,19 @@ def world(backing: Backing, organisation: str) -> Iterator[World]:
     services = ProcessServices(
         store=store,
         queue=JobQueue(lanes["DeliveryQueue"], backing.sqs),
-        authenticator=Authenticator(store),
+        authenticator=Authenticator(store.organisations),
         test_queue=JobQueue(lanes["TestQueue"], backing.sqs),
         slow_queue=JobQueue(lanes["SlowQueue"], backing.sqs),
     )
-    key, token = admin.create_key(store, organisation)
-    set_services(services)
+    key, token = admin.create_key(store.organisations, organisation)
+    use_services(services)
     try:
-        yield World(services, Principal(key["id"], organisation, "active"), token, recorder, backing, lanes)
+        yield World(
+            services, store, Principal(key["id"], organisation, KeyState.ACTIVE), token, recorder, backing, lanes
+        )
     finally:
-        set_services(None)
-        set_deliverer(None)
+        use_services(None)
+        use_deliverer(None)
         stop()
         for url in lanes.values():
             backing.sqs.delete_queue(QueueUrl=url)
@@ -261,19 +273,19 @@ def delivered_event(w: World) -> str:
     svc = w.services
     config_id = w.config()
     w.end_tests()
-    service.update_organisation(svc, w.caller, {"webhook_config_default": config_id})
+    tenant_cases.update_organisation(svc, w.caller, {"webhook_config_default": config_id})
     jobs = FakeQueue()
     event = events.publish(w.caller.organisation, "session", "completed", {"id": "s"}, store=svc.store, queue=jobs)
     deliverer = Deliverer(store=svc.store, sender=FakeSender(status=200), queue=jobs)
     handle_job(deliverer, json.dumps(jobs.jobs.pop()))
-    assert service.get_event(svc, w.caller, event.id)["state"] == "delivered"
+    assert event_cases.get_event(svc, w.caller, event.id)["state"] == "delivered"
     return event.id
 
 
 def list_attempts(w: World) -> None:
     """A page, and one after a cursor (read by id, with the count of the whole list)."""
     event_id = delivered_event(w)
-    (attempt,) = service.list_attempts(w.services, w.caller, event_id, {})["data"]
+    (attempt,) = event_cases.list_attempts(w.services, w.caller, event_id, {})["data"]
     path, route = f"/events/{event_id}/attempts", "GET /events/{id}/attempts"
     for query in ({}, {"before_id": attempt["id"]}):
         assert w.api("ListEventAttemptsFunction", "GET", path, route, query=query, path_id=event_id) == 200
@@ -300,20 +312,20 @@ def deliver(w: World) -> None:
     its lane for want of time."""
     svc = w.services
     sender = FakeSender(status=200)
-    set_deliverer(
+    use_deliverer(
         Deliverer(store=svc.store, sender=sender, queue=svc.queue, test_queue=svc.test_queue, slow_queue=svc.slow_queue)
     )
     jobs = FakeQueue()
     setup = Services(store=svc.store, queue=jobs, authenticator=svc.authenticator)
-    config_id = service.create_config(setup, w.caller, {"url": URL})["id"]
+    config_id = config_cases.create_config(setup, w.caller, {"url": URL})["id"]
     w.call("DeliverFunction", sqs_event(json.dumps(jobs.jobs.pop())))
-    assert service.get_config(svc, w.caller, config_id)["state"] == "valid"
+    assert config_cases.get_config(svc, w.caller, config_id)["state"] == "valid"
 
-    service.update_organisation(svc, w.caller, {"webhook_config_default": config_id})
+    tenant_cases.update_organisation(svc, w.caller, {"webhook_config_default": config_id})
     event = events.publish(w.caller.organisation, "session", "completed", {"id": "s"}, store=svc.store, queue=jobs)
     sender.status = 503
     w.call("DeliverFunction", sqs_event(json.dumps(jobs.jobs.pop())))
-    assert service.get_event(svc, w.caller, event.id)["retries"] == 0
+    assert event_cases.get_event(svc, w.caller, event.id)["retries"] == 0
     assert w.waiting("DeliveryQueue") >= 1
 
     # A job queued without its event's key (by a version before routing was read with the
@@ -351,15 +363,15 @@ def sweep(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock(LONG_AGO)
     w.services.clock = clock
     lost = Services(store=w.services.store, queue=FakeQueue(), authenticator=w.services.authenticator, clock=clock)
-    task_id = w.task_of(service.create_config(lost, w.caller, {"url": URL})["id"])
-    w.services.store.create_event(new_event(w.caller.organisation, "session", "completed", {}, None, LONG_AGO))
+    task_id = w.task_of(config_cases.create_config(lost, w.caller, {"url": URL})["id"])
+    w.services.store.events.create(new_event(w.caller.organisation, "session", "completed", {}, None, LONG_AGO))
     clock.now = LONG_AGO + dt.timedelta(hours=3)
     swept = w.call("SweepFunction", {"source": "aws.events"})
     assert swept.get("tasks_requeued", 0) >= 1
     assert swept.get("events_requeued", 0) >= 1
     clock.now = LONG_AGO + dt.timedelta(hours=5)
     assert w.call("SweepFunction", {"source": "aws.events"}).get("tasks_failed", 0) >= 1
-    assert service.get_task(w.services, w.caller, task_id)["error"] == "queue-unavailable"
+    assert task_cases.get_task(w.services, w.caller, task_id)["error"] == "queue-unavailable"
     reset_settings()
 
 

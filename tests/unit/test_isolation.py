@@ -25,12 +25,18 @@ from tests.unit.support import (
     as_dynamodb,
     three_lane_deliverer,
 )
-from webhook_service import admin, service
-from webhook_service.domain import SLOW_MARK_SECONDS, ConfigState, Principal, TaskState
+from webhook_service import admin
+from webhook_service.domain.configs import SLOW_MARK_SECONDS, ConfigState, TaskState
+from webhook_service.domain.tenants import Principal
 from webhook_service.events import publish
-from webhook_service.jobqueue import Lane
-from webhook_service.jobs import handle_job, set_deliverer
-from webhook_service.storage import Store, routing
+from webhook_service.jobs.dispatch import handle_job
+from webhook_service.lanes import Lane
+from webhook_service.service import configs as config_cases
+from webhook_service.service import events as event_cases
+from webhook_service.service import tasks as task_cases
+from webhook_service.service import tenants as tenant_cases
+from webhook_service.storage.store import Store
+from webhook_service.wiring import use_deliverer
 
 URL = "https://receiver.example/hooks/"
 NO_ANSWER_IN_TIME = FakeSender(status=None, duration_ms=2000)  # the fast lane's sender gave up
@@ -40,9 +46,9 @@ NO_ANSWER_IN_TIME = FakeSender(status=None, duration_ms=2000)  # the fast lane's
 def lanes(store: Store, clock: FakeClock) -> Iterator[ThreeLaneDeliverer]:
     """A deliverer with all three lanes, a fast-lane sender and a full one."""
     made = three_lane_deliverer(store, clock)
-    set_deliverer(made)
+    use_deliverer(made)
     yield made
-    set_deliverer(None)
+    use_deliverer(None)
 
 
 def jobs(queue: Any) -> list[dict[str, Any]]:
@@ -54,17 +60,17 @@ def take(queue: Any) -> str:
 
 
 def first_task(services: FakeServices, caller: Principal, config_id: str) -> dict[str, Any]:
-    tasks: list[dict[str, Any]] = service.list_tasks(services, caller, {"target": config_id})["data"]
+    tasks: list[dict[str, Any]] = task_cases.list_tasks(services, caller, {"target": config_id})["data"]
     (task,) = tasks
     return task
 
 
 def valid_config(services: FakeServices, caller: Principal, store: Store) -> str:
-    config = service.create_config(services, caller, {"url": URL})
-    stored = store.get_config(caller.organisation, config["id"])
+    config = config_cases.create_config(services, caller, {"url": URL})
+    stored = store.configs.get(caller.organisation, config["id"])
     assert stored is not None
-    store.replace_config(replace(stored, state=ConfigState.VALID, open_test=None), stored.version, None)
-    service.update_organisation(services, caller, {"webhook_config_default": config["id"]})
+    store.configs.replace(replace(stored, state=ConfigState.VALID, open_test=None), stored.version, None)
+    tenant_cases.update_organisation(services, caller, {"webhook_config_default": config["id"]})
     return str(config["id"])
 
 
@@ -73,9 +79,9 @@ def publish_one(store: Store, queue: FakeQueue, caller: Principal) -> str:
 
 
 def mark_slow(store: Store, caller: Principal, config_id: str, clock: FakeClock) -> None:
-    config = store.get_config(caller.organisation, config_id)
+    config = store.configs.get(caller.organisation, config_id)
     assert config is not None
-    store.mark_slow(config, int(clock.now.timestamp()) + SLOW_MARK_SECONDS)
+    store.configs.mark_slow(config, int(clock.now.timestamp()) + SLOW_MARK_SECONDS)
 
 
 # -- tests ---------------------------------------------------------------------------------
@@ -85,12 +91,12 @@ def test_test_with_no_answer_in_the_fast_lane_moves_to_the_slow_lane_and_marks_t
     services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, queue: FakeQueue
 ) -> None:
     lanes.fast_sender = NO_ANSWER_IN_TIME
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
 
     outcome = handle_job(lanes, take(queue), Lane.TESTS)
 
     task = first_task(services, caller, config["id"])
-    stored = store.get_config(caller.organisation, config["id"])
+    stored = store.configs.get(caller.organisation, config["id"])
     assert outcome.name == "slow-lane"
     assert (task["state"], task["result"]) == ("processing", None)  # no outcome yet
     assert stored is not None
@@ -107,7 +113,7 @@ def test_test_moved_to_the_slow_lane_gets_the_whole_timeout_and_sends_the_same_e
 ) -> None:
     lanes.fast_sender = FakeSender(status=None, duration_ms=2000)
     lanes.sender = FakeSender(status=200, duration_ms=6000)
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     handle_job(lanes, take(queue), Lane.TESTS)
 
     outcome = handle_job(lanes, take(lanes.slow_queue), Lane.SLOW)
@@ -117,7 +123,7 @@ def test_test_moved_to_the_slow_lane_gets_the_whole_timeout_and_sends_the_same_e
     (slow_try,) = lanes.sender.sent
     assert outcome.name == "succeeded"
     assert (task["state"], task["result"]["duration_ms"]) == ("succeeded", 6000)
-    assert service.get_config(services, caller, config["id"])["state"] == "valid"
+    assert config_cases.get_config(services, caller, config["id"])["state"] == "valid"
     assert fast_try[2]["webhook-id"] == slow_try[2]["webhook-id"]  # one event, sent again
 
 
@@ -126,13 +132,13 @@ def test_test_of_an_endpoint_marked_slow_is_queued_in_the_slow_lane(
 ) -> None:
     slow, tests = FakeQueue(), FakeQueue()
     services.test_queue, services.slow_queue = tests, slow
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     mark_slow(store, caller, config["id"], clock)
-    first = store.get_task(caller.organisation, first_task(services, caller, config["id"])["id"])
+    first = store.configs.get_task(caller.organisation, first_task(services, caller, config["id"])["id"])
     assert first is not None
-    store.end_task(replace(first, state=TaskState.FAILED, error="webhook-timeout", date_completed=clock()))
+    store.configs.end_task(replace(first, state=TaskState.FAILED, error="webhook-timeout", date_completed=clock()))
 
-    task = service.queue_config_test(services, caller, config["id"], {})
+    task = config_cases.queue_config_test(services, caller, config["id"], {})
 
     assert [j["task"] for j in tests.jobs] == [first.id]
     assert [j["task"] for j in slow.jobs] == [task["id"]]
@@ -147,7 +153,7 @@ def test_fast_lane_test_of_an_endpoint_marked_slow_moves_unsent(
     clock: FakeClock,
     queue: FakeQueue,
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     mark_slow(store, caller, config["id"], clock)
 
     outcome = handle_job(lanes, take(queue), Lane.TESTS)
@@ -166,12 +172,12 @@ def test_quick_answer_in_the_slow_lane_clears_the_mark(
     clock: FakeClock,
     queue: FakeQueue,
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     mark_slow(store, caller, config["id"], clock)
 
     outcome = handle_job(lanes, take(queue), Lane.SLOW)
 
-    stored = store.get_config(caller.organisation, config["id"])
+    stored = store.configs.get(caller.organisation, config["id"])
     assert outcome.name == "succeeded"
     assert stored is not None
     assert stored.slow_until is None
@@ -186,15 +192,15 @@ def test_slow_answer_in_the_slow_lane_renews_the_mark(
     queue: FakeQueue,
 ) -> None:
     lanes.sender = FakeSender(status=200, duration_ms=9000)
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     mark_slow(store, caller, config["id"], clock)
-    marked = store.get_config(caller.organisation, config["id"])
+    marked = store.configs.get(caller.organisation, config["id"])
     assert marked is not None
     clock.now += dt.timedelta(seconds=301)  # past half the mark
 
     handle_job(lanes, take(queue), Lane.SLOW)
 
-    renewed = store.get_config(caller.organisation, config["id"])
+    renewed = store.configs.get(caller.organisation, config["id"])
     assert renewed is not None
     assert renewed.slow_until is not None
     assert marked.slow_until is not None
@@ -205,11 +211,11 @@ def test_without_a_slow_lane_nothing_is_cut_or_marked(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer, store: Store, queue: FakeQueue
 ) -> None:
     deliverer.sender = FakeSender(status=None, duration_ms=15000)
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
 
     outcome = handle_job(deliverer, take(queue), Lane.TESTS)
 
-    stored = store.get_config(caller.organisation, config["id"])
+    stored = store.configs.get(caller.organisation, config["id"])
     assert outcome.name == "failed"
     assert stored is not None
     assert (stored.state, stored.slow_until) == ("invalid", None)
@@ -227,14 +233,14 @@ def test_event_with_no_answer_in_the_fast_lane_gives_its_attempt_back_and_moves_
 
     outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
-    event = store.get_event(caller.organisation, event_id)
+    event = store.events.get(caller.organisation, event_id)
     assert outcome.name == "slow-lane"
     assert event is not None
     assert (event.state, event.attempts, event.claimed_until) == ("pending", 0, None)
     assert jobs(lanes.slow_queue) == [
         {"job": "event", "event": event_id, "organisation": caller.organisation, "attempt": 1, "key": None}
     ]
-    stored = store.get_config(caller.organisation, config_id)
+    stored = store.configs.get(caller.organisation, config_id)
     assert stored is not None
     assert stored.is_slow(lanes.clock())
 
@@ -249,7 +255,7 @@ def test_event_moved_to_the_slow_lane_is_delivered_there_as_its_first_attempt(
 
     outcome = handle_job(lanes, take(lanes.slow_queue), Lane.SLOW)
 
-    event = service.get_event(services, caller, event_id)
+    event = event_cases.get_event(services, caller, event_id)
     assert outcome.name == "delivered"
     assert (event["state"], event["retries"]) == ("delivered", 0)
 
@@ -263,7 +269,7 @@ def test_fast_lane_event_for_an_endpoint_marked_slow_moves_unsent_without_using_
 
     outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
-    event = store.get_event(caller.organisation, event_id)
+    event = store.events.get(caller.organisation, event_id)
     assert outcome.name == "slow-lane"
     assert event is not None
     assert event.attempts == 0
@@ -279,7 +285,7 @@ def test_event_for_an_unconfigured_target_fails_in_any_lane_without_moving(
     outcome = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
     assert outcome.name == "unconfigured"
-    assert service.get_event(services, caller, event_id)["error"] == "unconfigured"
+    assert event_cases.get_event(services, caller, event_id)["error"] == "unconfigured"
     assert jobs(lanes.slow_queue) == []
 
 
@@ -294,11 +300,11 @@ def test_copy_of_a_job_whose_attempt_is_in_flight_neither_sends_nor_queues_the_n
     event_id = publish_one(store, lanes.queue, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)  # attempt 1 fails; attempt 2 is queued
     (second,) = jobs(lanes.queue)
-    event = store.get_event(caller.organisation, event_id)
+    event = store.events.get(caller.organisation, event_id)
     assert event is not None
     clock.now += dt.timedelta(minutes=2)
     now = int(clock.now.timestamp())
-    assert store.claim_event_attempt(event, 2, event.webhook_config, now, now + 30) is not None  # in flight
+    assert store.events.claim_attempt(event, 2, event.webhook_config, now, now + 30) is not None  # in flight
     lanes.queue.jobs.clear()
 
     outcome = handle_job(lanes, json.dumps(second), Lane.EVENTS)
@@ -314,16 +320,16 @@ def test_attempt_whose_claim_ran_out_is_taken_over_by_the_next_copy_of_its_job(
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes.queue, caller)
     job = take(lanes.queue)
-    event = store.get_event(caller.organisation, event_id)
+    event = store.events.get(caller.organisation, event_id)
     assert event is not None
     now = int(clock.now.timestamp())
-    assert store.claim_event_attempt(event, 1, event.webhook_config, now, now + 30) is not None  # then lost
+    assert store.events.claim_attempt(event, 1, event.webhook_config, now, now + 30) is not None  # then lost
     clock.now += dt.timedelta(seconds=31)
 
     outcome = handle_job(lanes, job, Lane.EVENTS)
 
     assert outcome.name == "delivered"
-    assert service.get_event(services, caller, event_id)["retries"] == 0
+    assert event_cases.get_event(services, caller, event_id)["retries"] == 0
 
 
 def test_claim_lasts_no_longer_than_the_invocation_that_made_it(
@@ -334,7 +340,7 @@ def test_claim_lasts_no_longer_than_the_invocation_that_made_it(
     seen: list[tuple[int | None, float]] = []
 
     def look() -> None:
-        stored = store.get_event(caller.organisation, event_id)
+        stored = store.events.get(caller.organisation, event_id)
         assert stored is not None
         seen.append((stored.claimed_until, lanes.clock().timestamp()))
 
@@ -345,7 +351,7 @@ def test_claim_lasts_no_longer_than_the_invocation_that_made_it(
     ((claimed_until, now),) = seen
     assert claimed_until is not None
     assert now < claimed_until <= now + 13
-    stored = store.get_event(caller.organisation, event_id)
+    stored = store.events.get(caller.organisation, event_id)
     assert stored is not None
     assert (stored.state, stored.claimed_until) == ("delivered", None)  # recorded: the claim is gone
 
@@ -359,10 +365,10 @@ def test_slow_answer_with_most_of_the_mark_left_writes_nothing(
     queue: FakeQueue,
 ) -> None:
     lanes.sender = FakeSender(status=200, duration_ms=9000)
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     mark_slow(store, caller, config["id"], clock)
-    recording = RecordingClient(store.client)
-    lanes.store = Store(store.table_name, as_dynamodb(recording))
+    recording = RecordingClient(store.table.client)
+    lanes.store = Store(store.table.name, as_dynamodb(recording))
 
     handle_job(lanes, take(queue), Lane.SLOW)
 
@@ -378,9 +384,9 @@ def test_event_job_naming_its_key_reads_the_event_and_its_routing_in_one_request
     valid_config(services, caller, store)
     publish_one(store, lanes.queue, caller)
     publish_one(store, lanes.queue, caller)
-    recording = RecordingClient(store.client)
-    lanes.store = Store(store.table_name, as_dynamodb(recording))
-    routing.CACHE.forget()  # a process that has routed nothing yet
+    recording = RecordingClient(store.table.client)
+    lanes.store = Store(store.table.name, as_dynamodb(recording))
+    # a new store: a process that has routed nothing yet
 
     cold = handle_job(lanes, take(lanes.queue), Lane.EVENTS)
     cold_calls, recording.calls = recording.calls, []
@@ -405,12 +411,12 @@ def test_event_job_from_before_jobs_named_their_key_is_still_routed(
     outcome = handle_job(lanes, json.dumps(job), Lane.EVENTS)
 
     assert outcome.name == "delivered"
-    assert service.get_event(services, caller, event_id)["state"] == "delivered"
+    assert event_cases.get_event(services, caller, event_id)["state"] == "delivered"
 
 
 def test_publish_reads_the_organisation_and_the_key_in_one_request(store: Store, organisation: str) -> None:
-    key = admin.create_key(store, organisation)[0]["id"]
-    recording = RecordingClient(store.client)
+    key = admin.create_key(store.organisations, organisation)[0]["id"]
+    recording = RecordingClient(store.table.client)
     queue = FakeQueue()
 
     publish(
@@ -419,7 +425,7 @@ def test_publish_reads_the_organisation_and_the_key_in_one_request(store: Store,
         "completed",
         {},
         key=key,
-        store=Store(store.table_name, as_dynamodb(recording)),
+        store=Store(store.table.name, as_dynamodb(recording)),
         queue=queue,
     )
 

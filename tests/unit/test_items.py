@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from webhook_service.domain import ConfigState, KeyState, TaskState, new_config, new_test_task
-from webhook_service.storage import (
+from webhook_service.domain.configs import ConfigState, TaskState, new_config, new_test_task
+from webhook_service.domain.tenants import KeyState
+from webhook_service.storage.codec import Item
+from webhook_service.storage.items import (
     config_from_item,
     config_item,
     key_from_item,
@@ -16,8 +18,8 @@ from webhook_service.storage import (
     task_from_item,
     task_item,
 )
-from webhook_service.storage.codec import Item
 from webhook_service.storage.keys import item_key, organisation_key
+from webhook_service.views import key_resource, organisation_resource
 
 CREATED = "2026-11-27T18:22:49.123456Z"
 NOW = dt.datetime(2026, 11, 27, 18, 22, 49, 123456, tzinfo=dt.UTC)
@@ -50,7 +52,7 @@ def test_key_from_item_state_is_a_key_state_member() -> None:
 
 
 def test_key_to_resource_shows_the_public_fields_in_order_and_never_the_hash() -> None:
-    resource = key_from_item(stored_key(webhook_config="cfg-1")).to_resource()
+    resource = key_resource(key_from_item(stored_key(webhook_config="cfg-1")))
 
     assert json.dumps(resource) == json.dumps(
         {
@@ -80,7 +82,7 @@ def test_organisation_from_item_reads_its_default_and_open_tests() -> None:
 
     assert (organisation.webhook_config_default, organisation.open_tests) == ("cfg-1", 3)
     assert organisation_item(organisation) == {k: v for k, v in item.items() if k != "open_tests"}
-    assert json.dumps(organisation.to_resource()) == json.dumps(
+    assert json.dumps(organisation_resource(organisation)) == json.dumps(
         {
             "id": "org-1",
             "resource": "organisation",

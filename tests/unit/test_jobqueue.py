@@ -8,7 +8,8 @@ import pytest
 
 from tests.unit.support import Backing
 from webhook_service.errors import DependencyError
-from webhook_service.jobqueue import JobQueue, config_test_job
+from webhook_service.jobqueue import JobQueue
+from webhook_service.lanes import config_test_job
 
 
 def test_send_job_puts_one_compact_json_message_on_the_queue(backing: Backing) -> None:

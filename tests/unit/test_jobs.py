@@ -11,17 +11,18 @@ import pytest
 
 from devstack.aws import serial
 from tests.unit.support import FakeDeliverer, FakeSender, FakeServices, RecordingClient, as_dynamodb, sqs_event
-from webhook_service import service
 from webhook_service.consumer import BatchFailedError, handle_batch
-from webhook_service.domain import Principal
+from webhook_service.domain.tenants import Principal
 from webhook_service.errors import DependencyError
-from webhook_service.storage import Store
+from webhook_service.service import configs as config_cases
+from webhook_service.service import tasks as task_cases
+from webhook_service.storage.store import Store
 
 URL = "https://receiver.example/hooks/"
 
 
 def first_task_id(services: FakeServices, caller: Principal, config_id: str) -> str:
-    tasks = service.list_tasks(services, caller, {"target": config_id})["data"]
+    tasks = task_cases.list_tasks(services, caller, {"target": config_id})["data"]
     return str(tasks[-1]["id"])
 
 
@@ -40,27 +41,27 @@ def run(deliverer: FakeDeliverer, caller: Principal, task_id: str) -> dict[str, 
 def test_run_test_job_naming_its_config_reads_task_and_config_in_one_request(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer, store: Store
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
-    recording = RecordingClient(store.client)
-    deliverer.store = Store(store.table_name, as_dynamodb(recording))
+    recording = RecordingClient(store.table.client)
+    deliverer.store = Store(store.table.name, as_dynamodb(recording))
 
     handle_batch(sqs_event(job_body(caller, task_id, config["id"])), None)
 
-    assert service.get_config(services, caller, config["id"])["state"] == "valid"
+    assert config_cases.get_config(services, caller, config["id"])["state"] == "valid"
     assert recording.calls == ["batch_get_item", "update_item", "transact_write_items"]
 
 
 def test_run_test_2xx_makes_config_valid_and_task_succeeded(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
 
     assert run(deliverer, caller, task_id) == {"batchItemFailures": []}
 
-    task = service.get_task(services, caller, task_id)
-    assert service.get_config(services, caller, config["id"])["state"] == "valid"
+    task = task_cases.get_task(services, caller, task_id)
+    assert config_cases.get_config(services, caller, config["id"])["state"] == "valid"
     assert task["state"] == "succeeded"
     assert task["result"] == {"status_code": 200, "duration_ms": 3, "response_excerpt": "ok"}
     assert task["date_started"] is not None
@@ -71,19 +72,19 @@ def test_run_test_non_2xx_makes_config_invalid(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
     deliverer.sender = FakeSender(status=503)
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
 
     run(deliverer, caller, first_task_id(services, caller, config["id"]))
 
-    task = service.get_task(services, caller, first_task_id(services, caller, config["id"]))
-    assert service.get_config(services, caller, config["id"])["state"] == "invalid"
+    task = task_cases.get_task(services, caller, first_task_id(services, caller, config["id"]))
+    assert config_cases.get_config(services, caller, config["id"])["state"] == "invalid"
     assert (task["state"], task["error"]) == ("failed", "webhook-response-status")
 
 
 def test_run_test_posts_the_event_to_url_plus_event_id_signed(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer, store: Store
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL + "?a=1"})
+    config = config_cases.create_config(services, caller, {"url": URL + "?a=1"})
     task_id = first_task_id(services, caller, config["id"])
 
     run(deliverer, caller, task_id)
@@ -93,7 +94,7 @@ def test_run_test_posts_the_event_to_url_plus_event_id_signed(
     assert url == f"{URL}{event['id']}?a=1"
     assert headers["webhook-id"] == event["id"]
     assert "Ricloud-Signature" in headers
-    stored = store.get_event(caller.organisation, event["id"])
+    stored = store.events.get(caller.organisation, event["id"])
     assert stored is not None
     assert stored.state == "delivered"
     assert stored.webhook_config == config["id"]
@@ -102,109 +103,109 @@ def test_run_test_posts_the_event_to_url_plus_event_id_signed(
 def test_run_test_stale_version_is_superseded_without_sending(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
-    service.update_config(services, caller, config["id"], {"url": URL + "v2"})
+    config_cases.update_config(services, caller, config["id"], {"url": URL + "v2"})
 
     run(deliverer, caller, task_id)
 
-    task = service.get_task(services, caller, task_id)
+    task = task_cases.get_task(services, caller, task_id)
     assert (task["state"], task["error"], task["result"]) == ("failed", "superseded", None)
     assert deliverer.sender.sent == []
-    assert service.get_config(services, caller, config["id"])["state"] == "new"
+    assert config_cases.get_config(services, caller, config["id"])["state"] == "new"
 
 
 def test_run_test_deactivated_config_is_superseded_without_sending(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
-    service.delete_config(services, caller, config["id"])
+    config_cases.delete_config(services, caller, config["id"])
 
     run(deliverer, caller, task_id)
 
-    assert service.get_task(services, caller, task_id)["error"] == "superseded"
+    assert task_cases.get_task(services, caller, task_id)["error"] == "superseded"
     assert deliverer.sender.sent == []
 
 
 def test_run_test_update_during_flight_is_not_overwritten(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
     deliverer.sender = FakeSender(
-        before=lambda: service.update_config(services, caller, config["id"], {"url": URL + "moved"})
+        before=lambda: config_cases.update_config(services, caller, config["id"], {"url": URL + "moved"})
     )
 
     run(deliverer, caller, task_id)
 
-    now = service.get_config(services, caller, config["id"])
+    now = config_cases.get_config(services, caller, config["id"])
     assert now["state"] == "new"
     assert now["url"] == URL + "moved"
-    assert service.get_task(services, caller, task_id)["state"] == "succeeded"
+    assert task_cases.get_task(services, caller, task_id)["state"] == "succeeded"
 
 
 def test_run_test_duplicated_job_sends_once(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
 
     run(deliverer, caller, task_id)
-    ended = service.get_task(services, caller, task_id)
+    ended = task_cases.get_task(services, caller, task_id)
     run(deliverer, caller, task_id)
 
     assert len(deliverer.sender.sent) == 1
-    assert service.get_task(services, caller, task_id) == ended
+    assert task_cases.get_task(services, caller, task_id) == ended
 
 
 def test_run_test_job_rerun_after_a_crash_resends_the_same_event(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer, store: Store
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
-    task = store.get_task(caller.organisation, task_id)
+    task = store.configs.get_task(caller.organisation, task_id)
     assert task is not None
-    store.start_task(task, "0b7e6a52-4e9c-4b0e-9d59-2f1f6c1d2a10", deliverer.clock())  # the crashed run
+    store.configs.start_task(task, "0b7e6a52-4e9c-4b0e-9d59-2f1f6c1d2a10", deliverer.clock())  # the crashed run
 
     run(deliverer, caller, task_id)
 
     ((_, _, headers),) = deliverer.sender.sent
     assert headers["webhook-id"] == "0b7e6a52-4e9c-4b0e-9d59-2f1f6c1d2a10"
-    assert service.get_task(services, caller, task_id)["state"] == "succeeded"
+    assert task_cases.get_task(services, caller, task_id)["state"] == "succeeded"
 
 
 def test_handle_batch_unreadable_job_alone_is_reported_failed(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     good = job_body(caller, first_task_id(services, caller, config["id"]))
 
     response = handle_batch(sqs_event("not json", good, '{"job": "unknown"}'), None)
 
     assert response == {"batchItemFailures": [{"itemIdentifier": "m0"}, {"itemIdentifier": "m2"}]}
-    assert service.get_config(services, caller, config["id"])["state"] == "valid"
+    assert config_cases.get_config(services, caller, config["id"])["state"] == "valid"
 
 
 def test_handle_batch_storage_failure_is_reported_for_retry(
     services: FakeServices, caller: Principal, deliverer: FakeDeliverer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = service.create_config(services, caller, {"url": URL})
+    config = config_cases.create_config(services, caller, {"url": URL})
     task_id = first_task_id(services, caller, config["id"])
 
-    original = deliverer.store.record_test_outcome
+    original = deliverer.store.configs.record_test_outcome
 
     def unavailable(config: Any, new_state: Any, task: Any, event: Any, attempt: Any = None) -> str:
         if task.id == task_id:
             raise DependencyError("ProvisionedThroughputExceededException")
         return original(config, new_state, task, event, attempt)
 
-    monkeypatch.setattr(deliverer.store, "record_test_outcome", unavailable)
-    other = service.create_config(services, caller, {"url": URL + "other"})
+    monkeypatch.setattr(deliverer.store.configs, "record_test_outcome", unavailable)
+    other = config_cases.create_config(services, caller, {"url": URL + "other"})
     event = sqs_event(job_body(caller, task_id), job_body(caller, first_task_id(services, caller, other["id"])))
 
     assert handle_batch(event, None) == {"batchItemFailures": [{"itemIdentifier": "m0"}]}
-    assert service.get_task(services, caller, task_id)["state"] == "processing"
+    assert task_cases.get_task(services, caller, task_id)["state"] == "processing"
 
 
 def test_handle_batch_every_job_failing_raises_so_the_whole_batch_returns(
@@ -220,11 +221,11 @@ def test_handle_batch_runs_the_deliveries_of_a_batch_at_once(
     # Ten deliveries meet at a barrier: the batch completes only if all ten run concurrently.
     barrier = threading.Barrier(10, timeout=10)
     deliverer.sender = FakeSender(before=barrier.wait)
-    deliverer.store = Store(deliverer.store.table_name, serial(deliverer.store.client))
-    configs = [service.create_config(services, caller, {"url": f"{URL}{n}"}) for n in range(10)]
+    deliverer.store = Store(deliverer.store.table.name, serial(deliverer.store.table.client))
+    configs = [config_cases.create_config(services, caller, {"url": f"{URL}{n}"}) for n in range(10)]
     bodies = [job_body(caller, first_task_id(services, caller, c["id"])) for c in configs]
 
     response = handle_batch(sqs_event(*bodies), None)
 
     assert response == {"batchItemFailures": []}
-    assert {service.get_config(services, caller, c["id"])["state"] for c in configs} == {"valid"}
+    assert {config_cases.get_config(services, caller, c["id"])["state"] for c in configs} == {"valid"}

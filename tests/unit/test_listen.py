@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from webhook_service import listen
-from webhook_service.domain import generate_secret
+from webhook_service.domain.configs import generate_secret
 from webhook_service.signing import signature_headers
 
 SECRET = generate_secret()

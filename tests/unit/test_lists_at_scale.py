@@ -12,25 +12,14 @@ from typing import Any
 import pytest
 
 from tests.unit.support import BASE_TIME, as_dynamodb
-from webhook_service.domain import (
-    ConfigState,
-    Event,
-    EventState,
-    ListQuery,
-    TaskState,
-    new_config,
-    new_event,
-    new_test_task,
-)
-from webhook_service.storage import (
-    CONFIG_COUNTS_SK,
-    LIST_BOOKKEEPING_ITEMS,
-    Store,
-    config_counts_item,
-    marshal,
-    org_pk,
-    read_bound,
-)
+from webhook_service.domain.configs import ConfigState, TaskState, new_config, new_test_task
+from webhook_service.domain.events import Event, EventState, new_event
+from webhook_service.domain.queries import ListQuery
+from webhook_service.storage.codec import marshal
+from webhook_service.storage.items import config_counts_item
+from webhook_service.storage.keys import CONFIG_COUNTS_SK, org_pk
+from webhook_service.storage.planning import LIST_BOOKKEEPING_ITEMS, read_bound
+from webhook_service.storage.store import Store
 
 URL = "https://receiver.example/hooks"
 
@@ -70,8 +59,8 @@ class CountingClient:
 
 
 def counting(store: Store) -> tuple[Store, CountingClient]:
-    client = CountingClient(store.client)
-    return Store(store.table_name, as_dynamodb(client)), client
+    client = CountingClient(store.table.client)
+    return Store(store.table.name, as_dynamodb(client)), client
 
 
 def add_events(store: Store, organisation: str, actions: list[str]) -> list[Event]:
@@ -79,7 +68,7 @@ def add_events(store: Store, organisation: str, actions: list[str]) -> list[Even
     events = []
     for n, action in enumerate(actions):
         event = new_event(organisation, "session", action, {"n": n}, None, at(n))
-        store.create_event(event)
+        store.events.create(event)
         events.append(event)
     return events
 
@@ -88,7 +77,7 @@ def add_configs(store: Store, organisation: str, states: list[str]) -> list[Any]
     configs = []
     for n, state in enumerate(states):
         config = replace(new_config(organisation, URL, at(n)), state=ConfigState(state))
-        store.create_config(config, new_test_task(config, "key-1", at(n)))
+        store.configs.create(config, new_test_task(config, "key-1", at(n)))
         configs.append(config)
     return configs
 
@@ -111,7 +100,7 @@ def test_list_items_events_page_reads_at_most_limit_plus_one(store: Store, organ
     add_events(store, organisation, ["created"] * 30)
     bounded, client = counting(store)
 
-    page = bounded.list_events(organisation, query)
+    page = bounded.lists.events(organisation, query)
 
     assert client.items_read <= read_bound("event", query.limit) - LIST_BOOKKEEPING_ITEMS
     assert page.has_more is True
@@ -122,7 +111,7 @@ def test_list_items_events_cursor_page_reads_limit_plus_one_and_the_cursor(store
     events = add_events(store, organisation, ["created"] * 30)
     bounded, client = counting(store)
 
-    page = bounded.list_events(organisation, ListQuery(limit=3, after_id=events[20].id))
+    page = bounded.lists.events(organisation, ListQuery(limit=3, after_id=events[20].id))
 
     assert [i.id for i in page.items] == [events[19].id, events[18].id, events[17].id]
     assert client.items_read <= read_bound("event", 3)
@@ -132,7 +121,7 @@ def test_list_items_events_cursor_page_reads_limit_plus_one_and_the_cursor(store
 def test_list_items_both_cursors_naming_one_item_read_it_once_and_list_nothing(store: Store, organisation: str) -> None:
     events = add_events(store, organisation, ["created"] * 3)
 
-    page = store.list_events(organisation, ListQuery(after_id=events[1].id, before_id=events[1].id))
+    page = store.lists.events(organisation, ListQuery(after_id=events[1].id, before_id=events[1].id))
 
     assert (page.items, page.has_more) == ([], False)
 
@@ -140,7 +129,7 @@ def test_list_items_both_cursors_naming_one_item_read_it_once_and_list_nothing(s
 def test_list_items_capped_total_counts_the_matches_the_page_read(store: Store, organisation: str) -> None:
     add_events(store, organisation, ["created"] * 8)
 
-    page = store.list_events(organisation, ListQuery(limit=3))
+    page = store.lists.events(organisation, ListQuery(limit=3))
 
     assert (page.total_count, page.total_count_capped) == (4, True)  # the page's 3 and the one after
 
@@ -148,7 +137,7 @@ def test_list_items_capped_total_counts_the_matches_the_page_read(store: Store, 
 def test_list_items_whole_list_in_page_counts_exactly(store: Store, organisation: str) -> None:
     add_events(store, organisation, ["created"] * 4)
 
-    page = store.list_events(organisation, ListQuery(limit=10))
+    page = store.lists.events(organisation, ListQuery(limit=10))
 
     assert (page.total_count, page.total_count_capped, page.has_more, page.next_after_id) == (4, False, False, None)
 
@@ -170,7 +159,7 @@ def test_list_items_filter_without_index_pages_through_windows_to_every_match(st
     for _ in range(40):  # bounded: each page moves on by its budget at least
         client.items_read = 0
         query = ListQuery(limit=2, filters={"action": "failed"}, after_id=after)
-        page = bounded.list_events(organisation, query)
+        page = bounded.lists.events(organisation, query)
         assert client.items_read <= read_bound("event", 2)
         found += [i.id for i in page.items]
         if not page.has_more:
@@ -188,14 +177,14 @@ def test_list_items_filter_without_index_window_of_no_match_says_where_to_go_on(
 ) -> None:
     events = add_events(store, organisation, ["failed"] + ["created"] * 300)
 
-    page = store.list_events(organisation, ListQuery(limit=2, filters={"action": "failed"}))
+    page = store.lists.events(organisation, ListQuery(limit=2, filters={"action": "failed"}))
 
     assert (page.items, page.has_more) == ([], True)
     assert page.next_after_id in {e.id for e in events[1:]}
     found = []
     for _ in range(10):  # bounded: each page moves on by its budget
         query = ListQuery(limit=2, filters={"action": "failed"}, after_id=page.next_after_id)
-        page = store.list_events(organisation, query)
+        page = store.lists.events(organisation, query)
         found += [i.id for i in page.items]
         if not page.has_more:
             break
@@ -209,7 +198,7 @@ def test_list_items_configs_with_more_total_from_counts_without_counting_query(s
     add_configs(store, organisation, ["new"] * 12)
     bounded, client = counting(store)
 
-    page = bounded.list_configs(organisation, ListQuery(limit=2))
+    page = bounded.lists.configs(organisation, ListQuery(limit=2))
 
     assert (page.total_count, page.total_count_capped, page.has_more) == (12, False, True)
     assert client.items_read <= 2 + 1 + LIST_BOOKKEEPING_ITEMS
@@ -217,24 +206,24 @@ def test_list_items_configs_with_more_total_from_counts_without_counting_query(s
 
 def test_config_counts_follow_every_state_change(store: Store, organisation: str) -> None:
     new, valid, invalid, gone = add_configs(store, organisation, ["new", "valid", "valid", "new"])
-    store.invalidate_config(invalid)
-    store.replace_config(replace(gone, state="deactivated", version=2), expected_version=1, task=None)
+    store.configs.invalidate(invalid)
+    store.configs.replace(replace(gone, state="deactivated", version=2), expected_version=1, task=None)
     task = new_test_task(new, "key-1", at(10))
-    store.create_test_task(new, task)
-    started = store.start_task(task, "event-id", at(11))
+    store.configs.create_test_task(new, task)
+    started = store.configs.start_task(task, "event-id", at(11))
     assert started is not None
-    store.record_test_outcome(
+    store.configs.record_test_outcome(
         new,
         ConfigState.VALID,
         replace(started, state=TaskState.SUCCEEDED, date_completed=at(12)),
         replace(new_event(organisation, "webhook_config", "test", {}, None, at(11)), state=EventState.DELIVERED),
     )
 
-    assert store.config_counts(organisation) == {"new": 0, "valid": 2, "invalid": 1, "deactivated": 1}
+    assert store.configs.counts(organisation) == {"new": 0, "valid": 2, "invalid": 1, "deactivated": 1}
     for state, expected in (("valid", 2), ("invalid", 1), ("deactivated", 1), ("new", 0)):
-        page = store.list_configs(organisation, ListQuery(limit=1, filters={"state": state}))
+        page = store.lists.configs(organisation, ListQuery(limit=1, filters={"state": state}))
         assert page.total_count == expected
-    assert store.list_configs(organisation, ListQuery(limit=1)).total_count == 3
+    assert store.lists.configs(organisation, ListQuery(limit=1)).total_count == 3
     assert valid.id  # listed among the valid ones above
 
 
@@ -243,35 +232,37 @@ def test_record_test_outcome_config_state_moved_since_read_reads_again_and_count
 ) -> None:
     (config,) = add_configs(store, organisation, ["new"])  # read by both tests' jobs while `new`
     first, second = new_test_task(config, "key-1", at(10)), new_test_task(config, "key-1", at(11))
-    store.create_test_task(config, first)
-    store.create_test_task(replace(config, open_test=first.id), second)
-    started = [store.start_task(task, f"event-{n}", at(12)) for n, task in enumerate((first, second))]
+    store.configs.create_test_task(config, first)
+    store.configs.create_test_task(replace(config, open_test=first.id), second)
+    started = [store.configs.start_task(task, f"event-{n}", at(12)) for n, task in enumerate((first, second))]
     assert started[0] is not None
     assert started[1] is not None
     event = new_event(organisation, "webhook_config", "test", {}, None, at(12))
 
-    ended_first = store.record_test_outcome(
+    ended_first = store.configs.record_test_outcome(
         config, ConfigState.INVALID, replace(started[0], state=TaskState.FAILED), event
     )
-    ended_second = store.record_test_outcome(
+    ended_second = store.configs.record_test_outcome(
         config, ConfigState.VALID, replace(started[1], state=TaskState.SUCCEEDED), event
     )
 
     assert (ended_first, ended_second) == ("applied", "applied")
-    stored = store.get_config(organisation, config.id)
+    stored = store.configs.get(organisation, config.id)
     assert stored is not None
     assert stored.state == "valid"
-    assert store.config_counts(organisation) == {"new": 0, "valid": 1, "invalid": 0, "deactivated": 0}
+    assert store.configs.counts(organisation) == {"new": 0, "valid": 1, "invalid": 0, "deactivated": 0}
 
 
 def test_list_items_organisation_without_kept_counts_counts_with_a_query(store: Store, organisation: str) -> None:
     add_configs(store, organisation, ["new"] * 4)
     key = marshal({"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK})
-    store.client.delete_item(TableName=store.table_name, Key=key)
+    store.table.client.delete_item(TableName=store.table.name, Key=key)
     try:
-        page = store.list_configs(organisation, ListQuery(limit=1))
+        page = store.lists.configs(organisation, ListQuery(limit=1))
 
         assert (page.total_count, page.total_count_capped) == (4, False)
-        assert store.config_counts(organisation) is None
+        assert store.configs.counts(organisation) is None
     finally:  # the table is shared: leave the organisation as the store keeps it
-        store.client.put_item(TableName=store.table_name, Item=marshal(config_counts_item(organisation, {"new": 4})))
+        store.table.client.put_item(
+            TableName=store.table.name, Item=marshal(config_counts_item(organisation, {"new": 4}))
+        )

@@ -6,7 +6,7 @@ import pytest
 
 from tests.logscan import Scan
 from webhook_service.auth import generate_token
-from webhook_service.domain import generate_secret
+from webhook_service.domain.configs import generate_secret
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,14 @@ from devstack import aws, persist, template
 from tests.unit.support import Backing
 from webhook_service import admin
 from webhook_service.auth import hash_token
-from webhook_service.domain import MAX_ATTEMPTS, Event, EventState, ListQuery, new_config, new_test_task
-from webhook_service.storage import CONFIG_COUNTS_SK, Store, event_item, marshal, org_pk
+from webhook_service.domain.configs import new_config, new_test_task
+from webhook_service.domain.events import Event, EventState
+from webhook_service.domain.queries import ListQuery
+from webhook_service.domain.retries import MAX_ATTEMPTS
+from webhook_service.storage.codec import marshal
+from webhook_service.storage.items import event_item
+from webhook_service.storage.keys import CONFIG_COUNTS_SK, org_pk
+from webhook_service.storage.store import Store
 
 NOW = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
 TEMPLATE = template.load_template()
@@ -63,22 +69,22 @@ def state(tmp_path: Path) -> Iterator[persist.LocalState]:
 
 
 def scan(store: Store) -> list[dict[str, Any]]:
-    return sorted(persist.scan_items(store.client, store.table_name), key=lambda i: (i["PK"]["S"], i["SK"]["S"]))
+    return sorted(persist.scan_items(store.table.client, store.table.name), key=lambda i: (i["PK"]["S"], i["SK"]["S"]))
 
 
 def make_history(store: Store, now: dt.datetime) -> dict[str, str]:
     """An organisation with a key, a config, its open test task and an open event."""
-    organisation = admin.create_organisation(store, "Kept", now=now)["id"]
-    key, token = admin.create_key(store, organisation)
+    organisation = admin.create_organisation(store.organisations, "Kept", now=now)["id"]
+    key, token = admin.create_key(store.organisations, organisation)
     config = new_config(organisation, "https://receiver.example/hooks", now)
     task = new_test_task(config, key["id"], now)
-    store.create_config(config, task)
-    store.set_organisation_default(organisation, config.id)
+    store.configs.create(config, task)
+    store.organisations.set_default(organisation, config.id)
     event = Event(
         id=str(uuid.uuid4()), organisation=organisation, type="session", action="completed", data={},
         state=EventState.PENDING, date_created=now,
     )  # fmt: skip
-    store.create_event(event)
+    store.events.create(event)
     return {"organisation": organisation, "token": token, "config": config.id, "task": task.id, "event": event.id}
 
 
@@ -87,8 +93,10 @@ def test_restore_saved_table_into_a_new_table_brings_every_item_back(
 ) -> None:
     old = store  # the package's table plays the stopped stack's
     made = make_history(old, dt.datetime.now(dt.UTC))
-    saved = state.save_table(old.client, old.table_name, TTL)
-    restored = state.restore(new_store.client, new_store.table_name, RecordingQueue(), TTL, dt.datetime.now(dt.UTC))
+    saved = state.save_table(old.table.client, old.table_name, TTL)
+    restored = state.restore(
+        new_store.table.client, new_store.table_name, RecordingQueue(), TTL, dt.datetime.now(dt.UTC)
+    )
 
     assert restored is not None
     assert restored.items == saved
@@ -96,10 +104,10 @@ def test_restore_saved_table_into_a_new_table_brings_every_item_back(
     # (dated 2019): a restore drops those, as it must.
     unexpired = [i for i in scan(old) if int(i.get(TTL, {}).get("N", "0") or 0) == 0 or int(i[TTL]["N"]) > time.time()]
     assert scan(new_store) == unexpired
-    kept_org = new_store.get_organisation(made["organisation"])
+    kept_org = new_store.organisations.get(made["organisation"])
     assert kept_org is not None
     assert kept_org.webhook_config_default == made["config"]
-    assert new_store.find_principal(hash_token(made["token"])) is not None  # the key still signs in
+    assert new_store.organisations.find_principal(hash_token(made["token"])) is not None  # the key still signs in
 
 
 def test_restore_organisation_saved_before_config_counts_gets_them_counted(
@@ -108,14 +116,14 @@ def test_restore_organisation_saved_before_config_counts_gets_them_counted(
     made = make_history(store, dt.datetime.now(dt.UTC))
     saved = [
         i
-        for i in persist.scan_items(store.client, store.table_name)
+        for i in persist.scan_items(store.table.client, store.table.name)
         if made["organisation"] in i["PK"]["S"] and i["SK"]["S"] != CONFIG_COUNTS_SK
     ]
     persist.write_snapshot(state.snapshot_path, saved, dt.datetime.now(dt.UTC))
 
-    state.restore(new_store.client, new_store.table_name, RecordingQueue(), TTL, dt.datetime.now(dt.UTC))
+    state.restore(new_store.table.client, new_store.table_name, RecordingQueue(), TTL, dt.datetime.now(dt.UTC))
 
-    assert new_store.config_counts(made["organisation"]) == {"new": 1, "valid": 0, "invalid": 0, "deactivated": 0}
+    assert new_store.configs.counts(made["organisation"]) == {"new": 1, "valid": 0, "invalid": 0, "deactivated": 0}
 
 
 def test_restore_events_and_attempts_saved_in_the_organisations_partition_moves_them_to_their_own(
@@ -145,10 +153,10 @@ def test_restore_events_and_attempts_saved_in_the_organisations_partition_moves_
     }
     persist.write_snapshot(state.snapshot_path, [old], now)
 
-    state.restore(new_store.client, new_store.table_name, RecordingQueue(), TTL, now)
+    state.restore(new_store.table.client, new_store.table_name, RecordingQueue(), TTL, now)
 
-    assert new_store.get_event(organisation, event.id) == event
-    listed = new_store.list_events(organisation, ListQuery(filters={"state": "delivered"}))
+    assert new_store.events.get(organisation, event.id) == event
+    listed = new_store.lists.events(organisation, ListQuery(filters={"state": "delivered"}))
     assert [e.id for e in listed.items] == [event.id]
 
 
@@ -160,7 +168,7 @@ def test_restore_items_whose_time_to_live_passed_are_left_out(new_store: Store, 
     ]
     persist.write_snapshot(state.snapshot_path, items, NOW)
 
-    restored = state.restore(new_store.client, new_store.table_name, RecordingQueue(), TTL, NOW)
+    restored = state.restore(new_store.table.client, new_store.table_name, RecordingQueue(), TTL, NOW)
 
     assert restored == persist.Restored(items=2, expired=1, requeued=0)
     assert [i["SK"]["S"] for i in scan(new_store)] == ["forever", "kept"]
@@ -171,17 +179,17 @@ def test_ttl_attribute_is_read_from_the_template() -> None:
 
 
 def test_restore_into_a_table_that_holds_items_leaves_both_alone(new_store: Store, state: persist.LocalState) -> None:
-    new_store.client.put_item(TableName=new_store.table_name, Item={"PK": {"S": "B"}, "SK": {"S": "own"}})
+    new_store.table.client.put_item(TableName=new_store.table_name, Item={"PK": {"S": "B"}, "SK": {"S": "own"}})
     persist.write_snapshot(state.snapshot_path, [{"PK": {"S": "A"}, "SK": {"S": "saved"}}], NOW)
     before = state.snapshot_path.read_bytes()
 
-    assert state.restore(new_store.client, new_store.table_name, RecordingQueue(), TTL, NOW) is None
+    assert state.restore(new_store.table.client, new_store.table_name, RecordingQueue(), TTL, NOW) is None
     assert [i["SK"]["S"] for i in scan(new_store)] == ["own"]
     assert state.snapshot_path.read_bytes() == before
 
 
 def test_restore_nothing_saved_answers_none(new_store: Store, state: persist.LocalState) -> None:
-    assert state.restore(new_store.client, new_store.table_name, RecordingQueue(), TTL, NOW) is None
+    assert state.restore(new_store.table.client, new_store.table_name, RecordingQueue(), TTL, NOW) is None
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"format": 99, "items": []}', '{"format": 1, "items": [1]}'])
@@ -191,7 +199,7 @@ def test_restore_unreadable_snapshot_raises_state_error_and_keeps_the_file(
     state.snapshot_path.write_text(content)
 
     with pytest.raises(persist.StateError):
-        state.restore(new_store.client, new_store.table_name, RecordingQueue(), TTL, NOW)
+        state.restore(new_store.table.client, new_store.table_name, RecordingQueue(), TTL, NOW)
     assert state.snapshot_path.read_text() == content
 
 
@@ -211,12 +219,12 @@ def test_restore_open_task_and_event_are_queued_again_ended_ones_are_not(
         waiting, id=str(uuid.uuid4()), state=EventState.DELIVERED, next_attempt_at=None, date_delivered=now
     )
     for event in (waiting, spent, delivered):
-        store.create_event(event)
+        store.events.create(event)
     items = [i for i in scan(store) if organisation in i["PK"]["S"]]  # its partition, its events and attempts
     persist.write_snapshot(state.snapshot_path, items, now)
     queue = RecordingQueue()
 
-    restored = state.restore(new_store.client, new_store.table_name, queue, TTL, now)
+    restored = state.restore(new_store.table.client, new_store.table_name, queue, TTL, now)
 
     assert restored is not None
     assert restored.requeued == 3
@@ -240,7 +248,7 @@ def test_restore_open_task_and_event_are_queued_again_ended_ones_are_not(
 def test_save_table_replaces_the_file_whole_and_leaves_no_temporary_file(
     store: Store, state: persist.LocalState
 ) -> None:
-    state.save_table(store.client, store.table_name, TTL)
+    state.save_table(store.table.client, store.table.name, TTL)
     first = json.loads(state.snapshot_path.read_text())
 
     def broken(handle: Any) -> None:
@@ -362,8 +370,8 @@ def test_seed_saved_token_missing_from_the_table_is_made_again(store: Store) -> 
     organisation, _, token = persist.seed(store, None, {"organisation": str(uuid.uuid4()), "token": lost})
 
     assert token == lost
-    assert store.get_organisation(organisation) is not None
-    assert admin.find_key_by_token(store, lost) is not None
+    assert store.organisations.get(organisation) is not None
+    assert admin.find_key_by_token(store.organisations, lost) is not None
 
 
 def test_write_atomically_never_shows_a_reader_a_partial_file(tmp_path: Path) -> None:

@@ -15,11 +15,11 @@ import pytest
 from devstack import aws, samples, template
 from tests.unit.support import Backing, FakeQueue, FakeSender, load_function
 from webhook_service.auth import Authenticator
-from webhook_service.jobs import Deliverer, set_deliverer
-from webhook_service.service import ProcessServices, set_services
+from webhook_service.jobs.deliverer import Deliverer
 from webhook_service.signing import verify_ricloud, verify_standard
-from webhook_service.storage import Store
+from webhook_service.storage.store import Store
 from webhook_service.timefmt import utcnow
+from webhook_service.wiring import ProcessServices, use_deliverer, use_services
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = template.load_template()
@@ -41,19 +41,19 @@ def sample_store(backing: Backing) -> Store:
 @pytest.fixture
 def world(sample_store: Store) -> Iterator[tuple[Store, FakeQueue, FakeSender]]:
     """The sample data alone in the table, and the functions' services on it."""
-    client, table = sample_store.client, sample_store.table_name
+    client, table = sample_store.table.client, sample_store.table_name
     for item in client.scan(TableName=table, ConsistentRead=True)["Items"]:
         client.delete_item(TableName=table, Key={"PK": item["PK"], "SK": item["SK"]})
     assert samples.seed(sample_store, utcnow())
     queue, sender = FakeQueue(), FakeSender()
     # As on the local stack (AllowPrivateTargets=true): the samples' receiver is http on 127.0.0.1.
-    services = ProcessServices(store=sample_store, queue=queue, authenticator=Authenticator(sample_store))
+    services = ProcessServices(store=sample_store, queue=queue, authenticator=Authenticator(sample_store.organisations))
     services.allow_private_targets = True
-    set_services(services)
-    set_deliverer(Deliverer(store=sample_store, sender=sender, queue=queue))
+    use_services(services)
+    use_deliverer(Deliverer(store=sample_store, sender=sender, queue=queue))
     yield sample_store, queue, sender
-    set_services(None)
-    set_deliverer(None)
+    use_services(None)
+    use_deliverer(None)
 
 
 def body(response: dict[str, Any]) -> dict[str, Any]:
@@ -129,9 +129,9 @@ def test_deliver_with_its_sample_event_delivers_the_test_and_the_event_signed(
     result = load_function("deliver").handler(sample("deliver"), None)
 
     assert result == {"batchItemFailures": []}
-    task = store.get_task(samples.ORGANISATION, samples.TASK)
-    event = store.get_event(samples.ORGANISATION, samples.EVENT)
-    config = store.get_config(samples.ORGANISATION, samples.CONFIG)
+    task = store.configs.get_task(samples.ORGANISATION, samples.TASK)
+    event = store.events.get(samples.ORGANISATION, samples.EVENT)
+    config = store.configs.get(samples.ORGANISATION, samples.CONFIG)
     assert task is not None
     assert event is not None
     assert config is not None

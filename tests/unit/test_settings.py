@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from webhook_service import jobs, service
+from webhook_service import wiring
 from webhook_service.settings import MissingSettingError, get_settings, reset_settings
 
 _VARIABLES = ("TABLE_NAME", "QUEUE_URL", "TEST_QUEUE_URL", "SLOW_QUEUE_URL")
@@ -19,12 +19,12 @@ def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]
     for name in _VARIABLES:
         monkeypatch.delenv(name, raising=False)
     reset_settings()
-    service.set_services(None)
-    jobs.set_deliverer(None)
+    wiring.use_services(None)
+    wiring.use_deliverer(None)
     yield monkeypatch
     reset_settings()
-    service.set_services(None)
-    jobs.set_deliverer(None)
+    wiring.use_services(None)
+    wiring.use_deliverer(None)
 
 
 def test_a_missing_table_is_named_when_it_is_first_needed(environment: pytest.MonkeyPatch) -> None:
@@ -48,7 +48,7 @@ def test_an_empty_queue_url_is_missing_too(environment: pytest.MonkeyPatch) -> N
 def test_the_services_of_a_function_without_its_table_fail_naming_it(environment: pytest.MonkeyPatch) -> None:
     environment.setenv("QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/events")
     with pytest.raises(MissingSettingError, match="TABLE_NAME"):
-        service.get_services()
+        wiring.services()
 
 
 def test_lanes_default_to_the_events_lane(environment: pytest.MonkeyPatch) -> None:
@@ -66,4 +66,4 @@ def test_lanes_default_to_the_events_lane(environment: pytest.MonkeyPatch) -> No
 def test_the_deliver_function_without_its_queue_fails_naming_it(environment: pytest.MonkeyPatch) -> None:
     environment.setenv("TABLE_NAME", "webhooks")
     with pytest.raises(MissingSettingError, match="QUEUE_URL"):
-        jobs.get_deliverer()
+        wiring.deliverer()

@@ -11,7 +11,7 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from webhook_service.domain import generate_secret
+from webhook_service.domain.configs import generate_secret
 from webhook_service.signing import (
     SignatureError,
     signature_headers,

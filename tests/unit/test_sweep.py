@@ -24,11 +24,16 @@ from tests.unit.support import (
     json_lines,
     load_function,
 )
-from webhook_service import service
-from webhook_service.domain import MAX_ATTEMPTS, EventState, Principal, Task, TaskState, new_event
-from webhook_service.jobs import Deliverer, handle_job
-from webhook_service.storage import Store
+from webhook_service.domain.configs import Task, TaskState
+from webhook_service.domain.events import EventState, new_event
+from webhook_service.domain.retries import MAX_ATTEMPTS
+from webhook_service.domain.tenants import Principal
+from webhook_service.jobs.deliverer import Deliverer
+from webhook_service.jobs.dispatch import handle_job
+from webhook_service.service import configs as config_cases
+from webhook_service.service import tasks as task_cases
 from webhook_service.storage.keys import OPEN_SHARDS, item_key, open_keys, open_pk
+from webhook_service.storage.store import Store
 from webhook_service.sweep import sweep
 
 URL = "https://receiver.example/hooks/"
@@ -50,21 +55,21 @@ def lost_queue() -> FakeQueue:
 
 def raw(store: Store, organisation: str, resource: str, resource_id: str) -> dict[str, Any]:
     key = item_key(organisation, resource, resource_id)
-    item = store._get(key["PK"], key["SK"])
+    item = store.table.get(key)
     assert item is not None
     return item
 
 
 def stored_task(store: Store, organisation: str, task_id: str) -> Task:
-    task = store.get_task(organisation, task_id)
+    task = store.configs.get_task(organisation, task_id)
     assert task is not None
     return task
 
 
 def lost_test(services: FakeServices, caller: Principal) -> tuple[str, str]:
     """A config whose test job never reached a consumer: (config id, task id)."""
-    config = service.create_config(services, caller, {"url": URL})
-    task = service.list_tasks(services, caller, {"target": config["id"]})["data"][0]
+    config = config_cases.create_config(services, caller, {"url": URL})
+    task = task_cases.list_tasks(services, caller, {"target": config["id"]})["data"][0]
     return config["id"], task["id"]
 
 
@@ -82,16 +87,18 @@ def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
     assert {name: pending[name] for name in ("OpenPK", "DueSK")} == open_keys(task_id, created)
 
     task = stored_task(store, caller.organisation, task_id)
-    assert store.end_task(replace(task, state=TaskState.FAILED, error="webhook-timeout", date_completed=clock()))
+    assert store.configs.end_task(
+        replace(task, state=TaskState.FAILED, error="webhook-timeout", date_completed=clock())
+    )
     ended = raw(store, caller.organisation, "task", task_id)
     assert "OpenPK" not in ended
     assert "DueSK" not in ended
 
     event = new_event(caller.organisation, "session", "completed", {"id": "s"}, None, clock())
-    store.create_event(replace(event, next_attempt_at=int((START + 3 * HOUR).timestamp())))
+    store.events.create(replace(event, next_attempt_at=int((START + 3 * HOUR).timestamp())))
     waiting = raw(store, caller.organisation, "event", event.id)
     assert waiting["DueSK"].startswith("2020-01-01T15:00:00")  # due at its next attempt, not its creation
-    store.save_event(replace(event, state=EventState.DELIVERED, date_delivered=clock()))
+    store.events.save(replace(event, state=EventState.DELIVERED, date_delivered=clock()))
     assert "OpenPK" not in raw(store, caller.organisation, "event", event.id)
     assert config_id
 
@@ -120,7 +127,7 @@ def test_a_lost_test_is_queued_again_then_ended_and_the_config_keeps_its_state(
     task = stored_task(store, caller.organisation, task_id)
     assert (task.state, task.error) == ("failed", "queue-unavailable")
     assert task.date_completed == START + 122 * MINUTE
-    config = store.get_config(caller.organisation, config_id)
+    config = store.configs.get(caller.organisation, config_id)
     assert config is not None
     assert config.state == "new"  # re-testable, as when a test job cannot be queued
     assert "OpenPK" not in raw(store, caller.organisation, "task", task_id)
@@ -133,7 +140,7 @@ def test_the_requeued_job_runs_and_the_sweep_then_leaves_the_task_alone(
     config_id, task_id = lost_test(services, caller)
     # A consumer started it and crashed for good (its job went to the dead-letter queue).
     task = stored_task(store, caller.organisation, task_id)
-    assert store.start_task(task, "6f1c6a9e-2f0c-4e7a-9a51-8d7c1f0e3b21", clock()) is not None
+    assert store.configs.start_task(task, "6f1c6a9e-2f0c-4e7a-9a51-8d7c1f0e3b21", clock()) is not None
 
     sweep(store, lost_queue, START + 2 * HOUR, HOUR)
     (job,) = [j for j in lost_queue.jobs if j.get("task") == task_id]
@@ -141,7 +148,7 @@ def test_the_requeued_job_runs_and_the_sweep_then_leaves_the_task_alone(
     outcome = handle_job(deliverer, json.dumps(job))
 
     assert outcome.name == "succeeded"
-    config = store.get_config(caller.organisation, config_id)
+    config = store.configs.get(caller.organisation, config_id)
     assert config is not None
     assert config.state == "valid"
     sweep(store, lost_queue, START + 5 * HOUR, HOUR)
@@ -153,20 +160,20 @@ def test_a_lost_event_gets_its_next_attempt_and_one_out_of_attempts_is_ended(
     caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
 ) -> None:
     crashed = new_event(caller.organisation, "session", "completed", {"id": "a"}, None, clock())
-    store.create_event(crashed)
+    store.events.create(crashed)
     now = int(clock().timestamp())
-    claimed = store.claim_event_attempt(crashed, 1, None, now, now + 60)
+    claimed = store.events.claim_attempt(crashed, 1, None, now, now + 60)
     assert claimed is not None
-    assert store.claim_event_attempt(claimed, 2, None, now, now + 60) is not None  # claimed, never finished
+    assert store.events.claim_attempt(claimed, 2, None, now, now + 60) is not None  # claimed, never finished
     spent = new_event(caller.organisation, "session", "completed", {"id": "b"}, None, clock())
-    store.create_event(replace(spent, attempts=MAX_ATTEMPTS))
+    store.events.create(replace(spent, attempts=MAX_ATTEMPTS))
 
     sweep(store, lost_queue, START + 2 * HOUR, HOUR)
 
     jobs = {j["event"]: j for j in lost_queue.jobs if j.get("job") == "event"}
     assert jobs[crashed.id]["attempt"] == 3  # the crashed attempt counts
     assert spent.id not in jobs
-    ended = store.get_event(caller.organisation, spent.id)
+    ended = store.events.get(caller.organisation, spent.id)
     assert ended is not None
     assert (ended.state, ended.error, ended.retries) == ("failed", "queue-unavailable", MAX_ATTEMPTS - 1)
     assert ended.date_delivered == START + 2 * HOUR
@@ -176,12 +183,12 @@ def test_an_event_waiting_for_a_later_retry_is_not_overdue(
     caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
 ) -> None:
     event = new_event(caller.organisation, "session", "completed", {"id": "c"}, None, clock())
-    store.create_event(replace(event, attempts=3, next_attempt_at=int((START + 3 * HOUR).timestamp())))
+    store.events.create(replace(event, attempts=3, next_attempt_at=int((START + 3 * HOUR).timestamp())))
 
     sweep(store, lost_queue, START + 3 * HOUR + 59 * MINUTE, HOUR)
 
     assert event.id not in {j.get("event") for j in lost_queue.jobs}
-    stored = store.get_event(caller.organisation, event.id)
+    stored = store.events.get(caller.organisation, event.id)
     assert stored is not None
     assert "sweeps" not in raw(store, caller.organisation, "event", event.id)
 
@@ -190,11 +197,11 @@ def test_a_task_that_ends_after_it_was_read_is_not_swept(
     services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     _, task_id = lost_test(services, caller)
-    (item,) = [i for i in store.overdue(START + 2 * HOUR, 100) if i.work.id == task_id]
+    (item,) = [i for i in store.overdue.find(START + 2 * HOUR, 100) if i.work.id == task_id]
     task = stored_task(store, caller.organisation, task_id)
-    assert store.end_task(replace(task, state=TaskState.SUCCEEDED, date_completed=clock()))
+    assert store.configs.end_task(replace(task, state=TaskState.SUCCEEDED, date_completed=clock()))
 
-    assert not store.mark_swept(item, START + 2 * HOUR)
+    assert not store.overdue.mark_swept(item, START + 2 * HOUR)
     ended = stored_task(store, caller.organisation, task_id)
     assert ended.state == "succeeded"
     assert "sweeps" not in raw(store, caller.organisation, "task", task_id)

@@ -19,10 +19,11 @@ from tests.unit.support import (
     load_function,
     sqs_event,
 )
-from webhook_service import service
-from webhook_service.domain import Principal
+from webhook_service.domain.tenants import Principal
 from webhook_service.logs import logger
-from webhook_service.storage import Store
+from webhook_service.service import configs as config_cases
+from webhook_service.service import tasks as task_cases
+from webhook_service.storage.store import Store
 
 URL = "https://receiver.example/hooks/"
 
@@ -48,8 +49,8 @@ def log_lines() -> Iterator[list[str]]:
 
 
 def deliver_one(services: FakeServices, caller: Principal, capfd: pytest.CaptureFixture[str]) -> tuple[str, str]:
-    config = service.create_config(services, caller, {"url": URL})
-    task_id = service.list_tasks(services, caller, {"target": config["id"]})["data"][0]["id"]
+    config = config_cases.create_config(services, caller, {"url": URL})
+    task_id = task_cases.list_tasks(services, caller, {"target": config["id"]})["data"][0]["id"]
     capfd.readouterr()
     job = json.dumps({"job": "test", "task": task_id, "organisation": caller.organisation})
     load_function("deliver").handler(sqs_event(job), Context())
@@ -100,7 +101,7 @@ def test_delivery_log_lines_hold_no_secret_and_no_body(
     log_lines: list[str],
 ) -> None:
     config_id, _ = deliver_one(services, caller, capfd)
-    secret = service.get_config(services, caller, config_id)["secret"]
+    secret = config_cases.get_config(services, caller, config_id)["secret"]
 
     out = "\n".join(log_lines) + capfd.readouterr().out
     assert len(log_lines) >= 2
@@ -134,7 +135,7 @@ def test_create_config_request_writes_its_metrics_once(
     from tests.unit.support import http_event
     from webhook_service import admin
 
-    _, token = admin.create_key(installed_services.store, caller.organisation)
+    _, token = admin.create_key(installed_services.store.organisations, caller.organisation)
     capfd.readouterr()
 
     load_function("create_webhook_config").handler(

@@ -7,7 +7,8 @@ import uuid
 
 import pytest
 
-from webhook_service.domain import DEFAULT_LIMIT, is_event_name
+from webhook_service.domain.events import is_event_name
+from webhook_service.domain.queries import DEFAULT_LIMIT
 from webhook_service.errors import InvalidBodyError, InvalidParameterError
 from webhook_service.validation import (
     ANY_ID,

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook_service import jsontext, telemetry
-from webhook_service.domain import Principal
+from webhook_service import jsontext, telemetry, wiring
+from webhook_service.domain.tenants import Principal
 from webhook_service.errors import (
     DependencyError,
     InternalError,
@@ -22,7 +22,7 @@ from webhook_service.errors import (
 )
 from webhook_service.httperrors import error_body, status
 from webhook_service.logs import logger
-from webhook_service.service import Services, get_services
+from webhook_service.service.context import Services
 from webhook_service.validation import MAX_BODY_BYTES, parse_json_body
 
 LambdaEvent = dict[str, Any]
@@ -99,7 +99,7 @@ def endpoint(action: Callable[[Request], Response]) -> Callable[[LambdaEvent, An
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(route=event.get("routeKey", ""))
         try:
-            services = get_services()
+            services = wiring.services()
             headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
             caller = services.authenticator.authenticate(headers.get("authorization"))
             logger.thread_safe_append_keys(organisation=caller.organisation, key_id=caller.key_id)

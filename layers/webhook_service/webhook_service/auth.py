@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Callable
 
-from webhook_service.domain import Principal
+from webhook_service.domain.tenants import Principal
 from webhook_service.errors import UnauthorizedError
 from webhook_service.ports import PrincipalSource
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from webhook_service import PRODUCT, admin, jsontext
 from webhook_service.logs import log_to_stderr
-from webhook_service.storage import Store
+from webhook_service.storage.store import Store
 
 
 def _physical_id(args: argparse.Namespace, option: str, env: str, logical_id: str) -> str:
@@ -83,18 +83,18 @@ def main(argv: list[str] | None = None, prog: str = "python -m webhook_service")
     store = Store(_physical_id(args, "table", "TABLE_NAME", "Table"))
 
     if args.command == "create-organisation":
-        _print(admin.create_organisation(store, args.name))
+        _print(admin.create_organisation(store.organisations, args.name))
     elif args.command == "create-key":
         from webhook_service.errors import ConflictError
 
         try:
-            key_resource, token = admin.create_key(store, args.organisation)
+            key_resource, token = admin.create_key(store.organisations, args.organisation)
         except ConflictError:
             print(f"no organisation {args.organisation}", file=sys.stderr)
             return 1
         _print({**key_resource, "token": token})
     elif args.command == "deactivate-key":
-        found = admin.deactivate_key(store, args.organisation, args.key)
+        found = admin.deactivate_key(store.organisations, args.organisation, args.key)
         if found is None:
             print(f"no key {args.key} in organisation {args.organisation}", file=sys.stderr)
             return 1
@@ -106,9 +106,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m webhook_service")
 
 def _publish(args: argparse.Namespace, store: Store) -> int:
     from webhook_service.errors import DependencyError, ServiceError, UnavailableError
-    from webhook_service.events import publish
     from webhook_service.httperrors import error_body
     from webhook_service.jobqueue import JobQueue
+    from webhook_service.service.publishing import publish_event
+    from webhook_service.views import event_resource
 
     try:
         data = jsontext.loads(args.data)  # numbers keep the text they are written in
@@ -118,14 +119,14 @@ def _publish(args: argparse.Namespace, store: Store) -> int:
     queue = JobQueue(_physical_id(args, "queue_url", "QUEUE_URL", "DeliveryQueue"))
     try:
         with contextlib.redirect_stdout(sys.stderr):  # its EMF metric lines are not the answer
-            event = publish(args.organisation, args.type, args.action, data, key=args.key, store=store, queue=queue)
+            event = publish_event(store, queue, args.organisation, args.type, args.action, data, args.key)
     except ServiceError as exc:
         print(json.dumps(error_body(exc)), file=sys.stderr)
         return 1
     except DependencyError as exc:  # DynamoDB or SQS refused: said as the API says it, no traceback
         print(json.dumps(error_body(UnavailableError(f"The event was not published: {exc}."))), file=sys.stderr)
         return 1
-    _print(event.to_resource())
+    _print(event_resource(event))
     return 0
 
 

@@ -26,9 +26,10 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from webhook_service import telemetry
-from webhook_service.jobqueue import Lane, job_lane, lane_of_source
-from webhook_service.jobs import Deliverer, Outcome, get_deliverer, handle_job, parse_job
+from webhook_service import telemetry, wiring
+from webhook_service.jobs.deliverer import Deliverer, Outcome
+from webhook_service.jobs.dispatch import handle_job, parse_job
+from webhook_service.lanes import Lane, job_lane, lane_of_source
 from webhook_service.logs import logger
 from webhook_service.settings import get_settings
 
@@ -69,7 +70,7 @@ def _run(record: Record, request_id: str, source_lane: Lane | None, time_left: T
         receive_count=(record.get("attributes") or {}).get("ApproximateReceiveCount"),
     )
     try:
-        deliverer = get_deliverer()
+        deliverer = wiring.deliverer()
         body = record["body"]
         job = parse_job(body)
         lane = source_lane or job_lane(job)

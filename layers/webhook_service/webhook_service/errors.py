@@ -78,3 +78,11 @@ class ThrottledError(DependencyError):
 
 class OpenTestsLimitError(Exception):
     """The organisation already has as many test tasks pending or processing as it may."""
+
+
+class UnknownCursorError(Exception):
+    """`after_id` or `before_id` names nothing in this list."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name

@@ -11,16 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from webhook_service import jsontext, telemetry
-from webhook_service.domain import Event, event_failed_to_queue, is_event_name, is_uuid, new_event, redact
-from webhook_service.errors import ConflictError, DependencyError, InvalidParameterError, NotFoundError
-from webhook_service.jobqueue import JobSender, event_job
-from webhook_service.logs import logger
-from webhook_service.storage import Store
-from webhook_service.timefmt import utcnow
-from webhook_service.validation import check_event_data
+from webhook_service import wiring
+from webhook_service.domain.events import Event
+from webhook_service.ports import JobSender, Repositories
+from webhook_service.service.publishing import MAX_DATA_BYTES, publish_event
 
-MAX_DATA_BYTES = 64 * 1024
+__all__ = ["MAX_DATA_BYTES", "publish"]
 
 
 def publish(
@@ -30,79 +26,14 @@ def publish(
     data: dict[str, Any],
     *,
     key: str | None = None,
-    store: Store | None = None,
+    store: Repositories | None = None,
     queue: JobSender | None = None,
 ) -> Event:
-    """Store an event and queue its delivery; returns the stored event.
-
-    `type_` is the related resource's type and `data` that resource: a JSON object of at
-    most 64 KiB that DynamoDB could hold as a map (validation.check_event_data), whose
-    secret-like fields are dropped at any depth (domain.is_secret_field). Its numbers are
-    delivered with the text they were given in (webhook_service.jsontext). `key`, when
-    given, is the key whose own config takes precedence over the organisation's default.
-
-    Raises InvalidParameterError for bad input, NotFoundError for an unknown organisation
-    or key, and DependencyError if the event could not be stored or queued (the event is
-    then stored `failed` with error `queue-unavailable`, when storage allows it).
-    """
+    """Store an event and queue its delivery; returns the stored event (see
+    `service.publishing.publish_event` for what is checked and raised). `store` and
+    `queue` default to the process's own (`wiring.services`)."""
     if store is None or queue is None:
-        from webhook_service.service import get_services
-
-        services = get_services()
+        services = wiring.services()
         store = store or services.store
         queue = queue or services.queue
-    data = _checked(type_, action, key, data)
-    _check_routing(store, organisation, key)
-    event = new_event(organisation, type_, action, data, key, utcnow())
-    store.create_event(event)
-    _queue_first_attempt(store, queue, event)
-    telemetry.emit_now(telemetry.EVENTS_PUBLISHED)
-    logger.info("event published", extra={"event_id": event.id, "type": type_, "action": action})
-    return event
-
-
-def _checked(type_: str, action: str, key: str | None, data: dict[str, Any]) -> dict[str, Any]:
-    """The data as it is stored; raises InvalidParameterError naming every bad argument."""
-    problems = {}
-    if not is_event_name(type_):
-        problems["type"] = "must be a lowercase name such as webhook_config"
-    if not is_event_name(action):
-        problems["action"] = "must be a lowercase name such as created"
-    if key is not None and not is_uuid(key):
-        problems["key"] = "must be a key id"
-    try:
-        data = redact(check_event_data(data, MAX_DATA_BYTES))
-    except InvalidParameterError as exc:
-        problems.update(exc.params or {})
-    else:
-        if len(jsontext.dumps(data).encode("utf-8")) > MAX_DATA_BYTES:
-            problems["data"] = f"must be at most {MAX_DATA_BYTES} bytes as JSON"
-    if problems:
-        raise InvalidParameterError("The event is not valid.", params=problems)
-    return data
-
-
-def _check_routing(store: Store, organisation: str, key: str | None) -> None:
-    """Raises NotFoundError unless the organisation, and the key when given, exist."""
-    if not is_uuid(organisation):
-        raise NotFoundError("organisation")
-    _, key_item, organisation_item = store.get_routing(organisation, key)  # both in one request
-    if organisation_item is None:
-        raise NotFoundError("organisation")
-    if key is not None and key_item is None:
-        raise NotFoundError("key")
-
-
-def _queue_first_attempt(store: Store, queue: JobSender, event: Event) -> None:
-    """Queue the event's first attempt; if SQS refuses, end the event (when storage allows)
-    and raise the DependencyError."""
-    try:
-        queue.send(event_job(event.id, event.organisation, attempt=1, key=event.key))
-    except DependencyError:
-        telemetry.emit_now(telemetry.QUEUE_SEND_FAILURES)
-        failed = event_failed_to_queue(event, utcnow())
-        try:
-            store.save_event(failed)
-        except (DependencyError, ConflictError):
-            logger.exception("event left pending", extra={"event_id": event.id})
-        raise
+    return publish_event(store, queue, organisation, type_, action, data, key)

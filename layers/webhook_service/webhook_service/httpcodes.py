@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from webhook_service import domain
-from webhook_service.domain import RETRY_DELAYS
+from webhook_service.domain.retries import RETRY_DELAYS, retry_delay
 
 RETRY_AFTER_STATUSES = (429, 503)
 GONE_STATUS = 410
@@ -53,12 +52,12 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> dt.timedelta | Non
     return min(max(delay, dt.timedelta(0)), cap)
 
 
-def next_attempt_delay(
+def delay_for_answer(
     attempt: int, status_code: int | None, retry_after: dt.timedelta | None, jitter: float
 ) -> dt.timedelta | None:
-    """The domain's next_attempt_delay for an HTTP answer: 410 means gone, and a
-    `Retry-After` counts only on 429 and 503."""
-    return domain.next_attempt_delay(
+    """The domain's retry delay (`domain.retries.retry_delay`) after an HTTP answer: 410
+    means gone, and a `Retry-After` counts only on 429 and 503."""
+    return retry_delay(
         attempt,
         is_gone(status_code),
         retry_after if status_code in RETRY_AFTER_STATUSES else None,

@@ -37,11 +37,18 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from webhook_service import USER_AGENT
+from webhook_service.domain.delivery import (
+    BLOCKED_TARGET,
+    CONNECTION_FAILED,
+    RESPONSE_STATUS,
+    TIMEOUT,
+    TLS_ERROR,
+    DeliveryResult,
+)
 from webhook_service.guard import BlockedTargetError, ResolutionError, Resolver, resolve_within, system_resolver, vet
 from webhook_service.logs import logger
 
@@ -52,12 +59,6 @@ MAX_POOLS = 100  # receivers whose idle connections are kept; the least recently
 BLOCKED_EXCERPT = "the receiver's address is not allowed"  # never what a name resolved to
 _IO_CHUNK = 16 * 1024
 
-# Outcome codes of a delivery.
-TIMEOUT = "webhook-timeout"
-CONNECTION_FAILED = "webhook-connection-failed"
-TLS_ERROR = "webhook-tls-error"
-RESPONSE_STATUS = "webhook-response-status"
-BLOCKED_TARGET = "webhook-blocked-target"
 
 _Key = tuple[str, str, int, str]  # scheme, vetted address, port, host name
 # How a receiver's close of a kept-alive connection shows when the next request goes out.
@@ -68,35 +69,6 @@ _CLOSED_BY_PEER = (
     ssl.SSLEOFError,
     ssl.SSLZeroReturnError,
 )
-
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    """What a receiver did with one delivery."""
-
-    error: str | None  # None: a 2xx in time
-    status_code: int | None
-    duration_ms: int
-    response_excerpt: str
-    retry_after: str | None = None  # the receiver's Retry-After header, unread
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def as_task_result(self) -> dict[str, Any]:
-        return {
-            "status_code": self.status_code,
-            "duration_ms": self.duration_ms,
-            "response_excerpt": self.response_excerpt,
-        }
-
-
-def delivery_url(config_url: str, event_id: str) -> str:
-    """The config's URL with the event id as one more path segment; the query is kept."""
-    parts = urlsplit(config_url)
-    path = parts.path.rstrip("/") + "/" + event_id
-    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
 def default_ssl_context(ca_bundle: str | None = None) -> ssl.SSLContext:
@@ -267,19 +239,9 @@ class Sender:
             logger.warning("delivery target refused", extra={"reason": f"scheme {parts.scheme!r} is not allowed"})
             return _failed(BLOCKED_TARGET, started, BLOCKED_EXCERPT)
         port = parts.port or (443 if parts.scheme == "https" else 80)
-
-        def bounded(host: str, port: int) -> list[str]:
-            limit = min(self.resolve_timeout, deadline - time.monotonic())
-            return list(resolve_within(self.resolver, host, port, limit))
-
-        try:
-            address = vet(hostname, port, bounded, allow_private=self.allow_private, loopback_only=self.loopback_only)
-        except BlockedTargetError as exc:
-            logger.warning("delivery target refused", extra={"reason": str(exc)})
-            return _failed(BLOCKED_TARGET, started, BLOCKED_EXCERPT)
-        except ResolutionError as exc:
-            return _failed(CONNECTION_FAILED, started, str(exc))
-
+        address = self._vetted(hostname, port, started, deadline)
+        if isinstance(address, DeliveryResult):
+            return address
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         all_headers = {
             "Host": parts.netloc,
@@ -289,12 +251,34 @@ class Sender:
             "Accept-Encoding": "identity",
             **headers,
         }
-        key: _Key = (parts.scheme, address, port, hostname)
+        return self._exchange((parts.scheme, address, port, hostname), target, body, all_headers, started, deadline)
+
+    def _vetted(self, hostname: str, port: int, started: float, deadline: float) -> str | DeliveryResult:
+        """The address to connect to (resolved once, within the deadline, and allowed), or
+        the result of a delivery refused or unresolved."""
+
+        def bounded(host: str, port: int) -> list[str]:
+            limit = min(self.resolve_timeout, deadline - time.monotonic())
+            return list(resolve_within(self.resolver, host, port, limit))
+
+        try:
+            return vet(hostname, port, bounded, allow_private=self.allow_private, loopback_only=self.loopback_only)
+        except BlockedTargetError as exc:
+            logger.warning("delivery target refused", extra={"reason": str(exc)})
+            return _failed(BLOCKED_TARGET, started, BLOCKED_EXCERPT)
+        except ResolutionError as exc:
+            return _failed(CONNECTION_FAILED, started, str(exc))
+
+    def _exchange(
+        self, key: _Key, target: str, body: bytes, headers: dict[str, str], started: float, deadline: float
+    ) -> DeliveryResult:
+        """Send the request on a pooled connection (once more on a new one when a kept-alive
+        connection turns out closed) and read the answer, all before the deadline."""
         connection, reused = self._checkout(key)
         while True:
             connection.start(deadline)
             try:
-                connection.request("POST", target, body=body, headers=all_headers)
+                connection.request("POST", target, body=body, headers=headers)
                 response = connection.getresponse()
                 break
             except _CLOSED_BY_PEER as exc:

@@ -22,24 +22,27 @@ from collections import Counter
 from typing import Any
 
 from webhook_service import telemetry
-from webhook_service.domain import MAX_ATTEMPTS, Event, Overdue, Task, event_failed_to_queue, failed_to_queue
+from webhook_service.domain.configs import Task, failed_to_queue
+from webhook_service.domain.events import Event, event_failed_to_queue
+from webhook_service.domain.queries import Overdue
+from webhook_service.domain.retries import MAX_ATTEMPTS
 from webhook_service.errors import DependencyError
-from webhook_service.jobqueue import JobSender, config_test_job, event_job
+from webhook_service.lanes import config_test_job, event_job
 from webhook_service.logs import logger
-from webhook_service.storage import Store
+from webhook_service.ports import JobSender, Repositories
 
 REQUEUES = 1  # how many times the sweep queues a job again before it ends the task or event
 BATCH = 100  # at most this many items per ByOpen partition per run; the next run takes the rest
 
 
 def sweep(
-    store: Store, queue: JobSender, now: dt.datetime, after: dt.timedelta, test_queue: JobSender | None = None
+    store: Repositories, queue: JobSender, now: dt.datetime, after: dt.timedelta, test_queue: JobSender | None = None
 ) -> Counter[tuple[str, str]]:
     """Sweep once; returns how many tasks and events were (kind, `requeued` or `failed`).
     Events are queued again on `queue` (the events lane), tasks on `test_queue` (the tests
     lane; `queue` when None)."""
     done: Counter[tuple[str, str]] = Counter()
-    for overdue in store.overdue(now - after, BATCH):
+    for overdue in store.overdue.find(now - after, BATCH):
         kind, work = overdue.kind, overdue.work
         lane = test_queue if kind == "task" and test_queue is not None else queue
         action = _requeue(store, lane, overdue, now) if _may_requeue(overdue) else _end(store, work, now)
@@ -77,9 +80,9 @@ def _may_requeue(overdue: Overdue) -> bool:
     return overdue.sweeps < REQUEUES and open_job(overdue.work) is not None
 
 
-def _requeue(store: Store, queue: JobSender, overdue: Overdue, now: dt.datetime) -> str | None:
+def _requeue(store: Repositories, queue: JobSender, overdue: Overdue, now: dt.datetime) -> str | None:
     job = open_job(overdue.work)
-    if job is None or not store.mark_swept(overdue, now):
+    if job is None or not store.overdue.mark_swept(overdue, now):
         return None  # it moved on since it was read
     try:
         queue.send(job)
@@ -91,11 +94,11 @@ def _requeue(store: Store, queue: JobSender, overdue: Overdue, now: dt.datetime)
     return "requeued"
 
 
-def _end(store: Store, work: Task | Event, now: dt.datetime) -> str | None:
+def _end(store: Repositories, work: Task | Event, now: dt.datetime) -> str | None:
     if isinstance(work, Task):
-        ended = store.end_task(failed_to_queue(work, now))
+        ended = store.configs.end_task(failed_to_queue(work, now))
     else:
-        ended = store.save_event(event_failed_to_queue(work, now))
+        ended = store.events.save(event_failed_to_queue(work, now))
         if ended:
             telemetry.count(telemetry.EVENTS_FAILED)
     return "failed" if ended else None

@@ -14,7 +14,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
-from webhook_service.domain import DEFAULT_LIMIT, ListQuery, is_event_name, is_uuid
+from webhook_service.domain.events import is_event_name
+from webhook_service.domain.ids import is_uuid
+from webhook_service.domain.queries import DEFAULT_LIMIT, ListQuery
 from webhook_service.errors import InvalidBodyError, InvalidParameterError
 from webhook_service.timefmt import parse_datetime
 

@@ -5,18 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 from webhook_service import jsontext
-from webhook_service.domain import (
-    Attempt,
-    ConfigState,
-    Event,
-    EventState,
-    Key,
-    KeyState,
-    Organisation,
-    Task,
-    TaskState,
-    WebhookConfig,
-)
+from webhook_service.domain.configs import ConfigState, Task, TaskState, WebhookConfig
+from webhook_service.domain.events import HISTORY_TTL, Attempt, Event, EventState
+from webhook_service.domain.tenants import Key, KeyState, Organisation
 from webhook_service.storage.codec import Item
 from webhook_service.storage.keys import (
     CONFIG_COUNTS_SK,
@@ -35,7 +26,6 @@ from webhook_service.storage.keys import (
 from webhook_service.timefmt import format_datetime
 
 CONFIG_STATES = tuple(state.value for state in ConfigState)  # the counts item's, in this order
-HISTORY_TTL = dt.timedelta(days=30)  # tasks, events and attempts expire; configs, keys, organisations do not
 
 
 def _parse_dt(value: str | None) -> dt.datetime | None:
@@ -180,7 +170,7 @@ def event_item(event: Event) -> Item:
         "date_created": created,
         "date_delivered": format_datetime(event.date_delivered) if event.date_delivered else None,
         "resends": event.resends,
-        "expires_at": event_expires_at(event),
+        "expires_at": event.expires_at,
     }
     if not event.ended:
         due = event.date_created
@@ -219,11 +209,6 @@ def event_from_item(item: Item) -> Event:
         date_delivered=_parse_dt(item.get("date_delivered")),
         resends=int(item.get("resends", 0)),
     )
-
-
-def event_expires_at(event: Event) -> int:
-    """The unix time an event's item expires (DynamoDB's TTL), and its attempts with it."""
-    return int((event.date_created + HISTORY_TTL).timestamp())
 
 
 def attempt_item(attempt: Attempt) -> Item:

@@ -4,9 +4,7 @@ date bounds and cursors give, the Query it sends, and the total a page reports. 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from webhook_service.storage.codec import Item, marshal
 from webhook_service.storage.keys import (
@@ -34,41 +32,6 @@ def read_bound(resource: str, limit: int) -> int:
     shards = len(read_partitions(resource, ""))
     merged = shards * MERGE_SLACK if shards > 1 else 0
     return limit + 1 + merged + LIST_BOOKKEEPING_ITEMS
-
-
-T = TypeVar("T")
-U = TypeVar("U")
-
-
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    """One page of a list. `total_count` is exact unless `total_count_capped`: then it is
-    the number of matches this page read, a lower bound (see `Store.list_configs`).
-    `next_after_id` is the `after_id` of the next page when `has_more`."""
-
-    items: list[T]
-    has_more: bool
-    total_count: int
-    total_count_capped: bool = False
-    next_after_id: str | None = None
-
-    def map(self, convert: Callable[[T], U]) -> Page[U]:
-        """The same page with each item converted (items to domain values)."""
-        return Page(
-            [convert(i) for i in self.items],
-            self.has_more,
-            self.total_count,
-            self.total_count_capped,
-            self.next_after_id,
-        )
-
-
-class UnknownCursorError(Exception):
-    """`after_id` or `before_id` names nothing in this list."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
 
 
 # -- marshalling -----------------------------------------------------------------------

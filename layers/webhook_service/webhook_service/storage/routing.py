@@ -1,4 +1,4 @@
-"""What routes deliveries (organisations, keys, configs), kept a few seconds per process.
+"""What routes deliveries (organisations, keys, configs), kept a few seconds per store.
 
 Every event is routed twice (checked when published, routed when delivered) through its
 organisation's item, its key's item and its config's item, all in the organisation's
@@ -8,90 +8,121 @@ per partition key value). Kept here for `seconds`, they cost a read per item per
 per `seconds` instead, whatever the rate.
 
 What that costs: a change to routing made by another process (another Lambda instance)
-reaches deliveries up to `seconds` later; a write this process makes to an organisation's
-partition forgets everything kept at once. Every DynamoDB client a Store uses reports its
-successful writes here (a botocore event hook), so no write method can forget to.
+reaches deliveries up to `seconds` later. A write this store's table makes to an
+organisation's partition forgets everything kept at once: the table reports every write
+it sends (`Table.write`), so no write method can forget to.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
+from webhook_service.domain.configs import WebhookConfig
+from webhook_service.domain.events import Event
+from webhook_service.domain.tenants import Key, Organisation
 from webhook_service.storage.codec import Item
-from webhook_service.storage.keys import org_pk
+from webhook_service.storage.items import config_from_item, event_from_item, key_from_item, organisation_from_item
+from webhook_service.storage.keys import item_key, org_pk, organisation_key
+
+if TYPE_CHECKING:
+    from webhook_service.storage.table import Table
 
 ROUTING_CACHE_SECONDS = 5.0
 ROUTING_CACHE_ITEMS = 10_000  # kept at most; all are forgotten when more would be kept
 
-_WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
 _ORGANISATION_PREFIX = org_pk("")  # every organisation partition starts so
 
 
 class RoutingCache:
-    """Items by (table, PK, SK), each kept until it is `seconds` old."""
+    """Items by (PK, SK), each kept until it is `seconds` old (0: nothing is kept)."""
 
-    def __init__(self) -> None:
-        self._items: dict[tuple[str, str, str], tuple[float, Item]] = {}
+    def __init__(self, seconds: float = ROUTING_CACHE_SECONDS) -> None:
+        self.seconds = seconds
+        self._items: dict[tuple[str, str], tuple[float, Item]] = {}
         self._lock = threading.Lock()
 
-    def get(self, table: str, key: dict[str, Any], seconds: float) -> Item | None:
+    def get(self, key: dict[str, Any]) -> Item | None:
         with self._lock:
-            kept = self._items.get((table, key["PK"], key["SK"]))
-        if kept is None or time.monotonic() - kept[0] >= seconds:
+            kept = self._items.get((key["PK"], key["SK"]))
+        if kept is None or time.monotonic() - kept[0] >= self.seconds:
             return None
         return kept[1]
 
-    def keep(self, table: str, item: Item) -> None:
+    def keep(self, item: Item) -> None:
+        if self.seconds <= 0:
+            return
         with self._lock:
             if len(self._items) >= ROUTING_CACHE_ITEMS:
                 self._items.clear()
-            self._items[(table, item["PK"], item["SK"])] = (time.monotonic(), item)
+            self._items[(item["PK"], item["SK"])] = (time.monotonic(), item)
 
     def forget(self) -> None:
         with self._lock:
             self._items.clear()
 
-
-CACHE = RoutingCache()
-
-
-def _partitions_written(params: dict[str, Any]) -> list[str]:
-    """The partition keys a write request names (attribute values as sent: {"S": ...})."""
-    requests = [params]
-    for action in params.get("TransactItems", []):
-        requests.extend(action.values())
-    for writes in params.get("RequestItems", {}).values():
-        for write in writes:
-            requests.extend(write.values())
-    found = []
-    for request in requests:
-        for field in ("Key", "Item"):
-            pk = request.get(field, {}).get("PK", {})
-            if isinstance(pk, dict) and isinstance(pk.get("S"), str):
-                found.append(pk["S"])
-    return found
+    def written(self, partitions: Iterable[str]) -> None:
+        """A write of these partitions succeeded: forget everything when one is an
+        organisation's (where every routing item lives)."""
+        if any(pk.startswith(_ORGANISATION_PREFIX) for pk in partitions):
+            self.forget()
 
 
-def _before_write(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    if any(pk.startswith(_ORGANISATION_PREFIX) for pk in _partitions_written(params)):
-        context["routing_cache_forget"] = True
+class RoutingReader:
+    """The reads that route an event: its organisation, its key and the config they name,
+    through the cache (`cache`); the event itself, when asked for, read every time."""
 
+    def __init__(self, table: Table, cache: RoutingCache) -> None:
+        self.table = table
+        self.cache = cache
 
-def _after_write(context: dict[str, Any], **_: Any) -> None:
-    if context.get("routing_cache_forget"):
-        CACHE.forget()
+    def _items(self, keys: list[Item], also: list[Item]) -> dict[tuple[str, str], Item]:
+        """Routing items (`keys`), from the cache when it holds them, and the items of `also`
+        (never cached), in one request."""
+        found: dict[tuple[str, str], Item] = {}
+        wanted = list(also)
+        for key in keys:
+            kept = self.cache.get(key)
+            if kept is None:
+                wanted.append(key)
+            else:
+                found[(key["PK"], key["SK"])] = kept
+        if wanted:
+            read = self.table.batch_get(wanted)
+            found.update(read)
+            for key in keys:
+                item = read.get((key["PK"], key["SK"]))
+                if item is not None:  # what is missing is read again: it may be made any moment
+                    self.cache.keep(item)
+        return found
 
+    def read(
+        self, organisation: str, key_id: str | None, event_id: str | None = None
+    ) -> tuple[Event | None, Key | None, Organisation | None]:
+        """What routes an event, in one strongly consistent round trip at most: the event
+        itself (when `event_id` is given), its key (when it has one) and its organisation."""
+        keys = [organisation_key(organisation)]
+        key_key = item_key(organisation, "key", key_id) if key_id is not None else None
+        if key_key is not None:
+            keys.append(key_key)
+        event_key = item_key(organisation, "event", event_id) if event_id is not None else None
+        found = self._items(keys, [event_key] if event_key is not None else [])
 
-def watch_writes(client: Any) -> None:
-    """Make `client`'s successful writes to an organisation's partition forget the cache (once
-    per client, however many stores use it)."""
-    events = getattr(getattr(client, "meta", None), "events", None)
-    if events is None:
-        return
-    for operation in _WRITES:
-        events.register(
-            f"before-parameter-build.dynamodb.{operation}", _before_write, unique_id=f"routing-cache-{operation}"
+        def one(key: Item | None) -> Item | None:
+            return found.get((key["PK"], key["SK"])) if key is not None else None
+
+        event, key, organisation_found = one(event_key), one(key_key), one(keys[0])
+        return (
+            event_from_item(event) if event else None,
+            key_from_item(key) if key else None,
+            organisation_from_item(organisation_found) if organisation_found else None,
         )
-        events.register(f"after-call.dynamodb.{operation}", _after_write, unique_id=f"routing-cache-done-{operation}")
+
+    def config(self, organisation: str, config_id: str) -> WebhookConfig | None:
+        """The config an event is routed to, through the cache: up to the cache's seconds old
+        when another process changed it."""
+        key = item_key(organisation, "webhook_config", config_id)
+        item = self._items([key], []).get((key["PK"], key["SK"]))
+        return config_from_item(item) if item else None

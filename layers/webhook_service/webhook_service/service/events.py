@@ -1,0 +1,116 @@
+"""Events: read one, list them, list an event's attempts, resend one (docs/design.md §12, §13)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from webhook_service import telemetry
+from webhook_service.domain.configs import ConfigState, WebhookConfig
+from webhook_service.domain.events import EVENT_STATES, Event, EventState, can_resend, resent, route
+from webhook_service.domain.ids import is_uuid
+from webhook_service.domain.tenants import Principal
+from webhook_service.errors import ConflictError, DependencyError, InvalidStateError, NotFoundError, UnavailableError
+from webhook_service.lanes import event_job
+from webhook_service.logs import logger
+from webhook_service.service.context import Services, cursors_of
+from webhook_service.validation import ANY_NAME, check_fields, parse_list_query
+from webhook_service.views import attempt_resource, event_resource, list_resource
+
+
+def _load_event(svc: Services, caller: Principal, event_id: str) -> Event:
+    event = svc.store.events.get(caller.organisation, event_id) if is_uuid(event_id) else None
+    if event is None:
+        raise NotFoundError("event")
+    return event
+
+
+def get_event(svc: Services, caller: Principal, event_id: str) -> dict[str, Any]:
+    return event_resource(_load_event(svc, caller, event_id))
+
+
+def list_events(svc: Services, caller: Principal, params: dict[str, str]) -> dict[str, Any]:
+    query = parse_list_query(params, {"type": ANY_NAME, "action": ANY_NAME, "state": EVENT_STATES})
+    with cursors_of("event"):
+        page = svc.store.lists.events(caller.organisation, query)
+    return list_resource(page, "/events", [event_resource(e) for e in page.items])
+
+
+def list_attempts(svc: Services, caller: Principal, event_id: str, params: dict[str, str]) -> dict[str, Any]:
+    """An event's attempts, newest first (design.md §12); 404 for an event that is not the
+    caller's organisation's."""
+    query = parse_list_query(params, {})
+    event = _load_event(svc, caller, event_id)
+    query = replace(query, filters={"event": event.id})
+    with cursors_of("attempt"):
+        page = svc.store.lists.attempts(caller.organisation, query)
+    return list_resource(page, f"/events/{event.id}/attempts", [attempt_resource(a) for a in page.items])
+
+
+def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Re-open an ended event for a new round of attempts, with the same id (design.md §13).
+
+    The write is conditional on the event being as it was read (ended, same round): of
+    resends made at once, one re-opens it and the others find it pending (400), so it is
+    delivered once."""
+    check_fields(body, allowed=())
+    event = _load_event(svc, caller, event_id)
+    _check_resendable(event)
+    _routed_config(svc, caller, event)
+    reopened = resent(event)
+    if not svc.store.events.resend(event, reopened):
+        raise InvalidStateError(
+            "The event was resent by another request meanwhile.", params={"state": EventState.PENDING.value}
+        )
+    try:
+        svc.queue.send(event_job(event.id, event.organisation, 1, key=event.key, round_=reopened.resends))
+    except DependencyError as exc:
+        _undo_resend(svc, event, reopened, exc)
+        raise UnavailableError("The resend could not be queued; try again.", params={"event": event.id}) from exc
+    telemetry.count(telemetry.RESENDS)
+    logger.info("event resent", extra={"event_id": event.id, "round": reopened.resends})
+    return event_resource(reopened)
+
+
+def _check_resendable(event: Event) -> None:
+    if event.is_test:
+        raise InvalidStateError(
+            "A config's test event cannot be resent; test the config again instead.",
+            params={"type": event.type, "action": event.action},
+        )
+    if not can_resend(event):
+        raise InvalidStateError(
+            "Only a delivered or failed event can be resent; this one is still being delivered.",
+            params={"state": str(event.state)},
+        )
+
+
+def _routed_config(svc: Services, caller: Principal, event: Event) -> WebhookConfig:
+    """The valid config the event would go to now (its key's, else the organisation's
+    default), or InvalidStateError."""
+    _, key, organisation = svc.store.routing.read(caller.organisation, event.key)
+    target = route(
+        key.webhook_config if key else None,
+        organisation.webhook_config_default if organisation else None,
+    )
+    config = svc.store.configs.get(caller.organisation, target) if target else None
+    if config is None or config.state != ConfigState.VALID:
+        raise InvalidStateError(
+            "The event has no valid webhook config to go to: set the key's config or the organisation's"
+            " default to a valid one first.",
+            params={"webhook_config": "no valid config for this event"},
+        )
+    return config
+
+
+def _undo_resend(svc: Services, event: Event, reopened: Event, exc: DependencyError) -> None:
+    """The resend's job could not be queued: put the event back as it was, or leave it
+    pending for the overdue sweep to queue again."""
+    telemetry.count(telemetry.QUEUE_SEND_FAILURES)
+    logger.warning("resend not queued", extra={"event_id": event.id, "reason": str(exc)})
+    try:
+        undone = svc.store.events.reopen_undone(reopened, event)
+    except (DependencyError, ConflictError):
+        undone = False
+    if not undone:
+        logger.error("resent event left pending", extra={"event_id": event.id})
