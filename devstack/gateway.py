@@ -26,6 +26,29 @@ def _segments(path: str) -> list[str]:
     return path.split("/")
 
 
+def _bind(pattern: list[str], parts: list[str]) -> tuple[tuple[bool, int], dict[str, str]] | None:
+    """How well a route's segments match a path's, and the path parameters they give; None
+    when they do not match."""
+    greedy = pattern[-1].endswith("+}")
+    if greedy:
+        rest = "/".join(parts[len(pattern) - 1 :])
+        if len(parts) < len(pattern) or not rest:
+            return None
+        parts = [*parts[: len(pattern) - 1], rest]
+    elif len(pattern) != len(parts):
+        return None
+    params: dict[str, str] = {}
+    literal = 0
+    for want, got in zip(pattern, parts, strict=True):
+        if want.startswith("{") and want.endswith("}") and got:
+            params[want[1:-1].rstrip("+")] = got
+        elif want == got:
+            literal += 1
+        else:
+            return None
+    return (not greedy, literal), params
+
+
 def match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str, str]] | None:
     """The route API Gateway would pick: the most literal segments wins, a greedy `{name+}`
     (the last segment; it takes the rest of the path, at least one character) loses to any
@@ -35,30 +58,9 @@ def match(routes: list[Route], method: str, path: str) -> tuple[Route, dict[str,
     for route in routes:
         if route.path == "$default" or route.method not in (method, "ANY"):
             continue
-        pattern = _segments(route.path)
-        greedy = pattern[-1].endswith("+}")
-        if greedy:
-            rest = "/".join(parts[len(pattern) - 1 :])
-            if len(parts) < len(pattern) or not rest:
-                continue
-            parts_here = [*parts[: len(pattern) - 1], rest]
-        elif len(pattern) != len(parts):
-            continue
-        else:
-            parts_here = parts
-        params: dict[str, str] = {}
-        literal = 0
-        for want, got in zip(pattern, parts_here, strict=True):
-            if want.startswith("{") and want.endswith("}") and got:
-                params[want[1:-1].rstrip("+")] = got
-            elif want == got:
-                literal += 1
-            else:
-                break
-        else:
-            score = (not greedy, literal)
-            if best is None or score > best[0]:
-                best = (score, route, params)
+        bound = _bind(_segments(route.path), parts)
+        if bound is not None and (best is None or bound[0] > best[0]):
+            best = (bound[0], route, bound[1])
     if best:
         return best[1], best[2]
     default = next((r for r in routes if r.path == "$default"), None)

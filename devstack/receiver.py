@@ -31,6 +31,23 @@ class Receiver:
     deliveries: list[Delivery] = field(default_factory=list)
     connections: int = 0
 
+    def _answer(self, parts: list[str]) -> tuple[int, bytes, dict[str, str]]:
+        """The status, body and extra headers the path's first segment asks for (waiting
+        first for `/slow` and `/hold`)."""
+        kind = parts[0] if parts else ""
+        if kind == "status":
+            extra = {"Retry-After": parts[3]} if len(parts) > 3 and parts[2] == "retry-after" else {}
+            return int(parts[1]), b"thanks", extra
+        if kind == "redirect":
+            return 302, b"thanks", {"Location": "/ok"}
+        if kind == "slow":
+            self._stopping.wait(min(float(parts[1]), MAX_HOLD_SECONDS))
+        elif kind == "hold":
+            self._hold(parts[1] if len(parts) > 1 else "").wait(MAX_HOLD_SECONDS)
+        elif kind == "big":
+            return 200, b"x" * (1024 * 1024), {}
+        return 200, b"thanks", {}
+
     def __post_init__(self) -> None:
         self._holds: dict[str, threading.Event] = {}
         self._stopping = threading.Event()
@@ -51,20 +68,7 @@ class Receiver:
                 with receiver._lock:
                     receiver.deliveries.append(Delivery(self.path, dict(self.headers.items()), body))
                 parts = [p for p in self.path.split("?")[0].split("/") if p]
-                kind = parts[0] if parts else ""
-                status, payload, extra = 200, b"thanks", {}
-                if kind == "status":
-                    status = int(parts[1])
-                    if len(parts) > 3 and parts[2] == "retry-after":
-                        extra["Retry-After"] = parts[3]
-                elif kind == "redirect":
-                    status, extra = 302, {"Location": "/ok"}
-                elif kind == "slow":
-                    receiver._stopping.wait(min(float(parts[1]), MAX_HOLD_SECONDS))
-                elif kind == "hold":
-                    receiver._hold(parts[1] if len(parts) > 1 else "").wait(MAX_HOLD_SECONDS)
-                elif kind == "big":
-                    payload = b"x" * (1024 * 1024)
+                status, payload, extra = receiver._answer(parts)
                 self.send_response(status)
                 for name, value in extra.items():
                     self.send_header(name, value)

@@ -341,39 +341,44 @@ def test_the_alarm_email_parameter_takes_an_address_or_nothing(value: str, accep
     assert (re.fullmatch(pattern, value) is not None) is accepted
 
 
+_OPERATORS: dict[type, Any] = {
+    ast.Add: float.__add__,
+    ast.Sub: float.__sub__,
+    ast.Mult: float.__mul__,
+    ast.Div: float.__truediv__,
+    ast.GtE: float.__ge__,
+    ast.Gt: float.__gt__,
+    ast.LtE: float.__le__,
+    ast.Lt: float.__lt__,
+}
+
+
 def metric_math(expression: str, series: dict[str, float | None]) -> float | None:
     """One datapoint of a CloudWatch metric math expression (IF, FILL, arithmetic,
     comparisons); None is a missing datapoint, which propagates as CloudWatch's does."""
+
+    def both(operator: ast.AST, left: ast.AST, right: ast.AST) -> Any:
+        a, b = value(left), value(right)
+        return None if a is None or b is None else _OPERATORS[type(operator)](float(a), float(b))
+
+    def call(name: str, args: list[ast.expr]) -> Any:
+        if name == "FILL":
+            found = value(args[0])
+            return value(args[1]) if found is None else found
+        condition = value(args[0])  # IF
+        return None if condition is None else value(args[1] if condition else args[2])
 
     def value(node: ast.AST) -> Any:
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
             return series[node.id]
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id == "FILL":
-                found = value(node.args[0])
-                return value(node.args[1]) if found is None else found
-            if node.func.id == "IF":
-                condition = value(node.args[0])
-                return None if condition is None else value(node.args[1] if condition else node.args[2])
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("FILL", "IF"):
+            return call(node.func.id, node.args)
         if isinstance(node, ast.BinOp):
-            left, right = value(node.left), value(node.right)
-            if left is None or right is None:
-                return None
-            operators = {
-                ast.Add: float.__add__,
-                ast.Sub: float.__sub__,
-                ast.Mult: float.__mul__,
-                ast.Div: float.__truediv__,
-            }
-            return operators[type(node.op)](float(left), float(right))
+            return both(node.op, node.left, node.right)
         if isinstance(node, ast.Compare) and len(node.ops) == 1:
-            left, right = value(node.left), value(node.comparators[0])
-            if left is None or right is None:
-                return None
-            comparisons = {ast.GtE: float.__ge__, ast.Gt: float.__gt__, ast.LtE: float.__le__, ast.Lt: float.__lt__}
-            return comparisons[type(node.ops[0])](float(left), float(right))
+            return both(node.ops[0], node.left, node.comparators[0])
         raise AssertionError(f"no evaluator for {ast.dump(node)}")
 
     result = value(ast.parse(" ".join(expression.split()), mode="eval").body)
