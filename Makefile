@@ -72,11 +72,12 @@ chromium:
 test-e2e: $(VENV)/.installed
 	$(PY) -m pytest tests/e2e -rs
 
-## lint: ruff, mypy (strict), cfn-lint, sam validate --lint, what sam local gives each function, actionlint and zizmor
+## lint: ruff, mypy (strict), the layering contracts, cfn-lint, sam validate --lint, what sam local gives each function, actionlint and zizmor
 lint: $(VENV)/.installed $(TOOLS)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(TOOLS)/bin/cfn-lint infra/template.yaml infra/pipeline.yaml
 	AWS_DEFAULT_REGION=us-east-1 $(SAM) validate --lint --template-file infra/template.yaml
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(TOOLS)/bin/actionlint
