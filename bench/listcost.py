@@ -185,7 +185,8 @@ def history(total: int, now: dt.datetime, seed: int = SEED) -> History:
         generate_secret,
     )
     from webhook_service.domain.events import Event, EventState
-    from webhook_service.storage.items import config_counts_item, config_item, event_item, task_item
+    from webhook_service.storage.event_items import event_data_item, event_state_item
+    from webhook_service.storage.items import config_counts_item, config_item, task_item
 
     rng = random.Random(seed)
     organisation = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -242,26 +243,23 @@ def history(total: int, now: dt.datetime, seed: int = SEED) -> History:
             )
         else:
             state = _pick(rng, EVENT_STATES)
-            items.append(
-                event_item(
-                    Event(
-                        id=new_id(),
-                        organisation=organisation,
-                        type=_pick(rng, EVENT_TYPES),
-                        action=_pick(rng, EVENT_ACTIONS),
-                        data={"id": new_id(), "state": "completed"},
-                        state=EventState(state),
-                        date_created=created,
-                        key=key,
-                        attempts=0 if state == "pending" else 1,
-                        webhook_config=config_ids[0],
-                        date_delivered=created if state != "pending" else None,
-                    )
-                )
+            event = Event(
+                id=new_id(),
+                organisation=organisation,
+                type=_pick(rng, EVENT_TYPES),
+                action=_pick(rng, EVENT_ACTIONS),
+                data={"id": new_id(), "state": "completed"},
+                state=EventState(state),
+                date_created=created,
+                key=key,
+                attempts=0 if state == "pending" else 1,
+                webhook_config=config_ids[0],
+                date_delivered=created if state != "pending" else None,
             )
+            items += [event_data_item(event), event_state_item(event)]
     by_state: dict[str, int] = {}
     for item in items:
-        if item["resource"] == "webhook_config":
+        if item.get("resource") == "webhook_config":
             by_state[item["state"]] = by_state.get(item["state"], 0) + 1
     items.append(config_counts_item(organisation, by_state))  # kept by every config write
     return History(organisation=organisation, items=items, counts=counts, hot_config=config_ids[0], start=start)

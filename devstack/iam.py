@@ -44,6 +44,8 @@ OPERATIONS: dict[tuple[str, str], str] = {
     ("dynamodb", "Scan"): "dynamodb:Scan",
     ("sqs", "SendMessage"): "sqs:SendMessage",
     ("sqs", "SendMessageBatch"): "sqs:SendMessage",
+    ("sqs", "ReceiveMessage"): "sqs:ReceiveMessage",
+    ("sqs", "DeleteMessage"): "sqs:DeleteMessage",
 }
 TRANSACT_ITEMS: dict[str, str] = {
     "Put": "dynamodb:PutItem",

@@ -22,6 +22,7 @@ run is claimed by a conditional write first, so a receiver never gets it twice.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import fcntl
@@ -92,25 +93,17 @@ def live(items: list[RawItem], ttl: str | None, now: dt.datetime) -> list[RawIte
 
 
 def in_current_layout(items: list[RawItem]) -> list[RawItem]:
-    """`items` with the events and attempts saved before they had partitions of their own
-    (docs/design.md §15.2) moved there: their table keys, and an event's list index keys in
-    its shards. Everything else they hold is kept as it was."""
-    from webhook_service.storage.codec import marshal
-    from webhook_service.storage.items import event_index_keys
-    from webhook_service.storage.keys import item_key
+    """`items` with the events and attempts saved in an earlier layout converted to the
+    table's (webhook_service.storage.migration, which `migrate-layout` runs on a deployed
+    table). Everything else is kept as it was."""
+    from webhook_service.storage.codec import marshal, unmarshal
+    from webhook_service.storage.migration import convert, is_old
 
-    moved = []
-    for item in items:
-        resource = item.get("resource", {}).get("S")
-        if resource not in ("event", "attempt") or not item["PK"]["S"].startswith("ORG#"):
-            moved.append(item)
-            continue
-        organisation, resource_id = item["organisation"]["S"], item["id"]["S"]
-        keys = item_key(organisation, resource, resource_id)
-        if resource == "event":
-            keys.update(event_index_keys(organisation, resource_id, item["state"]["S"], item["type"]["S"]))
-        moved.append({**item, **marshal(keys)})
-    return moved
+    converted: list[RawItem] = []
+    for raw in items:
+        item = unmarshal(raw)
+        converted.extend([marshal(new) for new in convert(item)] if is_old(item) else [raw])
+    return converted
 
 
 def with_config_counts(items: list[RawItem]) -> list[RawItem]:
@@ -170,6 +163,36 @@ def write_atomically(path: Path, write: Callable[[IO[str]], None], mode: int = 0
         os.close(directory)
 
 
+def _value_as_text(value: dict[str, Any]) -> dict[str, Any]:
+    """An attribute value with its binary values as base64 text (as DynamoDB's own JSON
+    export writes them)."""
+    if isinstance(value.get("B"), bytes):
+        return {"B": base64.b64encode(value["B"]).decode("ascii")}
+    if "M" in value:
+        return {"M": {k: _value_as_text(v) for k, v in value["M"].items()}}
+    if "L" in value:
+        return {"L": [_value_as_text(v) for v in value["L"]]}
+    return value
+
+
+def _value_from_text(value: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(value.get("B"), str):
+        return {"B": base64.b64decode(value["B"])}
+    if "M" in value:
+        return {"M": {k: _value_from_text(v) for k, v in value["M"].items()}}
+    if "L" in value:
+        return {"L": [_value_from_text(v) for v in value["L"]]}
+    return value
+
+
+def _as_text(item: RawItem) -> RawItem:
+    return {name: _value_as_text(value) for name, value in item.items()}
+
+
+def _from_text(item: RawItem) -> RawItem:
+    return {name: _value_from_text(value) for name, value in item.items()}
+
+
 def write_snapshot(path: Path, items: list[RawItem], now: dt.datetime) -> None:
     """One item per line, so that the file reads (and diffs) item by item."""
 
@@ -177,7 +200,7 @@ def write_snapshot(path: Path, items: list[RawItem], now: dt.datetime) -> None:
         header = {"format": FORMAT, "saved": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "count": len(items)}
         handle.write(json.dumps(header)[:-1] + ', "items": [\n')
         for n, item in enumerate(items):
-            handle.write(json.dumps(item, sort_keys=True) + (",\n" if n < len(items) - 1 else "\n"))
+            handle.write(json.dumps(_as_text(item), sort_keys=True) + (",\n" if n < len(items) - 1 else "\n"))
         handle.write("]}\n")
 
     write_atomically(path, write)
@@ -194,7 +217,7 @@ def read_snapshot(path: Path) -> list[RawItem]:
     items: list[RawItem] = document["items"]
     if not all(isinstance(i, dict) and i for i in items):
         raise StateError(f"{path} holds something that is not an item")
-    return items
+    return [_from_text(item) for item in items]
 
 
 def requeue_open(items: list[RawItem], queue: Any, now: dt.datetime) -> int:
@@ -202,23 +225,25 @@ def requeue_open(items: list[RawItem], queue: Any, now: dt.datetime) -> int:
     from webhook_service.domain.configs import Task
     from webhook_service.domain.events import Event
     from webhook_service.storage.codec import unmarshal
-    from webhook_service.storage.items import event_from_item, task_from_item
+    from webhook_service.storage.event_items import event_from_items
+    from webhook_service.storage.items import task_from_item
+    from webhook_service.storage.keys import EVENT_DATA_SK, EVENT_STATE_SK
     from webhook_service.sweep import open_job
 
+    plain = [unmarshal(raw) for raw in items]
+    data = {item["PK"]: item for item in plain if item.get("SK") == EVENT_DATA_SK}
     sent = 0
-    for raw in items:
-        item = unmarshal(raw)
-        kind = item.get("resource")
+    for item in plain:
         work: Task | Event
-        if kind == "task":
+        if item.get("resource") == "task":
             work = task_from_item(item)
-        elif kind == "event":
-            work = event_from_item(item)
+        elif item.get("SK") == EVENT_STATE_SK and item["PK"] in data:
+            work = event_from_items(data[item["PK"]], item)
         else:
             continue
         job = None if work.ended else open_job(work)
         if job is None:
-            continue  # ended, or an event with no attempt left: the sweep ends it
+            continue  # ended, or an event with no attempt left
         wait = int(job.get("not_before", 0) - now.timestamp())
         queue.send(job, delay_seconds=max(0, wait))
         sent += 1
@@ -301,8 +326,9 @@ class LocalState:
             log.warning("table %s already holds items: %s is not loaded", table, self.snapshot_path)
             return None
         items = live(saved, ttl, now)
-        put_items(client, table, with_config_counts(in_current_layout(items)))
-        return Restored(items=len(items), expired=len(saved) - len(items), requeued=requeue_open(items, queue, now))
+        converted = in_current_layout(items)
+        put_items(client, table, with_config_counts(converted))
+        return Restored(items=len(items), expired=len(saved) - len(items), requeued=requeue_open(converted, queue, now))
 
     def read_identity(self) -> dict[str, Any] | None:
         try:

@@ -60,6 +60,30 @@ class FakeQueue:
         return str(uuid.uuid4())
 
 
+class FakeDeadLetters:
+    """A dead-letter queue of the messages it is given (receipt, job); receive hands each out
+    once until it is added again, delete removes it."""
+
+    def __init__(self, messages: list[tuple[str, dict[str, Any] | None]]) -> None:
+        self.messages = list(messages)
+        self._handed: set[str] = set()
+
+    def add(self, message: tuple[str, dict[str, Any] | None]) -> None:
+        self.messages.append(message)
+        self._handed.discard(message[0])
+
+    def receive(self, most: int) -> list[tuple[str, dict[str, Any] | None]]:
+        fresh = [m for m in self.messages if m[0] not in self._handed][:most]
+        self._handed.update(receipt for receipt, _ in fresh)
+        return fresh
+
+    def delete(self, receipt: str) -> None:
+        self.messages = [m for m in self.messages if m[0] != receipt]
+
+    def left(self) -> list[dict[str, Any] | None]:
+        return [job for _, job in self.messages]
+
+
 class FakeSender:
     """Records what it is asked to send and answers with a fixed result, after `before`:
     `status` after `duration_ms`, or no answer at all (a timeout) when `status` is None."""

@@ -50,7 +50,7 @@ from webhook_service.signing import (
     verify_ricloud_headers,
     verify_standard,
 )
-from webhook_service.storage.keys import item_key, sort_key
+from webhook_service.storage.keys import archived_attempt_key, event_data_key, item_key
 from webhook_service.storage.store import Store
 from webhook_service.wiring import use_deliverer
 
@@ -154,13 +154,30 @@ def test_attempts_expire_with_their_event(
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
 
     (attempt,) = attempts(services, caller, event_id)["data"]
-    event_key = item_key(caller.organisation, "event", event_id)
-    attempt_key = item_key(caller.organisation, "attempt", attempt["id"])
-    event_item = store.table.get(event_key)
-    attempt_item = store.table.get(attempt_key)
+    event_item = store.table.get(item_key(caller.organisation, "event", event_id))
     assert event_item is not None
-    assert attempt_item is not None
-    assert attempt_item["expires_at"] == event_item["expires_at"]
+    assert [record["id"] for record in event_item["log"]] == [attempt["id"]]  # held by the event's state item
+    published = store.table.get(event_data_key(caller.organisation, event_id))
+    assert published is not None
+    assert published["expires_at"] == event_item["expires_at"]
+
+
+def test_an_earlier_rounds_attempts_move_to_items_that_expire_with_their_event(
+    services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store
+) -> None:
+    valid_config(services, caller, store)
+    event_id = publish_one(store, lanes, caller)
+    handle_job(lanes, take(lanes.queue), Lane.EVENTS)
+    (attempt,) = attempts(services, caller, event_id)["data"]
+
+    event_cases.resend_event(services, caller, event_id, {})
+
+    archived = store.table.get(archived_attempt_key(caller.organisation, event_id, attempt["id"]))
+    state = store.table.get(item_key(caller.organisation, "event", event_id))
+    assert archived is not None
+    assert state is not None
+    assert (archived["id"], archived["expires_at"], state["log"]) == (attempt["id"], state["expires_at"], [])
+    assert [a["id"] for a in attempts(services, caller, event_id)["data"]] == [attempt["id"]]
 
 
 def test_a_request_the_fast_lane_cut_is_an_attempt_that_uses_no_attempt_number(
@@ -212,13 +229,13 @@ def test_an_unconfigured_event_sent_nothing_and_has_no_attempt(
 def test_no_outcome_is_written_without_its_attempt(
     services: FakeServices, caller: Principal, lanes: ThreeLaneDeliverer, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The attempt and the event's outcome are one transaction: when it fails, neither is kept."""
+    """The attempt and the event's outcome are one write: when it fails, neither is kept."""
     valid_config(services, caller, store)
     event_id = publish_one(store, lanes, caller)
     original = store.table.write
 
     def refuse(operation: str, request: dict[str, Any]) -> dict[str, Any]:
-        if sort_key("attempt", "") in json.dumps(request):
+        if ":record" in json.dumps(request):  # the write that records an attempt
             raise DependencyError("ProvisionedThroughputExceededException")
         return original(operation, request)
 
@@ -373,9 +390,12 @@ def test_two_resends_at_once_reopen_the_event_once(
         thread.join(60)
 
     assert sorted(map(str, outcomes)) == sorted(["pending", str({"state": "pending"})])
-    assert len(lanes.queue.jobs) == 1
+    # Each request sent the new round's job before its write: the loser's is a copy, and of
+    # the two jobs of round 1's first attempt only one claims it.
+    assert len(lanes.queue.jobs) == 2
     lanes.fast_sender = FakeSender(status=200)
-    handle_job(lanes, take(lanes.queue), Lane.EVENTS)
+    names = [handle_job(lanes, take(lanes.queue), Lane.EVENTS).name for _ in range(2)]
+    assert sorted(names) == ["delivered", "duplicate"]
     assert len(lanes.fast_sender.sent) == 1
 
 

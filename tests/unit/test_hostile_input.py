@@ -301,7 +301,7 @@ def test_event_attempt_whose_recording_fails_gives_its_claim_back_and_is_made_ag
     assert len(sender.sent) == 2
 
 
-def test_event_attempt_recorded_before_a_failure_keeps_its_record_and_queues_the_next(
+def test_event_attempt_whose_next_job_cannot_be_queued_is_made_again_and_recorded_once(
     services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     class QueueDownOnce(RecordingQueue):
@@ -319,12 +319,17 @@ def test_event_attempt_recorded_before_a_failure_keeps_its_record_and_queues_the
     event_id = event_ready(services, caller, store, queue)
     job, _ = queue.sent.pop()
 
+    # The next attempt's job is sent before the outcome is written: when it cannot be, nothing
+    # is written, the claim is given back, and the job fails (SQS delivers it again).
     with pytest.raises(DependencyError):
         handle_job(deliverer, json.dumps(job))
-    recorded = store.events.get(caller.organisation, event_id)
+    unrecorded = store.events.get(caller.organisation, event_id)
+    assert unrecorded is not None
+    assert (unrecorded.attempts, unrecorded.claimed_until) == (0, None)
 
+    assert handle_job(deliverer, json.dumps(job)).name == "retrying"  # the job again: attempt 1 made again
+    recorded = store.events.get(caller.organisation, event_id)
     assert recorded is not None
     assert (recorded.attempts, recorded.error, recorded.claimed_until) == (1, "webhook-response-status", None)
-    assert handle_job(deliverer, json.dumps(job)).name == "duplicate"  # the job again: not sent twice
-    assert len(sender.sent) == 1
-    assert [job["attempt"] for job, _ in queue.sent] == [2]  # but the next attempt is queued
+    assert len(sender.sent) == 2
+    assert [job["attempt"] for job, _ in queue.sent] == [2]  # and the next attempt is queued once

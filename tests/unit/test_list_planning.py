@@ -51,15 +51,22 @@ def sk(at: dt.datetime, resource_id: str | None = None) -> str:
             state_pk(ORG, "event", "pending"),
             {"action": "x"},
         ),
-        ("attempt", {"event": "e1"}, INDEX_BY_RELATED, related_pk(ORG, "attempt", "e1"), {}),
+        # A plain list of events merges its state partitions (events have no ByType entries).
+        (
+            "event",
+            {"action": "x"},
+            INDEX_BY_STATE,
+            [state_pk(ORG, "event", s) for s in ("pending", "delivered", "failed")],
+            {"action": "x"},
+        ),
         # `type=` narrows events only: on tasks it is a filter like any other.
         ("task", {"type": "session"}, INDEX_BY_TYPE, type_pk(ORG, "task"), {"type": "session"}),
     ],
 )
 def test_plan_picks_the_index_that_serves_the_filter(
-    resource: str, filters: dict[str, str], index: str, partition: str, left: dict[str, str]
+    resource: str, filters: dict[str, str], index: str, partition: str | list[str], left: dict[str, str]
 ) -> None:
-    assert plan(ORG, resource, filters) == (index, partition, left)
+    assert plan(ORG, resource, filters) == (index, partition if isinstance(partition, list) else [partition], left)
 
 
 def test_plan_leaves_the_callers_filters_untouched() -> None:

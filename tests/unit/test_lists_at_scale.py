@@ -18,7 +18,7 @@ from webhook_service.domain.queries import ListQuery
 from webhook_service.storage.codec import marshal
 from webhook_service.storage.items import config_counts_item
 from webhook_service.storage.keys import CONFIG_COUNTS_SK, org_pk
-from webhook_service.storage.planning import LIST_BOOKKEEPING_ITEMS, read_bound
+from webhook_service.storage.planning import LIST_BOOKKEEPING_ITEMS, entries_bound, read_bound
 from webhook_service.storage.store import Store
 
 URL = "https://receiver.example/hooks"
@@ -148,7 +148,8 @@ def test_list_items_whole_list_in_page_counts_exactly(store: Store, organisation
 def test_list_items_filter_without_index_pages_through_windows_to_every_match(store: Store, organisation: str) -> None:
     """A page of events reads its shards within its budget; a filter no index serves may
     leave it short of the limit (even empty), and the pages chained give every match."""
-    actions = ["failed" if n % 100 == 0 else "created" for n in range(400)]
+    budget = entries_bound("event", 2)  # entries one page may read
+    actions = ["failed" if n % (budget // 3) == 0 else "created" for n in range(2 * budget)]
     events = add_events(store, organisation, actions)
     expected = [e.id for e in reversed(events) if e.action == "failed"]
     bounded, client = counting(store)
@@ -156,7 +157,7 @@ def test_list_items_filter_without_index_pages_through_windows_to_every_match(st
     found: list[str] = []
     after: str | None = None
     short = 0
-    for _ in range(40):  # bounded: each page moves on by its budget at least
+    for _ in range(80):  # bounded: each page moves on by its budget at least
         client.items_read = 0
         query = ListQuery(limit=2, filters={"action": "failed"}, after_id=after)
         page = bounded.lists.events(organisation, query)
@@ -175,7 +176,7 @@ def test_list_items_filter_without_index_pages_through_windows_to_every_match(st
 def test_list_items_filter_without_index_window_of_no_match_says_where_to_go_on(
     store: Store, organisation: str
 ) -> None:
-    events = add_events(store, organisation, ["failed"] + ["created"] * 300)
+    events = add_events(store, organisation, ["failed"] + ["created"] * (entries_bound("event", 2) + 20))
 
     page = store.lists.events(organisation, ListQuery(limit=2, filters={"action": "failed"}))
 
@@ -201,7 +202,7 @@ def test_list_items_configs_with_more_total_from_counts_without_counting_query(s
     page = bounded.lists.configs(organisation, ListQuery(limit=2))
 
     assert (page.total_count, page.total_count_capped, page.has_more) == (12, False, True)
-    assert client.items_read <= 2 + 1 + LIST_BOOKKEEPING_ITEMS
+    assert client.items_read <= read_bound("webhook_config", 2)
 
 
 def test_config_counts_follow_every_state_change(store: Store, organisation: str) -> None:

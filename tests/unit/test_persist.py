@@ -25,9 +25,8 @@ from webhook_service.domain.configs import new_config, new_test_task
 from webhook_service.domain.events import Event, EventState
 from webhook_service.domain.queries import ListQuery
 from webhook_service.domain.retries import MAX_ATTEMPTS
-from webhook_service.storage.codec import marshal
-from webhook_service.storage.items import event_item
-from webhook_service.storage.keys import CONFIG_COUNTS_SK, org_pk
+from webhook_service.storage.keys import CONFIG_COUNTS_SK
+from webhook_service.storage.migration import Migration
 from webhook_service.storage.store import Store
 
 NOW = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)
@@ -126,38 +125,75 @@ def test_restore_organisation_saved_before_config_counts_gets_them_counted(
     assert new_store.configs.counts(made["organisation"]) == {"new": 1, "valid": 0, "invalid": 0, "deactivated": 0}
 
 
-def test_restore_events_and_attempts_saved_in_the_organisations_partition_moves_them_to_their_own(
-    store: Store, new_store: Store, state: persist.LocalState
+# A local table saved by the code of 2026-11-28 (commit 903b037: an event whole in one item,
+# its attempts in items of their own), made by running that version's `make dev` against a
+# receiver: three events delivered, one retrying (its fourth attempt failed), one whose
+# first attempt was still being made at the stop (claimed), the configs' test events, and
+# fourteen attempts.
+SAVED_2026_11 = Path(__file__).resolve().parents[1] / "fixtures" / "table-saved-2026-11.json"
+SAVED_AT = dt.datetime(2026, 12, 6, 23, 6, tzinfo=dt.UTC)
+
+
+def saved_organisation() -> str:
+    for item in persist.read_snapshot(SAVED_2026_11):
+        if item.get("resource", {}).get("S") == "organisation":
+            return str(item["id"]["S"])
+    raise AssertionError("the saved table has an organisation")
+
+
+def check_saved_events(store: Store, organisation: str) -> None:
+    """What the saved table held, as the API reads it in this layout."""
+    events = store.lists.events(organisation, ListQuery(limit=100)).items
+    sessions = {e.action: e for e in events if e.type == "session"}
+    assert len([e for e in events if e.is_test]) == 6
+    retrying, hung = sessions["failed"], sessions["hung"]
+    assert (retrying.state, retrying.attempts, retrying.error) == ("pending", 4, "webhook-response-status")
+    assert (hung.state, hung.attempts, hung.claimed_until) == ("pending", 1, 1796598357)
+    delivered = [e for e in events if e.type == "session" and e.state == EventState.DELIVERED]
+    assert len(delivered) == 3
+    assert all(e.data.get("price") == 1.50 for e in delivered)  # the data as published
+    assert [e.id for e in store.lists.events(organisation, ListQuery(filters={"state": "pending"})).items] == [
+        hung.id,
+        retrying.id,
+    ]
+    attempts = store.lists.attempts(organisation, ListQuery(filters={"event": retrying.id}, limit=10)).items
+    assert [a.status_code for a in attempts] == [503, 503, 503, 503]
+    assert attempts == sorted(attempts, key=lambda a: a.date_created, reverse=True)
+    page = store.lists.attempts(
+        organisation, ListQuery(filters={"event": retrying.id}, limit=1, after_id=attempts[1].id)
+    )
+    assert [a.id for a in page.items] == [attempts[2].id]  # an attempt recorded before time-ordered ids is a cursor
+
+
+def test_restore_a_table_saved_in_the_previous_layout_converts_its_events_and_attempts(
+    new_store: Store, state: persist.LocalState
 ) -> None:
-    """A table saved before events and attempts had partitions of their own: they come back
-    where the store looks for them, and the event is listed again (its shards' keys)."""
-    now = dt.datetime.now(dt.UTC)
-    made = make_history(store, now)
-    organisation = made["organisation"]
-    event = Event(
-        id=str(uuid.uuid4()), organisation=organisation, type="session", action="completed", data={"n": 1},
-        state=EventState.DELIVERED, date_created=now, attempts=1, webhook_config=made["config"], date_delivered=now,
-    )  # fmt: skip
-    item = marshal(event_item(event))
-    old = {
-        **item,
-        **marshal(
-            {
-                "PK": org_pk(organisation),
-                "SK": f"EVENT#{event.id}",
-                "TypePK": f"{organisation}#event",
-                "StatePK": f"{organisation}#event#state=delivered",
-                "RelatedPK": f"{organisation}#event#type=session",
-            }
-        ),
-    }
-    persist.write_snapshot(state.snapshot_path, [old], now)
+    state.snapshot_path.write_bytes(SAVED_2026_11.read_bytes())
+    queue = RecordingQueue()
 
-    state.restore(new_store.table.client, new_store.table_name, RecordingQueue(), TTL, now)
+    restored = state.restore(new_store.table.client, new_store.table_name, queue, TTL, SAVED_AT)
 
-    assert new_store.events.get(organisation, event.id) == event
-    listed = new_store.lists.events(organisation, ListQuery(filters={"state": "delivered"}))
-    assert [e.id for e in listed.items] == [event.id]
+    assert restored is not None
+    organisation = saved_organisation()
+    check_saved_events(new_store, organisation)
+    assert not any(i["SK"]["S"] == "EVENT" or i["PK"]["S"].startswith("ATTEMPT#") for i in scan(new_store))
+    # The jobs of what had not ended: the claimed attempt again (taken over once its claim
+    # runs out), the retrying event's fifth attempt, when it is due.
+    jobs = sorted((job["attempt"], job.get("not_before")) for job, _ in queue.sent if job["job"] == "event")
+    assert jobs == [(1, None), (5, 1796598330)]
+
+
+def test_migration_converts_a_table_in_the_previous_layout_in_place_and_again_changes_nothing(
+    new_store: Store,
+) -> None:
+    persist.put_items(new_store.table.client, new_store.table_name, persist.read_snapshot(SAVED_2026_11))
+
+    first = Migration(new_store.table).run()
+    second = Migration(new_store.table).run()
+
+    assert (first.converted, first.written) == (11 + 14, 2 * 11 + 14)
+    assert (second.converted, second.written) == (0, 0)
+    check_saved_events(new_store, saved_organisation())
 
 
 def test_restore_items_whose_time_to_live_passed_are_left_out(new_store: Store, state: persist.LocalState) -> None:

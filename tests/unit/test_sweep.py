@@ -17,6 +17,7 @@ import pytest
 from tests.unit.support import (
     Context,
     FakeClock,
+    FakeDeadLetters,
     FakeQueue,
     FakeSender,
     FakeServices,
@@ -26,10 +27,10 @@ from tests.unit.support import (
 )
 from webhook_service.domain.configs import Task, TaskState
 from webhook_service.domain.events import EventState, new_event
-from webhook_service.domain.retries import MAX_ATTEMPTS
 from webhook_service.domain.tenants import Principal
 from webhook_service.jobs.deliverer import Deliverer
 from webhook_service.jobs.dispatch import handle_job
+from webhook_service.lanes import event_job
 from webhook_service.service import configs as config_cases
 from webhook_service.service import tasks as task_cases
 from webhook_service.storage.keys import OPEN_SHARDS, item_key, open_keys, open_pk
@@ -77,7 +78,7 @@ def mine(done: Any) -> dict[str, int]:
     return {f"{kind}-{action}": n for (kind, action), n in done.items()}
 
 
-def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
+def test_only_tasks_that_have_not_ended_are_in_the_open_index_and_events_never_are(
     services: FakeServices, caller: Principal, store: Store, clock: FakeClock
 ) -> None:
     config_id, task_id = lost_test(services, caller)
@@ -97,9 +98,8 @@ def test_only_tasks_and_events_that_have_not_ended_are_in_the_open_index(
     event = new_event(caller.organisation, "session", "completed", {"id": "s"}, None, clock())
     store.events.create(replace(event, next_attempt_at=int((START + 3 * HOUR).timestamp())))
     waiting = raw(store, caller.organisation, "event", event.id)
-    assert waiting["DueSK"].startswith("2020-01-01T15:00:00")  # due at its next attempt, not its creation
-    store.events.save(replace(event, state=EventState.DELIVERED, date_delivered=clock()))
-    assert "OpenPK" not in raw(store, caller.organisation, "event", event.id)
+    assert "OpenPK" not in waiting  # its job is always on its way (jobs.event_attempts)
+    assert "DueSK" not in waiting
     assert config_id
 
 
@@ -156,7 +156,11 @@ def test_the_requeued_job_runs_and_the_sweep_then_leaves_the_task_alone(
     assert task.state == "succeeded"
 
 
-def test_a_lost_event_gets_its_next_attempt_and_one_out_of_attempts_is_ended(
+def dead(job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    return f"receipt-{len(json.dumps(job))}-{job.get('event', '')}", job
+
+
+def test_an_event_job_in_the_dead_letter_queue_is_queued_again_then_its_event_ended(
     caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
 ) -> None:
     crashed = new_event(caller.organisation, "session", "completed", {"id": "a"}, None, clock())
@@ -164,32 +168,50 @@ def test_a_lost_event_gets_its_next_attempt_and_one_out_of_attempts_is_ended(
     now = int(clock().timestamp())
     claimed = store.events.claim_attempt(crashed, 1, None, now, now + 60)
     assert claimed is not None
-    assert store.events.claim_attempt(claimed, 2, None, now, now + 60) is not None  # claimed, never finished
-    spent = new_event(caller.organisation, "session", "completed", {"id": "b"}, None, clock())
-    store.events.create(replace(spent, attempts=MAX_ATTEMPTS))
+    job = event_job(crashed.id, caller.organisation, 1, key=None)
+    test_job = {"job": "test", "task": "t", "organisation": caller.organisation, "config": "c"}
+    letters = FakeDeadLetters([dead(job), dead(test_job), ("unreadable", None)])
 
-    sweep(store, lost_queue, START + 2 * HOUR, HOUR)
+    sweep(store, lost_queue, START + 2 * HOUR, HOUR, dead_letters=letters)
 
-    jobs = {j["event"]: j for j in lost_queue.jobs if j.get("job") == "event"}
-    assert jobs[crashed.id]["attempt"] == 3  # the crashed attempt counts
-    assert spent.id not in jobs
-    ended = store.events.get(caller.organisation, spent.id)
+    (requeued,) = [j for j in lost_queue.jobs if j.get("job") == "event"]
+    assert requeued == {**job, "sweeps": 1}
+    assert letters.left() == [test_job, None]  # what is not an event job stays for the operator
+
+    letters.add(dead(requeued))  # it failed for our own reasons again
+    sweep(store, lost_queue, START + 3 * HOUR, HOUR, dead_letters=letters)
+
+    ended = store.events.get(caller.organisation, crashed.id)
     assert ended is not None
-    assert (ended.state, ended.error, ended.retries) == ("failed", "queue-unavailable", MAX_ATTEMPTS - 1)
-    assert ended.date_delivered == START + 2 * HOUR
+    assert (ended.state, ended.error, ended.retries) == ("failed", "queue-unavailable", 0)
+    assert ended.date_delivered == START + 3 * HOUR
+    assert len([j for j in lost_queue.jobs if j.get("job") == "event"]) == 1
 
 
-def test_an_event_waiting_for_a_later_retry_is_not_overdue(
+def test_a_dead_event_job_whose_event_moved_on_ends_nothing(
+    caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
+) -> None:
+    delivered = new_event(caller.organisation, "session", "completed", {"id": "b"}, None, clock())
+    store.events.create(replace(delivered, state=EventState.DELIVERED, attempts=1, date_delivered=clock()))
+    letters = FakeDeadLetters([dead({**event_job(delivered.id, caller.organisation, 1, key=None), "sweeps": 1})])
+
+    sweep(store, lost_queue, START + 2 * HOUR, HOUR, dead_letters=letters)
+
+    stored = store.events.get(caller.organisation, delivered.id)
+    assert stored is not None
+    assert stored.state == "delivered"
+    assert letters.left() == []
+
+
+def test_an_event_is_never_swept_from_the_open_index(
     caller: Principal, store: Store, lost_queue: FakeQueue, clock: FakeClock
 ) -> None:
     event = new_event(caller.organisation, "session", "completed", {"id": "c"}, None, clock())
     store.events.create(replace(event, attempts=3, next_attempt_at=int((START + 3 * HOUR).timestamp())))
 
-    sweep(store, lost_queue, START + 3 * HOUR + 59 * MINUTE, HOUR)
+    sweep(store, lost_queue, START + 30 * HOUR, HOUR)
 
     assert event.id not in {j.get("event") for j in lost_queue.jobs}
-    stored = store.events.get(caller.organisation, event.id)
-    assert stored is not None
     assert "sweeps" not in raw(store, caller.organisation, "event", event.id)
 
 

@@ -68,6 +68,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m webhook_service")
     event.add_argument("--action", required=True, help="what happened, e.g. completed")
     event.add_argument("--data", default="{}", help="the related resource as a JSON object")
 
+    commands.add_parser(
+        "migrate-layout",
+        help="convert the events and attempts an earlier version wrote to this layout (docs/operations.md)",
+    )
+
     listen = commands.add_parser("listen", help="a receiver on 127.0.0.1 that checks and prints each delivery")
     listen.add_argument("--port", type=int, help="default: the config's port on this machine, else any free one")
     which = listen.add_mutually_exclusive_group(required=True)
@@ -101,6 +106,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m webhook_service")
         _print(found)
     elif args.command == "publish-event":
         return _publish(args, store)
+    elif args.command == "migrate-layout":
+        from dataclasses import asdict
+
+        from webhook_service.storage.migration import Migration
+
+        _print(asdict(Migration(store.table).run()))
     return 0
 
 

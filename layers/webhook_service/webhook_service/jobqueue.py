@@ -48,3 +48,50 @@ class JobQueue:
         except (ClientError, BotoCoreError) as exc:
             raise DependencyError(f"sqs send failed: {type(exc).__name__}") from exc
         return response["MessageId"]
+
+
+class DeadLetterQueue:
+    """Receives and deletes messages of the dead-letter queue, for the sweep (ports.DeadLetters)."""
+
+    VISIBILITY_SECONDS = 120  # a message received and not deleted (the sweep failed) comes back after this
+
+    def __init__(self, queue_url: str, client: SQSClient | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> SQSClient:
+        if self._client is None:
+            self._client = cast("SQSClient", clients.client("sqs"))
+        return self._client
+
+    def receive(self, most: int) -> list[tuple[str, dict[str, Any] | None]]:
+        """Up to `most` (at most 10) messages: each one's receipt and its job (None for a
+        message that is not a JSON object)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=max(1, min(most, 10)),
+                VisibilityTimeout=self.VISIBILITY_SECONDS,
+                WaitTimeSeconds=0,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyError(f"sqs receive failed: {type(exc).__name__}") from exc
+        found: list[tuple[str, dict[str, Any] | None]] = []
+        for message in response.get("Messages", []):
+            try:
+                job = json.loads(message["Body"])
+            except ValueError:
+                job = None
+            found.append((message["ReceiptHandle"], job if isinstance(job, dict) else None))
+        return found
+
+    def delete(self, receipt: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyError(f"sqs delete failed: {type(exc).__name__}") from exc

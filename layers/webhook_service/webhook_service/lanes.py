@@ -28,13 +28,17 @@ def event_job(
     *,
     key: str | None = None,
     round_: int = 0,
+    waited: int = 0,
+    sweeps: int = 0,
 ) -> dict[str, Any]:
     """The message for attempt `attempt` (1-based) of an event's delivery, not to be made
     before the unix time `not_before` (SQS delays a message 15 minutes at most, so a
     longer wait is made of several hops). It names the event's key (null when it has none),
     so that the event and what routes it are read in one request, and, once the event has
     been resent, the round of attempts it belongs to (`round`: how many resends came before;
-    a job of an earlier round does nothing)."""
+    a job of an earlier round does nothing). A job is sent before the write it continues:
+    `waited` counts the short waits of one that arrived before that write, and `sweeps`
+    the times the sweep took it back from the dead-letter queue."""
     job: dict[str, Any] = {
         "job": "event",
         "event": event_id,
@@ -46,7 +50,53 @@ def event_job(
         job["not_before"] = not_before
     if round_:
         job["round"] = round_
+    if waited:
+        job["waited"] = waited
+    if sweeps:
+        job["sweeps"] = sweeps
     return job
+
+
+@dataclass(frozen=True)
+class EventJob:
+    """An event job as its message says it (`event_job`). `key` is the event's key when the
+    message names it (`key_named`: jobs made before 0.1.0 do not)."""
+
+    event: str
+    organisation: str
+    attempt: int
+    not_before: int | None = None
+    key: str | None = None
+    key_named: bool = True
+    round: int = 0
+    waited: int = 0
+    sweeps: int = 0
+
+    @classmethod
+    def of(cls, job: dict[str, Any]) -> EventJob:
+        return cls(
+            event=job["event"],
+            organisation=job["organisation"],
+            attempt=job["attempt"],
+            not_before=job.get("not_before"),
+            key=job.get("key"),
+            key_named="key" in job,
+            round=job.get("round", 0),
+            waited=job.get("waited", 0),
+            sweeps=job.get("sweeps", 0),
+        )
+
+    def message(self) -> dict[str, Any]:
+        return event_job(
+            self.event,
+            self.organisation,
+            self.attempt,
+            self.not_before,
+            key=self.key,
+            round_=self.round,
+            waited=self.waited,
+            sweeps=self.sweeps,
+        )
 
 
 class Lane(enum.StrEnum):

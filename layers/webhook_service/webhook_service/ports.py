@@ -22,6 +22,14 @@ from webhook_service.domain.queries import ListQuery, Overdue, Page
 from webhook_service.domain.tenants import Key, Organisation, Principal
 
 
+class DeadLetters(Protocol):
+    """The dead-letter queue, as the sweep takes event jobs back from it: received messages
+    (each a receipt and its job, None for one that is not a job), and their removal."""
+
+    def receive(self, most: int) -> list[tuple[str, dict[str, Any] | None]]: ...
+    def delete(self, receipt: str) -> None: ...
+
+
 class JobSender(Protocol):
     """Puts one job on a queue for the deliver function; returns the message id. Raises
     DependencyError when the queue refuses it."""
@@ -103,7 +111,6 @@ class EventRepository(Protocol):
     def release_attempt(self, event: Event, attempt: Attempt | None = None) -> bool: ...
     def save(self, event: Event, attempt: Attempt | None = None) -> bool: ...
     def resend(self, seen: Event, reopened: Event) -> bool: ...
-    def reopen_undone(self, reopened: Event, seen: Event) -> bool: ...
 
 
 class RoutingReads(Protocol):
@@ -126,7 +133,7 @@ class ListReader(Protocol):
 
 
 class OverdueQueries(Protocol):
-    """The sweep's reads and its one write."""
+    """The sweep's reads of test tasks that have not ended, and its one write."""
 
     def find(self, due_before: dt.datetime, limit: int) -> list[Overdue]: ...
     def mark_swept(self, overdue: Overdue, now: dt.datetime) -> bool: ...

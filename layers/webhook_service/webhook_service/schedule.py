@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from webhook_service import telemetry, wiring
+from webhook_service.jobqueue import DeadLetterQueue
 from webhook_service.logs import logger
 from webhook_service.settings import get_settings
 from webhook_service.sweep import sweep
@@ -16,9 +17,11 @@ def run_sweep(event: dict[str, Any], context: Any) -> dict[str, int]:
     logger.set_correlation_id(getattr(context, "aws_request_id", "-"))
     logger.thread_safe_clear_keys()
     services = wiring.services()
-    after = dt.timedelta(minutes=get_settings().sweep_after_minutes)
+    settings = get_settings()
+    after = dt.timedelta(minutes=settings.sweep_after_minutes)
+    dead_letters = DeadLetterQueue(settings.dead_letter_queue) if settings.dead_letter_queue else None
     try:
-        done = sweep(services.store, services.queue, services.clock(), after, services.test_queue)
+        done = sweep(services.store, services.queue, services.clock(), after, services.test_queue, dead_letters)
         telemetry.overdue(done)
     finally:
         telemetry.flush()

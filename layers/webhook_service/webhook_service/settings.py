@@ -38,6 +38,7 @@ class Settings:
     queue: str | None  # QUEUE_URL as read: the events lane (and every lane when the others are not set)
     test_queue: str | None  # TEST_QUEUE_URL: the tests lane
     slow_queue: str | None  # SLOW_QUEUE_URL: the slow lane
+    dead_letter_queue: str | None  # DEAD_LETTER_QUEUE_URL: the sweep takes event jobs back from it
     allow_private_targets: bool
     key_cache_seconds: float
     routing_cache_seconds: float
@@ -78,6 +79,7 @@ def get_settings() -> Settings:
         queue=os.environ.get("QUEUE_URL") or None,
         test_queue=os.environ.get("TEST_QUEUE_URL") or None,
         slow_queue=os.environ.get("SLOW_QUEUE_URL") or None,
+        dead_letter_queue=os.environ.get("DEAD_LETTER_QUEUE_URL") or None,
         allow_private_targets=_flag("ALLOW_PRIVATE_TARGETS"),
         key_cache_seconds=min(float(os.environ.get("KEY_CACHE_SECONDS", "60")), 60.0),
         # How long a process keeps the organisation, key and config items that route events

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from webhook_service.domain.configs import QUEUE_UNAVAILABLE
-from webhook_service.domain.ids import new_id
+from webhook_service.domain.ids import new_id, new_time_ordered_id
 from webhook_service.domain.redaction import redact
 
 
@@ -174,7 +174,7 @@ def new_attempt(
     counted: bool = True,
 ) -> Attempt:
     return Attempt(
-        id=new_id(),
+        id=new_time_ordered_id(int(now.timestamp() * 1000)),  # an event's attempts list in id order
         organisation=event.organisation,
         event=event.id,
         webhook_config=config_id,

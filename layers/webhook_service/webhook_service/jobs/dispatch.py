@@ -9,7 +9,7 @@ from typing import Any
 from webhook_service.jobs.config_tests import run_test
 from webhook_service.jobs.deliverer import Deliverer, Outcome
 from webhook_service.jobs.event_attempts import run_event
-from webhook_service.lanes import Lane, job_lane
+from webhook_service.lanes import EventJob, Lane, job_lane
 
 
 class BadJobError(Exception):
@@ -23,6 +23,8 @@ def _is_event_job(job: dict[str, Any]) -> bool:
         and isinstance(job.get("attempt"), int)
         and isinstance(job.get("key"), str | None)
         and isinstance(job.get("round", 0), int)
+        and isinstance(job.get("waited", 0), int)
+        and isinstance(job.get("sweeps", 0), int)
     )
 
 
@@ -47,14 +49,4 @@ def handle_job(
     lane = lane or job_lane(job)
     if job["job"] == "test":
         return run_test(deliverer, job["organisation"], job["task"], job.get("config"), lane)
-    return run_event(
-        deliverer,
-        job["organisation"],
-        job["event"],
-        job["attempt"],
-        job.get("not_before"),
-        lane,
-        time_left,
-        routing_key=(job["key"],) if "key" in job else None,
-        round_=job.get("round", 0),
-    )
+    return run_event(deliverer, EventJob.of(job), lane, time_left)

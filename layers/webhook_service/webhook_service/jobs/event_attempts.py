@@ -1,9 +1,21 @@
 """One attempt of an event's delivery: claimed before anything is sent, recorded with its
-outcome, and the next attempt queued when one is due (docs/design.md §7.9-§7.11, §13)."""
+outcome in one write, and the next attempt's job sent before that write (docs/design.md
+§7.9-§7.11, §13).
+
+Every job of an event is sent before the write it continues (publishing, a retry, a resend,
+a move to the slow lane), so an event that is pending always has a job on its way, and no
+index of open events is needed for it. A job can therefore arrive before that write: it
+finds the event behind it (missing, in an earlier round or attempt, or the previous attempt
+still claimed) and waits a little (`waited`, at most MAX_WAITS times, a few seconds each);
+a job whose write never came gives up after that, and the job that made no progress is
+still on the queue (SQS delivers it again). A job that finds the event ahead of it (ended,
+a later round or attempt, this attempt made) is a duplicate and does nothing.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import math
 import time
 from collections.abc import Callable
@@ -17,48 +29,65 @@ from webhook_service.domain.retries import MAX_ATTEMPTS
 from webhook_service.domain.tenants import Key, Organisation
 from webhook_service.httpcodes import delay_for_answer, is_gone, parse_retry_after
 from webhook_service.jobs.deliverer import Deliverer, Outcome, attempt_record, event_body
-from webhook_service.lanes import Lane, event_job
+from webhook_service.lanes import EventJob, Lane, event_job
 from webhook_service.logs import logger
 from webhook_service.ports import DeliveryClient, Repositories
 
 EARLY_TOLERANCE_SECONDS = 1  # SQS delays are whole seconds: a job this early is on time
 CLAIM_SECONDS = 60  # an attempt's claim when the job does not know its invocation's time left
+MAX_WAITS = 6  # waits of a job that arrived before the write it continues: 1, 2, 4, 8, 16, 30 s
+LONGEST_WAIT_SECONDS = 30
 
 Routing = tuple[Key | None, Organisation | None]
 
 
+class Turn(enum.Enum):
+    """Where an event stands against a job for one of its attempts."""
+
+    CLAIM = "claim"  # the job's attempt is the event's next: claim it
+    AHEAD = "ahead"  # the event is past the job: a duplicate or a stale job
+    BEHIND = "behind"  # the write the job continues has not landed (or a claim still holds)
+
+
+def turn(event: Event | None, attempt: int, round_: int, now: float) -> Turn:
+    """Whether a job for attempt `attempt` of round `round_` may claim it now."""
+    if event is None or event.resends < round_:
+        return Turn.BEHIND  # not written yet (publishing, a resend)
+    if event.resends > round_ or event.ended or event.attempts > attempt:
+        return Turn.AHEAD
+    if event.attempts == attempt:
+        if event.claimed_until is None:
+            return Turn.AHEAD  # made and recorded
+        # Claimed: by a job still making it (or giving it back), or one lost whose lease ran out
+        # (compared as the claim's own condition compares it, in whole seconds).
+        return Turn.CLAIM if event.claimed_until < math.floor(now) else Turn.BEHIND
+    if event.attempts == attempt - 1 and event.claimed_until is None:
+        return Turn.CLAIM
+    return Turn.BEHIND  # an earlier attempt is still being made, or its outcome written
+
+
 def run_event(
-    deliverer: Deliverer,
-    organisation: str,
-    event_id: str,
-    attempt: int,
-    not_before: int | None,
-    lane: Lane = Lane.EVENTS,
-    time_left: Callable[[], float] | None = None,
-    routing_key: tuple[str | None] | None = None,
-    round_: int = 0,
+    deliverer: Deliverer, job: EventJob, lane: Lane = Lane.EVENTS, time_left: Callable[[], float] | None = None
 ) -> Outcome:
-    """Make attempt `attempt` of an event's delivery, in round `round_` (how many resends
-    came before the job was queued). Returns the outcome, for logs and
-    metrics: `delivered`, `retrying`, `failed`, `unconfigured`, `waiting` (a hop of a long
-    delay), `duplicate`, `missing`, or `slow-lane` (moved to the slow lane, no attempt used).
-    `routing_key` is the event's key as its job names it (`(None,)`: no key); then the event,
-    its key and its organisation are read in one request."""
+    """Make attempt `job.attempt` of an event's delivery, in round `job.round` (how many
+    resends came before the job was sent). Returns the outcome, for logs and metrics:
+    `delivered`, `retrying`, `failed`, `unconfigured`, `waiting` (a hop of a long delay, or a
+    wait for the write the job continues), `duplicate`, `missing` (its write never came), or
+    `slow-lane` (moved to the slow lane, no attempt used). When the job names the event's key,
+    the event, its key and its organisation are read in one request."""
     now = deliverer.clock()
-    if not_before is not None and now.timestamp() < not_before - EARLY_TOLERANCE_SECONDS:
-        key = routing_key[0] if routing_key else None
-        job = event_job(event_id, organisation, attempt, not_before, key=key, round_=round_)
-        deliverer.queue.send(job, delay_seconds=math.ceil(not_before - now.timestamp()))
+    if job.not_before is not None and now.timestamp() < job.not_before - EARLY_TOLERANCE_SECONDS:
+        deliverer.queue.send(job.message(), delay_seconds=math.ceil(job.not_before - now.timestamp()))
         return Outcome("event", "waiting")
-    event, routing = _read(deliverer.store, organisation, event_id, routing_key)
-    if event is None:
-        logger.warning("event not found", extra={"event_id": event_id})
-        return Outcome("event", "missing")
-    if not _attempt_open(deliverer, event, attempt, round_, now):
+    event, routing = _read(deliverer.store, job)
+    where = turn(event, job.attempt, job.round, now.timestamp())
+    if where is Turn.BEHIND:
+        return _wait(deliverer, job, lane)
+    if where is Turn.AHEAD or event is None:
         return Outcome("event", "duplicate")
     config = _route(deliverer.store, event, routing)
     if config is not None and config.state == ConfigState.VALID and deliverer.moves_to_slow_lane(lane, config):
-        deliverer.lanes.queue(Lane.SLOW).send(_job(event, attempt))
+        deliverer.lanes.queue(Lane.SLOW).send(_job(event, job.attempt))
         return Outcome("event", "slow-lane")
     # The claim holds no longer than this invocation can run: a job lost with it is taken
     # over by the next copy of the job once the claim has run out.
@@ -66,7 +95,7 @@ def run_event(
     lease = time_left() if time_left is not None else CLAIM_SECONDS
     claimed = deliverer.store.events.claim_attempt(
         event,
-        attempt,
+        job.attempt,
         config.id if config else event.webhook_config,
         math.floor(now.timestamp()),
         math.ceil(now.timestamp() + lease),
@@ -78,41 +107,32 @@ def run_event(
     # whatever else raises (a storage or queue failure) first releases the claim, so that
     # the job's next copy makes the attempt at once instead of finding it claimed.
     try:
-        return _use_claim(deliverer, claimed, config, attempt, lane)
+        return _use_claim(deliverer, claimed, config, job.attempt, lane)
     except BaseException:
         _give_back(deliverer.store, claimed)
         raise
 
 
-def _read(
-    store: Repositories, organisation: str, event_id: str, routing_key: tuple[str | None] | None
-) -> tuple[Event | None, Routing | None]:
+def _wait(deliverer: Deliverer, job: EventJob, lane: Lane) -> Outcome:
+    """The job arrived before the write it continues: send it again a little later, or,
+    after MAX_WAITS, give up (the write never came; whoever is behind still holds a job)."""
+    if job.waited >= MAX_WAITS:
+        logger.warning("event job gave up waiting", extra={"event_id": job.event, "attempt": job.attempt})
+        return Outcome("event", "missing")
+    delay = min(2**job.waited, LONGEST_WAIT_SECONDS)
+    deliverer.lanes.queue(lane).send(replace(job, waited=job.waited + 1).message(), delay_seconds=delay)
+    return Outcome("event", "waiting")
+
+
+def _read(store: Repositories, job: EventJob) -> tuple[Event | None, Routing | None]:
     """The event, and its routing when the job named the event's key (read in the same
     request); None for the routing when it must be read apart."""
-    if routing_key is None:
-        return store.events.get(organisation, event_id), None
-    event, key, organisation_found = store.routing.read(organisation, routing_key[0], event_id)
-    if event is not None and event.key == routing_key[0]:
+    if not job.key_named:
+        return store.events.get(job.organisation, job.event), None
+    event, key, organisation_found = store.routing.read(job.organisation, job.key, job.event)
+    if event is not None and event.key == job.key:
         return event, (key, organisation_found)
     return event, None
-
-
-def _attempt_open(deliverer: Deliverer, event: Event, attempt: int, round_: int, now: dt.datetime) -> bool:
-    """Whether attempt `attempt` of round `round_` may be claimed now: the event is open at
-    that attempt and round, and no running claim holds it."""
-    if event.ended or event.attempts > attempt or event.resends != round_:
-        return False  # ended, moved on, or a job of an earlier round
-    if event.attempts < attempt:
-        return True
-    if event.claimed_until is None:
-        # This attempt was made, but its job ended before the next one was queued (or this
-        # is a copy of the job). Queue the next one again: a copy cannot claim twice.
-        if event.next_attempt_at is not None:
-            wait = math.ceil(event.next_attempt_at - now.timestamp())
-            _queue_attempt(deliverer, event, attempt + 1, event.next_attempt_at, wait)
-        return False
-    # Claimed: by a job still making it, or by one lost mid-attempt whose lease ran out.
-    return event.claimed_until < now.timestamp()
 
 
 def _use_claim(deliverer: Deliverer, event: Event, config: WebhookConfig | None, attempt: int, lane: Lane) -> Outcome:
@@ -126,9 +146,9 @@ def _use_claim(deliverer: Deliverer, event: Event, config: WebhookConfig | None,
     result = _attempt(deliverer, deliverer.sender_for(lane), event, config, url)
     if deliverer.was_cut(lane, result):
         deliverer.mark_slow(config)
+        deliverer.lanes.queue(Lane.SLOW).send(_job(event, attempt))  # first: the release makes it due
         if not store.events.release_attempt(event, deliverer.cut_attempt(event, config, url, result)):
             return Outcome("event", "duplicate", result.duration_ms)  # taken over meanwhile
-        deliverer.lanes.queue(Lane.SLOW).send(_job(event, attempt))
         logger.info("event moved to the slow lane", extra={"event_id": event.id, "config_id": config.id})
         return Outcome("event", "slow-lane", result.duration_ms)
     deliverer.note_speed(config, result)
@@ -152,8 +172,9 @@ def _record(
         store.events.save(replace(event, state=EventState.FAILED, error=result.error, date_delivered=now), record)
         return Outcome("event", "failed", result.duration_ms)
     due = math.ceil((now + delay).timestamp())
-    if store.events.save(replace(event, error=result.error, next_attempt_at=due), record):
-        _queue_attempt(deliverer, event, attempt + 1, due, math.ceil(delay.total_seconds()))
+    # The next attempt's job first: once the outcome is written, the event waits on it.
+    _queue_attempt(deliverer, event, attempt + 1, due, math.ceil(delay.total_seconds()))
+    store.events.save(replace(event, error=result.error, next_attempt_at=due), record)
     return Outcome("event", "retrying", result.duration_ms)
 
 

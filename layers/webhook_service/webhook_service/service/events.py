@@ -10,7 +10,7 @@ from webhook_service.domain.configs import ConfigState, WebhookConfig
 from webhook_service.domain.events import EVENT_STATES, Event, EventState, can_resend, resent, route
 from webhook_service.domain.ids import is_uuid
 from webhook_service.domain.tenants import Principal
-from webhook_service.errors import ConflictError, DependencyError, InvalidStateError, NotFoundError, UnavailableError
+from webhook_service.errors import DependencyError, InvalidStateError, NotFoundError, UnavailableError
 from webhook_service.lanes import event_job
 from webhook_service.logs import logger
 from webhook_service.service.context import Services, cursors_of
@@ -50,23 +50,25 @@ def list_attempts(svc: Services, caller: Principal, event_id: str, params: dict[
 def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """Re-open an ended event for a new round of attempts, with the same id (design.md §13).
 
-    The write is conditional on the event being as it was read (ended, same round): of
-    resends made at once, one re-opens it and the others find it pending (400), so it is
-    delivered once."""
+    The new round's first job is sent first (jobs.event_attempts: it waits for the write if
+    it arrives before it); the write is conditional on the event being as it was read
+    (ended, same round): of resends made at once, one re-opens it and the others find it
+    pending (400), so it is delivered once."""
     check_fields(body, allowed=())
     event = _load_event(svc, caller, event_id)
     _check_resendable(event)
     _routed_config(svc, caller, event)
     reopened = resent(event)
+    try:
+        svc.queue.send(event_job(event.id, event.organisation, 1, key=event.key, round_=reopened.resends))
+    except DependencyError as exc:
+        telemetry.count(telemetry.QUEUE_SEND_FAILURES)
+        logger.warning("resend not queued", extra={"event_id": event.id, "reason": str(exc)})
+        raise UnavailableError("The resend could not be queued; try again.", params={"event": event.id}) from exc
     if not svc.store.events.resend(event, reopened):
         raise InvalidStateError(
             "The event was resent by another request meanwhile.", params={"state": EventState.PENDING.value}
         )
-    try:
-        svc.queue.send(event_job(event.id, event.organisation, 1, key=event.key, round_=reopened.resends))
-    except DependencyError as exc:
-        _undo_resend(svc, event, reopened, exc)
-        raise UnavailableError("The resend could not be queued; try again.", params={"event": event.id}) from exc
     telemetry.count(telemetry.RESENDS)
     logger.info("event resent", extra={"event_id": event.id, "round": reopened.resends})
     return event_resource(reopened)
@@ -101,16 +103,3 @@ def _routed_config(svc: Services, caller: Principal, event: Event) -> WebhookCon
             params={"webhook_config": "no valid config for this event"},
         )
     return config
-
-
-def _undo_resend(svc: Services, event: Event, reopened: Event, exc: DependencyError) -> None:
-    """The resend's job could not be queued: put the event back as it was, or leave it
-    pending for the overdue sweep to queue again."""
-    telemetry.count(telemetry.QUEUE_SEND_FAILURES)
-    logger.warning("resend not queued", extra={"event_id": event.id, "reason": str(exc)})
-    try:
-        undone = svc.store.events.reopen_undone(reopened, event)
-    except (DependencyError, ConflictError):
-        undone = False
-    if not undone:
-        logger.error("resent event left pending", extra={"event_id": event.id})

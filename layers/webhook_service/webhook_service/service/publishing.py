@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from webhook_service import jsontext, telemetry
-from webhook_service.domain.events import Event, event_failed_to_queue, is_event_name, new_event
+from webhook_service.domain.events import Event, is_event_name, new_event
 from webhook_service.domain.ids import is_uuid
 from webhook_service.domain.redaction import redact
-from webhook_service.errors import ConflictError, DependencyError, InvalidParameterError, NotFoundError
+from webhook_service.errors import DependencyError, InvalidParameterError, NotFoundError
 from webhook_service.lanes import event_job
 from webhook_service.logs import logger
 from webhook_service.ports import JobSender, Repositories
@@ -37,15 +37,22 @@ def publish_event(
     delivered with the text they were given in (webhook_service.jsontext). `key`, when
     given, is the key whose own config takes precedence over the organisation's default.
 
+    The first attempt's job is sent before the event is stored (jobs.event_attempts): a job
+    that arrives first waits for it, and an event is never stored without a job on its way.
+
     Raises InvalidParameterError for bad input, NotFoundError for an unknown organisation
-    or key, and DependencyError if the event could not be stored or queued (the event is
-    then stored `failed` with error `queue-unavailable`, when storage allows it).
+    or key, and DependencyError if the job could not be queued (nothing is stored) or the
+    event could not be stored (its job finds nothing and gives up).
     """
     data = _checked(type_, action, key, data)
     _check_routing(store, organisation, key)
     event = new_event(organisation, type_, action, data, key, utcnow())
+    try:
+        queue.send(event_job(event.id, event.organisation, attempt=1, key=event.key))
+    except DependencyError:
+        telemetry.emit_now(telemetry.QUEUE_SEND_FAILURES)
+        raise
     store.events.create(event)
-    _queue_first_attempt(store, queue, event)
     telemetry.emit_now(telemetry.EVENTS_PUBLISHED)
     logger.info("event published", extra={"event_id": event.id, "type": type_, "action": action})
     return event
@@ -81,18 +88,3 @@ def _check_routing(store: Repositories, organisation: str, key: str | None) -> N
         raise NotFoundError("organisation")
     if key is not None and key_item is None:
         raise NotFoundError("key")
-
-
-def _queue_first_attempt(store: Repositories, queue: JobSender, event: Event) -> None:
-    """Queue the event's first attempt; if SQS refuses, end the event (when storage allows)
-    and raise the DependencyError."""
-    try:
-        queue.send(event_job(event.id, event.organisation, attempt=1, key=event.key))
-    except DependencyError:
-        telemetry.emit_now(telemetry.QUEUE_SEND_FAILURES)
-        failed = event_failed_to_queue(event, utcnow())
-        try:
-            store.events.save(failed)
-        except (DependencyError, ConflictError):
-            logger.exception("event left pending", extra={"event_id": event.id})
-        raise

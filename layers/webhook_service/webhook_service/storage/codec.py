@@ -28,6 +28,8 @@ def _to_attr(value: Any) -> dict[str, Any]:
         return {"N": str(value)}
     if isinstance(value, str):
         return {"S": value}
+    if isinstance(value, bytes):
+        return {"B": value}
     if isinstance(value, dict):
         return {"M": {k: _to_attr(v) for k, v in value.items()}}
     if isinstance(value, list):
@@ -45,6 +47,8 @@ def _from_attr(attr: dict[str, Any]) -> Any:
         return bool(value)
     if kind == "NULL":
         return None
+    if kind == "B":
+        return bytes(value)
     if kind == "M":
         return {k: _from_attr(v) for k, v in value.items()}
     if kind == "L":

@@ -13,7 +13,8 @@ from webhook_service.domain.events import Attempt, Event
 from webhook_service.errors import ConflictError
 from webhook_service.storage import unit as writes
 from webhook_service.storage.codec import Item
-from webhook_service.storage.events import attempt_put, event_put
+from webhook_service.storage.event_items import archived_attempt_item
+from webhook_service.storage.events import event_puts
 from webhook_service.storage.items import config_from_item, config_item, counts_of, task_from_item, task_item
 from webhook_service.storage.keys import CONFIG_COUNTS_SK, count_attribute, item_key, org_pk, state_pk
 from webhook_service.storage.organisations import Organisations
@@ -329,15 +330,14 @@ class Configs:
     def _end_with(self, unit: UnitOfWork, task: Task, event: Event, attempt: Attempt | None) -> None:
         """What a test's end writes besides the task (and the config): its event, its
         attempt, and the task out of its organisation's open tests."""
-        unit.add(event_put(event))
+        unit.extend(event_puts(event, [attempt] if attempt is not None else []))
         if task.counted:
             self.organisations.uncount_open_test(unit, task.organisation)
-        if attempt is not None:
-            unit.add(attempt_put(attempt))
 
     def record_cut_test(self, task: Task, attempt: Attempt) -> bool:
         """Store the attempt of a test whose request the fast lane cut (the task goes on, in
-        the slow lane), if the task is still processing; False if it has ended meanwhile."""
+        the slow lane), if the task is still processing; False if it has ended meanwhile. It
+        is kept in the test event's partition, as an earlier round's attempt is."""
         unit = UnitOfWork(self.table).extend(
             [
                 writes.update(
@@ -347,7 +347,7 @@ class Configs:
                     names={"#s": "state"},
                     values={":processing": TaskState.PROCESSING.value, ":zero": 0, ":one": 1},
                 ),
-                attempt_put(attempt),
+                writes.put(archived_attempt_item(attempt)),
             ]
         )
         try:

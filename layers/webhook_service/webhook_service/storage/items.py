@@ -1,12 +1,12 @@
-"""Item mappers: each resource to its table item and back (the keys from `keys`)."""
+"""Item mappers of the organisation's partition: configs, their counts, tasks, keys and the
+organisation, each to its item and back (the keys from `keys`; events: `event_items`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from webhook_service import jsontext
 from webhook_service.domain.configs import ConfigState, Task, TaskState, WebhookConfig
-from webhook_service.domain.events import HISTORY_TTL, Attempt, Event, EventState
+from webhook_service.domain.events import HISTORY_TTL
 from webhook_service.domain.tenants import Key, KeyState, Organisation
 from webhook_service.storage.codec import Item
 from webhook_service.storage.keys import (
@@ -14,21 +14,19 @@ from webhook_service.storage.keys import (
     ORGANISATION_SK,
     count_attribute,
     created_sk,
-    item_key,
     open_keys,
     org_pk,
     related_pk,
     sort_key,
     state_pk,
     type_pk,
-    written_partition,
 )
 from webhook_service.timefmt import format_datetime
 
 CONFIG_STATES = tuple(state.value for state in ConfigState)  # the counts item's, in this order
 
 
-def _parse_dt(value: str | None) -> dt.datetime | None:
+def parse_datetime(value: str | None) -> dt.datetime | None:
     return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC) if value else None
 
 
@@ -62,7 +60,7 @@ def config_item(config: WebhookConfig) -> Item:
 
 
 def config_from_item(item: Item) -> WebhookConfig:
-    date_created = _parse_dt(item["date_created"])
+    date_created = parse_datetime(item["date_created"])
     assert date_created is not None
     return WebhookConfig(
         id=item["id"],
@@ -75,7 +73,7 @@ def config_from_item(item: Item) -> WebhookConfig:
         slow_until=item.get("slow_until"),
         open_test=item.get("open_test"),
         previous_secret=item.get("previous_secret"),
-        previous_secret_expires=_parse_dt(item.get("previous_secret_expires")),
+        previous_secret_expires=parse_datetime(item.get("previous_secret_expires")),
     )
 
 
@@ -127,7 +125,7 @@ def task_item(task: Task) -> Item:
 
 
 def task_from_item(item: Item) -> Task:
-    date_created = _parse_dt(item["date_created"])
+    date_created = parse_datetime(item["date_created"])
     assert date_created is not None
     return Task(
         id=item["id"],
@@ -140,117 +138,10 @@ def task_from_item(item: Item) -> Task:
         error=item.get("error"),
         result=item.get("result"),
         date_created=date_created,
-        date_started=_parse_dt(item.get("date_started")),
-        date_completed=_parse_dt(item.get("date_completed")),
+        date_started=parse_datetime(item.get("date_started")),
+        date_completed=parse_datetime(item.get("date_completed")),
         event_id=item.get("event_id"),
         counted=bool(item.get("counted", False)),
-    )
-
-
-def event_item(event: Event) -> Item:
-    created = format_datetime(event.date_created)
-    item: Item = {
-        **item_key(event.organisation, "event", event.id),
-        **event_index_keys(event.organisation, event.id, event.state, event.type),
-        "CreatedSK": created_sk(created, event.id),
-        "resource": "event",
-        "id": event.id,
-        "organisation": event.organisation,
-        "type": event.type,
-        "action": event.action,
-        # The data's JSON text (a string), not a map: DynamoDB keeps a number's value, not its
-        # spelling (2.0 comes back as 2, 1.50 as 1.5), and deliveries show the text given.
-        "data": jsontext.dumps(event.data),
-        "state": event.state,
-        "attempts": event.attempts,
-        "next_attempt_at": event.next_attempt_at,
-        "webhook_config": event.webhook_config,
-        "error": event.error,
-        "key": event.key,
-        "date_created": created,
-        "date_delivered": format_datetime(event.date_delivered) if event.date_delivered else None,
-        "resends": event.resends,
-        "expires_at": event.expires_at,
-    }
-    if not event.ended:
-        due = event.date_created
-        if event.next_attempt_at is not None:
-            due = dt.datetime.fromtimestamp(event.next_attempt_at, tz=dt.UTC)
-        item.update(open_keys(event.id, due))
-    return item
-
-
-def event_index_keys(organisation: str, event_id: str, state: str, event_type: str) -> Item:
-    """An event's list index keys, each in the event's shard of its partition."""
-    return {
-        "TypePK": written_partition("event", type_pk(organisation, "event"), event_id),
-        "StatePK": written_partition("event", state_pk(organisation, "event", state), event_id),
-        "RelatedPK": written_partition("event", related_pk(organisation, "event", event_type), event_id),
-    }
-
-
-def event_from_item(item: Item) -> Event:
-    date_created = _parse_dt(item["date_created"])
-    assert date_created is not None
-    return Event(
-        id=item["id"],
-        organisation=item["organisation"],
-        type=item["type"],
-        action=item["action"],
-        data=jsontext.loads(item["data"]) if isinstance(item["data"], str) else item["data"],
-        state=EventState(item["state"]),
-        date_created=date_created,
-        key=item.get("key"),
-        attempts=item.get("attempts", 0),
-        next_attempt_at=item.get("next_attempt_at"),
-        claimed_until=item.get("claimed_until"),
-        webhook_config=item.get("webhook_config"),
-        error=item.get("error"),
-        date_delivered=_parse_dt(item.get("date_delivered")),
-        resends=int(item.get("resends", 0)),
-    )
-
-
-def attempt_item(attempt: Attempt) -> Item:
-    """An attempt: an item in a partition of its own (found by id, for cursors),
-    listed through ByRelated under its event. It expires when its event does."""
-    created = format_datetime(attempt.date_created)
-    return {
-        **item_key(attempt.organisation, "attempt", attempt.id),
-        "RelatedPK": related_pk(attempt.organisation, "attempt", attempt.event),
-        "CreatedSK": created_sk(created, attempt.id),
-        "resource": "attempt",
-        "id": attempt.id,
-        "organisation": attempt.organisation,
-        "event": attempt.event,
-        "webhook_config": attempt.webhook_config,
-        "url": attempt.url,
-        "status_code": attempt.status_code,
-        "error": attempt.error,
-        "duration_ms": attempt.duration_ms,
-        "response_excerpt": attempt.response_excerpt,
-        "counted": attempt.counted,
-        "date_created": created,
-        "expires_at": attempt.expires_at,
-    }
-
-
-def attempt_from_item(item: Item) -> Attempt:
-    date_created = _parse_dt(item["date_created"])
-    assert date_created is not None
-    return Attempt(
-        id=item["id"],
-        organisation=item["organisation"],
-        event=item["event"],
-        webhook_config=item["webhook_config"],
-        url=item["url"],
-        status_code=item.get("status_code"),
-        error=item.get("error"),
-        duration_ms=int(item.get("duration_ms", 0)),
-        response_excerpt=item.get("response_excerpt") or "",
-        date_created=date_created,
-        expires_at=int(item["expires_at"]),
-        counted=bool(item.get("counted", True)),
     )
 
 
@@ -275,7 +166,7 @@ def organisation_item(organisation: Organisation) -> Item:
 
 
 def organisation_from_item(item: Item) -> Organisation:
-    date_created = _parse_dt(item["date_created"])
+    date_created = parse_datetime(item["date_created"])
     assert date_created is not None
     return Organisation(
         id=item["id"],
@@ -301,7 +192,7 @@ def key_item(key: Key) -> Item:
 
 
 def key_from_item(item: Item) -> Key:
-    date_created = _parse_dt(item["date_created"])
+    date_created = parse_datetime(item["date_created"])
     assert date_created is not None
     return Key(
         id=item["id"],

@@ -3,25 +3,31 @@
 One table holds everything. Every key is built from the caller's organisation, so a lookup
 with it cannot reach another organisation's item. Configs, tasks and keys live in the
 organisation's partition (`PK = ORG#<org>`, sort key `<KIND>#<id>`; the organisation
-itself: `ORG`). Events and attempts, written several times each and thousands a second for
-a busy organisation, have a partition each (`PK = EVENT#<org>#<id>`, `SK = EVENT`; the same
-with `ATTEMPT`), so no one partition takes every event's writes.
+itself: `ORG`). An event has a partition of its own (`PK = EVENT#<org>#<id>`), holding:
+
+- `SK = DATA`: what was published (type, action, key, the data compressed), written once;
+- `SK = STATE`: what changes (state, attempts, the claim, the current round's attempt
+  records), small, and the only item of the event the indexes hold;
+- `SK = ATTEMPT#<sort id>`: the attempt records of earlier rounds (moved there by a resend).
+
 Lists read one of three sparse indexes, newest first, all sorted by
-`CreatedSK = <date_created>#<id>` (a fixed-width string, so it sorts as time does):
+`CreatedSK = <date_created>#<id>` (a fixed-width string, so it sorts as time does); every
+index projects the keys only, and a page fetches its items by key:
 
 | index     | partition (`<o>` is the organisation)                 | used for                |
 |-----------|-------------------------------------------------------|-------------------------|
 | ByType    | `<o>#webhook_config` (absent once deactivated), `<o>#task` | plain lists        |
-| ByState   | `<o>#<type>#state=<state>`                            | `state=` filters        |
+| ByState   | `<o>#<type>#state=<state>`                            | `state=` filters; every list of events |
 | ByRelated | `<o>#task#target=<config>`, `<o>#event#type=<type>`   | `target=`, `type=`      |
-|           | `<o>#attempt#event=<event>`                           | an event's attempts     |
 
 An event's index partitions are split in EVENT_SHARDS (`<partition>#<nn>`, nn from the
 event's id), and a list of events merges them (`storage.merge`): a time-ordered sort key
-keeps each partition's writes in one place, so only more partitions spread them.
+keeps each partition's writes in one place, so only more partitions spread them. A plain
+list of events merges its state partitions: an event is in exactly one of them, so no
+ByType entry is written for it.
 
-ByOpen (`OpenPK = open#<shard>`, `DueSK = <due>#<id>`) holds tasks and events that have not
-ended, by when they are due, for the sweep. Tokens are found by hash: `PK = TOKEN#<sha256>`,
+ByOpen (`OpenPK = open#<shard>`, `DueSK = <due>#<id>`) holds test tasks that have not ended,
+by when they are due, for the sweep. Tokens are found by hash: `PK = TOKEN#<sha256>`,
 `SK = TOKEN`. `SK = COUNTS#webhook_config` in the organisation's partition holds its
 configs' counts by state.
 """
@@ -40,7 +46,10 @@ INDEX_BY_RELATED = "ByRelated"
 INDEX_BY_OPEN = "ByOpen"  # sparse: tasks and events that have not ended, by when they are due
 INDEX_ATTRIBUTE = {INDEX_BY_TYPE: "TypePK", INDEX_BY_STATE: "StatePK", INDEX_BY_RELATED: "RelatedPK"}
 OPEN_SHARDS = 64  # ByOpen partitions (every organisation's): no one partition takes every open item's writes
-EVENT_SHARDS = 32  # partitions of each of an event's index partitions
+EVENT_SHARDS = 16  # partitions of each of an event's index partitions
+EVENT_DATA_SK = "DATA"
+EVENT_STATE_SK = "STATE"
+ARCHIVED_ATTEMPT_PREFIX = "ATTEMPT#"
 
 ORGANISATION_SK = "ORG"
 TOKEN_SK = "TOKEN"  # noqa: S105 (a sort key, not a secret)
@@ -48,19 +57,16 @@ CONFIG_COUNTS_SK = "COUNTS#webhook_config"
 SORT_KEY_PREFIX = {
     "webhook_config": "CONFIG#",
     "task": "TASK#",
-    "event": "EVENT#",
     "key": "KEY#",
-    "attempt": "ATTEMPT#",
 }
 
-# Resources with a partition of their own (`<KIND>#<org>#<id>`), and those whose index
-# partitions are split in EVENT_SHARDS.
-OWN_PARTITION = frozenset({"event", "attempt"})
+# Resources whose index partitions are split in EVENT_SHARDS, and whose plain lists merge
+# their state partitions (they have no ByType entries).
 SHARDED = frozenset({"event"})
 
-# The fields a list can be narrowed by through ByRelated, per resource (`target=`, `type=`,
-# an event's attempts); `state=` goes through ByState for every resource.
-RELATED_FIELD = {"task": "target", "event": "type", "attempt": "event"}
+# The fields a list can be narrowed by through ByRelated, per resource (`target=`, `type=`);
+# `state=` goes through ByState for every resource.
+RELATED_FIELD = {"task": "target", "event": "type"}
 
 
 def org_pk(organisation: str) -> str:
@@ -78,11 +84,26 @@ def sort_key(resource: str, resource_id: str) -> str:
     return SORT_KEY_PREFIX[resource] + resource_id
 
 
+def event_pk(organisation: str, event_id: str) -> str:
+    """The partition of one event: its data, its state and its earlier rounds' attempts."""
+    return f"EVENT#{organisation}#{event_id}"
+
+
+def event_data_key(organisation: str, event_id: str) -> dict[str, Any]:
+    """The table key of what was published (written once)."""
+    return {"PK": event_pk(organisation, event_id), "SK": EVENT_DATA_SK}
+
+
+def archived_attempt_key(organisation: str, event_id: str, sort_id: str) -> dict[str, Any]:
+    """The table key of an attempt of an earlier round; `sort_id` orders them as time does."""
+    return {"PK": event_pk(organisation, event_id), "SK": ARCHIVED_ATTEMPT_PREFIX + sort_id}
+
+
 def item_key(organisation: str, resource: str, resource_id: str) -> dict[str, Any]:
-    """The table key of one resource of an organisation."""
-    if resource in OWN_PARTITION:
-        prefix = SORT_KEY_PREFIX[resource]
-        return {"PK": f"{prefix}{organisation}#{resource_id}", "SK": prefix[:-1]}
+    """The table key of one resource of an organisation; for an event, its state's (the item
+    its lists and writes address)."""
+    if resource == "event":
+        return {"PK": event_pk(organisation, resource_id), "SK": EVENT_STATE_SK}
     return {"PK": org_pk(organisation), "SK": sort_key(resource, resource_id)}
 
 
@@ -147,11 +168,11 @@ def written_partition(resource: str, partition: str, resource_id: str) -> str:
     return shard_partition(partition, event_shard(resource_id)) if resource in SHARDED else partition
 
 
-def read_partitions(resource: str, partition: str) -> list[str]:
-    """The index partitions a list of `partition` reads: it, or all of its shards."""
+def read_partitions(resource: str, partitions: list[str]) -> list[str]:
+    """The index partitions a list of `partitions` reads: them, or all of their shards."""
     if resource in SHARDED:
-        return [shard_partition(partition, shard) for shard in range(EVENT_SHARDS)]
-    return [partition]
+        return [shard_partition(partition, shard) for partition in partitions for shard in range(EVENT_SHARDS)]
+    return list(partitions)
 
 
 def open_pk(shard: int) -> str:
@@ -160,8 +181,8 @@ def open_pk(shard: int) -> str:
 
 
 def open_keys(resource_id: str, due: dt.datetime) -> dict[str, Any]:
-    """The ByOpen index keys of a task or event that has not ended. Every write that ends it
-    replaces the whole item without them, so it leaves the index."""
+    """The ByOpen index keys of a task that has not ended. Every write that ends it replaces
+    the whole item without them, so it leaves the index."""
     return {"OpenPK": open_pk(open_shard(resource_id)), "DueSK": f"{format_datetime(due)}#{resource_id}"}
 
 

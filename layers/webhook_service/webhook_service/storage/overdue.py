@@ -1,5 +1,5 @@
-"""The sweep's queries: tasks and events that have not ended and are overdue, found through
-the sparse `ByOpen` index, and the conditional write that marks one swept."""
+"""The sweep's queries: test tasks that have not ended and are overdue, found through the
+sparse `ByOpen` index, and the conditional write that marks one swept."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime as dt
 from webhook_service.domain.queries import Overdue
 from webhook_service.errors import ConflictError
 from webhook_service.storage.codec import unmarshal
-from webhook_service.storage.items import event_from_item, task_from_item
+from webhook_service.storage.items import task_from_item
 from webhook_service.storage.keys import INDEX_BY_OPEN, OPEN_SHARDS, item_key, open_keys, open_pk
 from webhook_service.storage.table import Table
 from webhook_service.timefmt import format_datetime
@@ -21,8 +21,8 @@ class OverdueWork:
         self.table = table
 
     def find(self, due_before: dt.datetime, limit: int) -> list[Overdue]:
-        """Tasks and events that have not ended and were due before `due_before`, at most
-        `limit` of each ByOpen partition, oldest first."""
+        """Test tasks that have not ended and were due before `due_before`, at most `limit`
+        of each ByOpen partition, oldest first."""
         found: list[Overdue] = []
         high = format_datetime(due_before)
         for shard in range(OPEN_SHARDS):
@@ -34,10 +34,8 @@ class OverdueWork:
             )
             for raw in response.get("Items", []):
                 item = unmarshal(raw)
-                if item.get("resource") == "task":
+                if item.get("resource") == "task":  # events are never in ByOpen (jobs.event_attempts)
                     found.append(Overdue(task_from_item(item), int(item.get("sweeps", 0)), item["DueSK"]))
-                elif item.get("resource") == "event":
-                    found.append(Overdue(event_from_item(item), int(item.get("sweeps", 0)), item["DueSK"]))
         return found
 
     def mark_swept(self, overdue: Overdue, now: dt.datetime) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from webhook_service.domain.events import EVENT_STATES
 from webhook_service.storage.codec import Item, marshal
 from webhook_service.storage.keys import (
     INDEX_ATTRIBUTE,
@@ -26,12 +27,24 @@ from webhook_service.timefmt import format_datetime
 LIST_BOOKKEEPING_ITEMS = 3
 
 
+# The items of one resource a page fetches by key: an event's two (what was published, its state).
+ITEMS_PER_RESOURCE = {"event": 2}
+
+
+def entries_bound(resource: str, limit: int) -> int:
+    """The most index entries a page of `resource` reads: `limit + 1`, and MERGE_SLACK more
+    for each partition merged (a plain list of events merges every shard of every state,
+    `storage.merge`)."""
+    merged = len(read_partitions(resource, list(STATES_MERGED.get(resource, ("",)))))
+    return limit + 1 + (merged * MERGE_SLACK if merged > 1 else 0)
+
+
 def read_bound(resource: str, limit: int) -> int:
-    """The most items a page of `resource` reads: `limit + 1`, MERGE_SLACK more for each
-    shard merged (events: `storage.merge`), and LIST_BOOKKEEPING_ITEMS."""
-    shards = len(read_partitions(resource, ""))
-    merged = shards * MERGE_SLACK if shards > 1 else 0
-    return limit + 1 + merged + LIST_BOOKKEEPING_ITEMS
+    """The most items a page of `resource` reads, whatever the organisation's history: its
+    index entries (`entries_bound`), the items they name (fetched by key: only the page's,
+    unless a filter no index serves must look at each), and LIST_BOOKKEEPING_ITEMS."""
+    entries = entries_bound(resource, limit)
+    return entries * (1 + ITEMS_PER_RESOURCE.get(resource, 1)) + LIST_BOOKKEEPING_ITEMS
 
 
 # -- marshalling -----------------------------------------------------------------------
@@ -73,15 +86,22 @@ def date_range(bounds: dict[str, dt.datetime]) -> tuple[str | None, str | None]:
     return low, high
 
 
-def plan(organisation: str, resource: str, filters: dict[str, str]) -> tuple[str, str, dict[str, str]]:
-    """Choose the index for a list and the filters left to apply after reading it."""
+# Resources with no ByType entries: a plain list of them merges these state partitions.
+STATES_MERGED = {"event": EVENT_STATES}
+
+
+def plan(organisation: str, resource: str, filters: dict[str, str]) -> tuple[str, list[str], dict[str, str]]:
+    """Choose the index and the partitions a list reads, and the filters left to apply to
+    what it reads."""
     rest = dict(filters)
     related = RELATED_FIELD.get(resource)
-    if related is not None and related in rest:  # an attempt list always names its event
-        return INDEX_BY_RELATED, related_pk(organisation, resource, rest.pop(related)), rest
+    if related is not None and related in rest:
+        return INDEX_BY_RELATED, [related_pk(organisation, resource, rest.pop(related))], rest
     if "state" in rest:
-        return INDEX_BY_STATE, state_pk(organisation, resource, rest.pop("state")), rest
-    return INDEX_BY_TYPE, type_pk(organisation, resource), rest
+        return INDEX_BY_STATE, [state_pk(organisation, resource, rest.pop("state"))], rest
+    if resource in STATES_MERGED:
+        return INDEX_BY_STATE, [state_pk(organisation, resource, state) for state in STATES_MERGED[resource]], rest
+    return INDEX_BY_TYPE, [type_pk(organisation, resource)], rest
 
 
 def query_kwargs(

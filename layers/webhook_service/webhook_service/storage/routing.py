@@ -24,8 +24,9 @@ from webhook_service.domain.configs import WebhookConfig
 from webhook_service.domain.events import Event
 from webhook_service.domain.tenants import Key, Organisation
 from webhook_service.storage.codec import Item
-from webhook_service.storage.items import config_from_item, event_from_item, key_from_item, organisation_from_item
-from webhook_service.storage.keys import item_key, org_pk, organisation_key
+from webhook_service.storage.event_items import event_from_items
+from webhook_service.storage.items import config_from_item, key_from_item, organisation_from_item
+from webhook_service.storage.keys import event_data_key, item_key, org_pk, organisation_key
 
 if TYPE_CHECKING:
     from webhook_service.storage.table import Table
@@ -102,20 +103,24 @@ class RoutingReader:
         self, organisation: str, key_id: str | None, event_id: str | None = None
     ) -> tuple[Event | None, Key | None, Organisation | None]:
         """What routes an event, in one strongly consistent round trip at most: the event
-        itself (when `event_id` is given), its key (when it has one) and its organisation."""
+        itself (both its items, when `event_id` is given), its key (when it has one) and its
+        organisation."""
         keys = [organisation_key(organisation)]
         key_key = item_key(organisation, "key", key_id) if key_id is not None else None
         if key_key is not None:
             keys.append(key_key)
-        event_key = item_key(organisation, "event", event_id) if event_id is not None else None
-        found = self._items(keys, [event_key] if event_key is not None else [])
+        event_keys = (
+            [event_data_key(organisation, event_id), item_key(organisation, "event", event_id)] if event_id else []
+        )
+        found = self._items(keys, event_keys)
 
         def one(key: Item | None) -> Item | None:
             return found.get((key["PK"], key["SK"])) if key is not None else None
 
-        event, key, organisation_found = one(event_key), one(key_key), one(keys[0])
+        data, state = (one(event_keys[0]), one(event_keys[1])) if event_keys else (None, None)
+        key, organisation_found = one(key_key), one(keys[0])
         return (
-            event_from_item(event) if event else None,
+            event_from_items(data, state) if data and state else None,
             key_from_item(key) if key else None,
             organisation_from_item(organisation_found) if organisation_found else None,
         )

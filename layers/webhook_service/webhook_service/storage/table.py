@@ -55,10 +55,12 @@ class Table:
         raw = response.get("Item")
         return unmarshal(raw) if raw else None
 
-    def batch_get(self, keys: list[Item]) -> dict[tuple[str, str], Item]:
-        """Items by (PK, SK), in strongly consistent BatchGetItem calls (one, unless DynamoDB
-        leaves keys unprocessed under throttling: those are retried after a pause)."""
-        request: dict[str, Any] = {self.name: {"Keys": [marshal(k) for k in keys], "ConsistentRead": True}}
+    def batch_get(self, keys: list[Item], consistent: bool = True) -> dict[tuple[str, str], Item]:
+        """Items by (PK, SK), in BatchGetItem calls (one, unless DynamoDB leaves keys
+        unprocessed under throttling: those are retried after a pause); at most 100 keys.
+        Strongly consistent unless `consistent` is False (half the read units: list pages,
+        which their eventually consistent index has already made as old as that)."""
+        request: dict[str, Any] = {self.name: {"Keys": [marshal(k) for k in keys], "ConsistentRead": consistent}}
         found: dict[tuple[str, str], Item] = {}
         for attempt in range(BATCH_GET_TRIES):
             if attempt:
