@@ -27,10 +27,13 @@ import contextlib
 import datetime as dt
 import io
 import json
+import logging
 import math
 import os
+import random
 import re
 import sys
+import threading
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -48,7 +51,8 @@ LIST_EVERY = int(os.environ.get("CAPACITY_LIST_EVERY", "100"))  # events per ope
 DATA_SIZES = (512, 2048)  # bytes of `data`, as compact JSON
 PARTITION_WRITE_UNITS = 1000  # per second per partition key value, table and each index
 PARTITION_READ_UNITS = 3000
-TARGET_RATE = 2000  # events a second of 2 KiB for one organisation
+TARGET_RATE = 5000  # events a second of 2 KiB for one organisation
+TARGET_PRICE = 8.0  # USD per million delivered events of 2 KiB, every line item counted
 TARGET_DATA_BYTES = 2048
 TABLE_WRITE_QUOTA = 40_000  # on-demand write request units a second per table, by default
 SWEEP_AFTER = dt.timedelta(minutes=60)  # the sweep function's default
@@ -56,13 +60,31 @@ EVENTS_LANE_QUEUE = "DeliveryQueue"  # the events lane; tests and the slow lane 
 
 # Prices: AWS on-demand, us-east-1, USD, as known on 2026-11-28 (see docs/benchmarks.md for
 # the sources; this machine cannot reach aws.amazon.com to check them). Free tiers ignored.
-PRICES_AS_OF = "2026-11-28"
+PRICES_AS_OF = "2026-12-06"
 DYNAMODB_PER_MILLION_WRITE_UNITS = 0.625  # standard table class, since the November 2024 cut
 DYNAMODB_PER_MILLION_READ_UNITS = 0.125
 SQS_PER_MILLION_REQUESTS = 0.40  # standard queue; each 64 KiB chunk of a request counts once
 LAMBDA_PER_MILLION_REQUESTS = 0.20
 LAMBDA_ARM_PER_GB_SECOND = 0.0000133334  # arm64, first 7.5 billion GB-s a month
 SQS_CHUNK = 64 * 1024
+DYNAMODB_STORAGE_PER_GB_MONTH = 0.25  # standard table class
+DYNAMODB_PITR_PER_GB_MONTH = 0.20  # continuous backups, on the table's size
+DYNAMODB_ITEM_OVERHEAD = 100  # bytes DynamoDB adds to each item, and to each index entry, for storage
+STORED_DAYS = 30  # an event and everything of it expire after 30 days
+LOGS_INGESTED_PER_GB = 0.50  # CloudWatch Logs, standard class
+LOGS_STORED_PER_GB_MONTH = 0.03
+TRANSFER_OUT_PER_GB = 0.09  # data transfer out to the internet, first 10 TB a month
+GB = 1024**3
+# Lambda writes three lines of its own per invocation (START, END, REPORT; with active tracing
+# REPORT carries the trace ids): about 330 bytes, by the documented formats.
+PLATFORM_LOG_BYTES_PER_INVOCATION = 330
+# Fixed monthly costs (whatever the event rate):
+ALARM_METRIC_PER_MONTH = 0.10  # each metric a standard alarm evaluates
+DASHBOARD_PER_MONTH = 3.00
+CUSTOM_METRIC_PER_MONTH = 0.30  # each metric name and set of dimension values, first 10,000
+# An SQS event source polls each queue with 5 long polls (20 s) while idle: 5 x 3 a minute.
+IDLE_POLLS_PER_QUEUE_MONTH = 5 * 3 * 60 * 24 * 30
+SWEEP_RUNS_PER_MONTH = 6 * 24 * 30
 
 # The deliver function's duration is modelled, not measured (moto's speed is not
 # DynamoDB's): a batch's jobs run concurrently on their own threads, so a batch lasts about
@@ -77,8 +99,12 @@ class Run:
 
     data_bytes: int
     events: int
-    event_item_bytes: int
+    event_item_bytes: int  # what was published, as stored (its data compressed)
     batch_size: int
+    stored_bytes: float = 0.0  # per delivered event: its items and index entries, with DynamoDB's overhead
+    log_bytes: Counter[str] = field(default_factory=Counter)  # phase -> bytes of log lines the functions wrote
+    invocations: int = 0  # the deliver function's (batches)
+    sent_bytes: int = 0  # bytes of the requests posted to receivers
     outcomes: Counter[str] = field(default_factory=Counter)
     recording: Recording = field(default_factory=Recording)
     sqs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (phase, operation) -> billed requests
@@ -113,21 +139,93 @@ class CountingSqs:
 
 
 class OkSender:
-    """Answers every delivery with 200 at once: the receiver is not the subject here."""
+    """Answers every delivery with 200 at once (the receiver is not the subject here), and
+    counts the bytes of each request as the sender writes it: request line, headers, body."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self._lock = threading.Lock()
 
     def post(self, url: str, body: bytes, headers: Any) -> Any:
+        from urllib.parse import urlsplit
+
+        from webhook_service import USER_AGENT
         from webhook_service.domain.delivery import DeliveryResult
 
-        return DeliveryResult(error=None, status_code=200, duration_ms=1, response_excerpt="")
+        parts = urlsplit(url)
+        sent = {
+            "Host": parts.netloc,
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "Accept": "*/*",
+            "Accept-Encoding": "identity",
+            "Content-Length": str(len(body)),
+            **headers,
+        }
+        size = len(f"POST {parts.path} HTTP/1.1\r\n") + sum(len(f"{k}: {v}\r\n") for k, v in sent.items()) + 2
+        with self._lock:
+            self.run.sent_bytes += size + len(body)
+        return DeliveryResult(error=None, status_code=200, duration_ms=1, response_excerpt="thanks")
 
 
-def sample_data(size: int) -> dict[str, Any]:
-    """A resource whose compact JSON is exactly `size` bytes."""
-    data: dict[str, Any] = {"id": str(uuid.uuid4()), "resource": "session", "state": "completed", "padding": ""}
-    padding = size - len(json.dumps(data, separators=(",", ":")))
-    if padding < 0:
-        raise ValueError(f"data of {size} bytes is too small for the sample resource")
-    data["padding"] = "x" * padding
+class LogBytes(io.TextIOBase):
+    """A stream that counts what is written to it by phase (log lines and metric lines)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.phase = "-"
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self.run.log_bytes[self.phase] += len(text.encode("utf-8"))
+        return len(text)
+
+
+_WORD_TEXT = (
+    "backup device iphone ipad photo message contact calendar note voice memo album shared library "
+    "export import complete partial pending restored archive account cloud storage session "
+    "download upload thumbnail original live burst portrait panorama screenshot"
+)
+_WORDS = _WORD_TEXT.split()
+
+
+def sample_data(size: int, seed: int = 7) -> dict[str, Any]:
+    """A resource whose compact JSON is exactly `size` bytes, shaped as a platform's session
+    resource is (ids, dates, counts, names, a list of files): text of the kind a webhook
+    carries, which compresses two to four times, not a run of one letter."""
+    rng = random.Random(seed)
+
+    def uid() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    data: dict[str, Any] = {
+        "id": uid(),
+        "resource": "session",
+        "state": "completed",
+        "date_created": "2026-12-06T09:14:03.512904Z",
+        "date_completed": "2026-12-06T09:16:47.118230Z",
+        "source": {"id": uid(), "type": "icloud", "device": f"iPhone{rng.randint(10, 16)},{rng.randint(1, 4)}"},
+        "results": [],
+        "notes": "",
+    }
+    while len(json.dumps(data, separators=(",", ":"))) < size - 160:
+        kind = rng.choice(_WORDS)
+        data["results"].append(
+            {
+                "kind": kind,
+                "path": f"/{rng.choice(_WORDS)}/{kind}/{rng.randint(1, 9999):04d}.json",
+                "bytes": rng.randint(1_000, 90_000_000),
+                "items": rng.randint(0, 5000),
+                "complete": rng.random() > 0.2,
+                "date_modified": f"2026-12-0{rng.randint(1, 6)}T{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00Z",
+            }
+        )
+    while len(json.dumps(data, separators=(",", ":"))) < size:
+        data["notes"] += rng.choice(_WORDS) + " "
+    data["notes"] = data["notes"][: len(data["notes"]) - (len(json.dumps(data, separators=(",", ":"))) - size)]
+    if len(json.dumps(data, separators=(",", ":"))) != size:
+        raise ValueError(f"data of {size} bytes cannot be shaped as the sample resource")
     return data
 
 
@@ -163,19 +261,21 @@ def measure(
     list_every: int,
     batch_size: int,
 ) -> Run:
-    """Publish and deliver `events` events of one new organisation, recording every request."""
-    from webhook_service import admin, sweep
+    """Publish and deliver `events` events of one new organisation, recording every request,
+    every byte of log and metric lines the code writes, and every byte it sends."""
+    from webhook_service import admin, sweep, wiring
     from webhook_service.auth import Authenticator
     from webhook_service.domain.configs import ConfigState, new_config
     from webhook_service.domain.tenants import KeyState, Principal
     from webhook_service.events import publish
     from webhook_service.jobqueue import JobQueue
     from webhook_service.jobs.deliverer import Deliverer
-    from webhook_service.jobs.dispatch import handle_job
+    from webhook_service.logs import logger
     from webhook_service.service.context import Services
     from webhook_service.service.events import list_events
     from webhook_service.storage.codec import marshal
-    from webhook_service.storage.items import config_item, event_item
+    from webhook_service.storage.event_items import event_data_item
+    from webhook_service.storage.items import config_item
     from webhook_service.storage.store import Store
     from webhook_service.timefmt import utcnow
 
@@ -183,7 +283,9 @@ def measure(
     plain = Store(table_name, dynamodb)
     organisation = str(admin.create_organisation(plain.organisations, "capacity bench")["id"])
     key = str(admin.create_key(plain.organisations, organisation)[0]["id"])
-    config = replace(new_config(organisation, "https://receiver.example/hooks", utcnow()), state=ConfigState.VALID)
+    config = replace(
+        new_config(organisation, "https://hooks.receiver.example/ricloud/events/", utcnow()), state=ConfigState.VALID
+    )
     dynamodb.put_item(TableName=table_name, Item=marshal(config_item(config)))
     plain.organisations.set_key_config(organisation, key, config.id)
 
@@ -193,57 +295,122 @@ def measure(
     recorder = RecordingClient(dynamodb, tables)
     run.recording = recorder.recording
     counting_sqs = CountingSqs(sqs, run.sqs)
+    logs = LogBytes(run)
     # Both wrappers forward every method by name (__getattr__), which no static type can say:
     # the casts are that claim.
     store = Store(table_name, cast("DynamoDBClient", recorder))
     queue = JobQueue(queue_url, cast("SQSClient", counting_sqs))
-    deliverer = Deliverer(store=store, sender=OkSender(), queue=queue)
+    deliverer = Deliverer(store=store, sender=OkSender(run), queue=queue)
+    wiring.use_deliverer(deliverer)
     services = Services(store=store, queue=queue, authenticator=Authenticator(store.organisations))
     caller = Principal(key_id=key, organisation=organisation, state=KeyState.ACTIVE)
     data = sample_data(data_bytes)
 
-    published = 0
-    while published < events:
-        recorder.phase = counting_sqs.phase = "publish"
-        chunk = min(batch_size, events - published)
-        for _ in range(chunk):
-            event = publish(organisation, "session", "completed", data, key=key, store=store, queue=queue)
-            published += 1
-            if not run.event_item_bytes:
-                run.event_item_bytes = item_size(marshal(event_item(event)))
-        _drain(run, recorder, counting_sqs, queue_url, deliverer, handle_job, expected=chunk)
-        while list_every and run.lists < published // list_every:
-            recorder.phase = counting_sqs.phase = "list"
-            list_events(services, caller, {})
-            run.lists += 1
-    recorder.phase = counting_sqs.phase = "sweep"
-    sweep.sweep(store, queue, utcnow(), SWEEP_AFTER)
+    def phase(name: str) -> None:
+        recorder.phase = counting_sqs.phase = logs.phase = name
+
+    streams = [(handler, handler.stream) for handler in logger.handlers if isinstance(handler, logging.StreamHandler)]
+    for handler, _ in streams:
+        handler.setStream(logs)  # the log lines, at the level deployed functions log at
+    level = logger.log_level
+    logger.setLevel("INFO")
+    try:
+        with contextlib.redirect_stdout(logs):  # the metric lines (EMF), which Powertools prints
+            published = 0
+            while published < events:
+                phase("publish")
+                chunk = min(batch_size, events - published)
+                for _ in range(chunk):
+                    event = publish(organisation, "session", "completed", data, key=key, store=store, queue=queue)
+                    published += 1
+                    if not run.event_item_bytes:
+                        run.event_item_bytes = item_size(marshal(event_data_item(event)))
+                _drain(run, phase, counting_sqs, queue_url, expected=chunk)
+                while list_every and run.lists < published // list_every:
+                    phase("list")
+                    list_events(services, caller, {})
+                    run.lists += 1
+            phase("sweep")
+            sweep.sweep(store, queue, utcnow(), SWEEP_AFTER)
+    finally:
+        logger.setLevel(level)
+        for handler, stream in streams:
+            handler.setStream(stream)
+        wiring.use_deliverer(None)
+    run.outcomes.update(delivered_states(plain, organisation))
+    run.stored_bytes = stored_bytes(dynamodb, tables[table_name], table_name, organisation) / max(run.delivered, 1)
     return run
 
 
-def _drain(
-    run: Run,
-    recorder: RecordingClient,
-    sqs: CountingSqs,
-    queue_url: str,
-    deliverer: Any,
-    handle_job: Any,
-    expected: int,
-) -> None:
-    """Take the queue's jobs in batches, as the event source does, and run each one."""
+def delivered_states(store: Any, organisation: str) -> Counter[str]:
+    """The organisation's events by state, read from the table after the run (unrecorded)."""
+    from webhook_service.domain.queries import ListQuery
+
+    found: Counter[str] = Counter()
+    after: str | None = None
+    for _ in range(1000):  # pages of 100: bounded by the run's events
+        page = store.lists.events(organisation, ListQuery(limit=100, after_id=after))
+        found.update(str(event.state) for event in page.items if not event.is_test)
+        if not page.has_more:
+            break
+        after = page.next_after_id
+    return found
+
+
+def stored_bytes(dynamodb: Any, schema: TableSchema, table_name: str, organisation: str) -> int:
+    """What the organisation's events take in storage: each item of an event's partition and
+    each index entry of it, with DynamoDB's 100 bytes of overhead each (as DynamoDB bills
+    storage)."""
+    from bench.dynamocost import index_entry
+
+    total = 0
+    kwargs: dict[str, Any] = {
+        "TableName": table_name,
+        "FilterExpression": "begins_with(PK, :p)",
+        "ExpressionAttributeValues": {":p": {"S": f"EVENT#{organisation}#"}},
+    }
+    while True:
+        page = dynamodb.scan(**kwargs)
+        for item in page.get("Items", []):
+            total += item_size(item) + DYNAMODB_ITEM_OVERHEAD
+            for index in schema.indexes:
+                entry = index_entry(index, schema, item)
+                if entry is not None:
+                    total += item_size(entry) + DYNAMODB_ITEM_OVERHEAD
+        if "LastEvaluatedKey" not in page:
+            return total
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class _Context:
+    """What the deliver function's handler reads of Lambda's context."""
+
+    aws_request_id = "capacity"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def _drain(run: Run, phase: Any, sqs: CountingSqs, queue_url: str, expected: int) -> None:
+    """Take the queue's jobs in batches, as the event source does, and run each batch through
+    the deliver function's own handler (its jobs at once, its log and metric lines)."""
+    from devstack.poller import sqs_event
+    from webhook_service.consumer import handle_batch
+
     handled = 0
     for _ in range(expected + 5):  # a batch holds at least one job; a few empty receives at most
-        recorder.phase = sqs.phase = "event source"
+        phase("event source")
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=run.batch_size).get("Messages", [])
         if not messages:
             if handled >= expected:
                 return
             continue
-        recorder.phase = sqs.phase = "deliver"
-        for message in messages:
-            run.outcomes[handle_job(deliverer, message["Body"]).name] += 1
-            handled += 1
-        recorder.phase = sqs.phase = "event source"
+        phase("deliver")
+        answer = handle_batch(sqs_event(messages, "arn:aws:sqs:us-east-1:000000000000:events", "us-east-1"), _Context())
+        assert not answer["batchItemFailures"], answer
+        run.invocations += 1
+        handled += len(messages)
+        phase("event source")
         sqs.delete_message_batch(
             QueueUrl=queue_url,
             Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)],
@@ -391,21 +558,47 @@ def deliver_memory_mb() -> int:
 
 @dataclass(frozen=True)
 class Price:
+    """USD per million delivered events, by line item."""
+
     dynamodb_writes: float
     dynamodb_reads: float
+    dynamodb_storage: float  # the event's items and index entries, kept 30 days, with point-in-time recovery
     sqs: float
     lambda_requests: float
     lambda_duration: float
+    logs: float  # CloudWatch Logs: ingesting (and keeping) the lines the functions and the publisher write
+    transfer_out: float  # the requests posted to receivers
     job_ms: float  # the modelled duration of one deliver job (a batch lasts about one job)
+    log_bytes: float  # per delivered event
+    sent_bytes: float  # per delivered event
+
+    @property
+    def items(self) -> dict[str, float]:
+        return {
+            "DynamoDB writes": self.dynamodb_writes,
+            "DynamoDB reads": self.dynamodb_reads,
+            "DynamoDB storage (30 days, PITR)": self.dynamodb_storage,
+            "SQS": self.sqs,
+            "Lambda requests": self.lambda_requests,
+            "Lambda duration": self.lambda_duration,
+            "CloudWatch Logs": self.logs,
+            "data transfer out": self.transfer_out,
+        }
 
     @property
     def total(self) -> float:
-        return self.dynamodb_writes + self.dynamodb_reads + self.sqs + self.lambda_requests + self.lambda_duration
+        return sum(self.items.values())
+
+
+def log_retention_days() -> int:
+    """The functions' log retention, as the template's default sets it."""
+    return int(template.load_template()["Parameters"]["LogRetentionDays"]["Default"])
 
 
 def price_per_million(run: Run, memory_mb: int) -> Price:
     """USD per million delivered events. The publish path runs in the publisher's own
-    process (a layer function, no API Gateway), so only its requests are counted."""
+    process (a layer function, no API Gateway): its requests, and its log and metric lines
+    (on the publisher's bill, but caused by the event), are counted."""
     _, writes, reads, sqs = per_event(run)
     costs = phase_costs(run)
     job_calls = (
@@ -414,14 +607,93 @@ def price_per_million(run: Run, memory_mb: int) -> Price:
     )
     job_ms = RECEIVER_MS + job_calls * CALL_MS
     gb_seconds = memory_mb / 1024 * job_ms / 1000 / run.batch_size
+    log_bytes = (
+        sum(n for phase, n in run.log_bytes.items() if phase in PER_EVENT_PHASES)
+        + run.invocations * PLATFORM_LOG_BYTES_PER_INVOCATION
+    ) / run.delivered
+    kept_months = log_retention_days() / 30
+    sent = run.sent_bytes / run.delivered
     return Price(
         dynamodb_writes=writes * DYNAMODB_PER_MILLION_WRITE_UNITS,
         dynamodb_reads=reads * DYNAMODB_PER_MILLION_READ_UNITS,
+        dynamodb_storage=run.stored_bytes
+        * 1_000_000
+        / GB
+        * STORED_DAYS
+        / 30
+        * (DYNAMODB_STORAGE_PER_GB_MONTH + DYNAMODB_PITR_PER_GB_MONTH),
         sqs=sqs * SQS_PER_MILLION_REQUESTS,
-        lambda_requests=LAMBDA_PER_MILLION_REQUESTS / run.batch_size,
+        lambda_requests=LAMBDA_PER_MILLION_REQUESTS * run.invocations / run.delivered,
         lambda_duration=gb_seconds * 1_000_000 * LAMBDA_ARM_PER_GB_SECOND,
+        logs=log_bytes * 1_000_000 / GB * (LOGS_INGESTED_PER_GB + LOGS_STORED_PER_GB_MONTH * kept_months),
+        transfer_out=sent * 1_000_000 / GB * TRANSFER_OUT_PER_GB,
         job_ms=job_ms,
+        log_bytes=log_bytes,
+        sent_bytes=sent,
     )
+
+
+def fixed_monthly() -> list[tuple[str, float]]:
+    """The costs that come with the stack whatever its traffic, from the template: alarms,
+    the dashboard, the custom metrics the code emits, the event sources' idle polling, the
+    sweep's runs."""
+    loaded = template.load_template()
+    resources = loaded["Resources"].values()
+    alarm_metrics = 0
+    for resource in resources:
+        if resource.get("Type") == "AWS::CloudWatch::Alarm":
+            metrics = resource["Properties"].get("Metrics")
+            alarm_metrics += sum(1 for m in metrics if "MetricStat" in m) if metrics else 1
+    dashboards = sum(1 for r in resources if r.get("Type") == "AWS::CloudWatch::Dashboard")
+    queues = len(template.queue_sources(loaded))
+    custom = custom_metric_count()
+    return [
+        (f"alarms ({alarm_metrics} metrics evaluated)", alarm_metrics * ALARM_METRIC_PER_MONTH),
+        (f"dashboards ({dashboards})", dashboards * DASHBOARD_PER_MONTH),
+        (f"custom metrics ({custom} names and dimension values)", custom * CUSTOM_METRIC_PER_MONTH),
+        (
+            f"idle polling of {queues} queues ({IDLE_POLLS_PER_QUEUE_MONTH:,} receives each)",
+            queues * IDLE_POLLS_PER_QUEUE_MONTH * SQS_PER_MILLION_REQUESTS / 1_000_000,
+        ),
+        (f"sweep runs ({SWEEP_RUNS_PER_MONTH:,})", SWEEP_RUNS_PER_MONTH * LAMBDA_PER_MILLION_REQUESTS / 1_000_000),
+    ]
+
+
+def custom_metric_count() -> int:
+    """The metrics the code can emit: each name with each value its dimensions take."""
+    from webhook_service import telemetry
+
+    plain = [
+        telemetry.CONFIGS_CREATED,
+        telemetry.TESTS_QUEUED,
+        telemetry.QUEUE_SEND_FAILURES,
+        telemetry.EVENTS_PUBLISHED,
+        telemetry.RESENDS,
+        telemetry.SECRET_ROTATIONS,
+        telemetry.DELIVERY_DURATION,
+        telemetry.EVENTS_FAILED,
+    ]
+    deliveries = len(DELIVERY_OUTCOMES)  # (kind, outcome) pairs
+    overdue = 4  # (task or event) x (requeued or failed)
+    return len(plain) + deliveries + overdue
+
+
+DELIVERY_OUTCOMES = (
+    ("test", "succeeded"),
+    ("test", "failed"),
+    ("test", "superseded"),
+    ("test", "stale"),
+    ("test", "duplicate"),
+    ("test", "slow-lane"),
+    ("event", "delivered"),
+    ("event", "retrying"),
+    ("event", "failed"),
+    ("event", "unconfigured"),
+    ("event", "waiting"),
+    ("event", "duplicate"),
+    ("event", "slow-lane"),
+    ("event", "missing"),
+)
 
 
 def label(run: Run, partition: str) -> str:
@@ -510,28 +782,40 @@ def concurrency_note(run: Run, price: Price) -> str:
 
 def price_lines(run: Run, price: Price, memory_mb: int) -> list[str]:
     _, writes, reads, sqs = per_event(run)
-    return [
-        f"  price per million delivered events (us-east-1 on-demand, prices as of {PRICES_AS_OF}): ${price.total:,.2f}",
-        f"    DynamoDB writes {writes:.2f} WRU x ${DYNAMODB_PER_MILLION_WRITE_UNITS}/M = "
-        f"${price.dynamodb_writes:,.2f}; "
-        f"reads {reads:.2f} RRU x ${DYNAMODB_PER_MILLION_READ_UNITS}/M = ${price.dynamodb_reads:,.2f}",
-        f"    SQS {sqs:.2f} requests x ${SQS_PER_MILLION_REQUESTS}/M = ${price.sqs:,.2f}",
-        f"    Lambda {1 / run.batch_size:.2f} invocations x ${LAMBDA_PER_MILLION_REQUESTS}/M = "
-        f"${price.lambda_requests:,.2f}; {memory_mb} MB arm64 x {price.job_ms:.0f} ms / {run.batch_size} a job "
-        f"(modelled: receiver {RECEIVER_MS} ms + {CALL_MS} ms a call) = ${price.lambda_duration:,.2f}",
+    detail = {
+        "DynamoDB writes": f"{writes:.2f} WRU x ${DYNAMODB_PER_MILLION_WRITE_UNITS}/M",
+        "DynamoDB reads": f"{reads:.2f} RRU x ${DYNAMODB_PER_MILLION_READ_UNITS}/M",
+        "DynamoDB storage (30 days, PITR)": f"{run.stored_bytes:,.0f} bytes x {STORED_DAYS} days x "
+        f"${DYNAMODB_STORAGE_PER_GB_MONTH} + ${DYNAMODB_PITR_PER_GB_MONTH} per GB-month",
+        "SQS": f"{sqs:.2f} requests x ${SQS_PER_MILLION_REQUESTS}/M",
+        "Lambda requests": f"{run.invocations / run.delivered:.2f} invocations x ${LAMBDA_PER_MILLION_REQUESTS}/M",
+        "Lambda duration": f"{memory_mb} MB arm64 x {price.job_ms:.0f} ms / {run.batch_size} a job "
+        f"(modelled: receiver {RECEIVER_MS} ms + {CALL_MS} ms a call)",
+        "CloudWatch Logs": f"{price.log_bytes:,.0f} bytes (measured, with Lambda's "
+        f"{PLATFORM_LOG_BYTES_PER_INVOCATION} a batch) x ${LOGS_INGESTED_PER_GB}/GB, kept {log_retention_days()} days",
+        "data transfer out": f"{price.sent_bytes:,.0f} bytes a request (measured) x ${TRANSFER_OUT_PER_GB}/GB",
+    }
+    lines = [
+        f"  price per million delivered events (us-east-1 on-demand, prices as of {PRICES_AS_OF}): ${price.total:,.2f}"
     ]
+    lines += [f"    {name:34} ${cost:7.2f}   {detail[name]}" for name, cost in price.items.items()]
+    return lines
+
+
+def fixed_lines() -> list[str]:
+    items = fixed_monthly()
+    lines = [f"fixed monthly costs, whatever the traffic: ${sum(cost for _, cost in items):,.2f} a month"]
+    lines += [f"    {name:60} ${cost:7.2f}" for name, cost in items]
+    return lines
 
 
 def main() -> int:
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"  # read when the metrics module is imported
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "false"  # its lines are logs the bill counts: measured
     os.environ.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "b", "AWS_SECRET_ACCESS_KEY": "b"})
     os.environ.pop("AWS_ENDPOINT_URL", None)
     import boto3
     from moto import mock_aws
 
-    from webhook_service.logs import logger
-
-    logger.setLevel("ERROR")
     memory_mb = deliver_memory_mb()
     batch_size = deliver_batch_size()
     print(
@@ -539,25 +823,24 @@ def main() -> int:
         f"{EVENTS} events a size; limits {PARTITION_WRITE_UNITS:,} WCU and {PARTITION_READ_UNITS:,} RCU "
         "a second per partition key value"
     )
-    met = True
+    met = priced = True
     with mock_aws():
         stack = aws.deploy(template.load_template(), {"Stage": "dev"})
         tables = schemas_by_table(stack.refs)
         dynamodb = boto3.client("dynamodb")
         sqs = boto3.client("sqs")
         for data_bytes in DATA_SIZES:
-            with contextlib.redirect_stdout(io.StringIO()):  # publish writes an EMF metric line per event
-                run = measure(
-                    dynamodb,
-                    tables,
-                    stack.refs["Table"],
-                    sqs,
-                    stack.refs["DeliveryQueue"],
-                    events=EVENTS,
-                    data_bytes=data_bytes,
-                    list_every=LIST_EVERY,
-                    batch_size=batch_size,
-                )
+            run = measure(
+                dynamodb,
+                tables,
+                stack.refs["Table"],
+                sqs,
+                stack.refs["DeliveryQueue"],
+                events=EVENTS,
+                data_bytes=data_bytes,
+                list_every=LIST_EVERY,
+                batch_size=batch_size,
+            )
             if run.delivered != run.events:
                 print(f"  only {run.delivered} of {run.events} delivered: {dict(run.outcomes)}")
                 return 1
@@ -568,8 +851,15 @@ def main() -> int:
             print(concurrency_note(run, price))
             if data_bytes == TARGET_DATA_BYTES:
                 met = ceiling(run)[0] >= TARGET_RATE
+                priced = price.total <= TARGET_PRICE
+    print()
+    print("\n".join(fixed_lines()))
     print()
     print(f"target (at least {TARGET_RATE:,} events/s of {TARGET_DATA_BYTES:,} bytes): {'met' if met else 'NOT met'}")
+    print(
+        f"target (at most ${TARGET_PRICE:g} per million delivered events of {TARGET_DATA_BYTES:,} bytes): "
+        f"{'met' if priced else 'NOT met'}"
+    )
     print(f"  ({TABLE} is the base table; the other targets are its global secondary indexes)")
     return 0
 
