@@ -43,9 +43,11 @@ sam-invoke: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m devstack.samlocal --sam $(SAM) --data-dir $(DEVSTACK_DATA) invoke $(FUNCTION) \
 		$(if $(EVENT),--event $(EVENT)) $(if $(SAM_ARGS),-- $(SAM_ARGS))
 
-## listen: a receiver that prints each delivery and checks its signatures (CONFIG=<id>, or a new config)
+## listen: a receiver that prints each delivery and checks its signatures (CONFIG=<id>, else a new config;
+## LISTEN_PORT=<port>, else the config's port or any free one)
 listen: $(VENV)/.installed
-	$(PY) -m webhook_service listen $(if $(CONFIG),--config $(CONFIG),--create) $(if $(LISTEN_PORT),--port $(LISTEN_PORT))
+	@DEVSTACK_DATA=$(DEVSTACK_DATA) $(PY) -m devstack.listen $(if $(CONFIG),--config $(CONFIG),--create) \
+		$(if $(LISTEN_PORT),--port $(LISTEN_PORT))
 
 ## test: the whole test suite, offline
 test: $(VENV)/.installed chromium

@@ -11,7 +11,7 @@ moto keeps nothing of its own, so the local stack saves the table's items itself
 - `dev.json`: the development organisation, key and token, and where the stack answers.
   Only the token's hash is in the table, so the token itself is kept here (the folder is
   local, git-ignored, readable by its owner only) to be the same after a restart without
-  DEV_TOKEN. `python -m webhook_service listen` reads the API's URL and the token here.
+  DEV_TOKEN. `make listen` (devstack.listen) and the operator command line read it.
 - `lock`: held while a stack uses the folder, so that two stacks never save over each other.
 
 The queue is not saved: at start, every task and event that had not ended gets its job
