@@ -21,17 +21,24 @@ BUILT := .aws-sam/build/template.yaml
 ENV ?= default
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: dev dev-reset listen sam-local sam-invoke test test-unit test-integration test-e2e lint format build deploy \
+.PHONY: dev dev-reset env listen sam-local sam-invoke test test-unit test-integration test-e2e lint format build deploy \
 	package deploy-packaged artifact-check bench clean chromium
 
-## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it; what was made is kept)
+## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it; what was made is kept;
+## one line a request, VERBOSE=1 for the functions' log and metric lines)
 DEVSTACK_DATA ?= .devstack
+DEV_OUTPUT = $(if $(VERBOSE),,--quiet)
 dev: $(VENV)/.installed
-	$(PY) -m devstack --data-dir $(DEVSTACK_DATA)
+	@$(PY) -m devstack --data-dir $(DEVSTACK_DATA) $(DEV_OUTPUT)
 
 ## dev-reset: forget what make dev kept, then start it afresh
 dev-reset: $(VENV)/.installed
-	$(PY) -m devstack --data-dir $(DEVSTACK_DATA) --reset
+	@$(PY) -m devstack --data-dir $(DEVSTACK_DATA) --reset $(DEV_OUTPUT)
+
+## env: the README's shell variables (API, T, ORG, KEY, and ID: make listen's config) from what make dev saved:
+## eval "$$(make -s env)"
+env:
+	@DEVSTACK_DATA=$(DEVSTACK_DATA) $(PYTHON) -m devstack.env
 
 ## sam-local: the built functions under sam local start-api (needs Docker), against the embedded local AWS
 sam-local: build $(VENV)/.installed

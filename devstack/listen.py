@@ -346,11 +346,10 @@ def remember(api: Api, config_id: str) -> None:
     to that stack: `make env` gives it to the shell as ID (the README's lines use it)."""
     saved = saved_by_dev()
     if saved.get("url") and str(saved["url"]).rstrip("/") == api.url.rstrip("/"):
-        path = data_folder() / LISTENING
+        path = data_folder() / persist.LISTENING
         persist.write_atomically(path, lambda handle: json.dump({"config": config_id, "url": api.url}, handle))
 
 
-LISTENING = "listen.json"
 VALID_WAIT_SECONDS = 20.0  # a config's first test ends within the delivery timeout (15 s)
 
 
