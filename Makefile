@@ -56,7 +56,8 @@ listen: $(VENV)/.installed
 	@DEVSTACK_DATA=$(DEVSTACK_DATA) $(PY) -m devstack.listen $(if $(CONFIG),--config $(CONFIG),--create) \
 		$(if $(LISTEN_PORT),--port $(LISTEN_PORT))
 
-## test: the whole test suite, offline
+## test: the whole test suite, on this machine with no cloud account (it installs Debian's Chromium for the
+## console's browser tests when it is missing and can be: the one download besides .venv's packages)
 test: $(VENV)/.installed chromium
 	$(PY) -m pytest
 
@@ -72,7 +73,7 @@ CHROMIUM := /usr/bin/chromium
 chromium:
 	@if [ -x $(CHROMIUM) ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's chromium for the console's browser tests"; \
+	  echo "installing Debian's chromium for the console's browser tests (apt-get, from the network)"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	      chromium fonts-liberation >/dev/null; } || echo "chromium could not be installed: the browser tests will be skipped"; \
 	else echo "no $(CHROMIUM) and no root apt-get to install it: the console's browser tests will be skipped"; fi
