@@ -80,7 +80,7 @@ class EmbeddedMoto:
         # moto answers CORS for any origin (flask-cors on every service), and checks no
         # signature: any web page could read the table. Its CORS is off here, and the gate
         # below refuses whatever a browser sends before moto sees it.
-        werkzeug_app.DISABLE_GLOBAL_CORS = True
+        werkzeug_app.DISABLE_GLOBAL_CORS = True  # type: ignore[attr-defined]  # moto's module global, read per app
         app = DomainDispatcherApplication(create_backend_app)
         turns = PartitionTurns()
 

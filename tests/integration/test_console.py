@@ -285,7 +285,7 @@ def test_console_chart_and_events_count_deliveries_by_outcome(
 def _box(console: Console, selector: str) -> dict[str, float]:
     box = console.page.locator(selector).first.bounding_box()
     assert box is not None, selector
-    return dict(box)
+    return {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"]}
 
 
 def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:

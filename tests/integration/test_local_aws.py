@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -52,7 +52,7 @@ def local_aws() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def client(service: str, endpoint: str) -> Any:
+def client(service: Literal["dynamodb", "sqs"], endpoint: str) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,

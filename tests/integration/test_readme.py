@@ -36,7 +36,10 @@ pytestmark = pytest.mark.integration
 
 README = ROOT / "README.md"
 # Commands that hold a terminal, and what they print once ready.
-TERMINALS = {"make dev": "devstack ready at ", "make listen": re.compile(r"^config \S+ is valid$")}
+TERMINALS: dict[str, str | re.Pattern[str]] = {
+    "make dev": "devstack ready at ",
+    "make listen": re.compile(r"^config \S+ is valid$"),
+}
 NOT_RUN = {"make test"}  # the suite this test is part of
 COMMAND_SECONDS = 60
 DELIVERY_SECONDS = 30
@@ -93,8 +96,9 @@ def test_readme_blocks_are_read_as_commands_with_their_expected_errors() -> None
 
 def api_routes_in_readme(text: str) -> set[tuple[str, str]]:
     """The `METHOD /path` of every row of the README's API table."""
+    assert "\n## The API\n" in text, "the README has no section '## The API'"
     section = text.split("\n## The API\n", 1)[1].split("\n## ", 1)[0]
-    found = set()
+    found: set[tuple[str, str]] = set()
     for row in section.splitlines():
         if row.startswith("| `"):
             first_cell = row.split("|")[1]

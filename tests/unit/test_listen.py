@@ -212,3 +212,18 @@ def test_max_body_holds_the_largest_event_the_service_delivers() -> None:
 
     assert len(dumps({"blob": filler}).encode()) == MAX_DATA_BYTES
     assert len(body) <= listen.MAX_BODY
+
+
+def test_listener_port_in_use_says_which_and_how_to_listen_elsewhere() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+
+        with pytest.raises(listen.ListenError) as refused:
+            listen.Listener(port)
+
+    assert f"cannot listen on 127.0.0.1:{port}" in str(refused.value)
+    assert "LISTEN_PORT=" in str(refused.value)
