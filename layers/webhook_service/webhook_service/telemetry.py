@@ -52,9 +52,12 @@ def overdue(counts: Counter[tuple[str, str]]) -> None:
 
 
 def _disabled() -> bool:
-    """POWERTOOLS_METRICS_DISABLED, as `Metrics.flush_metrics` reads it: Powertools'
-    `single_metric` writes its line whatever the setting says (make dev's quiet default)."""
-    return os.environ.get("POWERTOOLS_METRICS_DISABLED", "false").strip().lower() in ("1", "true", "yes", "on")
+    """Whether metrics are off (POWERTOOLS_METRICS_DISABLED, read as `Metrics` reads it):
+    Powertools' `single_metric` writes its line whatever the setting says (make dev's quiet
+    default turns metrics off)."""
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    return bool(is_metrics_disabled())
 
 
 def _by_kind(name: str, dimension: str, counts: Counter[tuple[str, str]]) -> None:
