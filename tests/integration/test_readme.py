@@ -198,11 +198,15 @@ class Shell:
 class Session:
     env: dict[str, str]
     folder: Path
-    terminals: dict[str, Terminal] = field(default_factory=dict)
+    opened: list[Terminal] = field(default_factory=list)  # every one, stopped at the end whatever happens
     ran: list[tuple[Command, str]] = field(default_factory=list)
 
+    def terminal(self, code: str) -> Terminal:
+        """The terminal last opened for `code`."""
+        return [t for t in self.opened if t.command.code == code][-1]
+
     def open_terminal(self, command: Command) -> None:
-        output = self.folder / f"terminal-{len(self.terminals) + 1}.txt"
+        output = self.folder / f"terminal-{len(self.opened) + 1}.txt"
         with output.open("wb") as sink:
             process = subprocess.Popen(
                 ["bash", "-c", command.code],
@@ -213,7 +217,7 @@ class Session:
                 start_new_session=True,  # a terminal's foreground job: Ctrl-C reaches all of it
             )
         terminal = Terminal(command, process, output)
-        self.terminals[command.code] = terminal
+        self.opened.append(terminal)
         terminal.wait_for(TERMINALS[command.code], STARTUP_SECONDS)
 
     def saved(self, name: str) -> dict[str, Any]:
@@ -236,7 +240,7 @@ def session(tmp_path: Path) -> Iterator[Session]:
     )
     running = Session(env, tmp_path)
     yield running
-    for terminal in reversed(list(running.terminals.values())):
+    for terminal in reversed(running.opened):
         if terminal.process.poll() is None:
             os.killpg(terminal.process.pid, signal.SIGKILL)
             terminal.process.wait(timeout=COMMAND_SECONDS)
@@ -274,7 +278,7 @@ def test_readme_commands_run_in_order_as_written_and_keep_what_try_it_promises(s
     finally:
         shell.close()
 
-    listener = session.terminals["make listen"]
+    listener = session.terminal("make listen")
     deadline = time.monotonic() + DELIVERY_SECONDS
     while "  session.completed  " not in listener.text():
         assert time.monotonic() < deadline, f"the published event never reached the listener:\n{listener.text()}"
@@ -293,7 +297,7 @@ def test_readme_commands_run_in_order_as_written_and_keep_what_try_it_promises(s
     assert "NOT verified" not in said
     assert len(re.findall(r"  webhook_config\.test  \S+  verified  ", said)) == 2  # its own test, and the README's
     assert len(re.findall(r"  session\.completed  \S+  verified  ", said)) == 1
-    stack = session.terminals["make dev"]
+    stack = session.terminal("make dev")
     assert stack.ctrl_c() in (0, -signal.SIGINT)  # make re-raises the Ctrl-C once the stack has stopped
     assert "Traceback" not in stack.text()
     assert re.search(r"^saved \d+ items to ", stack.text(), flags=re.MULTILINE)
