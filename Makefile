@@ -21,17 +21,24 @@ BUILT := .aws-sam/build/template.yaml
 ENV ?= default
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: dev dev-reset listen sam-local sam-invoke test test-unit test-integration test-e2e lint format build deploy \
+.PHONY: dev dev-reset env listen sam-local sam-invoke test test-unit test-integration test-e2e lint format build deploy \
 	package deploy-packaged artifact-check bench clean chromium
 
-## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it; what was made is kept)
+## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it; what was made is kept;
+## one line a request, VERBOSE=1 for the functions' log and metric lines)
 DEVSTACK_DATA ?= .devstack
+DEV_OUTPUT = $(if $(VERBOSE),,--quiet)
 dev: $(VENV)/.installed
-	$(PY) -m devstack --data-dir $(DEVSTACK_DATA)
+	@$(PY) -m devstack --data-dir $(DEVSTACK_DATA) $(DEV_OUTPUT)
 
 ## dev-reset: forget what make dev kept, then start it afresh
 dev-reset: $(VENV)/.installed
-	$(PY) -m devstack --data-dir $(DEVSTACK_DATA) --reset
+	@$(PY) -m devstack --data-dir $(DEVSTACK_DATA) --reset $(DEV_OUTPUT)
+
+## env: the README's shell variables (API, T, ORG, KEY, and ID: make listen's config) from what make dev saved:
+## eval "$$(make -s env)"
+env:
+	@DEVSTACK_DATA=$(DEVSTACK_DATA) $(PYTHON) -m devstack.env
 
 ## sam-local: the built functions under sam local start-api (needs Docker), against the embedded local AWS
 sam-local: build $(VENV)/.installed
@@ -43,11 +50,14 @@ sam-invoke: $(VENV)/.installed $(TOOLS)/.installed
 	$(PY) -m devstack.samlocal --sam $(SAM) --data-dir $(DEVSTACK_DATA) invoke $(FUNCTION) \
 		$(if $(EVENT),--event $(EVENT)) $(if $(SAM_ARGS),-- $(SAM_ARGS))
 
-## listen: a receiver that prints each delivery and checks its signatures (CONFIG=<id>, or a new config)
+## listen: a receiver that prints each delivery and checks its signatures (CONFIG=<id>, else a new config;
+## LISTEN_PORT=<port>, else the config's port or any free one)
 listen: $(VENV)/.installed
-	$(PY) -m webhook_service listen $(if $(CONFIG),--config $(CONFIG),--create) $(if $(LISTEN_PORT),--port $(LISTEN_PORT))
+	@DEVSTACK_DATA=$(DEVSTACK_DATA) $(PY) -m devstack.listen $(if $(CONFIG),--config $(CONFIG),--create) \
+		$(if $(LISTEN_PORT),--port $(LISTEN_PORT))
 
-## test: the whole test suite, offline
+## test: the whole test suite, on this machine with no cloud account (it installs Debian's Chromium for the
+## console's browser tests when it is missing and can be: the one download besides .venv's packages)
 test: $(VENV)/.installed chromium
 	$(PY) -m pytest
 
@@ -63,7 +73,7 @@ CHROMIUM := /usr/bin/chromium
 chromium:
 	@if [ -x $(CHROMIUM) ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's chromium for the console's browser tests"; \
+	  echo "installing Debian's chromium for the console's browser tests (apt-get, from the network)"; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	      chromium fonts-liberation >/dev/null; } || echo "chromium could not be installed: the browser tests will be skipped"; \
 	else echo "no $(CHROMIUM) and no root apt-get to install it: the console's browser tests will be skipped"; fi

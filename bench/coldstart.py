@@ -49,9 +49,9 @@ def function_code(folder: str, clients: list[str]) -> str:
     warm = (
         ""
         if folder == STATIC_ONLY
-        else "from webhook_service.jobs import deliverer\nd = deliverer()\nd.store.table.client\nd.queue.client\n"
+        else "from webhook_service.wiring import deliverer\nd = deliverer()\nd.store.table.client\nd.queue.client\n"
         if folder == "deliver"
-        else "from webhook_service.service import services\ns = services()\n"
+        else "from webhook_service.wiring import services\ns = services()\n"
         + ("s.store.table.client\n" if "dynamodb" in clients else "")
         + ("s.queue.client\n" if "sqs" in clients else "")
     )

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devstack import aws, iam, persist, template
+from devstack import aws, iam, output, persist, template
 from devstack.gateway import Gateway
 from devstack.poller import EventSource
 from devstack.runtime import apply_environment
@@ -39,7 +41,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
-    parser.add_argument("--quiet", action="store_true", help="log warnings only")
+    parser.add_argument(
+        "--quiet", action="store_true", help="one line a request and warnings (make dev's default; VERBOSE=1 drops it)"
+    )
     parser.add_argument("--info-file", help="write the stack's URL, token and local AWS as JSON here when ready")
     parser.add_argument("--template", default=str(template.TEMPLATE_PATH), help="another template (devstack.artifact)")
     parser.add_argument(
@@ -60,10 +64,12 @@ def _local_aws(moto_port: int) -> aws.EmbeddedMoto | None:
     return moto
 
 
-def _services(tpl: dict[str, Any], stack: aws.Stack) -> ProcessServices:
+def _services(tpl: dict[str, Any], stack: aws.Stack, quiet: bool) -> ProcessServices:
     """The service's objects as the functions see them, after the functions' environment."""
     for function in template.functions(tpl):
         apply_environment(template.resolve(function.environment, stack.refs))
+    if quiet:
+        output.quiet_functions()
     from webhook_service.logs import log_to_stderr
     from webhook_service.settings import reset_settings
     from webhook_service.wiring import services, use_services
@@ -106,8 +112,12 @@ class _Serving:
         self.gateway.stop()
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _wait_for_a_stop() -> None:
-    """Until Ctrl-C, SIGTERM or SIGHUP (unless nohup ignores it)."""
+    """Until Ctrl-C, SIGTERM or SIGHUP (unless nohup ignores it). Then those signals are
+    ignored: a second Ctrl-C must not cut the save short (kill -9 still stops it)."""
     stopping = threading.Event()
     for stop_signal in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(stop_signal) is not signal.SIG_IGN:  # nohup's choice stands
@@ -117,38 +127,78 @@ def _wait_for_a_stop() -> None:
             pass
     except KeyboardInterrupt:
         pass
+    for stop_signal in _STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN)
+
+
+class PortInUseError(Exception):
+    """The API's port is taken: said with the port, and how to choose another."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(
+            f"port {port} on 127.0.0.1 is in use (another make dev, or another program):"
+            f" PORT={port + 1} make dev serves on another"
+        )
+
+
+def _check_port_is_free(port: int) -> None:
+    """Before the half minute of starting: the gateway binds as this does (SO_REUSEADDR)."""
+    if not port:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise PortInUseError(port) from None
 
 
 def main(argv: list[str] | None = None) -> int:
+    output.guard_streams()
     args = _arguments(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING" if args.quiet else "INFO")
+    output.configure()
+    try:
+        return _run(args)
+    except PortInUseError as exc:
+        output.say(f"devstack: {exc}")
+        return 1
+    except KeyboardInterrupt:  # stopped while starting: nothing was served, nothing to save
+        output.say("devstack: stopped before it was ready")
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     # A developer's routing change applies to the next delivery at once: the local stack's
     # functions read routing for every event (on AWS each process keeps it 5 s, design.md §15.2).
     os.environ.setdefault("ROUTING_CACHE_SECONDS", "0")
+    _check_port_is_free(args.port)
     try:
         state = persist.LocalState.open(args.data_dir, reset=args.reset) if args.data_dir else None
     except persist.StateError as exc:
-        print(f"devstack: {exc}", file=sys.stderr)
+        output.say(f"devstack: {exc}")
         return 1
 
     moto = _local_aws(args.moto_port)
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     tpl = template.load_template(Path(args.template))
     stack = aws.deploy(tpl, {"Stage": "dev", "AllowPrivateTargets": "true", "AwsEndpointUrl": endpoint})
-    services = _services(tpl, stack)
+    services = _services(tpl, stack, args.quiet)
     restored, ttl = None, persist.ttl_attribute(tpl)
     if state:
         try:
             now = dt.datetime.now(dt.UTC)
             restored = state.restore(services.store.table.client, stack.refs["Table"], services.lanes, ttl, now)
         except persist.StateError as exc:
-            print(f"devstack: {exc}\n  `make dev-reset` (or --reset) starts afresh", file=sys.stderr)
+            output.say(f"devstack: {exc}\n  `make dev-reset` (or --reset) starts afresh")
             return 1
     saved_identity = state.read_identity() if state else None
     organisation, key_id, token = persist.seed(services.store, os.environ.get("DEV_TOKEN"), saved_identity)
-    serving = _Serving.start(tpl, stack, args.port)
+    try:
+        serving = _Serving.start(tpl, stack, args.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:  # taken since the check at the start
+            raise PortInUseError(args.port) from None
+        raise
 
     info = {
         "url": f"http://127.0.0.1:{serving.gateway.port}",
@@ -172,23 +222,23 @@ def main(argv: list[str] | None = None) -> int:
             (lambda: moto.dynamodb_writes) if moto else None,
             float(os.environ.get("DEVSTACK_SAVE_SECONDS") or persist.SAVE_SECONDS),
         )
-    print(banner(info, stack.name, state, restored), flush=True)
+    print(banner(info, state, restored), flush=True)
 
     _wait_for_a_stop()
-    print("stopping", file=sys.stderr, flush=True)
+    output.say("stopping")  # to wherever the output still goes (devstack.output)
     serving.stop()
     if state:
         saved = state.close()
-        print(f"saved {saved} items to {state.folder}", file=sys.stderr, flush=True)
+        output.say(f"saved {saved} items to {state.folder}")
     if moto:
         moto.stop()
     return 0
 
 
-def banner(
-    info: dict[str, str], stack_name: str, state: persist.LocalState | None, restored: persist.Restored | None
-) -> str:
-    """What `make dev` prints: where things are, and the commands that work against them."""
+def banner(info: dict[str, str], state: persist.LocalState | None, restored: persist.Restored | None) -> str:
+    """What `make dev` prints: where things are, and the commands that work against them as
+    written (the shell variables and the operator command line read what was saved)."""
+    url, token = info["url"], info["token"]
     if state is None:
         kept = "nothing is kept after a stop (no --data-dir)"
     elif restored is None:
@@ -198,21 +248,33 @@ def banner(
             f"{state.folder}: {restored.items} items back, {restored.expired} expired,"
             f" {restored.requeued} jobs queued again (`make dev-reset` starts afresh)"
         )
-    return f"""
+    head = f"""
   ricloud-webhooks local stack
-  API            {info["url"]}
-  token          {info["token"]}  (organisation {info["organisation"]}, key {info["key"]})
+  API            {url}    (the console: {url}/console)
+  token          {token}  (organisation {info["organisation"]}, key {info["key"]})
   kept in        {kept}
-
-  watch deliveries   make listen    (a receiver on 127.0.0.1 that checks both signatures)
-  curl               curl -H 'Authorization: Token {info["token"]}' {info["url"]}/configs/webhook
-  ricloud client     export RICLOUD_URL={info["url"]}/ RICLOUD_TOKEN={info["token"]}
-  operator CLI       export AWS_ENDPOINT_URL={info["aws_endpoint"]} \\
-                       AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={aws.REGION}
-                     .venv/bin/ricloud-webhooks --stack {stack_name} publish-event \\
-                       --organisation {info["organisation"]} --type session --action completed
-  Ctrl-C stops everything.
-devstack ready at {info["url"]}"""
+"""
+    if state is None:  # nothing saved: the commands name everything themselves
+        commands = f"""
+  ricloud client     export RICLOUD_URL={url}/ RICLOUD_TOKEN={token}
+  operator CLI       AWS_ENDPOINT_URL={info["aws_endpoint"]} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\
+                       AWS_DEFAULT_REGION={aws.REGION} .venv/bin/ricloud-webhooks --table {info["table"]} \\
+                       --queue-url {info["queue_url"]} publish-event --organisation {info["organisation"]} \\
+                       --type session --action completed
+"""
+    else:  # `make listen`, `make env` and the operator CLI read the folder (DEVSTACK_DATA names another)
+        folder = "" if state.folder == Path(persist.DEFAULT_FOLDER).resolve() else f"DEVSTACK_DATA={state.folder} "
+        commands = f"""
+  in another terminal, from this folder:
+  watch deliveries   {folder}make listen            (a receiver on 127.0.0.1 that checks both signatures)
+  shell variables    eval "$({folder}make -s env)"  (API, T, ORG, KEY, and ID: make listen's config)
+  curl               curl -s $API/configs/webhook -H "Authorization: Token $T"
+  operator CLI       {folder}.venv/bin/ricloud-webhooks publish-event --organisation $ORG \\
+                       --type session --action completed
+"""
+    stop = "what you made is saved first" if state else "nothing is kept"
+    return f"""{head}{commands}  Ctrl-C stops everything ({stop}).
+devstack ready at {url}"""
 
 
 if __name__ == "__main__":

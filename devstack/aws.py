@@ -36,6 +36,18 @@ def use_local_credentials(endpoint: str) -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
 
 
+# Headers that browsers add to what a page sends and that boto3 and botocore never send:
+# Origin on every cross-origin request (and on same-origin POSTs), Sec-Fetch-* on every
+# request of current browsers, an <img> or a form's navigation included.
+_BROWSER_HEADERS = ("HTTP_ORIGIN", "HTTP_SEC_FETCH_SITE", "HTTP_SEC_FETCH_MODE", "HTTP_SEC_FETCH_DEST")
+REFUSED = b"the local AWS answers the local stack and AWS clients only, not browsers\n"
+
+
+def from_a_browser(environ: dict[str, Any]) -> bool:
+    """Whether a request was sent by a web page (the local AWS refuses it, devstack.aws)."""
+    return any(name in environ for name in _BROWSER_HEADERS)
+
+
 class EmbeddedMoto:
     """moto's server in a thread of this process, on 127.0.0.1. It answers DynamoDB requests
     one at a time: moto's DynamoDB is not safe for concurrent calls (a transaction copies a
@@ -43,7 +55,8 @@ class EmbeddedMoto:
     Other services stay concurrent (an SQS long poll must not hold up the rest). With calls
     one at a time, moto's DynamoDB can take the speed-ups of `devstack.moto_patches`.
     Waiting calls take their turns round-robin by organisation (`devstack.turns`), as
-    DynamoDB serves each partition on its own."""
+    DynamoDB serves each partition on its own. It refuses every request a browser sends
+    (`from_a_browser`): a web page open on this machine must not reach the table."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.port = port or free_port()
@@ -57,16 +70,24 @@ class EmbeddedMoto:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        from moto.moto_server import werkzeug_app
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         from devstack import moto_patches
 
         moto_patches.apply()
+        # moto answers CORS for any origin (flask-cors on every service), and checks no
+        # signature: any web page could read the table. Its CORS is off here, and the gate
+        # below refuses whatever a browser sends before moto sees it.
+        werkzeug_app.DISABLE_GLOBAL_CORS = True  # type: ignore[attr-defined]  # moto's module global, read per app
         app = DomainDispatcherApplication(create_backend_app)
         turns = PartitionTurns()
 
         def one_at_a_time(environ: dict[str, Any], start_response: Any) -> Any:
+            if from_a_browser(environ):
+                start_response("403 Forbidden", [("Content-Type", "text/plain"), ("Content-Length", str(len(REFUSED)))])
+                return [REFUSED]
             target = environ.get("HTTP_X_AMZ_TARGET", "")
             if not target.startswith("DynamoDB"):
                 return app(environ, start_response)

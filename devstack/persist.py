@@ -11,7 +11,8 @@ moto keeps nothing of its own, so the local stack saves the table's items itself
 - `dev.json`: the development organisation, key and token, and where the stack answers.
   Only the token's hash is in the table, so the token itself is kept here (the folder is
   local, git-ignored, readable by its owner only) to be the same after a restart without
-  DEV_TOKEN. `python -m webhook_service listen` reads the API's URL and the token here.
+  DEV_TOKEN. `make listen` (devstack.listen) and the operator command line read it.
+- `listen.json`: the config the newest `make listen` listens for (`make env` names it ID).
 - `lock`: held while a stack uses the folder, so that two stacks never save over each other.
 
 The queue is not saved: at start, every task and event that had not ended gets its job
@@ -40,8 +41,10 @@ from typing import IO, Any
 log = logging.getLogger("devstack.persist")
 
 FORMAT = 1
+DEFAULT_FOLDER = ".devstack"  # make dev's (the Makefile's DEVSTACK_DATA)
 SNAPSHOT = "table.json"
 IDENTITY = "dev.json"
+LISTENING = "listen.json"  # the config the newest `make listen` listens for (devstack.listen, devstack.env)
 LOCK = "lock"
 SAVE_SECONDS = 10.0
 BATCH_WRITE_SIZE = 25  # BatchWriteItem's limit
@@ -302,7 +305,7 @@ class LocalState:
         lock.flush()
         state = cls(path, lock)
         if reset:
-            for name in (SNAPSHOT, IDENTITY):
+            for name in (SNAPSHOT, IDENTITY, LISTENING):
                 with contextlib.suppress(FileNotFoundError):
                     (path / name).unlink()
         return state

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import boto3
@@ -139,9 +140,19 @@ class EventSource:
                 self.running += 1
                 self.peak = max(self.peak, self.running)
             worker = self._checkout()
+            started = time.monotonic()
             invocation = worker.invoke(sqs_event(messages, self._arn, self._sqs.meta.region_name))
             self._checkin(worker)
-            if not invocation.ok:
+            if invocation.ok:  # make dev's one line an invocation, as the gateway's one a request
+                log.info(
+                    "%s <- %s: %d message%s (%.1f ms)",
+                    self.source.function.logical_id,
+                    self.source.queue_logical_id,
+                    len(messages),
+                    "" if len(messages) == 1 else "s",
+                    (time.monotonic() - started) * 1000,
+                )
+            else:
                 log.warning(
                     "%s %s; its batch of %d comes back after the visibility timeout",
                     self.source.function.logical_id,

@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import threading
 import traceback
 import uuid
@@ -133,6 +134,10 @@ def _invoke(handler: Any, function: Function, event: Any, context: LambdaContext
 
 def _serve(function: Function, conn: multiprocessing.connection.Connection, environment: dict[str, str]) -> None:
     """The worker's loop: load the function, then answer invocations until the pipe closes."""
+    # Ctrl-C and a terminal's hang-up reach every process of the job: the local stack stops
+    # its workers itself (a worker interrupted mid-wait printed a KeyboardInterrupt traceback).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     os.dup2(2, 1)  # print() and Powertools' handlers (made on stdout at import) write to stderr
     os.environ.clear()
     os.environ.update(environment)

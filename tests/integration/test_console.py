@@ -273,13 +273,102 @@ def test_console_chart_and_events_count_deliveries_by_outcome(
     rows = console.page.locator("#events tbody tr[data-event]")
     rows.nth(1).wait_for()
     assert rows.count() == 2
-    states = sorted(rows.locator(".badge").all_inner_texts())
+    states = sorted(rows.locator("td[data-label=State] .badge").all_inner_texts())  # the Config column has its own
     assert states == ["delivered", "failed"]
     api_states = sorted(e["state"] for e in fresh.get("/events", params={"type": "webhook_config"}).json()["data"])
     assert states == api_states
     bars = console.page.locator("#chart svg rect")
     assert bars.count() == 2  # one hour, two outcomes
     console.shot("chart-and-events-1280x800-full", full_page=True)
+
+
+def _box(console: Console, selector: str) -> dict[str, float]:
+    box = console.page.locator(selector).first.bounding_box()
+    assert box is not None, selector
+    return {"x": box["x"], "y": box["y"], "width": box["width"], "height": box["height"]}
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and (a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+    )
+
+
+def test_console_status_line_covers_neither_the_organisation_card_nor_what_is_scrolled_to(
+    console: Console, fresh: Client
+) -> None:
+    console.logged_in(fresh.token)
+    console.page.locator("#refresh").click()
+    console.wait_status(r"^Loaded at ")
+
+    for scrolled_to in ("#org-title", "#refresh", "#events-title"):  # each at the top of the window
+        console.page.evaluate(f"() => document.querySelector('{scrolled_to}').scrollIntoView()")
+        status = _box(console, "#status p")
+        for part in (scrolled_to, "#refresh"):
+            assert not _overlap(status, _box(console, part)), f"the status line covers {part}"
+    console.page.evaluate("() => window.scrollTo(0, document.documentElement.scrollHeight)")
+    last = _box(console, "#events .events, #events-empty")
+    assert last["y"] + last["height"] <= _box(console, "#status p")["y"]  # the page's end scrolls above it
+    console.shot("status-line-1280x800")
+
+
+def test_console_default_config_deactivated_shows_its_url_and_state_not_an_id(
+    console: Console, fresh: Client, receiver: Receiver
+) -> None:
+    url = receiver.url("/ok/console-default-off")
+    config, _ = fresh.create_and_wait(url)
+    assert fresh.post("/organisation", json={"webhook_config_default": config["id"]}).status_code == 200
+    assert fresh.delete(f"/configs/webhook/{config['id']}").status_code == 200
+
+    console.logged_in(fresh.token)
+
+    default = console.page.locator("#org [data-fact=default]")
+    assert url in default.inner_text()
+    assert config["id"] not in default.inner_text()
+    assert default.locator(".badge").inner_text() == "deactivated"
+    assert "events fail unconfigured" in default.inner_text()
+    console.shot("default-deactivated-1280x800")
+
+
+def test_console_events_config_column_shows_every_config_as_its_url(
+    console: Console, stack: LocalStack, fresh: Client, receiver: Receiver
+) -> None:
+    url = receiver.url("/ok/console-events-column")
+    config, _ = fresh.create_and_wait(url)
+    assert fresh.post("/organisation", json={"webhook_config_default": config["id"]}).status_code == 200
+    event = published_event(stack, fresh)
+    assert event["webhook_config"] == config["id"]
+    assert fresh.delete(f"/configs/webhook/{config['id']}").status_code == 200  # no longer listed by default
+
+    console.logged_in(fresh.token)
+
+    column = console.page.locator(f"#events tr[data-event='{event['id']}'] td[data-label=Config]")
+    column.filter(has_text=url).wait_for()
+    assert config["id"] not in column.inner_text()
+    assert "deactivated" in column.inner_text()
+
+
+def test_console_shows_sets_and_clears_the_keys_own_config(console: Console, fresh: Client, receiver: Receiver) -> None:
+    console.logged_in(fresh.token)
+    key_config = console.page.locator("#org [data-fact=key-config]")
+    assert "none" in key_config.inner_text()
+    url, config = valid_config(console, fresh, receiver, "/ok/console-key-config")
+
+    console.card(url).get_by_role("button", name="Use for this key").click()
+
+    console.wait_status(r"^Events published with this key now go to ")
+    assert fresh.get("/key").json()["webhook_config"] == config["id"]
+    key_config.filter(has_text=url).wait_for()
+    assert console.card(url).get_by_text("This key's config").count() == 1
+    console.shot("key-config-1280x800")
+
+    key_config.get_by_role("button", name="Clear").click()
+
+    console.wait_status(r"^This key has no config of its own")
+    assert fresh.get("/key").json()["webhook_config"] is None
+    key_config.filter(has_text="none").wait_for()
 
 
 # -- keyboard and small screens ----------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from devstack.aws import STACK_NAME, free_port
+from devstack.aws import free_port
 from devstack.receiver import Receiver
 from tests import logscan
 from tests.support.stack import ROOT, STARTUP_SECONDS, Client
@@ -94,17 +94,17 @@ def stacks(tmp_path: Path) -> Iterator[Stacks]:
             running.stop(signal.SIGKILL)
 
 
-def operator(info: dict[str, Any], *args: str) -> dict[str, Any]:
-    """The operator command line as the banner gives it: the stack's name, no table or queue."""
+def operator(data: Path, *args: str) -> dict[str, Any]:
+    """The operator command line as the banner gives it: no stack, table, queue or endpoint
+    named; it reads them from the folder make dev saved them in. The environment still holds
+    an endpoint exported for an earlier run (on a port where nothing answers now)."""
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("TABLE_NAME", "QUEUE_URL")},
-        "AWS_ENDPOINT_URL": info["aws_endpoint"],
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": "us-east-1",
+        "DEVSTACK_DATA": str(data),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "webhook_service", "--stack", STACK_NAME, *args],
+        [sys.executable, "-m", "webhook_service", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -128,7 +128,7 @@ def test_restart_keeps_configs_tasks_default_events_and_the_development_key(stac
     assert config["state"] == "valid"
     assert dev.post("/organisation", json={"webhook_config_default": config["id"]}).status_code == 200
     published = operator(
-        first.info, "publish-event", "--organisation", dev.organisation, "--type", "session", "--action", "completed"
+        stacks.data, "publish-event", "--organisation", dev.organisation, "--type", "session", "--action", "completed"
     )
     event = dev.wait_event(published["id"])
     assert event["state"] == "delivered"

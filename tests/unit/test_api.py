@@ -101,6 +101,16 @@ def test_handler_no_authorization_answers_401_unauthorized_json(installed_servic
     assert body["message"]
 
 
+def test_handler_answer_is_one_json_line_ending_in_a_newline(token: str) -> None:
+    """In a terminal, curl prints the answer as it is: without a final newline the next
+    prompt ran into it."""
+    answers = [call(CREATE.handler, create_event(token=None)), call(CREATE.handler, create_event(token))]
+    for response in answers:
+        assert response["body"].endswith("}\n")
+        assert response["body"].count("\n") == 1
+        assert isinstance(json.loads(response["body"]), dict)
+
+
 @pytest.mark.parametrize("header", ["Bearer abc", "Token", "Token a b", "Basic dXNlcjpwdw=="])
 def test_handler_malformed_authorization_answers_401(installed_services: FakeServices, header: str) -> None:
     event = http_event("GET", "/configs/webhook", headers={"Authorization": header})

@@ -1,4 +1,4 @@
-"""`python -m webhook_service listen` without a network: how a delivery is checked and the
+"""`make listen` (`python -m devstack.listen`) without a network: how a delivery is checked and the
 line printed for it, where the API and token come from, and which port a config names.
 (tests/integration/test_listen.py drives it over real sockets.)"""
 
@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from webhook_service import listen
+from devstack import listen
 from webhook_service.domain.configs import generate_secret
 from webhook_service.signing import signature_headers
 
 SECRET = generate_secret()
 NOW = dt.datetime(2026, 11, 28, 9, 30, 5, tzinfo=dt.UTC)
 EVENT_ID = "6f1c1e9e-8f6b-4f7e-9a51-0c4c1b0f2d11"
+NOW_ORG = "0d7c4a8e-1b2f-4c3d-9e8f-a1b2c3d4e5f6"
 BODY = json.dumps({"id": EVENT_ID, "type": "session", "action": "completed", "data": {}}).encode()
 
 
@@ -168,3 +170,61 @@ def test_listener_reads_the_secret_again_when_a_delivery_verifies_with_none(caps
     assert second.verified
     assert reads == [new]  # read once; the second delivery verified with what it had
     assert new not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("plain text, accents é and emoji 🙂", "plain text, accents é and emoji 🙂"),
+        ("\x1b[2K\rfake", "\\x1b[2K\\x0dfake"),  # C0: an ESC sequence and a carriage return
+        ("\x1b]52;c;aGk=\x07", "\\x1b]52;c;aGk=\\x07"),  # OSC 52, a clipboard write
+        ("a\x9bb\x85c", "a\\x9bb\\x85c"),  # C1 controls (CSI, NEL)
+        ("left\u202eright\u2066", "left\\u202eright\\u2066"),  # bidirectional overrides and isolates
+        ("one\u2028two\u2029", "one\\u2028two\\u2029"),  # line and paragraph separators
+        ("zero\u200bwidth\x00\x7f", "zero\\u200bwidth\\x00\\x7f"),
+    ],
+)
+def test_printable_shows_every_control_format_and_separator_character_as_an_escape(text: str, shown: str) -> None:
+    assert listen.printable(text) == shown
+
+
+def test_check_forged_delivery_line_has_none_of_its_fields() -> None:
+    body = json.dumps({"id": "forged-id", "type": "\x1b[2K\rsession", "action": "completed", "data": {}}).encode()
+
+    line = listen.check(body, signed(body, secret=generate_secret()), SECRET, now=NOW).line()
+
+    assert line.startswith("2026-11-28T09:30:05Z  NOT verified")
+    assert "session" not in line
+    assert "completed" not in line
+    assert "forged-id" not in line
+    assert "\x1b" not in line
+
+
+def test_max_body_holds_the_largest_event_the_service_delivers() -> None:
+    from webhook_service.domain.events import EventState, new_event
+    from webhook_service.events import MAX_DATA_BYTES
+    from webhook_service.jsontext import dumps
+    from webhook_service.views import event_resource
+
+    filler = "x" * (MAX_DATA_BYTES - len('{"blob":""}'))
+    event = new_event(NOW_ORG, "a" * 64, "b" * 64, {"blob": filler}, NOW_ORG, NOW)
+    event = replace(event, state=EventState.FAILED, error="webhook-response-status", attempts=99, date_delivered=NOW)
+    body = dumps(event_resource(event)).encode()
+
+    assert len(dumps({"blob": filler}).encode()) == MAX_DATA_BYTES
+    assert len(body) <= listen.MAX_BODY
+
+
+def test_listener_port_in_use_says_which_and_how_to_listen_elsewhere() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+
+        with pytest.raises(listen.ListenError) as refused:
+            listen.Listener(port)
+
+    assert f"cannot listen on 127.0.0.1:{port}" in str(refused.value)
+    assert "LISTEN_PORT=" in str(refused.value)

@@ -67,3 +67,15 @@ def test_the_artifact_check_refuses_a_layer_with_its_pyproject(tmp_path: Path) -
     assert check_layer(_artifact(tmp_path)) == []
     (tmp_path / "python" / "pyproject.toml").write_text("[project]\n")
     assert check_layer(_artifact(tmp_path)) == ["the layer ships python/pyproject.toml: build with make build"]
+
+
+def test_the_layer_ships_no_development_server() -> None:
+    """The layer runs in Lambda: a receiver for development (`make listen`, an HTTP server)
+    belongs to the local stack's tools, not to every function's package."""
+    serving = [
+        path.relative_to(LAYER).as_posix()
+        for path in sorted((LAYER / "webhook_service").rglob("*.py"))
+        if re.search(r"^\s*(from|import) (http\.server|socketserver)\b", path.read_text(encoding="utf-8"), re.M)
+    ]
+
+    assert serving == []

@@ -102,6 +102,7 @@ const session = {
   key: null,
   organisation: null,
   configs: new Map(), // id -> config, in the order listed
+  known: new Map(), // id -> config (or null: not found) for configs named but not listed: deactivated, older
   tasks: new Map(), // config id -> its newest tasks (when loaded)
   openTasks: new Set(), // config ids whose "recent tests" are open
   watching: new Set(),
@@ -126,7 +127,7 @@ function el(tag, attributes, ...children) {
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -175,6 +176,14 @@ function duration(ms) {
 function say(text, kind = "info") {
   const box = $("#status");
   box.replaceChildren(el("p", { class: kind, text }));
+  keepRoomForStatus();
+}
+
+/** The status line sits at the foot of the window: the page keeps as much room below its end
+ * (and keyboard focus scrolls clear of it), so it covers nothing that cannot be scrolled past. */
+function keepRoomForStatus() {
+  const height = $("#status").offsetHeight;
+  document.documentElement.style.setProperty("--status-room", `${height}px`);
 }
 
 function fail(error, doing) {
@@ -236,6 +245,7 @@ function logout(message = "Logged out: the token is gone from this tab.", kind =
   session.key = null;
   session.organisation = null;
   session.configs.clear();
+  session.known.clear();
   session.tasks.clear();
   session.openTasks.clear();
   session.watching.clear();
@@ -280,32 +290,81 @@ async function refreshAll() {
 // The organisation
 
 async function loadOrganisation() {
-  session.organisation = await api("GET", "/organisation");
+  const [organisation, key] = await Promise.all([api("GET", "/organisation"), api("GET", "/key")]);
+  session.organisation = organisation;
+  session.key = key;
+  await knowConfigs([organisation.webhook_config_default, key.webhook_config]);
   renderOrganisation();
+}
+
+function configById(id) {
+  return session.configs.get(id) || session.known.get(id) || null;
+}
+
+/** Read the configs named here that the lists did not bring (a deactivated default, the
+ * config an old event went to), at most one request each, so that every config is shown by
+ * its URL and state, never by a bare id. */
+async function knowConfigs(ids) {
+  const missing = [...new Set(ids.filter((id) => id && !session.configs.has(id) && !session.known.has(id)))];
+  await Promise.all(missing.map(async (id) => {
+    try {
+      session.known.set(id, await api("GET", `/configs/webhook/${id}`));
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 404) throw error;
+      session.known.set(id, null);
+    }
+  }));
 }
 
 function configLabel(id) {
   if (!id) return "none";
-  const config = session.configs.get(id);
-  return config ? config.url : id;
+  const config = configById(id);
+  return config ? config.url : "a config that cannot be read";
 }
+
+/** A config as people know it: its URL (its id as a tooltip), and its state unless valid. */
+function configName(id) {
+  const config = configById(id);
+  return [el("span", { class: "mono", title: id, text: configLabel(id) }),
+    config && config.state !== "valid" ? [" ", badge(config.state)] : null];
+}
+
+const UNROUTED = {
+  new: "events fail unconfigured until its test succeeds",
+  invalid: "events fail unconfigured until a test of it succeeds",
+  deactivated: "events fail unconfigured until another config is the default",
+};
 
 function renderOrganisation() {
   const org = session.organisation;
   if (!org) return;
   $("#who").textContent = `Key ${session.key.id} · ${org.name}`;
   const defaultId = org.webhook_config_default;
+  const defaultConfig = configById(defaultId);
+  const keyConfigId = session.key.webhook_config;
+  const keyConfig = configById(keyConfigId);
   const rows = [
     ["Name", org.name],
     ["Id", el("code", { text: org.id })],
     ["State", [badge(org.state), " ",
       el("span", { class: "help", text: org.state === "active" ? "at least one config is valid" : "no config is valid yet" })]],
-    ["Default config", defaultId ? [el("span", { class: "mono", text: configLabel(defaultId) }), " ",
-      defaultId && session.configs.get(defaultId) ? badge(session.configs.get(defaultId).state) : null] : "none (events fail unconfigured unless their key names a config)"],
+    ["Default config", defaultId
+      ? [configName(defaultId), defaultConfig && UNROUTED[defaultConfig.state]
+        ? [" ", el("span", { class: "help", text: `(${UNROUTED[defaultConfig.state]})` })] : null]
+      : "none (events fail unconfigured unless their key names a config)", "default"],
+    ["This key's config", keyConfigId
+      ? [configName(keyConfigId), " ",
+        el("span", { class: "help", text: keyConfig && keyConfig.state === "valid"
+          ? "(events published with this key go here, not to the default)"
+          : "(events published with this key fail unconfigured until it is valid)" }), " ",
+        el("button", { type: "button", class: "quiet small", "data-focus": "key-config-clear",
+          onclick: () => setKeyConfig(null), text: "Clear" })]
+      : "none (events published with this key go to the organisation's default)", "key-config"],
     ["Configs", `${org.webhook_configs ? org.webhook_configs.total_count : 0} not deactivated`],
     ["Created", when(org.date_created)],
   ];
-  $("#org").replaceChildren(...rows.flatMap(([term, value]) => [el("dt", { text: term }), el("dd", {}, value)]));
+  $("#org").replaceChildren(...rows.flatMap(([term, value, fact]) =>
+    [el("dt", { text: term }), el("dd", { "data-fact": fact }, value)]));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -337,6 +396,7 @@ function renderConfigs() {
 
 function configCard(config) {
   const isDefault = session.organisation && session.organisation.webhook_config_default === config.id;
+  const isKeys = session.key && session.key.webhook_config === config.id;
   const off = config.state === "deactivated";
   const focus = (action) => `${action}:${config.id}`;
   const title = `config-${config.id}`;
@@ -352,6 +412,8 @@ function configCard(config) {
       onclick: () => testConfig(config.id), text: "Test now" }),
     off || isDefault ? null : el("button", { type: "button", class: "quiet", "data-focus": focus("default"),
       "aria-describedby": title, onclick: () => makeDefault(config.id), text: "Make default" }),
+    off || isKeys ? null : el("button", { type: "button", class: "quiet", "data-focus": focus("key"),
+      "aria-describedby": title, onclick: () => setKeyConfig(config.id), text: "Use for this key" }),
     off ? null : el("button", { type: "button", class: "danger", "data-focus": focus("deactivate"),
       "aria-describedby": title, onclick: () => deactivate(config.id), text: "Deactivate" }));
 
@@ -373,6 +435,7 @@ function configCard(config) {
     el("h3", { id: title }, badge(config.state), el("span", { class: "url", text: config.url })),
     el("p", { class: "meta" },
       isDefault ? el("strong", { text: "Organisation default · " }) : null,
+      isKeys ? el("strong", { text: "This key's config · " }) : null,
       "created ", when(config.date_created), " · id ", el("code", { text: config.id })),
     actions, secret, rotate, tasks);
 }
@@ -438,6 +501,18 @@ async function makeDefault(id) {
     say(`The organisation's default config is now ${configLabel(id)}.`, "ok");
   } catch (error) {
     fail(error, "Setting the default config");
+  }
+}
+
+async function setKeyConfig(id) {
+  try {
+    session.key = await api("POST", `/keys/${session.key.id}`, { body: { webhook_config: id } });
+    renderOrganisation();
+    keepingFocus(renderConfigs);
+    say(id ? `Events published with this key now go to ${configLabel(id)}, not to the organisation's default.`
+      : "This key has no config of its own: its events go to the organisation's default.", "ok");
+  } catch (error) {
+    fail(error, id ? "Setting this key's config" : "Clearing this key's config");
   }
 }
 
@@ -571,6 +646,7 @@ async function loadEvents(more = false) {
   const query = eventQuery();
   if (more && session.events.length) query.after_id = session.events[session.events.length - 1].id;
   const page = await api("GET", "/events", { query });
+  await knowConfigs(page.data.map((event) => event.webhook_config));
   session.events = more ? [...session.events, ...page.data] : page.data;
   session.eventsHasMore = page.has_more;
   keepingFocus(renderEvents);
@@ -597,7 +673,7 @@ function eventRows(event) {
       el("code", { class: "help", text: event.id })),
     cell("State", {}, badge(event.state), event.error ? [" ", el("span", { class: "mono", text: event.error })] : null),
     cell("Retries", { class: "num", text: String(event.retries) }),
-    cell("Config", { class: "mono", text: configLabel(event.webhook_config) }),
+    cell("Config", {}, event.webhook_config ? configName(event.webhook_config) : "—"),
     cell("Actions", {}, el("div", { class: "actions" },
       el("button", { type: "button", class: "quiet", "aria-expanded": String(open), "aria-controls": detailId,
         "data-focus": `attempts:${event.id}`, onclick: () => toggleAttempts(event.id), text: open ? "Hide attempts" : "Attempts" }),

@@ -78,7 +78,9 @@ def _json_response(response: Response, request_id: str) -> LambdaResponse:
     return {
         "statusCode": response.status,
         "headers": headers,
-        "body": jsontext.dumps(response.body),  # an event's data keeps its numbers' text
+        # An event's data keeps its numbers' text; a final newline ends the answer as a line
+        # (in a terminal, curl's output would run into the prompt). JSON allows it.
+        "body": jsontext.dumps(response.body) + "\n",
     }
 
 

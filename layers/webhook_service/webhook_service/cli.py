@@ -1,38 +1,125 @@
 """The operator command line: `ricloud-webhooks <command>`, or `python -m webhook_service <command>`.
 
-It talks to DynamoDB directly, so it works against a deployed stack (with AWS credentials)
-and against the local stack (with AWS_ENDPOINT_URL) alike. `listen` is the exception: a
-receiver for development that speaks to the API (webhook_service.listen).
+It talks to DynamoDB (and SQS, to publish) directly, so it works against a deployed stack
+(`--stack NAME` and your AWS credentials) and against `make dev`'s local stack alike: with
+no `--stack`, `--table` or TABLE_NAME it reads the local stack's endpoint, table, queue and
+credentials from what `make dev` saved (.devstack/dev.json, or $DEVSTACK_DATA/dev.json).
+Every failure is one line on standard error, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
+import socket
 import sys
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from webhook_service import PRODUCT, admin, jsontext
-from webhook_service.logs import log_to_stderr
+from webhook_service.logs import log_to_stderr, logger
 from webhook_service.storage.store import Store
 
+LOCAL_STACK_FILE = "dev.json"  # what `make dev` saves in its data folder (devstack.persist.IDENTITY)
+LOCAL_CREDENTIALS = "local"  # the local AWS checks no signature: any key pair will do
+LOCAL_REGION = "us-east-1"
+PROBE_SECONDS = 2.0
 
-def _physical_id(args: argparse.Namespace, option: str, env: str, logical_id: str) -> str:
-    """A resource of the stack: given by option, else found in --stack, else from env."""
-    if getattr(args, option):
-        return str(getattr(args, option))
-    if args.stack:
-        import boto3
+EPILOG = """\
+Which stack: --stack NAME reads the table and queue from a deployed CloudFormation stack,
+with your AWS credentials. Without --stack, --table or $TABLE_NAME, it uses `make dev`'s
+local stack: endpoint, table, queue and credentials from .devstack/dev.json (the folder
+$DEVSTACK_DATA names, if set), so run it from the repository's root while make dev runs.
 
-        resource = boto3.client("cloudformation").describe_stack_resource(
-            StackName=args.stack, LogicalResourceId=logical_id
-        )
-        return str(resource["StackResourceDetail"]["PhysicalResourceId"])
-    if os.environ.get(env):
-        return os.environ[env]
-    raise SystemExit(f"name the {logical_id}: --stack STACK, --{option.replace('_', '-')} or {env}")
+A receiver for development is not here: `make listen` (python -m devstack.listen).
+"""
+
+
+class OperatorError(Exception):
+    """What the command line says in one line before it exits 1."""
+
+
+def local_stack(folder: str | None = None) -> dict[str, Any] | None:
+    """What `make dev` saved about its local stack, or None when there is no such file."""
+    path = Path(folder or os.environ.get("DEVSTACK_DATA") or ".devstack") / LOCAL_STACK_FILE
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise OperatorError(f"{path} cannot be read ({exc}); restart make dev") from None
+    if not isinstance(saved, dict) or not all(saved.get(k) for k in ("aws_endpoint", "table", "queue_url")):
+        raise OperatorError(f"{path} does not name a local stack's endpoint, table and queue; restart make dev")
+    saved["file"] = str(path)
+    return saved
+
+
+def use_local_stack(saved: dict[str, Any]) -> None:
+    """Point this process's AWS clients at the local stack, whatever the environment said
+    (an endpoint exported for an earlier run of make dev is on another port by now)."""
+    endpoint = str(saved["aws_endpoint"])
+    parts = urlsplit(endpoint)
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=PROBE_SECONDS).close()
+    except OSError:
+        raise OperatorError(
+            f"the local stack of {saved['file']} does not answer at {endpoint}: is make dev running?"
+        ) from None
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ["AWS_ACCESS_KEY_ID"] = LOCAL_CREDENTIALS
+    os.environ["AWS_SECRET_ACCESS_KEY"] = LOCAL_CREDENTIALS
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ["AWS_DEFAULT_REGION"] = LOCAL_REGION
+
+
+class Resources:
+    """The table and queue this run uses: named by option, found in --stack, read from the
+    environment, else from `make dev`'s saved local stack (loaded on first need)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._local: dict[str, Any] | None = None
+
+    def _local_stack(self, what: str, option: str, env: str) -> dict[str, Any]:
+        if self._local is None:
+            saved = local_stack()
+            if saved is None:
+                raise OperatorError(
+                    f"which {what}? give --stack NAME (a deployed stack), --{option} or ${env};"
+                    " or start make dev here (its .devstack/dev.json names its own)"
+                )
+            use_local_stack(saved)
+            self._local = saved
+        return self._local
+
+    def physical_id(self, option: str, env: str, logical_id: str, saved_field: str) -> str:
+        args = self.args
+        if getattr(args, option):
+            return str(getattr(args, option))
+        if args.stack:
+            return stack_resource(args.stack, logical_id)
+        if os.environ.get(env):
+            return os.environ[env]
+        return str(self._local_stack(logical_id, option.replace("_", "-"), env)[saved_field])
+
+
+def stack_resource(stack: str, logical_id: str) -> str:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        resource = boto3.client("cloudformation").describe_stack_resource(StackName=stack, LogicalResourceId=logical_id)
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message") or str(exc)
+        raise OperatorError(f"stack {stack}: {message}") from None
+    except BotoCoreError as exc:
+        raise OperatorError(f"stack {stack}: {exc}") from None
+    return str(resource["StackResourceDetail"]["PhysicalResourceId"])
 
 
 def _print(value: Any) -> None:
@@ -44,12 +131,18 @@ def run() -> int:
     return main(prog=PRODUCT)
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m webhook_service") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", help="CloudFormation stack whose table to use")
-    parser.add_argument("--table", help="DynamoDB table name (default: $TABLE_NAME)")
-    parser.add_argument("--queue-url", help="delivery queue URL, to publish (default: $QUEUE_URL)")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.splitlines()[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--stack", help="a deployed CloudFormation stack whose table and queue to use")
+    parser.add_argument("--table", help="DynamoDB table name (default: $TABLE_NAME, else make dev's)")
+    parser.add_argument("--queue-url", help="delivery queue URL, to publish (default: $QUEUE_URL, else make dev's)")
+    parser.add_argument("--verbose", action="store_true", help="also print the service's log lines")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     org = commands.add_parser("create-organisation", help="create an organisation")
     org.add_argument("--name", required=True)
@@ -72,40 +165,81 @@ def main(argv: list[str] | None = None, prog: str = "python -m webhook_service")
         "migrate-layout",
         help="convert the events and attempts an earlier version wrote to this layout (docs/operations.md)",
     )
+    return parser
 
-    listen = commands.add_parser("listen", help="a receiver on 127.0.0.1 that checks and prints each delivery")
-    listen.add_argument("--port", type=int, help="default: the config's port on this machine, else any free one")
-    which = listen.add_mutually_exclusive_group(required=True)
-    which.add_argument("--config", help="the config whose secret checks the deliveries")
-    which.add_argument("--create", action="store_true", help="make a config that sends here")
-    listen.add_argument("--api", help="the API's URL (default: $RICLOUD_URL, else what make dev saved)")
-    listen.add_argument("--token", help="an API token (default: $RICLOUD_TOKEN, else what make dev saved)")
 
-    args = parser.parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m webhook_service") -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] == ["listen"]:
+        print(f"{prog}: listen is a development tool now: make listen (python -m devstack.listen)", file=sys.stderr)
+        return 2
+    args = _parser(prog).parse_args(argv)
     log_to_stderr()
-    if args.command == "listen":
-        return _listen(args)
-    store = Store(_physical_id(args, "table", "TABLE_NAME", "Table"))
+    level = logger.log_level
+    if not args.verbose:
+        logger.setLevel("WARNING")  # the answer is what it prints; "event published" says nothing more
+    try:
+        return _run(args, Resources(args))
+    except OperatorError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # DynamoDB, SQS or the network refused: said in one line
+        print(f"{prog}: {describe_failure(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        logger.setLevel(level)
 
+
+def botocore_cause(exc: BaseException) -> BaseException:
+    """The botocore error under the service's own (DependencyError wraps it), else `exc`."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, BotoCoreError | ClientError):
+            return cause
+        cause = cause.__cause__
+    return exc
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for an AWS failure, from the botocore error under the service's own."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+    cause = botocore_cause(exc)
+    if isinstance(cause, EndpointConnectionError):
+        return f"cannot reach {cause.kwargs.get('endpoint_url', 'AWS')}: is the stack (or make dev) running?"
+    if isinstance(cause, NoCredentialsError):
+        return "no AWS credentials (for a deployed stack: AWS_PROFILE or the usual variables)"
+    if isinstance(cause, NoRegionError):
+        return "no AWS region (AWS_DEFAULT_REGION, or a profile's region)"
+    if isinstance(cause, ClientError):
+        error = cause.response.get("Error", {})
+        return f"AWS refused: {error.get('Code', '?')}: {error.get('Message', '')}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _run(args: argparse.Namespace, resources: Resources) -> int:
+    store = Store(resources.physical_id("table", "TABLE_NAME", "Table", "table"))
     if args.command == "create-organisation":
-        _print(admin.create_organisation(store.organisations, args.name))
+        try:
+            _print(admin.create_organisation(store.organisations, args.name))
+        except ValueError as exc:
+            raise OperatorError(str(exc)) from None
     elif args.command == "create-key":
         from webhook_service.errors import ConflictError
 
         try:
             key_resource, token = admin.create_key(store.organisations, args.organisation)
         except ConflictError:
-            print(f"no organisation {args.organisation}", file=sys.stderr)
-            return 1
+            raise OperatorError(f"no organisation {args.organisation}") from None
         _print({**key_resource, "token": token})
     elif args.command == "deactivate-key":
         found = admin.deactivate_key(store.organisations, args.organisation, args.key)
         if found is None:
-            print(f"no key {args.key} in organisation {args.organisation}", file=sys.stderr)
-            return 1
+            raise OperatorError(f"no key {args.key} in organisation {args.organisation}")
         _print(found)
     elif args.command == "publish-event":
-        return _publish(args, store)
+        return _publish(args, store, resources)
     elif args.command == "migrate-layout":
         from dataclasses import asdict
 
@@ -115,7 +249,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m webhook_service")
     return 0
 
 
-def _publish(args: argparse.Namespace, store: Store) -> int:
+def _publish(args: argparse.Namespace, store: Store, resources: Resources) -> int:
+    from botocore.exceptions import ClientError
+
     from webhook_service.errors import DependencyError, ServiceError, UnavailableError
     from webhook_service.httperrors import error_body
     from webhook_service.jobqueue import JobQueue
@@ -127,26 +263,18 @@ def _publish(args: argparse.Namespace, store: Store) -> int:
     except (ValueError, RecursionError) as exc:
         print(f"--data is not JSON: {exc}", file=sys.stderr)
         return 2
-    queue = JobQueue(_physical_id(args, "queue_url", "QUEUE_URL", "DeliveryQueue"))
+    queue = JobQueue(resources.physical_id("queue_url", "QUEUE_URL", "DeliveryQueue", "queue_url"))
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # its EMF metric lines are not the answer
+        # Its metric line (EMF) would reach CloudWatch only from a function's log: dropped here.
+        with contextlib.redirect_stdout(io.StringIO()):
             event = publish_event(store, queue, args.organisation, args.type, args.action, data, args.key)
     except ServiceError as exc:
         print(json.dumps(error_body(exc)), file=sys.stderr)
         return 1
     except DependencyError as exc:  # DynamoDB or SQS refused: said as the API says it, no traceback
+        if not isinstance(botocore_cause(exc), ClientError):
+            raise  # no answer at all (the endpoint is gone): described by main
         print(json.dumps(error_body(UnavailableError(f"The event was not published: {exc}."))), file=sys.stderr)
         return 1
     _print(event_resource(event))
     return 0
-
-
-def _listen(args: argparse.Namespace) -> int:
-    from webhook_service import listen
-
-    try:
-        api = listen.resolve_api(args.api, args.token)
-    except listen.ListenError as exc:
-        print(f"listen: {exc}", file=sys.stderr)
-        return 1
-    return listen.run(api, args.port, args.config, args.create)

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()  # botocore sessions are not safe to create clients from concurrently
 _session: Session | None = None
+# Connections kept per client: a merged list page reads 16 shards at once
+# (storage.store.LIST_READERS) and the deliver function runs a batch's 10 jobs at once
+# (consumer.MAX_BATCH). With botocore's default of 10, the extra connections were dropped
+# after each use ("Connection pool is full, discarding connection") and made again.
+MAX_POOL_CONNECTIONS = 20
 
 
 def client(service: str) -> Any:
@@ -25,4 +30,6 @@ def client(service: str) -> Any:
             import botocore.session
 
             _session = botocore.session.get_session()
-        return _session.create_client(service)
+        from botocore.config import Config
+
+        return _session.create_client(service, config=Config(max_pool_connections=MAX_POOL_CONNECTIONS))

@@ -51,7 +51,18 @@ def overdue(counts: Counter[tuple[str, str]]) -> None:
     _by_kind(OVERDUE, "action", counts)
 
 
+def _disabled() -> bool:
+    """Whether metrics are off (POWERTOOLS_METRICS_DISABLED, read as `Metrics` reads it):
+    Powertools' `single_metric` writes its line whatever the setting says (make dev's quiet
+    default turns metrics off)."""
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    return bool(is_metrics_disabled())
+
+
 def _by_kind(name: str, dimension: str, counts: Counter[tuple[str, str]]) -> None:
+    if _disabled():
+        return
     namespace = metrics.namespace or NAMESPACE
     for (kind, value_name), value in sorted(counts.items()):
         with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
@@ -62,6 +73,8 @@ def _by_kind(name: str, dimension: str, counts: Counter[tuple[str, str]]) -> Non
 
 def emit_now(name: str, value: int = 1) -> None:
     """Write one count at once, for code that runs outside our handlers (events.publish)."""
+    if _disabled():
+        return
     namespace = metrics.namespace or NAMESPACE
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
         metric.add_dimension(name="service", value=SERVICE)
