@@ -170,14 +170,11 @@ class Lists:
             values: list[Any] = []
             last_read: str | None = None
         else:
-            partitions = read_partitions(resource, bases)
             window = query.limit + 1
-            if len(partitions) == 1:
-                values, last_read = self._query(
-                    organisation, resource, index, partitions[0], low, high, filters, window
-                )
+            if len(bases) == 1 and len(read_partitions(resource, bases)) == 1:
+                values, last_read = self._query(organisation, resource, index, bases[0], low, high, filters, window)
             else:
-                values, last_read = self._merged(organisation, resource, index, partitions, low, high, filters, window)
+                values, last_read = self._merged(organisation, resource, index, bases, low, high, filters, window)
         has_more = len(values) > query.limit or last_read is not None
         matched = len(values)
         values = values[: query.limit]
@@ -230,16 +227,48 @@ class Lists:
         organisation: str,
         resource: str,
         index: str,
-        partitions: list[str],
+        bases: list[str],
         low: str | None,
         high: str | None,
         filters: dict[str, str],
         need: int,
     ) -> tuple[list[Any], str | None]:
-        """`_query` over several index partitions, merged (`storage.merge`): the `need`
-        newest matches, or, when the read budget ran out first, fewer and the id of the
-        entry where the next page starts. With a filter, each read's entries are fetched
-        and filtered as they come; without, only the page's are fetched."""
+        """`_query` over the shards of each of `bases`, merged (`storage.merge`): the `need`
+        newest matches, or, when a read budget ran out first, fewer and the id of the entry
+        where the next page starts. Each base partition (a state's, for a plain list of
+        events) is merged from its shards on its own, within its own budget, then the bases
+        are merged: partitions of very different sizes never share one budget. With a
+        filter, each read's entries are fetched and filtered as they come; without, only the
+        page's are fetched."""
+        merged = [
+            self._merged_base(
+                organisation, resource, index, read_partitions(resource, [base]), low, high, filters, need
+            )
+            for base in bases
+        ]
+        stops = [stop for _, stop in merged if stop is not None]
+        frontier = max(stops) if stops else None
+        entries = sorted((e for found, _ in merged for e in found), key=lambda e: str(e["CreatedSK"]), reverse=True)
+        if frontier is not None:  # what is newer than every base's stop point is whole
+            entries = [e for e in entries if str(e["CreatedSK"]) >= frontier]
+        entries = entries[:need]
+        stop = frontier if frontier is not None and len(entries) < need else None
+        values = [e["_value"] for e in entries] if filters else self._fetch(organisation, resource, entries)
+        return values, (id_of_created_sk(stop) if stop is not None else None)
+
+    def _merged_base(
+        self,
+        organisation: str,
+        resource: str,
+        index: str,
+        partitions: list[str],
+        low: str | None,
+        high: str | None,
+        filters: dict[str, str],
+        need: int,
+    ) -> tuple[list[Item], str | None]:
+        """The `need` newest matching entries of one base partition's shards, and the sort
+        key where its read stopped when its budget ran out first."""
         requests = [query_kwargs(self.table.name, index, p, low, high, {}) for p in partitions]
 
         def fetch(shard: int, resume: Any, size: int) -> Chunk:
@@ -263,9 +292,7 @@ class Lists:
                 resume=next_key,
             )
 
-        entries, stop = merge_newest(len(partitions), need, fetch, self._run_together)
-        values = [e["_value"] for e in entries] if filters else self._fetch(organisation, resource, entries)
-        return values, (id_of_created_sk(stop) if stop is not None else None)
+        return merge_newest(len(partitions), need, fetch, self._run_together)
 
     def _run_together(self, calls: Sequence[Callable[[], T]]) -> list[T]:
         """Run independent reads at once (a merge's round, a page's fetches), on a pool kept

@@ -33,10 +33,11 @@ ITEMS_PER_RESOURCE = {"event": 2}
 
 def entries_bound(resource: str, limit: int) -> int:
     """The most index entries a page of `resource` reads: `limit + 1`, and MERGE_SLACK more
-    for each partition merged (a plain list of events merges every shard of every state,
-    `storage.merge`)."""
-    merged = len(read_partitions(resource, list(STATES_MERGED.get(resource, ("",)))))
-    return limit + 1 + (merged * MERGE_SLACK if merged > 1 else 0)
+    for each shard merged (`storage.merge`); a plain list of events reads that for each
+    state, whose shards it merges on their own before it merges the states."""
+    shards = len(read_partitions(resource, [""]))
+    per_base = limit + 1 + (shards * MERGE_SLACK if shards > 1 else 0)
+    return per_base * len(STATES_MERGED.get(resource, ("",)))
 
 
 def read_bound(resource: str, limit: int) -> int:
