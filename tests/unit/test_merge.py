@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from webhook_service.storage.codec import Item
-from webhook_service.storage.merge import MERGE_SLACK, Chunk, merge_newest
+from webhook_service.storage.merge import MERGE_SLACK, Chunk, merge_bases, merge_newest
 
 
 class Partitions:
@@ -145,3 +145,27 @@ def test_empty_partitions_give_an_empty_page() -> None:
     source = Partitions([[] for _ in range(32)])
     assert merge_newest(32, 11, source.fetch) == ([], None)
     assert source.calls == 32
+
+
+def test_states_of_very_different_sizes_merged_each_on_its_own_budget_give_a_whole_page() -> None:
+    """A plain list of events merges 16 shards of each state: `delivered` holds most items,
+    `failed` some, `pending` few. Merged as one, the 48 shards share one budget and the page
+    ends early; merged state by state, each on its own budget, then together, it is whole."""
+    rng = random.Random(3)
+    states: list[list[list[Item]]] = [[[] for _ in range(16)] for _ in range(3)]
+    for k in range(30_000):
+        state = rng.choices([0, 1, 2], weights=[80, 15, 5])[0]  # delivered, failed, pending
+        states[state][rng.randrange(16)].append({"CreatedSK": f"{k:08d}#id{k}", "id": f"id{k}", "kind": "a"})
+    for shards in states:
+        for p in shards:
+            p.sort(key=lambda i: i["CreatedSK"], reverse=True)
+    every = [p for shards in states for p in shards]
+
+    _, one_stop = merge_newest(48, 1001, Partitions(every).fetch)
+    sources = [Partitions(shards) for shards in states]
+    items, stop = merge_bases([merge_newest(16, 1001, source.fetch) for source in sources], 1001)
+
+    assert one_stop is not None  # one budget for all: the page ended early
+    assert stop is None
+    assert items == newest(every)[:1001]
+    assert all(source.read <= 1001 + 16 * MERGE_SLACK for source in sources)

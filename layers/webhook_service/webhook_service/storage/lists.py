@@ -40,7 +40,7 @@ from webhook_service.storage.keys import (
     org_pk,
     read_partitions,
 )
-from webhook_service.storage.merge import Chunk, merge_newest
+from webhook_service.storage.merge import Chunk, merge_bases, merge_newest
 from webhook_service.storage.planning import config_total, date_range, plan, query_kwargs, strictly_below
 from webhook_service.storage.table import Table
 
@@ -246,13 +246,7 @@ class Lists:
             )
             for base in bases
         ]
-        stops = [stop for _, stop in merged if stop is not None]
-        frontier = max(stops) if stops else None
-        entries = sorted((e for found, _ in merged for e in found), key=lambda e: str(e["CreatedSK"]), reverse=True)
-        if frontier is not None:  # what is newer than every base's stop point is whole
-            entries = [e for e in entries if str(e["CreatedSK"]) >= frontier]
-        entries = entries[:need]
-        stop = frontier if frontier is not None and len(entries) < need else None
+        entries, stop = merge_bases(merged, need)
         values = [e["_value"] for e in entries] if filters else self._fetch(organisation, resource, entries)
         return values, (id_of_created_sk(stop) if stop is not None else None)
 

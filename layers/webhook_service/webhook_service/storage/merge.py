@@ -133,3 +133,16 @@ def _next_sizes(open_lanes: dict[int, str], found: list[Item], need: int, partit
 
 def _reader(fetch: Fetch, lane_no: int, resume: Any, size: int) -> Callable[[], Chunk]:
     return lambda: fetch(lane_no, resume, size)
+
+
+def merge_bases(merged: Sequence[tuple[list[Item], str | None]], need: int) -> tuple[list[Item], str | None]:
+    """The `need` newest items of several bases, each merged from its own shards on its own
+    budget (`merge_newest`'s answers), and the point the page stops at when one of them
+    ended early: what is newer than every base's stop point is whole."""
+    stops = [stop for _, stop in merged if stop is not None]
+    frontier = max(stops) if stops else None
+    items = sorted((item for found, _ in merged for item in found), key=_sort_key, reverse=True)
+    if frontier is not None:
+        items = [item for item in items if _sort_key(item) >= frontier]
+    items = items[:need]
+    return items, (frontier if frontier is not None and len(items) < need else None)
