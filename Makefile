@@ -47,8 +47,8 @@ sam-invoke: $(VENV)/.installed $(TOOLS)/.installed
 listen: $(VENV)/.installed
 	$(PY) -m webhook_service listen $(if $(CONFIG),--config $(CONFIG),--create) $(if $(LISTEN_PORT),--port $(LISTEN_PORT))
 
-## test: the whole test suite, offline
-test: $(VENV)/.installed chromium
+## test: the whole test suite, offline (the tools too: some tests run SAM's and cfn-lint's own code)
+test: $(VENV)/.installed $(TOOLS)/.installed chromium
 	$(PY) -m pytest
 
 test-unit: $(VENV)/.installed
