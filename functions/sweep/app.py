@@ -17,7 +17,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
     services = get_services()
     after = dt.timedelta(minutes=get_settings().sweep_after_minutes)
     try:
-        done = sweep(services.store, services.queue, services.clock(), after, services.test_queue)
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        time_left = (lambda: remaining() / 1000) if remaining else None
+        done = sweep(services.store, services.queue, services.clock(), after, services.test_queue, time_left)
         telemetry.overdue(done)
     finally:
         telemetry.flush()

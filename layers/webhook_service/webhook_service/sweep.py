@@ -13,45 +13,115 @@ beyond the 15 minutes SQS takes to give a job up) through the sparse `ByOpen` in
 
 Every write is conditional on what was read, so a job that turns up late and the sweep
 never both win: a job for an ended task or a claimed attempt does nothing.
+
+A run reads up to BATCH items of each ByOpen partition (6,400 at most) and takes them oldest
+first, CHUNK at a time: a chunk's writes run WORKERS at once and its jobs go to SQS ten to a
+request. Before each chunk it checks the invocation's time left and stops when that is less
+than STOP_MARGIN_SECONDS plus its slowest chunk so far, well before Lambda's timeout. It needs
+no bookmark to resume: what it swept is due again from now and what it ended left the index,
+so the next run reads what this one did not reach, and those are the oldest overdue items,
+which it takes first. Nothing is swept twice: each item's sweep is a conditional write on the
+due mark read (bench/sweep.py measures a full backlog).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from webhook_service import telemetry
 from webhook_service.domain import MAX_ATTEMPTS, Event, Overdue, Task, event_failed_to_queue, failed_to_queue
-from webhook_service.errors import DependencyError
-from webhook_service.jobqueue import JobSender, config_test_job, event_job
+from webhook_service.jobqueue import JobSender, config_test_job, event_job, send_many
 from webhook_service.logs import logger
 from webhook_service.storage import Store
 
 REQUEUES = 1  # how many times the sweep queues a job again before it ends the task or event
 BATCH = 100  # at most this many items per ByOpen partition per run; the next run takes the rest
+CHUNK = 100  # items swept between two looks at the time left
+WORKERS = 8  # conditional writes in flight at once (botocore's pool keeps 10 connections)
+STOP_MARGIN_SECONDS = 5.0  # left unused at the end: the summary, the metrics, Lambda's own work
+SEND_BATCH = 10  # SQS's most messages to one SendMessageBatch
+
+TimeLeft = Callable[[], float]  # seconds left in the invocation
 
 
 def sweep(
-    store: Store, queue: JobSender, now: dt.datetime, after: dt.timedelta, test_queue: JobSender | None = None
+    store: Store,
+    queue: JobSender,
+    now: dt.datetime,
+    after: dt.timedelta,
+    test_queue: JobSender | None = None,
+    time_left: TimeLeft | None = None,
 ) -> Counter[tuple[str, str]]:
     """Sweep once; returns how many tasks and events were (kind, `requeued` or `failed`).
     Events are queued again on `queue` (the events lane), tasks on `test_queue` (the tests
-    lane; `queue` when None)."""
+    lane; `queue` when None). With `time_left`, stops before it runs out (the rest is the
+    next run's)."""
     done: Counter[tuple[str, str]] = Counter()
-    for overdue in store.overdue(now - after, BATCH):
-        kind, work = overdue.kind, overdue.work
-        lane = test_queue if kind == "task" and test_queue is not None else queue
-        action = _requeue(store, lane, overdue, now) if _may_requeue(overdue) else _end(store, work, now)
-        if action:
-            done[(kind, action)] += 1
-            logger.info(
-                "overdue %s %s",
-                kind,
-                action,
-                extra={"organisation": work.organisation, f"{kind}_id": work.id, "due": overdue.due},
-            )
+    overdue = sorted(store.overdue(now - after, BATCH), key=lambda item: item.due)
+    slowest = 0.0
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="sweep") as pool:
+        for start in range(0, len(overdue), CHUNK):
+            if time_left is not None and time_left() < STOP_MARGIN_SECONDS + slowest:
+                logger.info(
+                    "sweep stopped before its timeout; the next run takes the rest",
+                    extra={"left": len(overdue) - start, "time_left_s": round(time_left(), 3)},
+                )
+                break
+            began = time.monotonic()
+            chunk = overdue[start : start + CHUNK]
+            lanes = {"task": test_queue or queue, "event": queue}
+            for item, action in _sweep_chunk(store, lanes, chunk, now, pool):
+                done[(item.kind, action)] += 1
+                if (item.kind, action) == ("event", "failed"):
+                    telemetry.count(telemetry.EVENTS_FAILED)  # here: the metric set is this thread's
+                logger.info(
+                    "overdue %s %s",
+                    item.kind,
+                    action,
+                    extra={"organisation": item.work.organisation, f"{item.kind}_id": item.work.id, "due": item.due},
+                )
+            slowest = max(slowest, time.monotonic() - began)
     return done
+
+
+def _sweep_chunk(
+    store: Store, lanes: dict[str, JobSender], chunk: list[Overdue], now: dt.datetime, pool: ThreadPoolExecutor
+) -> list[tuple[Overdue, str]]:
+    """Sweep some overdue items at once: those with a requeue left are marked swept (each a
+    conditional write) and their jobs sent, ten to a request; the rest are ended. Returns
+    what was done to each, for the items that had not moved on since they were read."""
+    requeue = [item for item in chunk if _may_requeue(item)]
+    end = [item for item in chunk if not _may_requeue(item)]
+    ending = pool.map(lambda item: _end(store, item.work, now), end)
+    marking = pool.map(lambda item: store.mark_swept(item, now), requeue)
+    marked = [item for item, ok in zip(requeue, marking, strict=True) if ok]
+    results = [(item, action) for item, action in zip(end, ending, strict=True) if action]
+    sends = []
+    for kind, lane in lanes.items():
+        mine = [item for item in marked if item.kind == kind]
+        for first in range(0, len(mine), SEND_BATCH):
+            batch = mine[first : first + SEND_BATCH]
+            sends.append((batch, pool.submit(send_many, lane, [_job(item) for item in batch])))
+    for batch, sent in sends:
+        for item, queued in zip(batch, sent.result(), strict=True):
+            if queued:
+                results.append((item, "requeued"))
+            else:
+                # Marked swept and due again from now: the next sweep after SWEEP_AFTER ends it.
+                telemetry.count(telemetry.QUEUE_SEND_FAILURES)
+                logger.warning("overdue job could not be queued again", extra={"organisation": item.work.organisation})
+    return results
+
+
+def _job(item: Overdue) -> dict[str, Any]:
+    job = open_job(item.work)
+    assert job is not None  # _may_requeue said so
+    return job
 
 
 def open_job(work: Task | Event) -> dict[str, Any] | None:
@@ -77,25 +147,9 @@ def _may_requeue(overdue: Overdue) -> bool:
     return overdue.sweeps < REQUEUES and open_job(overdue.work) is not None
 
 
-def _requeue(store: Store, queue: JobSender, overdue: Overdue, now: dt.datetime) -> str | None:
-    job = open_job(overdue.work)
-    if job is None or not store.mark_swept(overdue, now):
-        return None  # it moved on since it was read
-    try:
-        queue.send(job)
-    except DependencyError:
-        # Marked swept and due again from now: the next sweep after SWEEP_AFTER ends it.
-        telemetry.count(telemetry.QUEUE_SEND_FAILURES)
-        logger.warning("overdue job could not be queued again", extra={"organisation": overdue.work.organisation})
-        return None
-    return "requeued"
-
-
 def _end(store: Store, work: Task | Event, now: dt.datetime) -> str | None:
     if isinstance(work, Task):
         ended = store.end_task(failed_to_queue(work, now))
     else:
         ended = store.save_event(event_failed_to_queue(work, now))
-        if ended:
-            telemetry.count(telemetry.EVENTS_FAILED)
     return "failed" if ended else None
