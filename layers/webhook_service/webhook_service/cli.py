@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -46,7 +47,7 @@ def run() -> int:
 
 def main(argv: list[str] | None = None, prog: str = "python -m webhook_service") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", help="CloudFormation stack whose table to use")
+    parser.add_argument("--stack", help="CloudFormation stack whose table (and functions) to use")
     parser.add_argument("--table", help="DynamoDB table name (default: $TABLE_NAME)")
     parser.add_argument("--queue-url", help="delivery queue URL, to publish (default: $QUEUE_URL)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +69,28 @@ def main(argv: list[str] | None = None, prog: str = "python -m webhook_service")
     event.add_argument("--action", required=True, help="what happened, e.g. completed")
     event.add_argument("--data", default="{}", help="the related resource as a JSON object")
 
+    # The runbook's commands (docs/operations.md): they act on the stack named by --stack.
+    deliveries = commands.add_parser("deliveries", help="the kill switch: pause or resume deliveries (--stack)")
+    deliveries.add_argument("action", choices=["status", "pause", "resume"])
+    deliveries.add_argument("--no-wait", action="store_true", help="do not wait for Lambda to settle")
+
+    rollback = commands.add_parser(
+        "rollback", help="stop a deployment in progress, else point functions' live alias at their previous version"
+    )
+    rollback.add_argument("--function", action="append", help="a logical id, e.g. DeliverFunction (default: all)")
+    rollback.add_argument("--to-version", help="this version instead of the previous one (one --function)")
+    rollback.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
+
+    restore = commands.add_parser("restore-table", help="restore the table to a point in time, into a new table")
+    restore.add_argument("--to", help="ISO datetime (UTC unless it says); default the latest restorable time")
+    restore.add_argument("--target", help="the new table's name (default <table>-restored-<time>)")
+    restore.add_argument("--no-wait", action="store_true", help="do not wait for the new table to be active")
+
+    copy = commands.add_parser("copy-items", help="copy a restored table's items back into the stack's table")
+    copy.add_argument("--from", dest="source", required=True, help="the restored table")
+    copy.add_argument("--all", action="store_true", help="overwrite items that exist too (default: missing ones only)")
+    copy.add_argument("--dry-run", action="store_true", help="count what would be copied, write nothing")
+
     listen = commands.add_parser("listen", help="a receiver on 127.0.0.1 that checks and prints each delivery")
     listen.add_argument("--port", type=int, help="default: the config's port on this machine, else any free one")
     which = listen.add_mutually_exclusive_group(required=True)
@@ -80,6 +103,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m webhook_service")
     log_to_stderr()
     if args.command == "listen":
         return _listen(args)
+    if args.command in ("deliveries", "rollback", "restore-table", "copy-items"):
+        return _runbook(args)
     store = Store(_physical_id(args, "table", "TABLE_NAME", "Table"))
 
     if args.command == "create-organisation":
@@ -126,6 +151,81 @@ def _publish(args: argparse.Namespace, store: Store) -> int:
         print(json.dumps(error_body(UnavailableError(f"The event was not published: {exc}."))), file=sys.stderr)
         return 1
     _print(event.to_resource())
+    return 0
+
+
+def _runbook(args: argparse.Namespace) -> int:
+    """The runbook's commands; a command that cannot do what it was asked says why."""
+    from webhook_service import runbook
+
+    if args.command in ("deliveries", "rollback") and not args.stack:
+        raise SystemExit(f"{args.command} acts on a stack: name it with --stack STACK")
+    command = {"deliveries": _deliveries, "rollback": _rollback, "restore-table": _restore, "copy-items": _copy}
+    try:
+        return command[args.command](args)
+    except runbook.RunbookError as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _deliveries(args: argparse.Namespace) -> int:
+    import boto3
+
+    from webhook_service import runbook
+
+    cloudformation, lambda_client = boto3.client("cloudformation"), boto3.client("lambda")
+    if args.action == "status":
+        sources = runbook.event_sources(cloudformation, lambda_client, args.stack)
+    else:
+        enabled = args.action == "resume"
+        sources = runbook.switch_deliveries(cloudformation, lambda_client, args.stack, enabled, wait=not args.no_wait)
+    _print([dataclasses.asdict(source) for source in sources])
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    import boto3
+
+    from webhook_service import runbook
+
+    cloudformation = boto3.client("cloudformation")
+    if not args.dry_run:
+        stopped = runbook.stop_deployments(cloudformation, boto3.client("codedeploy"), args.stack)
+        if stopped:  # CodeDeploy moves those aliases back, and CloudFormation the stack
+            _print({"stopped_deployments": stopped})
+            return 0
+    lambda_client = boto3.client("lambda")
+    moves = runbook.roll_back(cloudformation, lambda_client, args.stack, args.function, args.to_version, args.dry_run)
+    _print([dataclasses.asdict(move) for move in moves])
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    import boto3
+
+    from webhook_service import runbook
+    from webhook_service.timefmt import parse_datetime
+
+    table = _physical_id(args, "table", "TABLE_NAME", "Table")
+    try:
+        to = parse_datetime(args.to) if args.to else None
+    except ValueError as exc:
+        print(f"--to is not a datetime: {exc}", file=sys.stderr)
+        return 2
+    name = runbook.restore_table(boto3.client("dynamodb"), table, to, args.target, wait=not args.no_wait)
+    _print({"restored_table": name, "from": table, "to": to.isoformat() if to else "latest"})
+    return 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    import boto3
+
+    from webhook_service import runbook
+
+    table = _physical_id(args, "table", "TABLE_NAME", "Table")
+    dynamodb = boto3.client("dynamodb")
+    copied = runbook.copy_items(dynamodb, args.source, table, missing_only=not args.all, dry_run=args.dry_run)
+    _print({"from": args.source, "to": table, **dataclasses.asdict(copied)})
     return 0
 
 
