@@ -41,7 +41,7 @@ def _transformed(parameters: str) -> str:
     from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
     from samtranslator.translator.transform import transform
 
-    class OfflinePolicies(ManagedPolicyLoader):
+    class OfflinePolicies(ManagedPolicyLoader):  # type: ignore[misc]
         """SAM asks IAM for the ARNs of the managed policies it attaches by name; the
         template attaches only ARNs, so nothing needs looking up."""
 

@@ -126,7 +126,9 @@ def test_concurrency_is_per_environment_so_an_approval_blocks_no_other_environme
 def test_pull_requests_run_every_check_with_no_cloud_permission() -> None:
     (job,) = CHECKS["jobs"].values()
 
-    assert set(CHECKS[True]) == {"pull_request"}  # YAML reads `on` as true; never pull_request_target
+    triggers: dict[str, Any] = CHECKS[True]  # type: ignore[index]  # YAML 1.1 reads the key `on` as true
+
+    assert set(triggers) == {"pull_request"}  # never pull_request_target
     assert job["permissions"] == {"contents": "read"}
     assert "bash .ci/run" in commands(job)
     assert "configure-aws-credentials" not in (ROOT / ".github" / "workflows" / "checks.yml").read_text()

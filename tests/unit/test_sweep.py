@@ -309,7 +309,7 @@ def test_a_run_keeps_its_slowest_chunk_in_hand_before_the_margin(
 ) -> None:
     monkeypatch.setattr(sweep_module, "CHUNK", 5)
     ticks = iter(float(n) for n in range(0, 1000, 3))  # every look at the clock is 3 s later
-    monkeypatch.setattr(sweep_module.time, "monotonic", lambda: next(ticks))
+    monkeypatch.setattr(sweep_module, "monotonic", lambda: next(ticks))
     created = dt.datetime(2018, 1, 1, 12, 0, tzinfo=dt.UTC)
     lost_events(store, caller.organisation, created, 12)
     margin = sweep_module.STOP_MARGIN_SECONDS
@@ -376,7 +376,7 @@ def test_the_sweep_function_gives_the_sweep_lambdas_time_left(
     sweep_function: Any, installed_services: FakeServices, caller: Principal, clock: FakeClock
 ) -> None:
     created = dt.datetime(2016, 1, 1, 12, 0, tzinfo=dt.UTC)
-    lost_events(installed_services.store, caller.organisation, created, 3)  # type: ignore[arg-type]
+    lost_events(installed_services.store, caller.organisation, created, 3)
     clock.now = created + 3 * HOUR
 
     summary = sweep_function.handler({"source": "aws.events"}, ScriptedContext(seconds=1.0))

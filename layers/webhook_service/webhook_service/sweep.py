@@ -27,10 +27,10 @@ due mark read (bench/sweep.py measures a full backlog).
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from time import monotonic
 from typing import Any
 
 from webhook_service import telemetry
@@ -72,7 +72,7 @@ def sweep(
                     extra={"left": len(overdue) - start, "time_left_s": round(time_left(), 3)},
                 )
                 break
-            began = time.monotonic()
+            began = monotonic()
             chunk = overdue[start : start + CHUNK]
             lanes = {"task": test_queue or queue, "event": queue}
             for item, action in _sweep_chunk(store, lanes, chunk, now, pool):
@@ -85,7 +85,7 @@ def sweep(
                     action,
                     extra={"organisation": item.work.organisation, f"{item.kind}_id": item.work.id, "due": item.due},
                 )
-            slowest = max(slowest, time.monotonic() - began)
+            slowest = max(slowest, monotonic() - began)
     return done
 
 
