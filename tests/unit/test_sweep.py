@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from devstack import aws
 from tests.unit.support import (
     Backing,
     Context,
@@ -40,6 +41,13 @@ URL = "https://receiver.example/hooks/"
 START = dt.datetime(2020, 1, 1, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def store(backing: Backing) -> Store:
+    """The table through one call at a time: the sweep writes from several threads, and moto's
+    in-process DynamoDB is not safe for concurrent transactions (as devstack.aws.serial says)."""
+    return Store(backing.table_name, aws.serial(backing.dynamodb))
 
 
 @pytest.fixture
