@@ -136,7 +136,7 @@ artifact-check: $(VENV)/.installed $(TOOLS)/.installed $(RUNTIME_VENV)/.installe
 	$(PY) -m devstack.artifact --template $(BUILT) --sam $(SAM) --python $(RUNTIME_PYTHON) \
 		--runtime-python $(RUNTIME_VENV)/bin/python
 
-## bench: the benchmarks of docs/benchmarks.md (builds first; about 12 minutes)
+## bench: the benchmarks of docs/benchmarks.md (builds first; about 20 minutes)
 BENCH_ENV := POWERTOOLS_LOG_LEVEL=ERROR POWERTOOLS_METRICS_DISABLED=true
 bench: $(VENV)/.installed build .bench/runtime/.installed
 	$(BENCH_ENV) RUNTIME_PYTHON=$(RUNTIME_PYTHON) $(PY) -m bench.coldstart
@@ -146,6 +146,7 @@ bench: $(VENV)/.installed build .bench/runtime/.installed
 	$(BENCH_ENV) $(PY) -m bench.e2e
 	$(BENCH_ENV) $(PY) -m bench.isolation
 	$(BENCH_ENV) $(PY) -m bench.localmoto
+	$(BENCH_ENV) $(PY) -m bench.sweep
 
 # boto3 for the runtime's Python, standing in for the one Lambda's runtime provides.
 .bench/runtime/.installed:

@@ -312,7 +312,7 @@ def test_a_run_out_of_time_stops_between_chunks_and_the_next_run_sweeps_the_rest
     assert {raw(store, caller.organisation, "event", i)["sweeps"] for i in ids} == {1}
 
 
-def test_a_run_keeps_its_slowest_chunk_in_hand_before_the_margin(
+def test_a_run_keeps_twice_its_slowest_chunk_in_hand_before_the_margin(
     caller: Principal, store: Store, lost_queue: FakeQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sweep_module, "CHUNK", 5)
@@ -322,8 +322,8 @@ def test_a_run_keeps_its_slowest_chunk_in_hand_before_the_margin(
     lost_events(store, caller.organisation, created, 12)
     margin = sweep_module.STOP_MARGIN_SECONDS
 
-    # A chunk takes 3 s: with margin + 2 s left the first chunk runs, then margin + 3 s would be needed.
-    done = sweep(store, lost_queue, created + 3 * HOUR, HOUR, time_left=ScriptedTimeLeft(margin + 2))
+    # A chunk takes 3 s: with margin + 5 s left the first chunk runs, then margin + twice 3 s is needed.
+    done = sweep(store, lost_queue, created + 3 * HOUR, HOUR, time_left=ScriptedTimeLeft(margin + 5))
 
     assert mine(done) == {"event-requeued": 5}
 

@@ -17,7 +17,8 @@ never both win: a job for an ended task or a claimed attempt does nothing.
 A run reads up to BATCH items of each ByOpen partition (6,400 at most) and takes them oldest
 first, CHUNK at a time: a chunk's writes run WORKERS at once and its jobs go to SQS ten to a
 request. Before each chunk it checks the invocation's time left and stops when that is less
-than STOP_MARGIN_SECONDS plus its slowest chunk so far, well before Lambda's timeout. It needs
+than STOP_MARGIN_SECONDS plus twice its slowest chunk so far (one chunk can be slower than those
+before it), well before Lambda's timeout. It needs
 no bookmark to resume: what it swept is due again from now and what it ended left the index,
 so the next run reads what this one did not reach, and those are the oldest overdue items,
 which it takes first. Nothing is swept twice: each item's sweep is a conditional write on the
@@ -66,7 +67,7 @@ def sweep(
     slowest = 0.0
     with ThreadPoolExecutor(WORKERS, thread_name_prefix="sweep") as pool:
         for start in range(0, len(overdue), CHUNK):
-            if time_left is not None and time_left() < STOP_MARGIN_SECONDS + slowest:
+            if time_left is not None and time_left() < STOP_MARGIN_SECONDS + 2 * slowest:
                 logger.info(
                     "sweep stopped before its timeout; the next run takes the rest",
                     extra={"left": len(overdue) - start, "time_left_s": round(time_left(), 3)},
