@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -142,6 +143,8 @@ def start_api(args: argparse.Namespace) -> int:
     os.environ.pop("AWS_PROFILE", None)  # this process speaks to the local AWS alone
     port = int(os.environ.get("MOTO_PORT") or 0) or aws.free_port()
     network = plan(args.platform, port, bridge=(lambda: args.bind) if args.bind else docker_bridge_gateway)
+    if args.bind:  # the address given, whatever the platform's way
+        network = dataclasses.replace(network, bind=args.bind)
     moto = aws.EmbeddedMoto(port, host=network.bind)
     moto.start()
     aws.use_local_credentials(moto.endpoint)
