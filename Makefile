@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 TOOLS := .venv-tools
+# What $(TOOLS) is made from: every tool; the pipeline's package job makes a SAM-only one
+# (TOOLS=.venv-sam TOOLS_REQUIREMENTS=requirements-sam.txt), from wheels alone.
+TOOLS_REQUIREMENTS ?= requirements-tools.txt
 PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 # pyenv installs several Pythons; SAM needs the functions' runtime (3.13) on PATH besides 3.11.
@@ -56,9 +59,9 @@ listen: $(VENV)/.installed
 	@DEVSTACK_DATA=$(DEVSTACK_DATA) $(PY) -m devstack.listen $(if $(CONFIG),--config $(CONFIG),--create) \
 		$(if $(LISTEN_PORT),--port $(LISTEN_PORT))
 
-## test: the whole test suite, on this machine with no cloud account (it installs Debian's Chromium for the
-## console's browser tests when it is missing and can be: the one download besides .venv's packages)
-test: $(VENV)/.installed chromium
+## test: the whole test suite, on this machine with no cloud account (it installs SAM's and cfn-lint's tools,
+## which some tests run, and Debian's Chromium for the console's browser tests when it is missing)
+test: $(VENV)/.installed $(TOOLS)/.installed chromium
 	$(PY) -m pytest
 
 test-unit: $(VENV)/.installed
@@ -111,11 +114,15 @@ build: $(TOOLS)/.installed
 	# sam package zips these folders as they are (make artifact-check finds the bytecode in the zips).
 	$(RUNTIME_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
-# Stack parameters: the stage of the samconfig environment, and who the alarms reach
-# (ALARM_EMAIL or ALARM_TOPIC_ARN; a prod stack is refused without one).
+# Stack parameters: the stage of the samconfig environment, who the alarms reach
+# (ALARM_EMAIL or ALARM_TOPIC_ARN; a prod stack is refused without one), the permissions
+# boundary of its roles (PERMISSIONS_BOUNDARY_ARN: the pipeline's execution role makes roles
+# only with it) and, to override the canary, DEPLOYMENT_STRATEGY (e.g. AllAtOnce).
 STAGE = $(if $(filter prod pipeline-prod,$(ENV)),prod,dev)
 PARAMETERS = Stage=$(STAGE) AllowPrivateTargets=false \
-	$(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) $(if $(ALARM_TOPIC_ARN),AlarmTopicArn=$(ALARM_TOPIC_ARN))
+	$(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) $(if $(ALARM_TOPIC_ARN),AlarmTopicArn=$(ALARM_TOPIC_ARN)) \
+	$(if $(PERMISSIONS_BOUNDARY_ARN),PermissionsBoundaryArn=$(PERMISSIONS_BOUNDARY_ARN)) \
+	$(if $(DEPLOYMENT_STRATEGY),DeploymentStrategy=$(DEPLOYMENT_STRATEGY))
 
 ## deploy: sam build, then sam deploy of the built template (ENV=default, the dev stack; ENV=prod)
 deploy: build
@@ -140,7 +147,7 @@ artifact-check: $(VENV)/.installed $(TOOLS)/.installed $(RUNTIME_VENV)/.installe
 	$(PY) -m devstack.artifact --template $(BUILT) --sam $(SAM) --python $(RUNTIME_PYTHON) \
 		--runtime-python $(RUNTIME_VENV)/bin/python
 
-## bench: the benchmarks of docs/benchmarks.md (builds first; about 12 minutes)
+## bench: the benchmarks of docs/benchmarks.md (builds first; about 20 minutes)
 BENCH_ENV := POWERTOOLS_LOG_LEVEL=ERROR POWERTOOLS_METRICS_DISABLED=true
 bench: $(VENV)/.installed build .bench/runtime/.installed
 	$(BENCH_ENV) RUNTIME_PYTHON=$(RUNTIME_PYTHON) $(PY) -m bench.coldstart
@@ -150,6 +157,7 @@ bench: $(VENV)/.installed build .bench/runtime/.installed
 	$(BENCH_ENV) $(PY) -m bench.e2e
 	$(BENCH_ENV) $(PY) -m bench.isolation
 	$(BENCH_ENV) $(PY) -m bench.localmoto
+	$(BENCH_ENV) $(PY) -m bench.sweep
 
 # boto3 for the runtime's Python, standing in for the one Lambda's runtime provides.
 .bench/runtime/.installed:
@@ -174,9 +182,9 @@ $(RUNTIME_VENV)/.installed: requirements-runtime.txt
 	$(RUNTIME_VENV)/bin/python -m pip install $(PIP_QUIET) -r requirements-runtime.txt
 	touch $@
 
-$(TOOLS)/.installed: requirements-tools.txt
+$(TOOLS)/.installed: $(TOOLS_REQUIREMENTS) requirements-sam.txt
 	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install $(PIP_QUIET) -r requirements-tools.txt
+	$(TOOLS)/bin/python -m pip install $(PIP_QUIET) --only-binary :all: -r $(TOOLS_REQUIREMENTS)
 	touch $@
 
 clean:

@@ -60,14 +60,16 @@ class EmbeddedMoto:
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.port = port or free_port()
-        self.host = host  # where it listens; its endpoint is on the loopback address either way
+        self.host = host  # where it listens: one address, or every one (0.0.0.0)
         self.dynamodb_writes = 0  # DynamoDB requests that may have changed a table (the save watches it)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where this machine reaches it: its address, or the loopback when it listens on all."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104 - compared, not bound
+        return f"http://{host}:{self.port}"
 
     def start(self) -> None:
         from moto.moto_server import werkzeug_app

@@ -28,7 +28,7 @@ def main() -> int:
 
     os.environ.update(samlocal.sam_environment(dict(os.environ), "us-east-1"))
     tpl = template.load_template()
-    expected = samlocal.env_vars(tpl, placeholder_refs(tpl), samlocal.container_endpoint(4566, True))
+    expected = samlocal.env_vars(tpl, placeholder_refs(tpl), samlocal.container_endpoint(4566))
     stacks, _ = SamLocalStackProvider.get_stacks(str(template.TEMPLATE_PATH), parameter_overrides={})
     provider = SamFunctionProvider(stacks)
     with tempfile.TemporaryDirectory() as folder:

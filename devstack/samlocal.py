@@ -10,9 +10,16 @@ sample event, while a `start-api` runs.
 SAM passes a container only the variables the template declares, and takes their values
 from the env-vars file. So the template declares AWS_ENDPOINT_URL (parameter
 AwsEndpointUrl, empty when deployed, which botocore ignores) and the file gives every
-function the local stack's physical ids and an AWS_ENDPOINT_URL the containers can reach:
-on Linux the containers share the host's network (`--docker-network host`) and reach
-127.0.0.1; elsewhere (Docker Desktop) they reach the host as host.docker.internal. SAM
+function the local stack's physical ids and an AWS_ENDPOINT_URL the containers can reach,
+`http://host.docker.internal:<port>`. Docker Desktop resolves that name to the host by
+itself. On Linux SAM cannot put a container on the host's network (it ignores
+`--docker-network host`: its container code connects only networks other than "host",
+aws/aws-sam-cli#4236), so a container's 127.0.0.1 is the container: SAM is given
+`--add-host host.docker.internal:host-gateway` (Docker resolves `host-gateway` to its
+bridge's gateway, the host's address on the bridge), and the local AWS listens on that
+address, only while `sam-local` runs (any container on the default bridge can reach it
+meanwhile; the local AWS holds nothing but development data). tests/unit/test_sam_local.py
+checks what SAM's own code then asks Docker for (devstack.samdocker). SAM
 hands the containers the credentials of its own environment: they are set to dummies
 here, so a container never holds a developer's real AWS credentials.
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -32,6 +40,8 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +54,45 @@ CONTAINER_HOST = "host.docker.internal"
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
 
 
-def container_endpoint(port: int, host_network: bool) -> str:
-    """The embedded local AWS as a Lambda container reaches it."""
-    return f"http://{'127.0.0.1' if host_network else CONTAINER_HOST}:{port}"
+def container_endpoint(port: int) -> str:
+    """The embedded local AWS as a Lambda container reaches it (Docker Desktop, or Linux
+    with the host-gateway entry that `plan` adds)."""
+    return f"http://{CONTAINER_HOST}:{port}"
+
+
+def docker_bridge_gateway() -> str:
+    """The host's address on Docker's default bridge, where `host-gateway` leads."""
+    try:
+        found = subprocess.run(
+            ["docker", "network", "inspect", "bridge", "--format", "{{(index .IPAM.Config 0).Gateway}}"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SystemExit(
+            f"sam-local: cannot read Docker's bridge address (docker network inspect bridge: {exc}); "
+            "is Docker running? `--bind ADDRESS` names it instead"
+        ) from exc
+    return found.stdout.strip()
+
+
+@dataclass(frozen=True)
+class ContainerNetwork:
+    """How the Lambda containers reach the embedded local AWS on one platform."""
+
+    endpoint: str  # AWS_ENDPOINT_URL, as a container sees the local AWS
+    bind: str  # the address the local AWS listens on while sam local runs
+    sam_args: tuple[str, ...]  # what `sam local` is given for it
+
+
+def plan(platform_name: str, port: int, bridge: Callable[[], str] = docker_bridge_gateway) -> ContainerNetwork:
+    """The containers' way to the local AWS on `platform_name` (platform.system())."""
+    if platform_name == "Linux":
+        add_host = ("--add-host", f"{CONTAINER_HOST}:host-gateway")
+        return ContainerNetwork(container_endpoint(port), bridge(), add_host)
+    return ContainerNetwork(container_endpoint(port), "127.0.0.1", ())
 
 
 def env_vars(tpl: dict[str, Any], refs: dict[str, str], endpoint: str) -> dict[str, dict[str, str]]:
@@ -71,15 +117,13 @@ def sam_environment(base: dict[str, str], region: str) -> dict[str, str]:
     return environment
 
 
-def sam_command(sam: str, action: list[str], env_file: Path, host_network: bool, extra: list[str]) -> list[str]:
-    network = ["--docker-network", "host"] if host_network else []
-    return [sam, "local", *action, "-t", str(BUILT_TEMPLATE), "--env-vars", str(env_file), *network, *extra]
+def sam_command(sam: str, action: list[str], env_file: Path, network: ContainerNetwork, extra: list[str]) -> list[str]:
+    return [sam, "local", *action, "-t", str(BUILT_TEMPLATE), "--env-vars", str(env_file), *network.sam_args, *extra]
 
 
-def _reachable(url: str) -> bool:
-    """Whether the local AWS that `url` names (as a container sees it) answers on this machine."""
-    port = url.rpartition(":")[2]
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", int(port)), timeout=2):
+def _reachable(host: str, port: int) -> bool:
+    """Whether the local AWS answers where it listens."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=2):
         return True
     return False
 
@@ -97,10 +141,14 @@ def start_api(args: argparse.Namespace) -> int:
         print(f"sam-local: {exc}", file=sys.stderr)
         return 1
     os.environ.pop("AWS_PROFILE", None)  # this process speaks to the local AWS alone
-    moto = aws.EmbeddedMoto(int(os.environ.get("MOTO_PORT") or 0), host=args.bind)
+    port = int(os.environ.get("MOTO_PORT") or 0) or aws.free_port()
+    network = plan(args.platform, port, bridge=(lambda: args.bind) if args.bind else docker_bridge_gateway)
+    if args.bind:  # the address given, whatever the platform's way
+        network = dataclasses.replace(network, bind=args.bind)
+    moto = aws.EmbeddedMoto(port, host=network.bind)
     moto.start()
-    aws.use_local_credentials(f"http://127.0.0.1:{moto.port}")
-    endpoint = container_endpoint(moto.port, args.host_network)
+    aws.use_local_credentials(moto.endpoint)
+    endpoint = network.endpoint
     tpl = template.load_template()
     stack = aws.deploy(tpl, {"Stage": "dev", "AllowPrivateTargets": "true", "AwsEndpointUrl": endpoint})
 
@@ -138,7 +186,7 @@ def start_api(args: argparse.Namespace) -> int:
         flush=True,
     )
     command = sam_command(args.sam, ["start-api", "--host", "127.0.0.1", "--port", str(args.port)], env_file,
-                          args.host_network, args.extra)  # fmt: skip
+                          network, args.extra)  # fmt: skip
     try:
         process = subprocess.Popen(command, env=sam_environment(dict(os.environ), aws.REGION), cwd=ROOT)  # noqa: S603
         try:
@@ -164,11 +212,13 @@ def invoke(args: argparse.Namespace) -> int:
         variables = json.loads(env_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         variables = None
-    if not variables or not _reachable(variables[args.function]["AWS_ENDPOINT_URL"]):
+    port = int(variables[args.function]["AWS_ENDPOINT_URL"].rpartition(":")[2]) if variables else 0
+    network = plan(args.platform, port) if variables else None
+    if network is None or not _reachable(network.bind, port):
         print("sam-invoke: the local AWS is not running; start `make sam-local` first", file=sys.stderr)
         return 1
     event = args.event or str(ROOT / "events" / f"{functions[args.function].code_dir.name}.json")
-    command = sam_command(args.sam, ["invoke", args.function, "-e", event], env_file, args.host_network, args.extra)
+    command = sam_command(args.sam, ["invoke", args.function, "-e", event], env_file, network, args.extra)
     return subprocess.call(command, env=sam_environment(dict(os.environ), aws.REGION), cwd=ROOT)  # noqa: S603
 
 
@@ -177,15 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sam", default="sam", help="the SAM CLI (make: .venv-tools/bin/sam)")
     parser.add_argument("--data-dir", default=os.environ.get("DEVSTACK_DATA") or ".devstack")
     parser.add_argument(
-        "--host-network",
-        action=argparse.BooleanOptionalAction,
-        default=platform.system() == "Linux",
-        help="run containers on the host's network (default on Linux); else they reach it as host.docker.internal",
+        "--platform",
+        default=platform.system(),
+        help="how the containers reach the local AWS: Linux (host-gateway), else Docker Desktop; default %(default)s",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     api = commands.add_parser("start-api", help="the local AWS, then sam local start-api")
     api.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
-    api.add_argument("--bind", default="127.0.0.1", help="the local AWS's address (0.0.0.0 exposes it to your network)")
+    api.add_argument(
+        "--bind",
+        help="the local AWS's address (default: Docker's bridge gateway on Linux, else 127.0.0.1; 0.0.0.0 exposes it "
+        "to your network)",
+    )
     call = commands.add_parser("invoke", help="sam local invoke, with the function's sample event")
     call.add_argument("function", help="a logical id of the template, e.g. DeliverFunction")
     call.add_argument("--event", help="default: events/<the function's folder>.json")

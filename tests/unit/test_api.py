@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeQueue, FakeServices, http_event, load_function, response_body
+from tests.unit.support import (
+    FakeQueue,
+    FakeServices,
+    emf_metrics,
+    http_event,
+    json_lines,
+    load_function,
+    response_body,
+)
 from webhook_service import admin
 from webhook_service.auth import hash_token
 from webhook_service.errors import DependencyError, ThrottledError
@@ -371,6 +379,39 @@ def test_handler_unexpected_exception_answers_500_with_request_id_and_no_traceba
     assert REQUEST_ID in body["message"]
     assert "Traceback" not in response["body"]
     assert "boom" not in response["body"]
+
+
+def failures(capfd: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
+    """The dimensions of every `Failures` count written since the last read."""
+    return [dims for name, dims, _ in emf_metrics(json_lines(capfd.readouterr().out)) if name == "Failures"]
+
+
+@pytest.mark.parametrize(("error", "status"), [(RuntimeError("boom"), 500), (DependencyError("down"), 503)])
+def test_a_5xx_answer_counts_a_failure_of_the_function_for_its_rollback_alarm(
+    token: str,
+    installed_services: FakeServices,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    error: Exception,
+    status: int,
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "ricloud-webhooks-dev-GetWebhookConfigFunction-X1")
+    installed_services.store = FailingStore(installed_services.store, error)
+    capfd.readouterr()
+
+    response = call(GET.handler, config_event("GET", token, str(uuid.uuid4())))
+
+    assert response["statusCode"] == status
+    assert failures(capfd) == [{"service": "webhooks", "function": "ricloud-webhooks-dev-GetWebhookConfigFunction-X1"}]
+
+
+def test_a_4xx_answer_is_no_failure_of_the_function(token: str, capfd: pytest.CaptureFixture[str]) -> None:
+    capfd.readouterr()
+
+    response = call(GET.handler, config_event("GET", token, str(uuid.uuid4())))
+
+    assert response["statusCode"] == 404
+    assert failures(capfd) == []
 
 
 def test_handler_dependency_error_answers_503_unavailable(token: str, installed_services: FakeServices) -> None:

@@ -25,6 +25,8 @@ from tests.unit.support import (
     FakeServices,
     ScriptedContext,
     ThreeLaneDeliverer,
+    emf_metrics,
+    json_lines,
     sqs_event,
     three_lane_deliverer,
 )
@@ -124,6 +126,26 @@ def test_job_that_cannot_be_handed_back_is_reported_for_redelivery(
     # Every job failed: the invocation fails, so Lambda returns the whole batch to the queue.
     with pytest.raises(BatchFailedError):
         handle_batch(sqs_event(*bodies), ScriptedContext(seconds=3.0))
+
+
+def test_every_job_that_failed_counts_a_failure_of_the_function_for_its_rollback_alarm(
+    services: FakeServices,
+    caller: Principal,
+    store: Store,
+    lanes: ThreeLaneDeliverer,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "ricloud-webhooks-dev-DeliverFunction-X1")
+    lanes.queue = FakeQueue(fail=True)
+    bodies = routed_events(services, caller, store, 2)
+    capfd.readouterr()
+
+    with pytest.raises(BatchFailedError):
+        handle_batch(sqs_event(*bodies), ScriptedContext(seconds=3.0))
+
+    counted = [d for name, d, _ in emf_metrics(json_lines(capfd.readouterr().out)) if name == "Failures"]
+    assert counted == [{"service": "webhooks", "function": "ricloud-webhooks-dev-DeliverFunction-X1"}] * 2
 
 
 def test_batch_answers_before_the_invocations_end_and_reports_the_job_still_running(

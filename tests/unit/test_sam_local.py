@@ -7,8 +7,12 @@ ignored by botocore; SAM itself runs with dummy credentials."""
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import urllib.parse
 import uuid
 from pathlib import Path
+from typing import Any
 
 import botocore.session
 import pytest
@@ -35,6 +39,9 @@ UNSET_WITH_DEFAULTS = {
     "FAST_LANE_TIMEOUT",
     "RETRY_DELAY_SCALE",
 }
+# Set by Lambda itself in every function's environment (and by sam local in every container),
+# never by the template: telemetry names the function its `Failures` count.
+SET_BY_LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME"}
 # Read by the settings of every function (one dataclass), used by these alone; the template
 # gives the variable to them alone.
 USED_ONLY_BY = {"SWEEP_AFTER_MINUTES": {"SweepFunction"}}
@@ -130,7 +137,7 @@ def env_file(backing: Backing) -> dict[str, dict[str, str]]:
     stack = aws.deploy(
         TEMPLATE, {"Stage": "dev", "AllowPrivateTargets": "true"}, stack_name=f"sam-{uuid.uuid4().hex[:8]}"
     )
-    return samlocal.env_vars(TEMPLATE, stack.refs, samlocal.container_endpoint(4566, host_network=True))
+    return samlocal.env_vars(TEMPLATE, stack.refs, samlocal.container_endpoint(4566))
 
 
 def test_env_reads_finds_literal_and_parameter_keys() -> None:
@@ -168,7 +175,7 @@ def test_env_vars_file_covers_every_variable_the_function_reads(
         assert reads == set()  # the console serves files: no client, no table, no variable
     else:
         assert {"TABLE_NAME", "AWS_ENDPOINT_URL"} <= reads  # every other function reads its table through a client
-    missing = reads - set(given) - unused
+    missing = reads - set(given) - unused - SET_BY_LAMBDA
     assert missing <= UNSET_WITH_DEFAULTS, missing - UNSET_WITH_DEFAULTS
 
 
@@ -179,7 +186,7 @@ def test_env_vars_file_holds_only_what_the_template_declares_with_the_stack_ids(
     given = env_file[function.logical_id]
 
     assert set(given) == set(function.environment)  # SAM would drop anything else without a word
-    assert given["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566"
+    assert given["AWS_ENDPOINT_URL"] == "http://host.docker.internal:4566"
     assert given["TABLE_NAME"].startswith("sam-")  # the stack's physical id, not the logical id `Table`
     assert "DeliveryQueue" in given["QUEUE_URL"].rsplit("/", 1)[1]
     assert given["ALLOW_PRIVATE_TARGETS"] == "true"
@@ -208,9 +215,26 @@ def test_non_empty_aws_endpoint_url_is_used_by_botocore(monkeypatch: pytest.Monk
     assert botocore.session.get_session().create_client("sqs").meta.endpoint_url == "http://127.0.0.1:4566"
 
 
-def test_container_endpoint_host_network_is_loopback_else_docker_desktop_host() -> None:
-    assert samlocal.container_endpoint(4566, host_network=True) == "http://127.0.0.1:4566"
-    assert samlocal.container_endpoint(4566, host_network=False) == "http://host.docker.internal:4566"
+def test_on_linux_containers_reach_the_host_gateway_where_the_local_aws_listens() -> None:
+    linux = samlocal.plan("Linux", 4566, bridge=lambda: "172.18.0.1")
+
+    assert linux.endpoint == "http://host.docker.internal:4566"
+    assert linux.sam_args == ("--add-host", "host.docker.internal:host-gateway")
+    assert linux.bind == "172.18.0.1"  # the bridge's gateway: where host-gateway leads
+
+
+def test_docker_desktop_resolves_the_host_itself_and_the_local_aws_stays_on_loopback() -> None:
+    def no_bridge() -> str:
+        raise AssertionError("Docker Desktop needs no bridge address")
+
+    desktop = samlocal.plan("Darwin", 4566, bridge=no_bridge)
+
+    assert (desktop.endpoint, desktop.bind, desktop.sam_args) == ("http://host.docker.internal:4566", "127.0.0.1", ())
+
+
+def test_the_local_aws_answers_at_the_address_it_listens_on() -> None:
+    assert aws.EmbeddedMoto(4566, host="172.17.0.1").endpoint == "http://172.17.0.1:4566"
+    assert aws.EmbeddedMoto(4566, host="0.0.0.0").endpoint == "http://127.0.0.1:4566"  # noqa: S104
 
 
 def test_sam_environment_has_dummy_credentials_and_none_of_the_developers() -> None:
@@ -223,11 +247,54 @@ def test_sam_environment_has_dummy_credentials_and_none_of_the_developers() -> N
     assert environment["PATH"] == "/usr/bin"
 
 
-def test_sam_command_uses_the_built_template_the_env_vars_file_and_the_host_network() -> None:
-    command = samlocal.sam_command("sam", ["invoke", "DeliverFunction"], Path("/x/env.json"), True, ["--debug"])
+def test_sam_command_uses_the_built_template_the_env_vars_file_and_the_platforms_network() -> None:
+    network = samlocal.plan("Linux", 4566, bridge=lambda: "172.17.0.1")
+
+    command = samlocal.sam_command("sam", ["invoke", "DeliverFunction"], Path("/x/env.json"), network, ["--debug"])
 
     assert command == [
         "sam", "local", "invoke", "DeliverFunction", "-t", str(ROOT / ".aws-sam" / "build" / "template.yaml"),
-        "--env-vars", "/x/env.json", "--docker-network", "host", "--debug",
+        "--env-vars", "/x/env.json", *network.sam_args, "--debug",
     ]  # fmt: skip
-    assert "--docker-network" not in samlocal.sam_command("sam", ["start-api"], Path("e"), False, [])
+
+
+# -- what SAM's own code asks Docker for (devstack.samdocker, in the tools environment) -----
+
+TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def docker_request() -> dict[str, Any]:
+    """The container SAM's CLI and container code ask Docker for on `make sam-invoke`'s
+    command line on Linux (samcli lives in the tools environment, so in a process of its own)."""
+    if not TOOLS_PYTHON.exists():
+        pytest.skip("needs the tools environment: make .venv-tools/.installed (make test installs it)")
+    found = subprocess.run(
+        [str(TOOLS_PYTHON), "-m", "devstack.samdocker", "Linux"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    request: dict[str, Any] = json.loads(found.stdout)
+    return request
+
+
+def test_on_linux_the_container_sam_makes_reaches_the_local_aws_on_the_host(docker_request: dict[str, Any]) -> None:
+    endpoint = urllib.parse.urlsplit(docker_request["endpoint"])
+    host = endpoint.hostname or ""
+    on_host_network = docker_request["network_mode"] == "host" or "host" in docker_request["networks_connected"]
+
+    if host in ("127.0.0.1", "localhost"):
+        assert on_host_network, (
+            f"AWS_ENDPOINT_URL {docker_request['endpoint']} is the container's own loopback: SAM ran it on the "
+            f"default bridge (network_mode {docker_request['network_mode']!r}, networks connected "
+            f"{docker_request['networks_connected']}), whatever `{' '.join(docker_request['command'])}` asked"
+        )
+    else:
+        assert docker_request["extra_hosts"].get(host) == "host-gateway", (
+            f"the container cannot resolve {host}: extra_hosts {docker_request['extra_hosts']}"
+        )
+        # host-gateway is the bridge's gateway on the host: the local AWS must listen there.
+        assert docker_request["local_aws_bind"] not in ("127.0.0.1", "localhost")

@@ -8,26 +8,32 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from devstack import aws
 from tests.unit.support import (
+    Backing,
     Context,
     FakeClock,
     FakeDeadLetters,
     FakeQueue,
     FakeSender,
     FakeServices,
+    ScriptedContext,
     emf_metrics,
     json_lines,
     load_function,
 )
-from webhook_service.domain.configs import Task, TaskState
+from webhook_service import sweep as sweep_module
+from webhook_service.domain.configs import Task, TaskState, new_config, new_test_task
 from webhook_service.domain.events import EventState, new_event
 from webhook_service.domain.tenants import Principal
+from webhook_service.jobqueue import JobQueue
 from webhook_service.jobs.deliverer import Deliverer
 from webhook_service.jobs.dispatch import handle_job
 from webhook_service.lanes import event_job
@@ -41,6 +47,13 @@ URL = "https://receiver.example/hooks/"
 START = dt.datetime(2020, 1, 1, 12, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def store(backing: Backing) -> Store:
+    """The table through one call at a time: the sweep writes from several threads, and moto's
+    in-process DynamoDB is not safe for concurrent transactions (as devstack.aws.serial says)."""
+    return Store(backing.table_name, aws.serial(backing.dynamodb))
 
 
 @pytest.fixture
@@ -275,3 +288,137 @@ def test_the_sweep_function_reports_and_counts_what_it_did(
     assert requeued
     assert requeued[0][1] == {"service": "webhooks", "kind": "task", "action": "requeued"}
     assert task_id in {j.get("task") for j in installed_services.queue.jobs}
+
+
+# -- a backlog: the time budget, resuming, batched sends -----------------------------------
+# Each test below sweeps in a year of its own, before every other test's items, so that only
+# its own items are overdue (an item swept is due again from the sweep's `now`).
+
+
+def lost_tasks(store: Store, organisation: str, created: dt.datetime, count: int) -> list[str]:
+    """`count` test tasks whose jobs were lost (each of a config of its own), created a minute
+    apart from `created`, oldest first."""
+    ids = []
+    for n in range(count):
+        config = new_config(organisation, URL, created + n * MINUTE)
+        task = new_test_task(config, "key", created + n * MINUTE)
+        store.configs.create(config, task, open_tests_below=1000)
+        ids.append(task.id)
+    return ids
+
+
+def jobs_by_task(queue: FakeQueue) -> Counter[str]:
+    return Counter(str(j["task"]) for j in queue.jobs if j.get("job") == "test")
+
+
+class ScriptedTimeLeft:
+    """The invocation's time left at each look, as scripted; the last value repeats."""
+
+    def __init__(self, *seconds: float) -> None:
+        self.script = list(seconds)
+        self.looks = 0
+
+    def __call__(self) -> float:
+        self.looks += 1
+        return self.script.pop(0) if len(self.script) > 1 else self.script[0]
+
+
+def test_a_run_out_of_time_stops_between_chunks_and_the_next_run_sweeps_the_rest_once(
+    caller: Principal, store: Store, lost_queue: FakeQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sweep_module, "CHUNK", 10)
+    created = dt.datetime(2019, 1, 1, 12, 0, tzinfo=dt.UTC)
+    ids = lost_tasks(store, caller.organisation, created, 25)
+    now = created + 3 * HOUR
+
+    first = sweep(
+        store, lost_queue, now, HOUR, time_left=ScriptedTimeLeft(60, 60, sweep_module.STOP_MARGIN_SECONDS - 1)
+    )
+
+    assert mine(first) == {"task-requeued": 20}
+    assert set(jobs_by_task(lost_queue)) == set(ids[:20])  # the oldest first
+    second = sweep(store, lost_queue, now + MINUTE, HOUR, time_left=ScriptedTimeLeft(60))
+    assert mine(second) == {"task-requeued": 5}
+    assert jobs_by_task(lost_queue) == Counter(ids)  # every event once: none swept twice, none lost
+    assert {raw(store, caller.organisation, "task", i)["sweeps"] for i in ids} == {1}
+
+
+def test_a_run_keeps_twice_its_slowest_chunk_in_hand_before_the_margin(
+    caller: Principal, store: Store, lost_queue: FakeQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sweep_module, "CHUNK", 5)
+    ticks = iter(float(n) for n in range(0, 1000, 3))  # every look at the clock is 3 s later
+    monkeypatch.setattr(sweep_module, "monotonic", lambda: next(ticks))
+    created = dt.datetime(2018, 1, 1, 12, 0, tzinfo=dt.UTC)
+    lost_tasks(store, caller.organisation, created, 12)
+    margin = sweep_module.STOP_MARGIN_SECONDS
+
+    # A chunk takes 3 s: with margin + 5 s left the first chunk runs, then margin + twice 3 s is needed.
+    done = sweep(store, lost_queue, created + 3 * HOUR, HOUR, time_left=ScriptedTimeLeft(margin + 5))
+
+    assert mine(done) == {"task-requeued": 5}
+
+
+class CountingSqs:
+    """An SQS client that counts the sends it makes, and refuses one entry of a batch."""
+
+    def __init__(self, client: Any, refuse_body_with: str | None = None) -> None:
+        self.client = client
+        self.refuse_body_with = refuse_body_with
+        self.calls: Counter[str] = Counter()
+
+    def send_message(self, **kwargs: Any) -> Any:
+        self.calls["send_message"] += 1
+        return self.client.send_message(**kwargs)
+
+    def send_message_batch(self, **kwargs: Any) -> Any:
+        self.calls["send_message_batch"] += 1
+        refused = [e for e in kwargs["Entries"] if self.refuse_body_with and self.refuse_body_with in e["MessageBody"]]
+        kept = [e for e in kwargs["Entries"] if e not in refused]
+        answer = self.client.send_message_batch(QueueUrl=kwargs["QueueUrl"], Entries=kept) if kept else {}
+        failed = [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in refused]
+        return {"Successful": answer.get("Successful", []), "Failed": failed}
+
+
+def test_jobs_go_to_sqs_ten_to_a_request_and_an_entry_sqs_refuses_is_counted_not_queued(
+    caller: Principal, store: Store, backing: Backing
+) -> None:
+    created = dt.datetime(2017, 1, 1, 12, 0, tzinfo=dt.UTC)
+    ids = lost_tasks(store, caller.organisation, created, 25)
+    sqs = CountingSqs(backing.sqs, refuse_body_with=ids[7])
+    queue = JobQueue(backing.queue_url, sqs)  # type: ignore[arg-type]
+    drain(backing.sqs, backing.queue_url)
+
+    done = sweep(store, queue, created + 3 * HOUR, HOUR)
+
+    assert sqs.calls == {"send_message_batch": 3}  # 10 + 10 + 5, no message alone
+    assert mine(done) == {"task-requeued": 24}
+    queued = {json.loads(m)["task"] for m in drain(backing.sqs, backing.queue_url)}
+    assert queued == set(ids) - {ids[7]}
+    assert raw(store, caller.organisation, "task", ids[7])["sweeps"] == 1  # marked: the next sweep ends it
+
+
+def drain(sqs: Any, queue_url: str) -> list[str]:
+    """Every message body on the queue, deleted as read."""
+    bodies: list[str] = []
+    for _ in range(100):  # bounded: the tests put a few dozen at most
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            break
+        bodies += [m["Body"] for m in messages]
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
+def test_the_sweep_function_gives_the_sweep_lambdas_time_left(
+    sweep_function: Any, installed_services: FakeServices, caller: Principal, clock: FakeClock
+) -> None:
+    created = dt.datetime(2016, 1, 1, 12, 0, tzinfo=dt.UTC)
+    lost_tasks(installed_services.store, caller.organisation, created, 3)
+    clock.now = created + 3 * HOUR
+
+    summary = sweep_function.handler({"source": "aws.events"}, ScriptedContext(seconds=1.0))
+
+    assert summary == {}  # 1 s left is under the margin: nothing started
+    assert sweep_function.handler({"source": "aws.events"}, ScriptedContext(seconds=60.0)) == {"tasks_requeued": 3}

@@ -132,6 +132,10 @@ ALARM_DESTINATION = [{"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {
         ("OverdueEndedAlarm", "Overdue"),
         ("SweepFunctionErrorsAlarm", "Errors"),
         ("SweepHeartbeatAlarm", "Invocations"),
+        ("TableThrottlesAlarm", "ThrottledRequests"),
+        ("TableSystemErrorsAlarm", "SystemErrors"),
+        ("ApiThrottledRateAlarm", "ApiThrottled"),
+        ("ApiLatencyAlarm", "Latency"),
     ],
 )
 def test_alarm_exists_watches_its_metric_and_notifies_the_given_topic_or_the_stacks_own(
@@ -147,11 +151,93 @@ def test_alarm_exists_watches_its_metric_and_notifies_the_given_topic_or_the_sta
     assert props["TreatMissingData"] == ("breaching" if alarm == "SweepHeartbeatAlarm" else "notBreaching")
 
 
+def rollback_alarms() -> dict[str, Any]:
+    return {name: a for name, a in of_type("AWS::CloudWatch::Alarm").items() if name.endswith("RollbackAlarm")}
+
+
 def test_every_alarm_is_in_the_tests_above_and_in_the_runbook() -> None:
     runbook = (ROOT / "docs" / "operations.md").read_text()
-    for alarm in of_type("AWS::CloudWatch::Alarm"):
+    operational = set(of_type("AWS::CloudWatch::Alarm")) - set(rollback_alarms())
+    for alarm in operational:
         assert f"| `{alarm}` |" in runbook, alarm
-    assert len(of_type("AWS::CloudWatch::Alarm")) == 11
+    assert len(operational) == 15
+    assert "| `<Function>RollbackAlarm` |" in runbook  # one per function: a row for them all
+
+
+def test_every_function_has_its_own_rollback_alarm_which_acts_through_codedeploy_alone() -> None:
+    assert sorted(rollback_alarms()) == sorted(f"{f.logical_id}RollbackAlarm" for f in functions(TEMPLATE))
+    for function in functions(TEMPLATE):
+        props = RESOURCES[function.logical_id]["Properties"]
+        assert props["DeploymentPreference"] == {"Alarms": [{"Ref": f"{function.logical_id}RollbackAlarm"}]}
+    for name, alarm in rollback_alarms().items():
+        # Any failure outside a deployment fires it too: it pages no one (the 5xx and error
+        # alarms do); during a deployment CodeDeploy acts on it.
+        assert "AlarmActions" not in alarm["Properties"], name
+
+
+def test_gradual_deployments_are_set_once_for_every_function() -> None:
+    globals_ = TEMPLATE["Globals"]["Function"]
+
+    assert globals_["AutoPublishAlias"] == "live"
+    assert globals_["DeploymentPreference"]["Type"] == {"Ref": "DeploymentStrategy"}
+    assert TEMPLATE["Parameters"]["DeploymentStrategy"]["Default"].startswith("Canary")
+
+
+def dynamodb_operations_the_code_calls() -> set[str]:
+    """Every DynamoDB operation the layer calls (`client.<operation>(`), by its API name."""
+    calls = set()
+    for path in (ROOT / "layers" / "webhook_service" / "webhook_service").rglob("*.py"):
+        calls |= set(
+            re.findall(
+                r"client\.(get_item|batch_get_item|put_item|update_item|delete_item|query|scan|"
+                r"batch_write_item|transact_write_items|transact_get_items)\(",
+                path.read_text(),
+            )
+        )
+    return {"".join(part.title() for part in call.split("_")) for call in calls}
+
+
+@pytest.mark.parametrize("alarm", ["TableThrottlesAlarm", "TableSystemErrorsAlarm"])
+def test_the_table_alarms_count_every_operation_the_code_calls(alarm: str) -> None:
+    props = RESOURCES[alarm]["Properties"]
+    watched = {
+        next(d["Value"] for d in m["MetricStat"]["Metric"]["Dimensions"] if d["Name"] == "Operation")
+        for m in props["Metrics"]
+        if "MetricStat" in m
+    }
+    (total,) = [m for m in props["Metrics"] if m.get("ReturnData", True)]
+
+    assert watched == dynamodb_operations_the_code_calls()
+    assert len(props["Metrics"]) <= 10  # CloudWatch's limit for one alarm
+    assert metric_math(total["Expression"], dict.fromkeys(m["Id"] for m in props["Metrics"] if "MetricStat" in m)) == 0
+    assert (props["DatapointsToAlarm"], props["EvaluationPeriods"]) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("requests", "throttled", "fires"),
+    [(100, 6, True), (100, 5, False), (19, 19, False), (20, 2, True), (1000, None, False), (None, 3, False)],
+)
+def test_the_429_alarm_fires_over_5_percent_of_at_least_20_requests(
+    requests: int | None, throttled: int | None, fires: bool
+) -> None:
+    assert breaching("ApiThrottledRateAlarm", {"requests": requests, "throttled": throttled}) is fires
+
+
+def test_the_429s_are_counted_from_the_access_log_that_records_every_answer() -> None:
+    metric = RESOURCES["ApiThrottledAnswersMetric"]["Properties"]
+
+    assert metric["LogGroupName"] == {"Ref": "ApiAccessLogGroup"}
+    assert metric["FilterPattern"] == '{ $.status = "429" }'
+    assert '"status":"$context.status"' in RESOURCES["HttpApi"]["Properties"]["AccessLogSettings"]["Format"]
+    (transform,) = metric["MetricTransformations"]
+    assert (transform["MetricNamespace"], transform["MetricName"]) == ("RicloudWebhooks", "ApiThrottled")
+
+
+def test_the_latency_alarm_is_the_p99_and_ignores_periods_too_small_for_one() -> None:
+    props = RESOURCES["ApiLatencyAlarm"]["Properties"]
+
+    assert (props["ExtendedStatistic"], props["EvaluateLowSampleCountPercentile"]) == ("p99", "ignore")
+    assert props["Threshold"] == 2500
 
 
 def test_dead_letter_alarm_watches_the_dead_letter_queue() -> None:
@@ -207,6 +293,8 @@ def test_dashboard_body_is_json_and_shows_every_service_metric() -> None:
     for metric in ("ConfigsCreated", "TestsQueued", "QueueSendFailures", "Deliveries", "DeliveryDuration"):
         assert metric in text
     assert "EventsFailed" in text
+    for metric in ("ThrottledRequests", "SystemErrors", "ApiThrottled", '"p99"'):  # what the newer alarms watch
+        assert metric in text, metric
 
 
 def test_outputs_name_the_api_table_queues_alarm_topic_and_dashboard() -> None:
@@ -301,6 +389,11 @@ def refused_by(parameters: dict[str, str]) -> list[str]:
             {"Stage": "dev", "AlarmTopicArn": "arn:aws:sns:eu-west-1:111122223333:oncall", "AlarmEmail": "a@b.example"},
             ["OneAlarmDestination"],
         ),
+        (
+            {"Stage": "prod", "AlarmEmail": "ops@example.com", "AwsEndpointUrl": "http://127.0.0.1:4566"},
+            ["ProdCallsAwsItself"],
+        ),
+        ({"Stage": "dev", "AwsEndpointUrl": "http://host.docker.internal:4566"}, []),  # make sam-local's
     ],
 )
 def test_rules_refuse_a_prod_stack_without_the_guard_or_an_alarm_destination(

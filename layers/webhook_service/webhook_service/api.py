@@ -129,6 +129,8 @@ def endpoint(action: Callable[[Request], Response]) -> Callable[[LambdaEvent, An
             logger.exception("unhandled error")
             response = error_response(InternalError(f"Internal error; request id {request_id}."))
         logger.info("request handled", extra={"status": response.status, "method": http.get("method")})
+        if response.status >= 500:
+            telemetry.failure()  # the function's rollback alarm counts these
         telemetry.flush()
         return _json_response(response, request_id)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -165,6 +166,28 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "migrate-layout",
         help="convert the events and attempts an earlier version wrote to this layout (docs/operations.md)",
     )
+
+    # The runbook's commands (docs/operations.md): they act on the stack named by --stack.
+    deliveries = commands.add_parser("deliveries", help="the kill switch: pause or resume deliveries (--stack)")
+    deliveries.add_argument("action", choices=["status", "pause", "resume"])
+    deliveries.add_argument("--no-wait", action="store_true", help="do not wait for Lambda to settle")
+
+    rollback = commands.add_parser(
+        "rollback", help="stop a deployment in progress, else point functions' live alias at their previous version"
+    )
+    rollback.add_argument("--function", action="append", help="a logical id, e.g. DeliverFunction (default: all)")
+    rollback.add_argument("--to-version", help="this version instead of the previous one (one --function)")
+    rollback.add_argument("--dry-run", action="store_true", help="say what would move, move nothing")
+
+    restore = commands.add_parser("restore-table", help="restore the table to a point in time, into a new table")
+    restore.add_argument("--to", help="ISO datetime (UTC unless it says); default the latest restorable time")
+    restore.add_argument("--target", help="the new table's name (default <table>-restored-<time>)")
+    restore.add_argument("--no-wait", action="store_true", help="do not wait for the new table to be active")
+
+    copy = commands.add_parser("copy-items", help="copy a restored table's items back into the stack's table")
+    copy.add_argument("--from", dest="source", required=True, help="the restored table")
+    copy.add_argument("--all", action="store_true", help="overwrite items that exist too (default: missing ones only)")
+    copy.add_argument("--dry-run", action="store_true", help="count what would be copied, write nothing")
     return parser
 
 
@@ -219,6 +242,8 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def _run(args: argparse.Namespace, resources: Resources) -> int:
+    if args.command in RUNBOOK:
+        return _runbook(args, resources)
     store = Store(resources.physical_id("table", "TABLE_NAME", "Table", "table"))
     if args.command == "create-organisation":
         try:
@@ -278,3 +303,83 @@ def _publish(args: argparse.Namespace, store: Store, resources: Resources) -> in
         return 1
     _print(event_resource(event))
     return 0
+
+
+def _runbook(args: argparse.Namespace, resources: Resources) -> int:
+    """The runbook's commands (webhook_service.runbook), on a deployed stack."""
+    from webhook_service.runbook import RunbookError
+
+    try:
+        return RUNBOOK[args.command](args, resources)
+    except RunbookError as exc:
+        raise OperatorError(f"{args.command}: {exc}") from None
+
+
+def _stack(args: argparse.Namespace) -> str:
+    if not args.stack:
+        raise OperatorError(f"{args.command} acts on a deployed stack: name it with --stack STACK")
+    return str(args.stack)
+
+
+def _deliveries(args: argparse.Namespace, resources: Resources) -> int:
+    import boto3
+
+    from webhook_service import runbook
+
+    cloudformation, lambda_client = boto3.client("cloudformation"), boto3.client("lambda")
+    if args.action == "status":
+        sources = runbook.event_sources(cloudformation, lambda_client, _stack(args))
+    else:
+        enabled = args.action == "resume"
+        sources = runbook.switch_deliveries(cloudformation, lambda_client, _stack(args), enabled, wait=not args.no_wait)
+    _print([dataclasses.asdict(source) for source in sources])
+    return 0
+
+
+def _rollback(args: argparse.Namespace, resources: Resources) -> int:
+    import boto3
+
+    from webhook_service import runbook
+
+    cloudformation = boto3.client("cloudformation")
+    if not args.dry_run:
+        stopped = runbook.stop_deployments(cloudformation, boto3.client("codedeploy"), _stack(args))
+        if stopped:  # CodeDeploy moves those aliases back, and CloudFormation the stack
+            _print({"stopped_deployments": stopped})
+            return 0
+    lambda_client = boto3.client("lambda")
+    moves = runbook.roll_back(cloudformation, lambda_client, _stack(args), args.function, args.to_version, args.dry_run)
+    _print([dataclasses.asdict(move) for move in moves])
+    return 0
+
+
+def _restore(args: argparse.Namespace, resources: Resources) -> int:
+    import boto3
+
+    from webhook_service import runbook
+    from webhook_service.timefmt import parse_datetime
+
+    table = resources.physical_id("table", "TABLE_NAME", "Table", "table")
+    try:
+        to = parse_datetime(args.to) if args.to else None
+    except ValueError as exc:
+        print(f"--to is not a datetime: {exc}", file=sys.stderr)
+        return 2
+    name = runbook.restore_table(boto3.client("dynamodb"), table, to, args.target, wait=not args.no_wait)
+    _print({"restored_table": name, "from": table, "to": to.isoformat() if to else "latest"})
+    return 0
+
+
+def _copy(args: argparse.Namespace, resources: Resources) -> int:
+    import boto3
+
+    from webhook_service import runbook
+
+    table = resources.physical_id("table", "TABLE_NAME", "Table", "table")
+    dynamodb = boto3.client("dynamodb")
+    copied = runbook.copy_items(dynamodb, args.source, table, missing_only=not args.all, dry_run=args.dry_run)
+    _print({"from": args.source, "to": table, **dataclasses.asdict(copied)})
+    return 0
+
+
+RUNBOOK = {"deliveries": _deliveries, "rollback": _rollback, "restore-table": _restore, "copy-items": _copy}

@@ -79,6 +79,7 @@ def _run(record: Record, request_id: str, source_lane: Lane | None, time_left: T
         return handle_job(deliverer, body, lane, time_left)
     except Exception:
         logger.exception("job failed; it will be retried")
+        telemetry.failure()  # the function's rollback alarm counts these
         raise
 
 

@@ -30,24 +30,46 @@ class JobQueue:
         return self._client
 
     MAX_DELAY_SECONDS = 900
+    MAX_BATCH = 10  # SendMessageBatch's most entries
 
     def send(self, job: dict[str, Any], delay_seconds: int = 0) -> str:
         """Queue one job; returns the message id. Raises DependencyError if SQS refuses."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        kwargs: dict[str, Any] = {}
-        if isinstance(job.get("organisation"), str):
-            kwargs["MessageGroupId"] = job["organisation"]  # the tenant, for SQS fair queues
         try:
-            response = self.client.send_message(
-                QueueUrl=self.queue_url,
-                MessageBody=json.dumps(job, separators=(",", ":")),
-                DelaySeconds=max(0, min(delay_seconds, self.MAX_DELAY_SECONDS)),
-                **kwargs,
-            )
+            response = self.client.send_message(QueueUrl=self.queue_url, **_message(job, delay_seconds))
         except (ClientError, BotoCoreError) as exc:
             raise DependencyError(f"sqs send failed: {type(exc).__name__}") from exc
         return response["MessageId"]
+
+    def send_batch(self, jobs: list[dict[str, Any]]) -> list[bool]:
+        """Queue up to ten jobs in one request; whether each was queued (SQS may refuse some
+        entries of a batch, or, failing the request, all of them)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if len(jobs) > self.MAX_BATCH:
+            raise ValueError(f"at most {self.MAX_BATCH} jobs to a batch, not {len(jobs)}")
+        if not jobs:
+            return []
+        entries = [{"Id": str(n), **_message(job, 0)} for n, job in enumerate(jobs)]
+        try:
+            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
+        except (ClientError, BotoCoreError):
+            return [False] * len(jobs)
+        refused = {entry["Id"] for entry in response.get("Failed", [])}
+        return [str(n) not in refused for n in range(len(jobs))]
+
+
+def _message(job: dict[str, Any], delay_seconds: int) -> dict[str, Any]:
+    """A job as an SQS message: its JSON, its delay, and its organisation as MessageGroupId
+    (the tenant, for SQS fair queues)."""
+    message: dict[str, Any] = {
+        "MessageBody": json.dumps(job, separators=(",", ":")),
+        "DelaySeconds": max(0, min(delay_seconds, JobQueue.MAX_DELAY_SECONDS)),
+    }
+    if isinstance(job.get("organisation"), str):
+        message["MessageGroupId"] = job["organisation"]
+    return message
 
 
 class DeadLetterQueue:

@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from webhook_service.errors import DependencyError
 from webhook_service.ports import JobSender
 
 
@@ -137,3 +138,23 @@ class Lanes:
     def send(self, job: dict[str, Any], delay_seconds: int = 0) -> str:
         """Send a job to its own fast lane (a test to the tests lane, an event to the events lane)."""
         return self.queue(job_lane(job)).send(job, delay_seconds)
+
+
+SEND_BATCH = 10  # SQS's most messages to one SendMessageBatch
+
+
+def send_many(sender: JobSender, jobs: list[dict[str, Any]]) -> list[bool]:
+    """Queue jobs, ten to a request where the sender can (an SQS queue's `send_batch`), one
+    at a time on any other; whether each was queued."""
+    send_batch = getattr(sender, "send_batch", None)
+    if send_batch is not None:
+        return [ok for first in range(0, len(jobs), SEND_BATCH) for ok in send_batch(jobs[first : first + SEND_BATCH])]
+    queued = []
+    for job in jobs:
+        try:
+            sender.send(job)
+        except DependencyError:
+            queued.append(False)
+        else:
+            queued.append(True)
+    return queued

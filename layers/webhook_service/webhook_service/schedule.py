@@ -20,8 +20,21 @@ def run_sweep(event: dict[str, Any], context: Any) -> dict[str, int]:
     settings = get_settings()
     after = dt.timedelta(minutes=settings.sweep_after_minutes)
     dead_letters = DeadLetterQueue(settings.dead_letter_queue) if settings.dead_letter_queue else None
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+
+    def time_left() -> float:
+        return float(remaining()) / 1000 if remaining else float("inf")
+
     try:
-        done = sweep(services.store, services.queue, services.clock(), after, services.test_queue, dead_letters)
+        done = sweep(
+            services.store,
+            services.queue,
+            services.clock(),
+            after,
+            services.test_queue,
+            time_left if remaining else None,
+            dead_letters,
+        )
         telemetry.overdue(done)
     finally:
         telemetry.flush()

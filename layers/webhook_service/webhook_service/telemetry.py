@@ -27,6 +27,9 @@ DELIVERIES = "Deliveries"  # dimensions kind (test, event) and outcome
 DELIVERY_DURATION = "DeliveryDuration"  # milliseconds, one value per request sent to a receiver
 EVENTS_FAILED = "EventsFailed"  # events that ended failed (after their last attempt, or unconfigured)
 OVERDUE = "Overdue"  # dimensions kind (task, event) and action (requeued, failed): the sweep's work
+# Dimension `function` (its name): an API answer 5xx, or a delivery job that raised. With
+# Lambda's own Errors, what each function's rollback alarm counts during a deployment.
+FAILURES = "Failures"
 
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE), service=SERVICE)
 
@@ -78,6 +81,15 @@ def emit_now(name: str, value: int = 1) -> None:
     namespace = metrics.namespace or NAMESPACE
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=namespace) as metric:
         metric.add_dimension(name="service", value=SERVICE)
+
+
+def failure() -> None:
+    """Write one `Failures` count for this function at once (safe from any thread: it is
+    not part of the invocation's metric set)."""
+    namespace = metrics.namespace or NAMESPACE
+    with single_metric(name=FAILURES, unit=MetricUnit.Count, value=1, namespace=namespace) as metric:
+        metric.add_dimension(name="service", value=SERVICE)
+        metric.add_dimension(name="function", value=os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "local")
 
 
 def flush() -> None:
