@@ -129,7 +129,7 @@ def test_the_kill_switch_says_so_when_the_stack_has_no_event_sources(
     status, error = run(capsys, "--stack", name, "deliveries", "pause")
 
     assert status == 1
-    assert error == f"deliveries: stack {name} has no event source mappings\n"
+    assert error == f"python -m webhook_service: deliveries: stack {name} has no event source mappings\n"
 
 
 # -- rolling back --------------------------------------------------------------------------------
