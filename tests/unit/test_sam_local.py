@@ -44,7 +44,7 @@ UNSET_WITH_DEFAULTS = {
 SET_BY_LAMBDA = {"AWS_LAMBDA_FUNCTION_NAME"}
 # Read by the settings of every function (one dataclass), used by these alone; the template
 # gives the variable to them alone.
-USED_ONLY_BY = {"SWEEP_AFTER_MINUTES": {"SweepFunction"}}
+USED_ONLY_BY = {"SWEEP_AFTER_MINUTES": {"SweepFunction"}, "DEAD_LETTER_QUEUE_URL": {"SweepFunction"}}
 
 
 # -- what the code reads -------------------------------------------------------------------
