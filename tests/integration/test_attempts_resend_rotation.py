@@ -33,7 +33,7 @@ from ricloud.signing import Signature
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.integration.conftest import run_stack
-from tests.support.stack import Client, LocalStack
+from tests.support.stack import Client, LocalStack, new_caller
 
 pytestmark = pytest.mark.integration
 
@@ -153,9 +153,7 @@ def quick_retries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSta
 
 @pytest.fixture
 def owner(quick_retries: LocalStack) -> Client:
-    organisation = quick_retries.operator("create-organisation", "--name", "Resend")
-    key = quick_retries.operator("create-key", "--organisation", organisation["id"])
-    return Client(quick_retries.url, key["token"], organisation["id"], key["id"])
+    return new_caller(quick_retries, "Resend")
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ import requests
 from devstack.gateway import match
 from devstack.template import load_template, routes
 from tests.openapi import check_response
+from webhook_service import admin
+from webhook_service.storage import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 90
@@ -63,6 +65,13 @@ class LocalStack:
             aws_secret_access_key="local",
         )
 
+    def store(self) -> Store:
+        """The service's storage on this stack's table, in this process (one client per stack)."""
+        where = (self.aws_endpoint, self.table)
+        if where not in _stores:
+            _stores[where] = Store(self.table, self.aws_client("dynamodb"))
+        return _stores[where]
+
     def operator(self, *args: str) -> dict[str, Any]:
         """Run the operator command line against this stack and parse what it prints."""
         done = subprocess.run(
@@ -94,6 +103,18 @@ class LocalStack:
 
 
 ROUTES = routes(load_template())
+_stores: dict[tuple[str, str], Store] = {}  # by (AWS endpoint, table): a boto3 client takes tens of ms to make
+
+
+def new_caller(stack: LocalStack, name: str) -> Client:
+    """A new organisation with its own key, made by what the operator command line runs
+    (webhook_service.admin) in this process, on the stack's table: two command-line
+    processes cost half a second a test. The command line itself is run by the tests that
+    deactivate a key (test_configs_api.py) and that route by key (test_tenancy.py)."""
+    store = stack.store()
+    organisation = admin.create_organisation(store, name)
+    key, token = admin.create_key(store, str(organisation["id"]))
+    return Client(stack.url, token, str(organisation["id"]), str(key["id"]))
 
 
 def assert_documented(method: str, path: str, response: requests.Response) -> None:
