@@ -266,9 +266,7 @@ def published_event(stack: LocalStack, client: Client, receiver_path: str, hosti
     config, task = client.create_and_wait(hostile.url(f"/after-test{receiver_path}"))
     assert task["state"] == "succeeded", task
     assert client.post("/organisation", json={"webhook_config_default": config["id"]}).status_code == 200
-    event = stack.operator(
-        "publish-event", "--organisation", client.organisation, "--type", "session", "--action", "completed"
-    )
+    event = stack.publish(client.organisation)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         current: dict[str, Any] = client.get(f"/events/{event['id']}").json()
