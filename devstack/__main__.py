@@ -99,10 +99,13 @@ class _Serving:
         return serving
 
     def stop(self) -> None:
-        for scheduler in self.schedulers:
-            scheduler.stop()
-        for poller in self.pollers:
-            poller.stop()
+        # The schedules and event sources stop side by side: each may wait out a long poll or
+        # a running invocation, and one after another those waits added up (6 s a stop).
+        stopping = [threading.Thread(target=part.stop) for part in (*self.schedulers, *self.pollers)]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         self.gateway.stop()
 
 
