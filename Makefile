@@ -21,7 +21,7 @@ BUILT := .aws-sam/build/template.yaml
 ENV ?= default
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: dev dev-reset listen sam-local sam-invoke test test-unit test-integration test-e2e lint format build deploy \
+.PHONY: dev dev-reset listen sam-local sam-invoke test test-unit test-integration test-load test-e2e lint format build deploy \
 	package deploy-packaged artifact-check bench clean chromium
 
 ## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it; what was made is kept)
@@ -47,15 +47,29 @@ sam-invoke: $(VENV)/.installed $(TOOLS)/.installed
 listen: $(VENV)/.installed
 	$(PY) -m webhook_service listen $(if $(CONFIG),--config $(CONFIG),--create) $(if $(LISTEN_PORT),--port $(LISTEN_PORT))
 
-## test: the whole test suite, offline
+## test: the test suite but the load tier, offline: the unit tier runs beside the rest (its report comes after)
+# Two pytest sessions at once on two cores: the unit tier is CPU work on moto in-process, the
+# integration tier mostly waits on its local stacks and receivers. Each session runs the log
+# scan and the IAM check of its own tests; the unit tier keeps a pytest cache of its own.
 test: $(VENV)/.installed chromium
-	$(PY) -m pytest
+	@unit_log=$$(mktemp); \
+	$(PY) -m pytest tests/unit -o cache_dir=.pytest_cache/unit >"$$unit_log" 2>&1 & unit=$$!; \
+	trap 'test -z "$$unit" || kill $$unit 2>/dev/null; rm -f "$$unit_log"' EXIT; \
+	$(PY) -m pytest --ignore=tests/unit -m "not load"; rest=$$?; \
+	wait $$unit; units=$$?; unit=; \
+	echo "==================== the unit tier (run beside the tests above) ===================="; \
+	cat "$$unit_log"; \
+	test $$rest -eq 0 && test $$units -eq 0
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
 
 test-integration: $(VENV)/.installed chromium
 	$(PY) -m pytest tests/integration
+
+## test-load: the load tier, outside make test (.ci/run runs it): 500 configs by 16 concurrent clients
+test-load: $(VENV)/.installed
+	$(PY) -m pytest tests/integration -m load
 
 # The console's browser tests drive Debian's Chromium (docs/console.md). Installed here when it
 # is missing and can be (root, apt-get); when it cannot, those tests are skipped and say why.
