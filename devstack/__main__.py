@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,8 @@ class _Serving:
     def stop(self) -> None:
         # The schedules and event sources stop side by side: each may wait out a long poll or
         # a running invocation, and one after another those waits added up (6 s a stop).
-        stopping = [threading.Thread(target=part.stop) for part in (*self.schedulers, *self.pollers)]
+        stops: list[Callable[[], None]] = [part.stop for part in self.schedulers] + [part.stop for part in self.pollers]
+        stopping = [threading.Thread(target=stop) for stop in stops]
         for thread in stopping:
             thread.start()
         for thread in stopping:
