@@ -48,18 +48,21 @@ listen: $(VENV)/.installed
 	$(PY) -m webhook_service listen $(if $(CONFIG),--config $(CONFIG),--create) $(if $(LISTEN_PORT),--port $(LISTEN_PORT))
 
 ## test: the test suite but the load tier, offline: the unit tier runs beside the rest (its report comes after)
-# Two pytest sessions at once on two cores: the unit tier is CPU work on moto in-process, the
-# integration tier mostly waits on its local stacks and receivers. Each session runs the log
-# scan and the IAM check of its own tests; the unit tier keeps a pytest cache of its own.
+# Two pytest sessions at once on two cores. The integration tests on the shared local stack
+# mostly wait on it and on their receivers; beside them run the unit tier (CPU work on moto
+# in-process) and the integration tests that start stacks of their own (BESIDE), so the two
+# sessions take about as long. Each session runs the log scan and the IAM check of its own
+# tests; the second keeps a pytest cache of its own.
+BESIDE := tests/unit tests/integration/test_persistence.py tests/integration/test_sweep.py
 test: $(VENV)/.installed chromium
-	@unit_log=$$(mktemp); \
-	$(PY) -m pytest tests/unit -o cache_dir=.pytest_cache/unit >"$$unit_log" 2>&1 & unit=$$!; \
-	trap 'test -z "$$unit" || kill $$unit 2>/dev/null; rm -f "$$unit_log"' EXIT; \
-	$(PY) -m pytest --ignore=tests/unit -m "not load"; rest=$$?; \
-	wait $$unit; units=$$?; unit=; \
-	echo "==================== the unit tier (run beside the tests above) ===================="; \
-	cat "$$unit_log"; \
-	test $$rest -eq 0 && test $$units -eq 0
+	@beside_log=$$(mktemp); \
+	$(PY) -m pytest $(BESIDE) -o cache_dir=.pytest_cache/beside >"$$beside_log" 2>&1 & beside=$$!; \
+	trap 'test -z "$$beside" || kill $$beside 2>/dev/null; rm -f "$$beside_log"' EXIT; \
+	$(PY) -m pytest -m "not load" $(addprefix --ignore=,$(BESIDE)); shared=$$?; \
+	wait $$beside; besides=$$?; beside=; \
+	echo "============ the unit tier and the tests with stacks of their own (run beside) ============"; \
+	cat "$$beside_log"; \
+	test $$shared -eq 0 && test $$besides -eq 0
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
