@@ -24,7 +24,7 @@ BUILT := .aws-sam/build/template.yaml
 ENV ?= default
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: dev dev-reset env listen sam-local sam-invoke test test-unit test-integration test-e2e lint format build deploy \
+.PHONY: dev dev-reset env listen sam-local sam-invoke test test-unit test-integration test-load test-e2e lint format build deploy \
 	package deploy-packaged artifact-check bench clean chromium
 
 ## dev: run the service locally on http://127.0.0.1:$${PORT:-3000} (Ctrl-C stops it; what was made is kept;
@@ -59,16 +59,33 @@ listen: $(VENV)/.installed
 	@DEVSTACK_DATA=$(DEVSTACK_DATA) $(PY) -m devstack.listen $(if $(CONFIG),--config $(CONFIG),--create) \
 		$(if $(LISTEN_PORT),--port $(LISTEN_PORT))
 
-## test: the whole test suite, on this machine with no cloud account (it installs SAM's and cfn-lint's tools,
-## which some tests run, and Debian's Chromium for the console's browser tests when it is missing)
+## test: the test suite but the load tier, offline (it installs SAM's and cfn-lint's tools, which some tests
+## run, and Debian's Chromium for the console's browser tests): the unit tier runs beside the rest
+# Two pytest sessions at once on two cores. The integration tests on the shared local stack
+# mostly wait on it and on their receivers; beside them run the unit tier (CPU work on moto
+# in-process) and the integration tests that start stacks of their own (BESIDE), so the two
+# sessions take about as long. Each session runs the log scan and the IAM check of its own
+# tests; the second keeps a pytest cache of its own.
+BESIDE := tests/unit tests/integration/test_persistence.py tests/integration/test_sweep.py
 test: $(VENV)/.installed $(TOOLS)/.installed chromium
-	$(PY) -m pytest
+	@beside_log=$$(mktemp); \
+	$(PY) -m pytest $(BESIDE) -o cache_dir=.pytest_cache/beside >"$$beside_log" 2>&1 & beside=$$!; \
+	trap 'test -z "$$beside" || kill $$beside 2>/dev/null; rm -f "$$beside_log"' EXIT; \
+	$(PY) -m pytest -m "not load" $(addprefix --ignore=,$(BESIDE)); shared=$$?; \
+	wait $$beside; besides=$$?; beside=; \
+	echo "============ the unit tier and the tests with stacks of their own (run beside) ============"; \
+	cat "$$beside_log"; \
+	test $$shared -eq 0 && test $$besides -eq 0
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
 
 test-integration: $(VENV)/.installed chromium
 	$(PY) -m pytest tests/integration
+
+## test-load: the load tier, outside make test (.ci/run runs it): 500 configs by 16 concurrent clients
+test-load: $(VENV)/.installed
+	$(PY) -m pytest tests/integration -m load
 
 # The console's browser tests drive Debian's Chromium (docs/console.md). Installed here when it
 # is missing and can be (root, apt-get); when it cannot, those tests are skipped and say why.

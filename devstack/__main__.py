@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,10 +106,14 @@ class _Serving:
         return serving
 
     def stop(self) -> None:
-        for scheduler in self.schedulers:
-            scheduler.stop()
-        for poller in self.pollers:
-            poller.stop()
+        # The schedules and event sources stop side by side: each may wait out a long poll or
+        # a running invocation, and one after another those waits added up (6 s a stop).
+        stops: list[Callable[[], None]] = [part.stop for part in self.schedulers] + [part.stop for part in self.pollers]
+        stopping = [threading.Thread(target=stop) for stop in stops]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         self.gateway.stop()
 
 

@@ -21,9 +21,11 @@ behind it (figures: `python -m bench.localmoto`).
   stack under `bench/isolation.py`'s load), the largest part of the local stack's storage
   time. Anything else (bytes, dates) still goes through moto's serializer.
 
-The transaction change relies on DynamoDB requests being answered one at a time, which
-`EmbeddedMoto` guarantees, so it is applied only there (`apply()`), never to moto as the
-unit tests use it.
+The transaction change assumes DynamoDB requests answered one at a time, as `EmbeddedMoto`
+answers them. The unit tests apply it to moto in-process too (tests/unit/conftest.py): the
+ones that call moto from several threads do so through `devstack.aws.serial` clients, and
+were two calls to overlap, a cancelled transaction that puts back only the items it names
+loses no more of the other call's writes than moto's own restore of the whole table would.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ def apply() -> bool:
         _originals.append((cls, name, vars(cls).get(name)))
         setattr(cls, name, replacement)
     return True
+
+
+def applied() -> bool:
+    return bool(_originals)
 
 
 def remove() -> None:

@@ -101,8 +101,11 @@ class EventSource:
             thread.join(timeout=drain_seconds)
         with self._lock:
             workers, self._workers, self._idle = list(self._workers), [], []
-        for worker in workers:
-            worker.close()
+        closing = [threading.Thread(target=worker.close) for worker in workers]  # each waits for its process
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join()
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -20,7 +20,7 @@ from devstack.aws import free_port
 from devstack.receiver import Receiver
 from tests import iamcheck, logscan
 from tests.support.receivers import ResettingServer
-from tests.support.stack import DELIVERY_TIMEOUT, ROOT, STARTUP_SECONDS, Client, LocalStack
+from tests.support.stack import DELIVERY_TIMEOUT, ROOT, STARTUP_SECONDS, Client, LocalStack, new_caller
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -53,8 +53,8 @@ def run_stack(
         "DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT),
         "DELIVERY_CONNECT_TIMEOUT": "1",
         "DELIVERY_LOOPBACK_ONLY": "1",  # generated and example receiver URLs never leave this machine
-        # The sweep every 2 s (it touches only what has been due for an hour: test_sweep.py's own items).
-        "DEVSTACK_SCHEDULE_SECONDS": "2",
+        # No DEVSTACK_SCHEDULE_SECONDS: the sweep runs at the template's rate (every 10 minutes,
+        # at most once in a run); test_sweep.py has a stack of its own that sweeps every 2 s.
         "DEVSTACK_CALLS_FILE": str(calls_path),  # every function's AWS calls, for tests/iamcheck.py
         **(extra_env or {}),
     }
@@ -118,15 +118,11 @@ def dev(stack: LocalStack) -> Client:
 
 @pytest.fixture
 def fresh(stack: LocalStack) -> Client:
-    """A new organisation with its own key, made with the operator command line."""
-    organisation = stack.operator("create-organisation", "--name", "Integration test")
-    key = stack.operator("create-key", "--organisation", organisation["id"])
-    return Client(stack.url, key["token"], organisation["id"], key["id"])
+    """A new organisation with its own key (see `new_caller`)."""
+    return new_caller(stack, "Integration test")
 
 
 @pytest.fixture(scope="session")
 def other(stack: LocalStack) -> Client:
     """A second organisation, for tenancy checks."""
-    organisation = stack.operator("create-organisation", "--name", "Other")
-    key = stack.operator("create-key", "--organisation", organisation["id"])
-    return Client(stack.url, key["token"], organisation["id"], key["id"])
+    return new_caller(stack, "Other")

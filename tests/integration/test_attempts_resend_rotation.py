@@ -11,7 +11,7 @@
 
 The resend tests run on a stack of their own whose retry waits are scaled down
 (`RETRY_DELAY_SCALE`, a local-stack setting the template never sets), so an event's five
-attempts take seconds instead of hours. The rotation uses an overlap of 60 s (OVERLAP_SECONDS,
+attempts take seconds instead of hours. The rotation uses an overlap of 10 s (OVERLAP_SECONDS,
 a parameter of the route), not the default of a day.
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import http.client
-import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,13 +32,15 @@ from ricloud.signing import Signature
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.integration.conftest import run_stack
-from tests.support.stack import Client, LocalStack
+from tests.support.stack import Client, LocalStack, new_caller
 
 pytestmark = pytest.mark.integration
 
-RETRY_DELAY_SCALE = "0.0005"  # 1 min, 10 min, 1 h, 3 h -> whole seconds of SQS delay: 1, 1, 2, 6
-OVERLAP_SECONDS = 60  # the overlap a receiver owner would choose for a quick switch; any 0..604800 is accepted
-SETTLE_SECONDS = 5.0  # how long to watch for a second delivery that must not come
+# 1 min, 10 min, 1 h, 3 h (±10 %) -> 0.006-1.19 s, queued with SQS delays of 1, 1, 1 and 1-2 whole seconds
+RETRY_DELAY_SCALE = "0.0001"
+# Several times what the three deliveries made during it take (1.5 s on a loaded 2-core
+# machine), short enough not to hold the suite; the route accepts any 0..604800 (the default is a day).
+OVERLAP_SECONDS = 10
 
 
 @dataclass
@@ -153,9 +154,7 @@ def quick_retries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSta
 
 @pytest.fixture
 def owner(quick_retries: LocalStack) -> Client:
-    organisation = quick_retries.operator("create-organisation", "--name", "Resend")
-    key = quick_retries.operator("create-key", "--organisation", organisation["id"])
-    return Client(quick_retries.url, key["token"], organisation["id"], key["id"])
+    return new_caller(quick_retries, "Resend")
 
 
 @pytest.fixture
@@ -166,8 +165,7 @@ def broken_then_fixed() -> Iterator[VerifyingReceiver]:
 
 
 def publish(stack: LocalStack, client: Client, **data: Any) -> dict[str, Any]:
-    args = ["publish-event", "--organisation", client.organisation, "--type", "session", "--action", "completed"]
-    return stack.operator(*args, "--data", json.dumps(data))
+    return stack.publish(client.organisation, data)
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -252,7 +250,7 @@ def test_two_resends_at_once_send_one_delivery(
     (refused,) = [a for a in answers if a.status_code == 400]
     assert refused.json()["error"] == "invalid-state"
     assert owner.wait_event(event["id"], timeout=30)["state"] == "delivered"
-    time.sleep(SETTLE_SECONDS)  # a second delivery, were one queued, would have come by now
+    quick_retries.wait_until_jobs_done()  # a second job, were one queued, has been run
     assert len(receiver.deliveries(event["id"])) == before + 1
     attempts = owner.get(f"/events/{event['id']}/attempts").json()
     assert [a["status_code"] for a in attempts["data"]] == [200, 200]
@@ -309,7 +307,9 @@ def test_rotation_both_secrets_verify_during_the_overlap_and_only_the_new_after(
         event = publish(stack, fresh, n=n)
         assert fresh.wait_event(event["id"])["state"] == "delivered"
         during.append(event["id"])
-    assert dt.datetime.now(dt.UTC) < expires - dt.timedelta(seconds=1), "the overlap ended too soon to test"
+    left = expires - dt.datetime.now(dt.UTC)
+    print(f"rotation: three deliveries took {OVERLAP_SECONDS - left.total_seconds():.1f} s of the overlap")
+    assert left > dt.timedelta(seconds=1), "the overlap ended too soon to test"
     for event_id in during:
         (at_old,) = old.deliveries(event_id)
         (at_new,) = new.deliveries(event_id)

@@ -95,8 +95,7 @@ def valid_config(console: Console, client: Client, receiver: Receiver, path: str
 
 
 def published_event(stack: LocalStack, client: Client) -> dict[str, Any]:
-    args = ["publish-event", "--organisation", client.organisation, "--type", "session", "--action", "completed"]
-    event = stack.operator(*args, "--data", json.dumps({"id": str(uuid.uuid4())}))
+    event = stack.publish(client.organisation, {"id": str(uuid.uuid4())})
     return client.wait_event(event["id"])
 
 

@@ -229,7 +229,7 @@ def test_duplicated_job_does_not_deliver_again(stack: LocalStack, dev: Client, r
         QueueUrl=stack.queue_url,
         MessageBody=json.dumps({"job": "test", "task": task["id"], "organisation": dev.organisation}),
     )
-    time.sleep(1.5)
+    stack.wait_until_jobs_done()  # the copy has been run
 
     assert len(receiver.deliveries_to("/ok/duplicate/")) == sent
     assert dev.get(f"/tasks/{task['id']}").json() == task

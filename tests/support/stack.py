@@ -20,6 +20,10 @@ import requests
 from devstack.gateway import match
 from devstack.template import load_template, routes
 from tests.openapi import check_response
+from webhook_service import admin, events
+from webhook_service.jobqueue import JobQueue
+from webhook_service.storage.store import Store
+from webhook_service.views import event_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 90
@@ -63,6 +67,42 @@ class LocalStack:
             aws_secret_access_key="local",
         )
 
+    def store(self) -> Store:
+        """The service's storage on this stack's table, in this process (one client per stack)."""
+        where = (self.aws_endpoint, self.table)
+        if where not in _stores:
+            _stores[where] = Store(self.table, self.aws_client("dynamodb"))
+        return _stores[where]
+
+    def publish(self, organisation: str, data: dict[str, Any] | None = None, key: str | None = None) -> dict[str, Any]:
+        """A `session completed` event published by what the operator command line's
+        publish-event runs (webhook_service.events.publish), in this process; its resource.
+        The command line itself publishes in test_events_delivery.py and test_tenancy.py."""
+        if self.queue_url not in _queues:
+            _queues[self.queue_url] = JobQueue(self.queue_url, self.aws_client("sqs"))
+        queue, store = _queues[self.queue_url], self.store()
+        event = events.publish(organisation, "session", "completed", data or {}, key=key, store=store, queue=queue)
+        return event_resource(event)
+
+    def wait_until_jobs_done(self, timeout: float = 30.0) -> None:
+        """Wait until no job is waiting or running in any lane: a job that was queued has
+        then been received, run to its end and deleted (a job is in flight from its receive
+        until its invocation ends), so whatever it would deliver has been delivered. Jobs
+        queued with a delay (retries, hops) are not waited for."""
+        sqs = self.aws_client("sqs")
+        counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+        deadline = time.monotonic() + timeout
+        while True:
+            left = {}
+            for url in (self.queue_url, self.test_queue_url, self.slow_queue_url):
+                attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=counts)["Attributes"]
+                left[url] = sum(int(value) for value in attributes.values())
+            if not any(left.values()):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jobs still waiting or running after {timeout} s: {left}")
+            time.sleep(0.1)
+
     def operator(self, *args: str) -> dict[str, Any]:
         """Run the operator command line against this stack and parse what it prints."""
         done = subprocess.run(
@@ -94,6 +134,20 @@ class LocalStack:
 
 
 ROUTES = routes(load_template())
+# By (AWS endpoint, table) and by queue URL: a boto3 client takes tens of milliseconds to make.
+_stores: dict[tuple[str, str], Store] = {}
+_queues: dict[str, JobQueue] = {}
+
+
+def new_caller(stack: LocalStack, name: str) -> Client:
+    """A new organisation with its own key, made by what the operator command line runs
+    (webhook_service.admin) in this process, on the stack's table: two command-line
+    processes cost half a second a test. The command line itself is run by the tests that
+    deactivate a key (test_configs_api.py) and that route by key (test_tenancy.py)."""
+    store = stack.store()
+    organisation = admin.create_organisation(store.organisations, name)
+    key, token = admin.create_key(store.organisations, str(organisation["id"]))
+    return Client(stack.url, token, str(organisation["id"]), str(key["id"]))
 
 
 def assert_documented(method: str, path: str, response: requests.Response) -> None:

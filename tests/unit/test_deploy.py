@@ -48,7 +48,7 @@ def test_deploy_and_package_read_the_built_template_with_an_absolute_config_file
 def test_ci_checks_the_artifact_after_building_it() -> None:
     steps = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("make ")]
 
-    assert steps == ["make test", "make lint", "make build", "make artifact-check"]
+    assert steps == ["make test", "make test-load", "make lint", "make build", "make artifact-check"]
     assert "$(BUILT)" in recipe("artifact-check")
 
 

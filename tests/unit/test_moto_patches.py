@@ -55,6 +55,18 @@ def fresh_dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             client.delete_table(TableName=TABLE)
 
 
+@pytest.fixture(autouse=True)
+def shipped_moto() -> Iterator[None]:
+    """Each test starts from moto as it ships and leaves the patches as it found them (the
+    unit tests' conftest applies them to every other test)."""
+    was_applied = moto_patches.applied()
+    moto_patches.remove()
+    yield
+    moto_patches.remove()
+    if was_applied:
+        assert moto_patches.apply()
+
+
 @pytest.fixture
 def patched() -> Iterator[None]:
     from moto.dynamodb.models.dynamo_type import DynamoType

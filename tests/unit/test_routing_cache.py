@@ -4,13 +4,15 @@ when they are older than the cache's seconds (another process's writes)."""
 
 from __future__ import annotations
 
-import time
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
+import pytest
 
 from tests.unit.conftest import REGION
 from webhook_service import admin
+from webhook_service.storage import routing
 from webhook_service.storage.codec import marshal
 from webhook_service.storage.keys import ORGANISATION_SK, org_pk
 from webhook_service.storage.store import Store
@@ -90,10 +92,16 @@ def test_a_transaction_that_writes_the_organisations_partition_is_seen_at_once(s
     assert key_item.state == "deactivated"
 
 
-def test_a_change_this_process_did_not_make_is_seen_once_the_window_ends(store: Store, organisation: str) -> None:
-    cached, _ = counted(store, seconds=0.3)
+def test_a_change_this_process_did_not_make_is_seen_once_the_window_ends(
+    store: Store, organisation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [1000.0]
+    # The cache's clock, moved by hand: with the real one, a loaded machine took longer than
+    # a short window between the test's two reads and found the change already.
+    monkeypatch.setattr(routing, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    cached, _ = counted(store, seconds=5.0)
     assert cached.routing.read(organisation, None)[2] is not None
-    elsewhere = boto3.client("dynamodb", region_name=REGION)  # another process's writes
+    elsewhere = boto3.client("dynamodb", region_name=REGION)  # not watched: another process's writes
     elsewhere.update_item(
         TableName=store.table.name,
         Key=marshal({"PK": org_pk(organisation), "SK": ORGANISATION_SK}),
@@ -101,10 +109,11 @@ def test_a_change_this_process_did_not_make_is_seen_once_the_window_ends(store: 
         ExpressionAttributeValues=marshal({":c": "22222222-2222-4222-8222-222222222222"}),
     )
 
+    now[0] += 4.9
     stale = cached.routing.read(organisation, None)[2]
     assert stale is not None
     assert stale.webhook_config_default is None  # kept: within the window
-    time.sleep(0.35)
+    now[0] += 0.1  # 5 s old: the window has ended
     fresh = cached.routing.read(organisation, None)[2]
     assert fresh is not None
     assert fresh.webhook_config_default == "22222222-2222-4222-8222-222222222222"

@@ -7,6 +7,7 @@ ignored by botocore; SAM itself runs with dummy credentials."""
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import subprocess
 import urllib.parse
@@ -111,21 +112,29 @@ def module_file(module: str) -> Path:
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
+@functools.cache
+def read_and_imported(path: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """What one file reads and which layer modules it imports: parsed once for the module,
+    though every function reaches most of the layer."""
+    source = path.read_text()
+    return frozenset(env_reads(source)), frozenset(layer_imports(source))
+
+
 def reads_of(function: template.Function) -> set[str]:
     """What a function's code reads: its app.py and every layer module it reaches. botocore
     reads AWS_ENDPOINT_URL for every client, so a function that makes clients reads it too."""
-    handler = function.code_dir / "app.py"
+    handler_reads, handler_imports = read_and_imported(function.code_dir / "app.py")
     seen: set[str] = set()
-    todo = layer_imports(handler.read_text())
-    reads = env_reads(handler.read_text())
+    todo = set(handler_imports)
+    reads = set(handler_reads)
     while todo:
         module = todo.pop()
         if module in seen:
             continue
         seen.add(module)
-        source = module_file(module).read_text()
-        reads |= env_reads(source)
-        todo |= layer_imports(source)
+        module_reads, module_imports = read_and_imported(module_file(module))
+        reads |= module_reads
+        todo |= module_imports
     if "webhook_service.clients" in seen:
         reads.add("AWS_ENDPOINT_URL")
     return reads
