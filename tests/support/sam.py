@@ -51,9 +51,16 @@ def _transformed(parameters: str) -> str:
         def load(self) -> dict[str, str]:
             return {}
 
-    os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")  # the translator wants a region for ARNs
     logging.getLogger("samtranslator").setLevel(logging.ERROR)  # its feature-toggle chatter
-    result = transform(packaged(load_template()), json.loads(parameters), OfflinePolicies())
+    # The translator wants a region for ARNs, from the environment; given for its call alone (a
+    # region left in this process's environment would reach the local stacks it starts later).
+    region = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = region or "eu-west-1"
+    try:
+        result = transform(packaged(load_template()), json.loads(parameters), OfflinePolicies())
+    finally:
+        if region is None:
+            del os.environ["AWS_DEFAULT_REGION"]
     return json.dumps(result)
 
 

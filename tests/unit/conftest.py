@@ -3,6 +3,7 @@ test module, and per-test organisations, fakes and services on top of them."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +20,34 @@ from webhook_service.storage.store import Store
 from webhook_service.wiring import use_deliverer, use_services
 
 REGION = "us-east-1"
+
+
+# The environment before any unit module was imported: a module may change it on import too.
+ENVIRONMENT_AT_START = dict(os.environ)
+
+
+def environment_changes(before: dict[str, str]) -> list[str]:
+    after = dict(os.environ)
+    changed = {name for name in before.keys() | after.keys() if before.get(name) != after.get(name)}
+    changed.discard("PYTEST_CURRENT_TEST")  # pytest's own: the test running
+    return sorted(changed)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def environment_left_as_found() -> Iterator[None]:
+    """The unit tier leaves the process's environment as it found it: `make test` runs the
+    integration tests that start local stacks in this same process, after the unit tier, and
+    those stacks inherit it (a region left set once put their tables out of the tests' reach).
+    Checked when the tier ends, and after each module (which names the module)."""
+    yield
+    assert not environment_changes(ENVIRONMENT_AT_START), "the unit tier changed the environment"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def module_leaves_environment(environment_left_as_found: None) -> Iterator[None]:
+    before = dict(os.environ)
+    yield
+    assert not environment_changes(before), "the module changed the environment"
 
 
 @pytest.fixture(scope="package")
