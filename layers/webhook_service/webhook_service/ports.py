@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from webhook_service.domain.configs import ConfigState, Task, WebhookConfig
 from webhook_service.domain.delivery import DeliveryResult
 from webhook_service.domain.events import Attempt, Event
+from webhook_service.domain.limits import Admission, Rate
 from webhook_service.domain.queries import ListQuery, Overdue, Page
 from webhook_service.domain.tenants import Key, Organisation, Principal
 
@@ -106,6 +107,16 @@ class EventRepository(Protocol):
     def reopen_undone(self, reopened: Event, seen: Event) -> bool: ...
 
 
+class RateLimitRepository(Protocol):
+    """Each organisation's rates (docs/design.md §18): `take` admits one request of a rate
+    and moves it on, or refuses it (exact across processes); the operator sets an
+    organisation's own rate."""
+
+    def take(self, organisation: str, name: str, now: dt.datetime) -> Admission: ...
+    def set_rate(self, organisation: str, name: str, rate: Rate | None) -> None: ...
+    def rate(self, organisation: str, name: str) -> Rate: ...
+
+
 class RoutingReads(Protocol):
     """What routes an event (its organisation, its key, the config they name), possibly a
     few seconds old; the event itself, when asked for, as stored now."""
@@ -147,3 +158,5 @@ class Repositories(Protocol):
     def lists(self) -> ListReader: ...
     @property
     def overdue(self) -> OverdueQueries: ...
+    @property
+    def limits(self) -> RateLimitRepository: ...

@@ -23,7 +23,9 @@ keeps each partition's writes in one place, so only more partitions spread them.
 ByOpen (`OpenPK = open#<shard>`, `DueSK = <due>#<id>`) holds tasks and events that have not
 ended, by when they are due, for the sweep. Tokens are found by hash: `PK = TOKEN#<sha256>`,
 `SK = TOKEN`. `SK = COUNTS#webhook_config` in the organisation's partition holds its
-configs' counts by state.
+configs' counts by state. Each organisation's rates (docs/design.md §18) are in a partition
+of their own, `PK = LIMIT#<org>`, `SK = RATE#<name>`: every API request writes there, and
+nothing that routes events reads it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ EVENT_SHARDS = 32  # partitions of each of an event's index partitions
 ORGANISATION_SK = "ORG"
 TOKEN_SK = "TOKEN"  # noqa: S105 (a sort key, not a secret)
 CONFIG_COUNTS_SK = "COUNTS#webhook_config"
+LIMIT_PREFIX = "LIMIT#"  # the partitions of rates, the only ones every API function may write (IAM)
 SORT_KEY_PREFIX = {
     "webhook_config": "CONFIG#",
     "task": "TASK#",
@@ -66,6 +69,16 @@ RELATED_FIELD = {"task": "target", "event": "type", "attempt": "event"}
 def org_pk(organisation: str) -> str:
     """The partition of an organisation's items."""
     return f"ORG#{organisation}"
+
+
+def limit_pk(organisation: str) -> str:
+    """The partition of an organisation's rates: apart from `ORG#<org>`, which routing reads."""
+    return f"{LIMIT_PREFIX}{organisation}"
+
+
+def rate_key(organisation: str, name: str) -> dict[str, Any]:
+    """The table key of one of an organisation's rates (`api`, `resends`, `tests`)."""
+    return {"PK": limit_pk(organisation), "SK": f"RATE#{name}"}
 
 
 def token_pk(token_hash: str) -> str:
