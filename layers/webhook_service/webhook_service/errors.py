@@ -89,6 +89,14 @@ class OpenTestsLimitError(Exception):
     """The organisation already has as many test tasks pending or processing as it may."""
 
 
+class ConfigQuotaError(Exception):
+    """The organisation already has as many configs not deactivated as it may (`cap`)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"at most {cap} configs not deactivated")
+        self.cap = cap
+
+
 class UnknownCursorError(Exception):
     """`after_id` or `before_id` names nothing in this list."""
 

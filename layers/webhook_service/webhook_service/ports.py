@@ -63,8 +63,10 @@ class OrganisationRepository(PrincipalSource, Protocol):
 class ConfigRepository(Protocol):
     """Configs and their test tasks. The writes that create a counted test task take
     `open_tests_below` and raise OpenTestsLimitError when the organisation has that many
-    open tests (by default `open_tests_cap`); the conditional ones raise ConflictError, or
-    return False, when the item changed since it was read."""
+    open tests (by default `open_tests_cap`); those that create or reactivate a config raise
+    ConfigQuotaError when the organisation has as many configs not deactivated as its
+    `quota`; the conditional ones raise ConflictError, or return False, when the item
+    changed since it was read."""
 
     @property
     def open_tests_cap(self) -> int: ...
@@ -75,6 +77,8 @@ class ConfigRepository(Protocol):
         self, organisation: str, task_id: str, config_id: str
     ) -> tuple[Task | None, WebhookConfig | None]: ...
     def counts(self, organisation: str) -> dict[str, int] | None: ...
+    def quota(self, organisation: str) -> int: ...
+    def set_quota(self, organisation: str, cap: int | None) -> None: ...
     def create(self, config: WebhookConfig, task: Task, open_tests_below: int | None = None) -> None: ...
     def replace(
         self, config: WebhookConfig, expected_version: int, task: Task | None, open_tests_below: int | None = None

@@ -13,6 +13,7 @@ from webhook_service.domain.tenants import Principal
 from webhook_service.errors import ConflictError, DependencyError, InvalidStateError, NotFoundError, UnavailableError
 from webhook_service.lanes import event_job
 from webhook_service.logs import logger
+from webhook_service.service import limits
 from webhook_service.service.context import Services, cursors_of
 from webhook_service.validation import ANY_NAME, check_fields, parse_list_query
 from webhook_service.views import attempt_resource, event_resource, list_resource
@@ -57,6 +58,7 @@ def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str
     event = _load_event(svc, caller, event_id)
     _check_resendable(event)
     _routed_config(svc, caller, event)
+    limits.take_resend(svc, caller)
     reopened = resent(event)
     if not svc.store.events.resend(event, reopened):
         raise InvalidStateError(

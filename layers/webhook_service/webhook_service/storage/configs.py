@@ -10,12 +10,21 @@ from typing import Any
 
 from webhook_service.domain.configs import ConfigState, Task, TaskState, WebhookConfig
 from webhook_service.domain.events import Attempt, Event
-from webhook_service.errors import ConflictError
+from webhook_service.domain.limits import MAX_CONFIGS
+from webhook_service.errors import ConfigQuotaError, ConflictError
 from webhook_service.storage import unit as writes
 from webhook_service.storage.codec import Item
 from webhook_service.storage.events import attempt_put, event_put
 from webhook_service.storage.items import config_from_item, config_item, counts_of, task_from_item, task_item
-from webhook_service.storage.keys import CONFIG_COUNTS_SK, count_attribute, item_key, org_pk, state_pk
+from webhook_service.storage.keys import (
+    ACTIVE_CONFIGS,
+    CONFIG_COUNTS_SK,
+    CONFIG_QUOTA,
+    count_attribute,
+    item_key,
+    org_pk,
+    state_pk,
+)
 from webhook_service.storage.organisations import Organisations
 from webhook_service.storage.table import Table
 from webhook_service.storage.unit import UnitOfWork
@@ -24,9 +33,19 @@ from webhook_service.timefmt import format_datetime
 OUTCOME_TRIES = 3  # reads of a config whose state moved while its test ran, before the outcome stands alone
 
 
-def config_count_change(organisation: str, before: str | None, after: str) -> list[dict[str, Any]]:
+def _not_deactivated(state: str | None) -> int:
+    return 0 if state is None or state == ConfigState.DEACTIVATED else 1
+
+
+def config_count_change(
+    organisation: str, before: str | None, after: str, cap: int = MAX_CONFIGS
+) -> list[dict[str, Any]]:
     """The action (none when the state does not change) that moves one config from state
-    `before` (None: a new config) to `after` in its organisation's counts."""
+    `before` (None: a new config) to `after` in its organisation's counts, and the number
+    of its configs not deactivated with it. One that adds a config not deactivated (a
+    create, a reactivation) is refused unless the organisation has fewer than its cap (its
+    own `config_quota`, else `cap`); one that takes one away needs that number kept. Counts
+    from before counts were kept (no `counted`) are moved but hold nothing."""
     if before == after:
         return []
     names = {"#a": count_attribute(after)}
@@ -36,7 +55,29 @@ def config_count_change(organisation: str, before: str | None, after: str) -> li
         names["#b"] = count_attribute(before)
         values[":less"] = -1
         expression += ", #b :less"
-    return [writes.update({"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}, expression, names=names, values=values)]
+    change = _not_deactivated(after) - _not_deactivated(before)
+    condition = None
+    if change:
+        names.update({"#active": ACTIVE_CONFIGS, "#counted": "counted"})
+        values[":change"] = change
+        expression += ", #active :change"
+        condition = "attribute_not_exists(#counted) OR attribute_exists(#active)"
+        if change > 0:
+            names["#quota"] = CONFIG_QUOTA
+            values[":cap"] = cap
+            condition = (
+                "attribute_not_exists(#counted) OR #active < #quota OR (attribute_not_exists(#quota) AND #active < :cap)"
+            )
+    key = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}
+    return [writes.update(key, expression, condition=condition, names=names, values=values)]
+
+
+class _CountsRefused(Exception):
+    """The organisation's config counts refused a change: its quota is full, or the number
+    the quota holds was never written (counts kept before it existed)."""
+
+
+BACKFILL_TRIES = 3  # writes of the number of configs not deactivated, while tests end beside them
 
 
 def _task_put(task: Task, condition: str, values: Item) -> dict[str, Any]:
@@ -92,11 +133,11 @@ class Configs:
             [
                 writes.put(config_item(config), "attribute_not_exists(PK)"),
                 writes.put(task_item(task), "attribute_not_exists(PK)"),
-                *config_count_change(config.organisation, None, config.state),
             ]
         )
+        self._count_configs(unit, config.organisation, None, config.state)
         self._count_in(unit, task, open_tests_below)
-        unit.commit()
+        self._commit_counted(unit, config.organisation)
 
     def replace(
         self, config: WebhookConfig, expected_version: int, task: Task | None, open_tests_below: int | None = None
@@ -111,21 +152,87 @@ class Configs:
         stored = self.table.get(item_key(config.organisation, "webhook_config", config.id))
         if stored is None or stored.get("version") != expected_version:
             raise ConflictError("ConditionalCheckFailedException", [])
-        unit = UnitOfWork(self.table).extend(
-            [
-                writes.put(
-                    config_item(config),
-                    "version = :v AND #s = :was AND secret = :secret",
-                    names={"#s": "state"},
-                    values={":v": expected_version, ":was": stored["state"], ":secret": config.secret},
-                ),
-                *config_count_change(config.organisation, stored["state"], config.state),
-            ]
+        unit = UnitOfWork(self.table).add(
+            writes.put(
+                config_item(config),
+                "version = :v AND #s = :was AND secret = :secret",
+                names={"#s": "state"},
+                values={":v": expected_version, ":was": stored["state"], ":secret": config.secret},
+            )
         )
+        self._count_configs(unit, config.organisation, stored["state"], config.state)
         if task is not None:
             unit.add(writes.put(task_item(task), "attribute_not_exists(PK)"))
             self._count_in(unit, task, open_tests_below)
-        unit.commit()
+        self._commit_counted(unit, config.organisation)
+
+    # -- the number of configs not deactivated, and its cap ----------------------------------
+
+    def _count_configs(self, unit: UnitOfWork, organisation: str, before: str | None, after: str) -> None:
+        for action in config_count_change(organisation, before, after):
+            unit.add(action, refused=_CountsRefused)
+
+    def _commit_counted(self, unit: UnitOfWork, organisation: str) -> None:
+        """Commit a unit that moves the organisation's config counts. ConfigQuotaError when
+        its quota is full; counts kept before the quota existed get their number of configs
+        not deactivated written first (once), then the unit is tried again."""
+        try:
+            unit.commit()
+            return
+        except _CountsRefused:
+            if not self._count_active(organisation):
+                raise ConfigQuotaError(self.quota(organisation)) from None
+        try:
+            unit.commit()
+        except _CountsRefused:
+            raise ConfigQuotaError(self.quota(organisation)) from None
+
+    def _count_active(self, organisation: str) -> bool:
+        """Write the number of configs not deactivated on counts kept before it was, from
+        the counts by state (conditional on them as read: every write that moves it needs
+        it, so none can change it meanwhile); False when it was there already."""
+        key = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}
+        for _ in range(BACKFILL_TRIES):
+            item = self.table.get(key)
+            if item is None or not item.get("counted") or ACTIVE_CONFIGS in item:
+                return False
+            names, values = {"#active": ACTIVE_CONFIGS}, {":n": 0}
+            conditions = ["attribute_not_exists(#active)"]
+            for n, state in enumerate(state for state in ConfigState if state != ConfigState.DEACTIVATED):
+                names[f"#s{n}"] = count_attribute(state)
+                values[f":v{n}"] = int(item.get(count_attribute(state), 0))
+                values[":n"] += values[f":v{n}"]
+                conditions.append(f"(#s{n} = :v{n} OR (attribute_not_exists(#s{n}) AND :v{n} = :zero))")
+            values[":zero"] = 0
+            try:
+                self.table.update(
+                    key,
+                    "SET #active = :n",
+                    ConditionExpression=" AND ".join(conditions),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+            except ConflictError:
+                continue  # a test ended meanwhile (moving new to valid): read them again
+            return True
+        return True  # written by another request meanwhile, or still moving: let the unit say
+
+    def quota(self, organisation: str) -> int:
+        """The most configs not deactivated the organisation may have."""
+        item = self.table.get({"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}) or {}
+        return int(item.get(CONFIG_QUOTA, MAX_CONFIGS))
+
+    def set_quota(self, organisation: str, cap: int | None) -> None:
+        """Give the organisation its own cap on configs not deactivated (None: the default)."""
+        key = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}
+        if cap is None:
+            self.table.update(key, "REMOVE #q", ExpressionAttributeNames={"#q": CONFIG_QUOTA})
+        else:
+            self.table.update(
+                key, "SET #q = :cap", ExpressionAttributeNames={"#q": CONFIG_QUOTA}, ExpressionAttributeValues={":cap": cap}
+            )
+
+    # -- rotation and the slow mark ------------------------------------------------------------
 
     def rotate_secret(self, seen: WebhookConfig, rotated: WebhookConfig) -> bool:
         """Store a rotated secret if the config still has the secret it was read with and is

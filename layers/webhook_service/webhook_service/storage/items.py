@@ -10,6 +10,7 @@ from webhook_service.domain.events import HISTORY_TTL, Attempt, Event, EventStat
 from webhook_service.domain.tenants import Key, KeyState, Organisation
 from webhook_service.storage.codec import Item
 from webhook_service.storage.keys import (
+    ACTIVE_CONFIGS,
     CONFIG_COUNTS_SK,
     ORGANISATION_SK,
     count_attribute,
@@ -86,6 +87,8 @@ def config_counts_item(organisation: str, counts: dict[str, int]) -> Item:
     before counts were kept has none, and its config lists count with a Query instead."""
     item: Item = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK, "counted": True}
     item.update({count_attribute(state): int(counts.get(state, 0)) for state in CONFIG_STATES})
+    # The configs not deactivated, the number the organisation's quota holds (design.md §18).
+    item[ACTIVE_CONFIGS] = sum(int(counts.get(state, 0)) for state in CONFIG_STATES if state != "deactivated")
     return item
 
 

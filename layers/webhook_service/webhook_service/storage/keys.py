@@ -47,6 +47,8 @@ EVENT_SHARDS = 32  # partitions of each of an event's index partitions
 ORGANISATION_SK = "ORG"
 TOKEN_SK = "TOKEN"  # noqa: S105 (a sort key, not a secret)
 CONFIG_COUNTS_SK = "COUNTS#webhook_config"
+ACTIVE_CONFIGS = "active"  # the counts item's number of configs not deactivated
+CONFIG_QUOTA = "config_quota"  # the counts item's cap on it, when the operator set one
 LIMIT_PREFIX = "LIMIT#"  # the partitions of rates, the only ones every API function may write (IAM)
 SORT_KEY_PREFIX = {
     "webhook_config": "CONFIG#",
