@@ -58,6 +58,7 @@ class Event:
     # How many times it was resent (internal): each resend starts a new round of attempts,
     # and a job of an earlier round does nothing (design.md §13).
     resends: int = 0
+    resent_at: dt.datetime | None = None  # when the last resend was written (internal)
 
     @property
     def is_test(self) -> bool:
@@ -128,10 +129,12 @@ def can_resend(event: Event) -> bool:
     return event.ended and not event.is_test
 
 
-def resent(event: Event) -> Event:
-    """The event re-opened by a resend: pending, no attempt yet in its new round, same id."""
+def resent(event: Event, now: dt.datetime) -> Event:
+    """The event re-opened by a resend at `now`: pending, no attempt yet in its new round,
+    same id."""
     return replace(
         event,
+        resent_at=now,
         state=EventState.PENDING,
         attempts=0,
         next_attempt_at=None,

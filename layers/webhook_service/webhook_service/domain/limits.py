@@ -11,6 +11,7 @@ it already refuses is refused without asking storage.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ RATE_TESTS = "tests"  # test tasks queued by create, update or the test action
 RATE_NAMES = (RATE_API, RATE_RESENDS, RATE_TESTS)
 
 MAX_CONFIGS = 1000  # configs not deactivated, per organisation
+# Requests that arrived before another's write landed, or within this long after it, were made
+# at once with it: of resends of one event, or rotations of one config, made at once, one wins.
+AT_ONCE = dt.timedelta(seconds=1)
 MAX_RATE = 100_000  # the most an operator may set, per second or at once
 
 

@@ -4,6 +4,7 @@ rotate the secret (docs/design.md §5, §6, §14)."""
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import partial
@@ -28,6 +29,7 @@ from webhook_service.domain.configs import (
     rotated,
 )
 from webhook_service.domain.ids import is_uuid
+from webhook_service.domain.limits import AT_ONCE
 from webhook_service.domain.tenants import Principal
 from webhook_service.errors import (
     ConfigQuotaError,
@@ -127,9 +129,14 @@ def _open_test(svc: Services, config: WebhookConfig) -> Task | None:
     return None
 
 
-def rotate_secret(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def rotate_secret(
+    svc: Services, caller: Principal, config_id: str, body: dict[str, Any], arrived: dt.datetime | None = None
+) -> dict[str, Any]:
     """Give a config a new secret; the current one keeps signing alongside it for
-    `overlap_seconds` (design.md §14). The state and version stay as they are."""
+    `overlap_seconds` (design.md §14). The state and version stay as they are. A rotation
+    made at once with another (`arrived` before the other's write, or within a second
+    after it) is refused rather than made on top of it, so the secret every 200 gives
+    signs for the overlap it promised."""
     check_fields(body, allowed=("overlap_seconds",))
     overlap = body.get("overlap_seconds", ROTATION_OVERLAP_DEFAULT)
     if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= ROTATION_OVERLAP_MAX:
@@ -137,20 +144,29 @@ def rotate_secret(svc: Services, caller: Principal, config_id: str, body: dict[s
             f"overlap_seconds must be a whole number from 0 to {ROTATION_OVERLAP_MAX}.",
             params={"overlap_seconds": f"must be an integer from 0 to {ROTATION_OVERLAP_MAX}"},
         )
-    for _ in range(UPDATE_ATTEMPTS):
-        config = load_config(svc, caller, config_id)
-        if config.state == ConfigState.DEACTIVATED:
-            raise InvalidStateError(
-                "A deactivated config's secret cannot be rotated; set its state to new first.",
-                params={"state": str(config.state)},
-            )
-        now = svc.clock()
-        new = rotated(config, overlap, now)
-        if svc.store.configs.rotate_secret(config, new):
-            telemetry.count(telemetry.SECRET_ROTATIONS)
-            logger.info("secret rotated", extra={"config_id": config.id, "overlap_seconds": overlap})
-            return config_resource(new, now=now)
-    raise UnavailableError("The config is being changed by other requests; try again.")
+    arrived = arrived or svc.clock()
+    config = _rotatable(load_config(svc, caller, config_id))
+    now = svc.clock()
+    new = rotated(config, overlap, now)
+    if not svc.store.configs.rotate_secret(config, new, arrived - AT_ONCE):
+        _rotatable(load_config(svc, caller, config_id))  # deactivated meanwhile: say so
+        raise InvalidStateError(
+            "The config's secret was rotated by another request made at the same time; read the config for"
+            " the secret it has now.",
+            params={"secret": "rotated by another request at once"},
+        )
+    telemetry.count(telemetry.SECRET_ROTATIONS)
+    logger.info("secret rotated", extra={"config_id": config.id, "overlap_seconds": overlap})
+    return config_resource(new, now=now)
+
+
+def _rotatable(config: WebhookConfig) -> WebhookConfig:
+    if config.state == ConfigState.DEACTIVATED:
+        raise InvalidStateError(
+            "A deactivated config's secret cannot be rotated; set its state to new first.",
+            params={"state": str(config.state)},
+        )
+    return config
 
 
 def _take_test(svc: Services, caller: Principal) -> bool:

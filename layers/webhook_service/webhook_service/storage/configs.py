@@ -234,22 +234,35 @@ class Configs:
 
     # -- rotation and the slow mark ------------------------------------------------------------
 
-    def rotate_secret(self, seen: WebhookConfig, rotated: WebhookConfig) -> bool:
-        """Store a rotated secret if the config still has the secret it was read with and is
-        not deactivated; False otherwise (rotated or deactivated meanwhile). Nothing else of
-        the config changes: not its state, not its version."""
-        values: Item = {":new": rotated.secret, ":seen": seen.secret, ":deactivated": ConfigState.DEACTIVATED.value}
+    def rotate_secret(self, seen: WebhookConfig, rotated: WebhookConfig, rotated_before: dt.datetime) -> bool:
+        """Store a rotated secret if the config still has the secret it was read with, is
+        not deactivated, and its last rotation was written before `rotated_before` (when the
+        request arrived, less the window of requests made at once); False otherwise. Of
+        rotations made at once one wins, even one that reads the config after the winner
+        wrote. Nothing else of the config changes: not its state, not its version."""
+        assert rotated.rotated_at is not None
+        values: Item = {
+            ":new": rotated.secret,
+            ":seen": seen.secret,
+            ":deactivated": ConfigState.DEACTIVATED.value,
+            ":now": format_datetime(rotated.rotated_at),
+            ":before": format_datetime(rotated_before),
+        }
         if rotated.previous_secret is not None and rotated.previous_secret_expires is not None:
-            expression = "SET secret = :new, previous_secret = :previous, previous_secret_expires = :expires"
+            expression = (
+                "SET secret = :new, rotated_at = :now, previous_secret = :previous, previous_secret_expires = :expires"
+            )
             values[":previous"] = rotated.previous_secret
             values[":expires"] = format_datetime(rotated.previous_secret_expires)
         else:
-            expression = "SET secret = :new REMOVE previous_secret, previous_secret_expires"
+            expression = "SET secret = :new, rotated_at = :now REMOVE previous_secret, previous_secret_expires"
         try:
             self.table.update(
                 item_key(seen.organisation, "webhook_config", seen.id),
                 expression,
-                ConditionExpression="secret = :seen AND #s <> :deactivated",
+                ConditionExpression=(
+                    "secret = :seen AND #s <> :deactivated AND (attribute_not_exists(rotated_at) OR rotated_at < :before)"
+                ),
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues=values,
             )

@@ -3,6 +3,7 @@ each attempt, and the attempt records (each written with the outcome it belongs 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from webhook_service.domain.events import Attempt, Event, EventState
@@ -12,6 +13,7 @@ from webhook_service.storage.codec import Item
 from webhook_service.storage.items import attempt_item, event_from_item, event_item
 from webhook_service.storage.keys import item_key
 from webhook_service.storage.table import Table
+from webhook_service.timefmt import format_datetime
 from webhook_service.storage.unit import UnitOfWork
 
 
@@ -131,17 +133,20 @@ class Events:
             return False
         return True
 
-    def resend(self, seen: Event, reopened: Event) -> bool:
+    def resend(self, seen: Event, reopened: Event, resent_before: dt.datetime) -> bool:
         """Re-open an ended event (`reopened`, made from `seen` by a resend) if it is still
-        as it was read: ended in the same round. Of two resends that read the same event,
-        one wins; the other gets False. The whole item is replaced, so nothing of the last
-        round (a claim, the sweep's count) is left."""
+        as it was read, ended in the same round, and its last resend was written before
+        `resent_before` (when the request arrived, less the window of requests made at
+        once). Of resends made at once one wins, even when another reads the event only
+        after the winner's round has ended; the others get False. The whole item is
+        replaced, so nothing of the last round (a claim, the sweep's count) is left."""
         try:
             self.table.put(
                 event_item(reopened),
-                f"#s = :seen AND {same_round(seen.resends)}",
+                f"#s = :seen AND {same_round(seen.resends)}"
+                " AND (attribute_not_exists(resent_at) OR resent_at < :before)",
                 names={"#s": "state"},
-                values={":seen": str(seen.state), ":round": seen.resends},
+                values={":seen": str(seen.state), ":round": seen.resends, ":before": format_datetime(resent_before)},
             )
         except ConflictError:
             return False

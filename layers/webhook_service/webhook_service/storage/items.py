@@ -59,6 +59,8 @@ def config_item(config: WebhookConfig) -> Item:
     if config.previous_secret is not None and config.previous_secret_expires is not None:
         item["previous_secret"] = config.previous_secret
         item["previous_secret_expires"] = format_datetime(config.previous_secret_expires)
+    if config.rotated_at is not None:
+        item["rotated_at"] = format_datetime(config.rotated_at)
     return item
 
 
@@ -77,6 +79,7 @@ def config_from_item(item: Item) -> WebhookConfig:
         open_test=item.get("open_test"),
         previous_secret=item.get("previous_secret"),
         previous_secret_expires=_parse_dt(item.get("previous_secret_expires")),
+        rotated_at=_parse_dt(item.get("rotated_at")),
     )
 
 
@@ -175,6 +178,8 @@ def event_item(event: Event) -> Item:
         "resends": event.resends,
         "expires_at": event.expires_at,
     }
+    if event.resent_at is not None:
+        item["resent_at"] = format_datetime(event.resent_at)
     if not event.ended:
         due = event.date_created
         if event.next_attempt_at is not None:
@@ -211,6 +216,7 @@ def event_from_item(item: Item) -> Event:
         error=item.get("error"),
         date_delivered=_parse_dt(item.get("date_delivered")),
         resends=int(item.get("resends", 0)),
+        resent_at=_parse_dt(item.get("resent_at")),
     )
 
 
