@@ -73,8 +73,9 @@ CASES: dict[str, Case] = {
         "/controls/",
         None,
         200,
-        excerpt=lambda e: e
-        == "ok\\u0000\\u0007\\u001b[2J\\u001b]52;c;aGk=\\u0007\\u009b31m\\u0085\\u2028\\u202eevil\\u2066",
+        excerpt=lambda e: (
+            e == "ok\\u0000\\u0007\\u001b[2J\\u001b]52;c;aGk=\\u0007\\u009b31m\\u0085\\u2028\\u202eevil\\u2066"
+        ),
     ),
     "status 999": Case("/status/999/", "webhook-connection-failed", None, excerpt=lambda e: e.endswith("status 999")),
     "Retry-After huge": Case("/status/503/retry-after/huge/", "webhook-response-status", 503, retry_delay=CAP),

@@ -11,8 +11,13 @@ from collections.abc import Mapping
 import pytest
 
 from tests.unit.support import FakeQueue, FakeServices
-from webhook_service.domain.delivery import CONNECTION_FAILED, DeliveryResult, is_http_status, printable
-from webhook_service.domain.events import EXCERPT_MAX_CHARS
+from webhook_service.domain.delivery import (
+    CONNECTION_FAILED,
+    EXCERPT_MAX_CHARS,
+    DeliveryResult,
+    is_http_status,
+    printable,
+)
 from webhook_service.domain.tenants import Principal
 from webhook_service.jobs.deliverer import Deliverer
 from webhook_service.jobs.dispatch import handle_job
@@ -45,7 +50,9 @@ def test_an_escape_is_never_cut_by_the_excerpts_length() -> None:
     assert len(printable("\x00" * 600, EXCERPT_MAX_CHARS)) == 510  # 85 escapes of 6 characters
 
 
-@pytest.mark.parametrize(("status", "http"), [(99, False), (100, True), (200, True), (599, True), (600, False), (999, False)])
+@pytest.mark.parametrize(
+    ("status", "http"), [(99, False), (100, True), (200, True), (599, True), (600, False), (999, False)]
+)
 def test_a_status_outside_100_to_599_is_not_http(status: int, http: bool) -> None:
     assert is_http_status(status) is http
 

@@ -122,9 +122,7 @@ def test_a_deactivation_queues_no_test_and_takes_none(svc: FakeServices, caller:
         assert config_cases.delete_config(svc, caller, config["id"])["state"] == "deactivated"
 
 
-def test_the_operator_can_raise_an_organisations_tests(
-    svc: FakeServices, caller: Principal, still: StillClock
-) -> None:
+def test_the_operator_can_raise_an_organisations_tests(svc: FakeServices, caller: Principal, still: StillClock) -> None:
     svc.store.limits.set_rate(caller.organisation, RATE_TESTS, Rate(per_second=100, burst=30))
     config_cases.create_config(svc, caller, {"url": URL})  # learns the organisation's own rate
     still.advance(1)  # the bucket is full again
@@ -240,8 +238,12 @@ def test_concurrent_creates_never_pass_the_organisations_configs(svc: FakeServic
 
 def test_the_default_is_a_thousand_configs_not_deactivated(svc: FakeServices, caller: Principal) -> None:
     counts = {"PK": org_pk(caller.organisation), "SK": CONFIG_COUNTS_SK}
-    svc.store.table.update(counts, "SET #a = :n", ExpressionAttributeNames={"#a": "active"},
-                           ExpressionAttributeValues={":n": MAX_CONFIGS - 1})
+    svc.store.table.update(
+        counts,
+        "SET #a = :n",
+        ExpressionAttributeNames={"#a": "active"},
+        ExpressionAttributeValues={":n": MAX_CONFIGS - 1},
+    )
 
     config_cases.create_config(svc, caller, {"url": URL})
     params = refused_by(lambda: config_cases.create_config(svc, caller, {"url": URL + "more"}))
@@ -265,7 +267,8 @@ def test_an_organisation_counted_before_the_quota_is_held_to_it_from_its_next_wr
     assert "configs" in params
     assert active_configs(svc, caller) == 3
     stored = svc.store.table.get(counts)
-    assert stored is not None and stored["active"] == 3
+    assert stored is not None
+    assert stored["active"] == 3
 
 
 def test_the_operators_quota_is_kept_and_cleared(svc: FakeServices, caller: Principal) -> None:
@@ -283,3 +286,78 @@ def test_another_organisations_quotas_are_its_own(svc: FakeServices, caller: Pri
     )
 
     assert config_cases.create_config(svc, other, {"url": URL})["state"] == ConfigState.NEW
+
+
+# -- the operator command line ----------------------------------------------------------------
+
+
+def operator(args: list[str], store: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    from webhook_service import cli
+
+    monkeypatch.setattr(cli, "log_to_stderr", lambda: None)  # it would keep capsys's stream
+    monkeypatch.setenv("TABLE_NAME", store.table.name)
+    code = cli.main(args)
+    out = capsys.readouterr()
+    return code, (__import__("json").loads(out.out) if code == 0 else out.err)
+
+
+def test_set_limits_gives_one_organisation_its_own_rates_and_quota(
+    svc: FakeServices, caller: Principal, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = caller.organisation
+    args = ["set-limits", "--organisation", org, "--rate", "5", "--burst", "7", "--resends-per-second", "2"]
+
+    code, shown = operator([*args, "--max-configs", "3", "--tests-burst", "4"], svc.store, capsys, monkeypatch)
+
+    assert code == 0
+    assert shown == {
+        "organisation": org,
+        "requests": {"per_second": 5, "burst": 7},
+        "tests": {"per_second": 10, "burst": 4},
+        "resends": {"per_second": 2, "burst": 10},
+        "configs": 3,
+    }
+    assert svc.store.limits.rate(org, "api") == Rate(5, 7)
+    assert svc.store.configs.quota(org) == 3
+    code, again = operator(["show-limits", "--organisation", org], svc.store, capsys, monkeypatch)
+    assert (code, again) == (0, shown)
+
+
+def test_set_limits_default_puts_everything_back(
+    svc: FakeServices, caller: Principal, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = caller.organisation
+    operator(["set-limits", "--organisation", org, "--rate", "1", "--max-configs", "2"], svc.store, capsys, monkeypatch)
+
+    code, shown = operator(["set-limits", "--organisation", org, "--default"], svc.store, capsys, monkeypatch)
+
+    assert code == 0
+    assert shown["requests"] == {"per_second": 50, "burst": 100}
+    assert shown["configs"] == MAX_CONFIGS
+
+
+@pytest.mark.parametrize("bad", [["--rate", "0"], ["--burst", "100001"], ["--max-configs", "-1"], ["--rate", "x"]])
+def test_set_limits_refuses_numbers_out_of_range(
+    svc: FakeServices,
+    caller: Principal,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    bad: list[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        operator(["set-limits", "--organisation", caller.organisation, *bad], svc.store, capsys, monkeypatch)
+    assert svc.store.limits.rate(caller.organisation, "api") == Rate(50, 100)
+
+
+def test_set_limits_of_an_unknown_organisation_says_so(
+    svc: FakeServices, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, error = operator(
+        ["set-limits", "--organisation", "00000000-0000-4000-8000-000000000000", "--rate", "5"],
+        svc.store,
+        capsys,
+        monkeypatch,
+    )
+
+    assert code == 1
+    assert "no organisation" in error

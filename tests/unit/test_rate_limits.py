@@ -107,8 +107,10 @@ def test_a_refusal_tells_when_one_more_request_is_admitted(store: Store, organis
     refused = store.limits.take(organisation, RATE_API, at(0.005))
     later = store.limits.take(organisation, RATE_API, at(0 + 0.020))
 
-    assert not refused.allowed and refused.retry_after_seconds == 1
-    assert later.allowed and later.remaining == 0
+    assert not refused.allowed
+    assert refused.retry_after_seconds == 1
+    assert later.allowed
+    assert later.remaining == 0
 
 
 def test_an_organisation_at_its_limit_never_refuses_another(store: Store, organisation: str) -> None:

@@ -6,9 +6,7 @@ import re
 from typing import Any
 
 # Secret-like field names (see is_secret_field), as words of the name with a plural s taken off.
-_SECRET_ANYWHERE = frozenset(
-    {"secret", "password", "passwd", "pwd", "passphrase", "authorization", "credential"}
-)
+_SECRET_ANYWHERE = frozenset({"secret", "password", "passwd", "pwd", "passphrase", "authorization", "credential"})
 _SECRET_LAST = frozenset({"jwt", "cookie"})
 # Words before `tokens` that make it a count of tokens (an LLM's usage, say), not tokens.
 _TOKEN_COUNTS = frozenset({"max", "min", "num", "total", "prompt", "completion", "input", "output"})

@@ -8,7 +8,7 @@ from typing import Any
 
 from webhook_service import telemetry
 from webhook_service.domain.configs import ConfigState, WebhookConfig
-from webhook_service.domain.events import EVENT_STATES, Event, EventState, can_resend, resent, route
+from webhook_service.domain.events import EVENT_STATES, Event, can_resend, resent, route
 from webhook_service.domain.ids import is_uuid
 from webhook_service.domain.limits import AT_ONCE
 from webhook_service.domain.tenants import Principal

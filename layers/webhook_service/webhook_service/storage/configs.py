@@ -65,18 +65,19 @@ def config_count_change(
         if change > 0:
             names["#quota"] = CONFIG_QUOTA
             values[":cap"] = cap
-            condition = (
-                "attribute_not_exists(#counted) OR #active < #quota OR (attribute_not_exists(#quota) AND #active < :cap)"
-            )
+            below_cap = "#active < #quota OR (attribute_not_exists(#quota) AND #active < :cap)"
+            condition = f"attribute_not_exists(#counted) OR {below_cap}"
     key = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}
     return [writes.update(key, expression, condition=condition, names=names, values=values)]
 
 
-class _CountsRefused(Exception):
+class _CountsRefusedError(Exception):
     """The organisation's config counts refused a change: its quota is full, or the number
     the quota holds was never written (counts kept before it existed)."""
 
 
+# No rotation written since the request arrived (less the window of requests made at once).
+_NOT_ROTATED_SINCE = "(attribute_not_exists(rotated_at) OR rotated_at < :before)"
 BACKFILL_TRIES = 3  # writes of the number of configs not deactivated, while tests end beside them
 
 
@@ -170,7 +171,7 @@ class Configs:
 
     def _count_configs(self, unit: UnitOfWork, organisation: str, before: str | None, after: str) -> None:
         for action in config_count_change(organisation, before, after):
-            unit.add(action, refused=_CountsRefused)
+            unit.add(action, refused=_CountsRefusedError)
 
     def _commit_counted(self, unit: UnitOfWork, organisation: str) -> None:
         """Commit a unit that moves the organisation's config counts. ConfigQuotaError when
@@ -179,12 +180,12 @@ class Configs:
         try:
             unit.commit()
             return
-        except _CountsRefused:
+        except _CountsRefusedError:
             if not self._count_active(organisation):
                 raise ConfigQuotaError(self.quota(organisation)) from None
         try:
             unit.commit()
-        except _CountsRefused:
+        except _CountsRefusedError:
             raise ConfigQuotaError(self.quota(organisation)) from None
 
     def _count_active(self, organisation: str) -> bool:
@@ -229,7 +230,10 @@ class Configs:
             self.table.update(key, "REMOVE #q", ExpressionAttributeNames={"#q": CONFIG_QUOTA})
         else:
             self.table.update(
-                key, "SET #q = :cap", ExpressionAttributeNames={"#q": CONFIG_QUOTA}, ExpressionAttributeValues={":cap": cap}
+                key,
+                "SET #q = :cap",
+                ExpressionAttributeNames={"#q": CONFIG_QUOTA},
+                ExpressionAttributeValues={":cap": cap},
             )
 
     # -- rotation and the slow mark ------------------------------------------------------------
@@ -260,9 +264,7 @@ class Configs:
             self.table.update(
                 item_key(seen.organisation, "webhook_config", seen.id),
                 expression,
-                ConditionExpression=(
-                    "secret = :seen AND #s <> :deactivated AND (attribute_not_exists(rotated_at) OR rotated_at < :before)"
-                ),
+                ConditionExpression=f"secret = :seen AND #s <> :deactivated AND {_NOT_ROTATED_SINCE}",
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues=values,
             )

@@ -13,8 +13,8 @@ from webhook_service.storage.codec import Item
 from webhook_service.storage.items import attempt_item, event_from_item, event_item
 from webhook_service.storage.keys import item_key
 from webhook_service.storage.table import Table
-from webhook_service.timefmt import format_datetime
 from webhook_service.storage.unit import UnitOfWork
+from webhook_service.timefmt import format_datetime
 
 
 def attempt_put(attempt: Attempt) -> dict[str, Any]:

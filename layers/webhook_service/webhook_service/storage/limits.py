@@ -78,8 +78,10 @@ class RateLimits:
             return refused(name, rate, now_us, tat)
         for _ in range(WRITES_PER_REQUEST):
             try:
-                stored = self._start(organisation, name, now_us, rate) if tat < now_us else self._add(
-                    organisation, name, now_us, rate
+                stored = (
+                    self._start(organisation, name, now_us, rate)
+                    if tat < now_us
+                    else self._add(organisation, name, now_us, rate)
                 )
             except ConflictError as exc:
                 tat, rate = int((exc.item or {}).get("tat", 0)), _rate_of(exc.item, name)
