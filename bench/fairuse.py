@@ -9,7 +9,17 @@ organisations, each with a valid default config and delivered events:
   test of its config. B runs alone for B_ALONE_SECONDS first, then again, in the same run on
   the same stack, while A floods.
 - A floods every route it can from FLOOD_THREADS threads for FLOOD_SECONDS, in a process of
-  its own (so its client does not slow B's): creates, tests, resends, updates, reads.
+  its own (so its client does not slow B's): creates, tests, resends, updates, reads. A
+  flood of WARMUP_SECONDS comes first, unmeasured, so that every function has its
+  environments before B is measured (a cold start is not the neighbour's doing).
+
+A's rate is set by the operator command line to A_RATE a second, bursts of A_BURST (by
+default 10 and 20), not the default 50 and 100: the local stack's storage is moto, which
+answers one DynamoDB call at a time (about 8 ms each on a loaded 2-core machine, some 120 a
+second), and an admitted request makes 3 to 6 calls, so the stack could not serve A 50
+requests a second and the limit would never be reached. The default's arithmetic is the unit
+tests' (tests/unit/test_rate_limits.py); what this shows is the same algorithm, across
+worker processes, against an organisation that floods.
 
 Printed: A's answers by status, whether every 429 carried `Retry-After` and the RateLimit
 fields, A's admitted rate (answers the rate limit let through) against its limit, B's p50
@@ -51,7 +61,10 @@ B_ALONE_SECONDS = float(os.environ.get("FAIRUSE_B_ALONE_SECONDS", "20"))
 B_PAUSE = 0.1  # B's pace: about 10 requests a second, a fifth of its limit
 API_WORKERS = int(os.environ.get("FAIRUSE_API_WORKERS", "8"))
 EVENTS_EACH = 12  # delivered events each organisation starts with (what A resends)
-RATE, BURST = 50, 100  # the defaults A is held to (domain.limits.DEFAULT_RATES)
+RATE = int(os.environ.get("FAIRUSE_A_RATE", "10"))  # A's own rate (set-limits), a second
+BURST = int(os.environ.get("FAIRUSE_A_BURST", "20"))
+WARMUP_SECONDS = float(os.environ.get("FAIRUSE_WARMUP_SECONDS", "6"))
+MOTO_PROCESS = os.environ.get("FAIRUSE_MOTO_PROCESS", "1") == "1"
 TARGET_RATE_ERROR, TARGET_P95_RATIO, TARGET_INSTANCES = 0.10, 3.0, 4
 STARTUP_SECONDS = 120.0
 
@@ -61,6 +74,14 @@ class Stack:
     process: subprocess.Popen[bytes]
     info: dict[str, str]
     log: Path
+    storage: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        for process in (self.process, self.storage):
+            if process is not None:
+                process.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=20)
 
     def env(self) -> dict[str, str]:
         return {
@@ -96,7 +117,28 @@ class Stack:
         return started
 
 
+# The embedded local AWS (devstack.aws.EmbeddedMoto: patched moto, one DynamoDB call at a
+# time, turns by organisation), in a process of its own.
+STORAGE = (
+    "import sys, threading; from devstack.aws import EmbeddedMoto; "
+    "EmbeddedMoto(int(sys.argv[1])).start(); print('ready', flush=True); threading.Event().wait()"
+)
+
+
+def start_storage(port: int) -> subprocess.Popen[bytes]:
+    storage = subprocess.Popen(
+        [sys.executable, "-c", STORAGE, str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert storage.stdout is not None
+    if storage.stdout.readline().strip() != b"ready":
+        raise RuntimeError("the local AWS did not start")
+    return storage
+
+
 def start_stack(workdir: Path, api_workers: int) -> Stack:
+    """The local stack as `make dev` runs it, with the API's functions in worker processes and,
+    with MOTO_PROCESS, its local AWS in a process of its own (AWS_ENDPOINT_URL), so that
+    storage does not take the gateway's interpreter lock: on AWS neither shares a CPU."""
     info_path, log = workdir / "info.json", workdir / "devstack.log"
     env = {
         **os.environ,
@@ -105,6 +147,11 @@ def start_stack(workdir: Path, api_workers: int) -> Stack:
         "DELIVERY_LOOPBACK_ONLY": "1",
     }
     env.pop("AWS_ENDPOINT_URL", None)
+    storage = None
+    if MOTO_PROCESS:
+        port = free_port()
+        storage = start_storage(port)
+        env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "devstack", "--quiet", "--port", str(free_port()), "--info-file", str(info_path)),
@@ -120,7 +167,7 @@ def start_stack(workdir: Path, api_workers: int) -> Stack:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the local stack did not start; see {log}")
         time.sleep(0.1)
-    return Stack(process, json.loads(info_path.read_text()), log)
+    return Stack(process, json.loads(info_path.read_text()), log, storage)
 
 
 @dataclass
@@ -227,8 +274,16 @@ def a_routes(a: Tenant, receiver_url: str) -> list[tuple[str, str, Any]]:
         ("GET", "/events", None),
         ("GET", "/organisation", None),
     ]
-    routes += [("POST", f"/events/{event_id}/resend", {}) for event_id in a.events]
     return routes
+
+
+def a_request(a: Tenant, routes: list[tuple[str, str, Any]], step: int) -> tuple[str, str, Any]:
+    """A's `step`-th request: the routes in turn, one turn in ten a resend (of each event in
+    turn), so that every route takes its share of the flood."""
+    turn = step % (len(routes) + 1)
+    if turn < len(routes):
+        return routes[turn]
+    return ("POST", f"/events/{a.events[(step // (len(routes) + 1)) % len(a.events)]}/resend", {})
 
 
 def flood(a: Tenant, receiver_url: str, threads: int, seconds: float, out: Any) -> None:
@@ -246,7 +301,7 @@ def flood(a: Tenant, receiver_url: str, threads: int, seconds: float, out: Any) 
             for step in itertools.count(n):
                 if time.monotonic() >= deadline:
                     break
-                method, path, body = routes[step % len(routes)]
+                method, path, body = a_request(a, routes, step)
                 try:
                     response = http.request(method, a.url + path, json=body, timeout=30)
                 except requests.RequestException:
@@ -281,6 +336,17 @@ def classify(response: requests.Response) -> list[str]:
     return kinds if named == "requests" else [*kinds, "admitted"]
 
 
+def run_flood(a: Tenant, receiver_url: str, seconds: float) -> dict[str, int]:
+    """A flood in a process of its own, waited for."""
+    context = multiprocessing.get_context("spawn")
+    results: Any = context.Queue()
+    flooder = context.Process(target=flood, args=(a, receiver_url, FLOOD_THREADS, seconds, results))
+    flooder.start()
+    tally: dict[str, int] = results.get(timeout=seconds + 120)
+    flooder.join(30)
+    return tally
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
@@ -292,9 +358,14 @@ def main() -> int:
         stack = start_stack(Path(workdir), API_WORKERS)
         try:
             a, b = tenant(stack, receiver, "flooder"), tenant(stack, receiver, "neighbour")
+            limits = ("--rate", str(RATE), "--burst", str(BURST))
+            stack.operator("set-limits", "--organisation", a.organisation, *limits)
+            run_flood(a, receiver.url("/ok/flood/"), WARMUP_SECONDS)  # every function's environments
+            time.sleep(BURST / RATE + 2)  # A's bucket whole again
             alone, alone_statuses = b_works(b, B_ALONE_SECONDS)
-            results: Any = multiprocessing.get_context("spawn").Queue()
-            flooder = multiprocessing.get_context("spawn").Process(
+            context = multiprocessing.get_context("spawn")
+            results: Any = context.Queue()
+            flooder = context.Process(
                 target=flood, args=(a, receiver.url("/ok/flood/"), FLOOD_THREADS, FLOOD_SECONDS, results)
             )
             flooder.start()
@@ -303,9 +374,7 @@ def main() -> int:
             flooder.join(30)
             environments = stack.environments()
         finally:
-            stack.process.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                stack.process.wait(timeout=20)
+            stack.stop()
             receiver.close()
     report(tally, alone, alone_statuses, beside, beside_statuses, environments)
     return 0
@@ -329,6 +398,7 @@ def report(
     ratio = p95_beside / p95_alone
     flooded = {name: count for name, count in environments.items() if count > 1}
     print(f"fair use on the local stack: A floods from {FLOOD_THREADS} threads for {seconds:.1f} s, B works beside it")
+    print(f"  A's rate (set-limits): {RATE}/s, bursts of {BURST}; up to {API_WORKERS} environments per function")
     print(f"  A answers: {sum(statuses.values())} ({statuses})")
     quota_refusals = {k: v for k, v in tally.items() if k.startswith("429 ") and k not in ("429 with Retry-After",)}
     print(f"  A's 429s by what they name: {quota_refusals}")
