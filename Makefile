@@ -139,6 +139,7 @@ bench: $(VENV)/.installed build .bench/runtime/.installed
 	$(BENCH_ENV) $(PY) -m bench.capacity
 	$(BENCH_ENV) $(PY) -m bench.e2e
 	$(BENCH_ENV) $(PY) -m bench.isolation
+	$(BENCH_ENV) $(PY) -m bench.fairuse
 	$(BENCH_ENV) $(PY) -m bench.localmoto
 
 # boto3 for the runtime's Python, standing in for the one Lambda's runtime provides.

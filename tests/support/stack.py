@@ -94,6 +94,13 @@ class LocalStack:
 
 
 ROUTES = routes(load_template())
+# The operator's set-limits options that take an organisation's rates out of a test's way
+# (docs/design.md §18), for tests of what lies behind them.
+UNLIMITED = (
+    *("--rate", "100000", "--burst", "100000"),
+    *("--tests-per-second", "100000", "--tests-burst", "100000"),
+    *("--resends-per-second", "100000", "--resends-burst", "100000"),
+)
 
 
 def assert_documented(method: str, path: str, response: requests.Response) -> None:
