@@ -64,7 +64,6 @@ EVENTS_EACH = 12  # delivered events each organisation starts with (what A resen
 RATE = int(os.environ.get("FAIRUSE_A_RATE", "10"))  # A's own rate (set-limits), a second
 BURST = int(os.environ.get("FAIRUSE_A_BURST", "20"))
 WARMUP_SECONDS = float(os.environ.get("FAIRUSE_WARMUP_SECONDS", "6"))
-MOTO_PROCESS = os.environ.get("FAIRUSE_MOTO_PROCESS", "1") == "1"
 TARGET_RATE_ERROR, TARGET_P95_RATIO, TARGET_INSTANCES = 0.10, 3.0, 4
 STARTUP_SECONDS = 120.0
 
@@ -74,14 +73,11 @@ class Stack:
     process: subprocess.Popen[bytes]
     info: dict[str, str]
     log: Path
-    storage: subprocess.Popen[bytes] | None = None
 
     def stop(self) -> None:
-        for process in (self.process, self.storage):
-            if process is not None:
-                process.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=20)
+        self.process.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=20)
 
     def env(self) -> dict[str, str]:
         return {
@@ -117,28 +113,8 @@ class Stack:
         return started
 
 
-# The embedded local AWS (devstack.aws.EmbeddedMoto: patched moto, one DynamoDB call at a
-# time, turns by organisation), in a process of its own.
-STORAGE = (
-    "import sys, threading; from devstack.aws import EmbeddedMoto; "
-    "EmbeddedMoto(int(sys.argv[1])).start(); print('ready', flush=True); threading.Event().wait()"
-)
-
-
-def start_storage(port: int) -> subprocess.Popen[bytes]:
-    storage = subprocess.Popen(
-        [sys.executable, "-c", STORAGE, str(port)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert storage.stdout is not None
-    if storage.stdout.readline().strip() != b"ready":
-        raise RuntimeError("the local AWS did not start")
-    return storage
-
-
 def start_stack(workdir: Path, api_workers: int) -> Stack:
-    """The local stack as `make dev` runs it, with the API's functions in worker processes and,
-    with MOTO_PROCESS, its local AWS in a process of its own (AWS_ENDPOINT_URL), so that
-    storage does not take the gateway's interpreter lock: on AWS neither shares a CPU."""
+    """The local stack as `make dev` runs it, with the API's functions in worker processes."""
     info_path, log = workdir / "info.json", workdir / "devstack.log"
     env = {
         **os.environ,
@@ -147,11 +123,6 @@ def start_stack(workdir: Path, api_workers: int) -> Stack:
         "DELIVERY_LOOPBACK_ONLY": "1",
     }
     env.pop("AWS_ENDPOINT_URL", None)
-    storage = None
-    if MOTO_PROCESS:
-        port = free_port()
-        storage = start_storage(port)
-        env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "devstack", "--quiet", "--port", str(free_port()), "--info-file", str(info_path)),
@@ -167,7 +138,7 @@ def start_stack(workdir: Path, api_workers: int) -> Stack:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"the local stack did not start; see {log}")
         time.sleep(0.1)
-    return Stack(process, json.loads(info_path.read_text()), log, storage)
+    return Stack(process, json.loads(info_path.read_text()), log)
 
 
 @dataclass
