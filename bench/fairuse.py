@@ -1,7 +1,8 @@
 """Fair use across organisations on the local stack (docs/design.md §18, docs/benchmarks.md).
 
-`python -m devstack --api-workers N` (the API's functions in worker processes, up to N at once
-per function, as Lambda instances), real HTTP, a fast receiver on 127.0.0.1, and two
+`python -m devstack --api-workers 17` (the API's functions in worker processes, up to 17 at
+once per function, as Lambda instances: more than A's threads, so B never waits for an
+environment A holds), real HTTP, a fast receiver on 127.0.0.1, and two
 organisations, each with a valid default config and delivered events:
 
 - B works normally: one client, a request every B_PAUSE seconds, round robin over reads
@@ -14,7 +15,7 @@ organisations, each with a valid default config and delivered events:
   environments before B is measured (a cold start is not the neighbour's doing).
 
 A's rate is set by the operator command line to A_RATE a second, bursts of A_BURST (by
-default 10 and 20), not the default 50 and 100: the local stack's storage is moto, which
+default 5 and 10), not the default 50 and 100: the local stack's storage is moto, which
 answers one DynamoDB call at a time (about 8 ms each on a loaded 2-core machine, some 120 a
 second), and an admitted request makes 3 to 6 calls, so the stack could not serve A 50
 requests a second and the limit would never be reached. The default's arithmetic is the unit
@@ -59,10 +60,12 @@ FLOOD_THREADS = int(os.environ.get("FAIRUSE_THREADS", "16"))
 FLOOD_SECONDS = float(os.environ.get("FAIRUSE_SECONDS", "30"))
 B_ALONE_SECONDS = float(os.environ.get("FAIRUSE_B_ALONE_SECONDS", "20"))
 B_PAUSE = 0.1  # B's pace: about 10 requests a second, a fifth of its limit
-API_WORKERS = int(os.environ.get("FAIRUSE_API_WORKERS", "8"))
+# Environments per function: more than A's threads, so that B never waits for one A holds, as
+# it would not on Lambda, which makes instances as requests come (1,000 at once by default).
+API_WORKERS = int(os.environ.get("FAIRUSE_API_WORKERS", "17"))
 EVENTS_EACH = 12  # delivered events each organisation starts with (what A resends)
-RATE = int(os.environ.get("FAIRUSE_A_RATE", "10"))  # A's own rate (set-limits), a second
-BURST = int(os.environ.get("FAIRUSE_A_BURST", "20"))
+RATE = int(os.environ.get("FAIRUSE_A_RATE", "5"))  # A's own rate (set-limits), a second
+BURST = int(os.environ.get("FAIRUSE_A_BURST", "10"))
 WARMUP_SECONDS = float(os.environ.get("FAIRUSE_WARMUP_SECONDS", "6"))
 TARGET_RATE_ERROR, TARGET_P95_RATIO, TARGET_INSTANCES = 0.10, 3.0, 4
 STARTUP_SECONDS = 120.0
