@@ -91,7 +91,7 @@ def config_counts_item(organisation: str, counts: dict[str, int]) -> Item:
     item: Item = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK, "counted": True}
     item.update({count_attribute(state): int(counts.get(state, 0)) for state in CONFIG_STATES})
     # The configs not deactivated, the number the organisation's quota holds (design.md §18).
-    item[ACTIVE_CONFIGS] = sum(int(counts.get(state, 0)) for state in CONFIG_STATES if state != "deactivated")
+    item[ACTIVE_CONFIGS] = sum(int(counts.get(s, 0)) for s in CONFIG_STATES if s != ConfigState.DEACTIVATED)
     return item
 
 
