@@ -240,6 +240,10 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "configs not deactivated per organisation, at most": lambda: domain_limits.MAX_CONFIGS,
         "requests made at once: arrived before another's write, or within": lambda: _seconds(domain_limits.AT_ONCE),
         "writes of a rate per request, at most": lambda: storage_limits.WRITES_PER_REQUEST,
+        "intervals a flooding instance waits beyond the next slot, at most": lambda: storage_limits.DEFER_SLOTS,
+        "time a flooding instance waits beyond the next slot, at most": lambda: (
+            storage_limits.DEFER_AT_MOST_US / 1_000_000
+        ),
     }
 
 

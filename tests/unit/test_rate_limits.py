@@ -101,6 +101,20 @@ def test_an_instance_that_saw_the_limit_refuses_without_a_request(backing: Backi
     assert len(recording.calls) == calls  # a flood past the limit costs storage nothing more
 
 
+def test_instances_that_see_others_take_the_slots_ask_less_and_the_rate_still_holds(
+    backing: Backing, organisation: str
+) -> None:
+    recording = RecordingClient(serial(backing.dynamodb))
+    stores = [Store(backing.table_name, as_dynamodb(recording)) for _ in range(20)]
+    requests = 2000  # one every millisecond for 2 s, spread round robin over 20 instances
+    admitted = sum(stores[n % 20].limits.take(organisation, RATE_API, at(n / 1000)).allowed for n in range(requests))
+
+    expected = API.burst + 1_999 * API.per_second // 1000
+    assert 0.9 * expected <= admitted <= expected
+    # Each instance would otherwise ask at every slot it hears of (a write each, refused).
+    assert len(recording.calls) < requests / 3, len(recording.calls)
+
+
 def test_a_refusal_tells_when_one_more_request_is_admitted(store: Store, organisation: str) -> None:
     for _ in range(API.burst):
         store.limits.take(organisation, RATE_API, at(0))

@@ -11,9 +11,11 @@ Each is atomic, so concurrent requests in any number of processes are counted ex
 refused write returns the item as it stood (`ReturnValuesOnConditionCheckFailure`), which
 says whether to try the other write or refuse. Each store remembers the latest `tat` and
 rate it saw per organisation: `tat` only moves forward, so a request that the remembered
-`tat` refuses is refused with no request at all (a flood past the limit costs storage one
-write per interval, not one per request), and a rate the operator changed is learned from
-the next answer (the request that learns it was judged with the rate known before).
+`tat` refuses is refused with no request at all, and a rate the operator changed is learned
+from the next answer (the request that learns it was judged with the rate known before). A
+store that sees other processes take the slots waits a little longer before asking again
+(`_keep_quiet`), so that a flood from many instances costs storage about one write per slot
+rather than one per request (docs/design.md §18.1).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from webhook_service.storage.table import Table
 
 WRITES_PER_REQUEST = 3  # at most: idle and busy, and once more when another process moved `tat` between them
 REMEMBERED = 4096  # (organisation, rate) pairs a store remembers; past that it starts again
+DEFER_SLOTS = 10  # intervals a process that saw others take the slots waits, at most, beyond the next
+DEFER_AT_MOST_US = 1_000_000  # and never more than a second (a refusal's Retry-After is at least that)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -60,12 +64,14 @@ class RateLimits:
     def __init__(self, table: Table) -> None:
         self.table = table
         self._seen: dict[tuple[str, str], tuple[int, Rate]] = {}
+        self._quiet: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
     def _remember(self, organisation: str, name: str, tat: int, rate: Rate) -> None:
         with self._lock:
             if len(self._seen) >= REMEMBERED:
                 self._seen.clear()  # forgetting only costs a write: the table holds the truth
+                self._quiet.clear()
             previous = self._seen.get((organisation, name), (0, rate))[0]
             self._seen[(organisation, name)] = (max(previous, tat), rate)
 
@@ -74,8 +80,9 @@ class RateLimits:
         now_us = _microseconds(now)
         with self._lock:
             tat, rate = self._seen.get((organisation, name), (0, DEFAULT_RATES[name]))
-        if is_refused(rate, now_us, tat):
-            return refused(name, rate, now_us, tat)
+            quiet = self._quiet.get((organisation, name), 0)
+        if is_refused(rate, now_us, tat) or now_us < quiet:
+            return refused(name, rate, now_us, max(tat, now_us + rate.tolerance_us + 1))
         for _ in range(WRITES_PER_REQUEST):
             try:
                 stored = (
@@ -84,9 +91,11 @@ class RateLimits:
                     else self._add(organisation, name, now_us, rate)
                 )
             except ConflictError as exc:
+                before = tat
                 tat, rate = int((exc.item or {}).get("tat", 0)), _rate_of(exc.item, name)
                 self._remember(organisation, name, tat, rate)
                 if is_refused(rate, now_us, tat):
+                    self._keep_quiet(organisation, name, rate, before, tat)
                     return refused(name, rate, now_us, tat)
                 continue  # idle after all, or busy with room: the other write
             tat, rate = int(stored["tat"]), _rate_of(stored, name)
@@ -94,6 +103,17 @@ class RateLimits:
             return admitted(name, rate, now_us, tat)
         # Other processes kept moving `tat` between this one's reads of it: that is a flood.
         return refused(name, rate, now_us, max(tat, now_us + rate.tolerance_us + 1))
+
+    def _keep_quiet(self, organisation: str, name: str, rate: Rate, before: int, tat: int) -> None:
+        """After a refusal that showed other processes taking the slots since this one last
+        looked (`tat` moved from `before` by more than one request's worth), wait for more than
+        the next slot before asking again: one of them will take it. Those processes flood;
+        the slots they leave are taken by the next to ask, and every refusal is still one the
+        stored `tat` would give, at most DEFER_SLOTS intervals (and DEFER_AT_MOST) late."""
+        others = (tat - before) // rate.interval_us - 1 if before else 0
+        extra = min(max(others, 0) * rate.interval_us, DEFER_SLOTS * rate.interval_us, DEFER_AT_MOST_US)
+        with self._lock:
+            self._quiet[(organisation, name)] = tat - rate.tolerance_us + extra
 
     def _write(self, organisation: str, name: str, expression: str, condition: str, values: Item) -> Item:
         return self.table.update(
