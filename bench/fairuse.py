@@ -202,7 +202,7 @@ def tenant(stack: Stack, receiver: Receiver, name: str) -> Tenant:
 
 
 def b_requests(b: Tenant) -> itertools.cycle[tuple[str, str, Any]]:
-    reads = [
+    reads: list[tuple[str, str, Any]] = [
         ("GET", "/key", None),
         ("GET", "/configs/webhook", None),
         ("GET", f"/configs/webhook/{b.config}", None),

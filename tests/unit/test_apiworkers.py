@@ -96,7 +96,7 @@ def test_a_function_that_raises_is_a_failure_the_gateway_answers(
 
 def test_the_limit_is_per_function(pool: tuple[WorkerFunctions, Function], tmp_path: Path) -> None:
     functions, function = pool
-    other = Function("OtherFunction", function.code_dir, "app.handler", {}, 30)
+    other = Function("OtherFunction", function.code_dir, "app.handler", {}, timeout_seconds=30)
     done = threading.Event()
 
     def hold() -> None:
