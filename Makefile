@@ -173,6 +173,7 @@ bench: $(VENV)/.installed build .bench/runtime/.installed
 	$(BENCH_ENV) $(PY) -m bench.capacity
 	$(BENCH_ENV) $(PY) -m bench.e2e
 	$(BENCH_ENV) $(PY) -m bench.isolation
+	$(BENCH_ENV) $(PY) -m bench.fairuse
 	$(BENCH_ENV) $(PY) -m bench.localmoto
 	$(BENCH_ENV) $(PY) -m bench.sweep
 

@@ -7,6 +7,9 @@ MaximumConcurrency invocations at once, each in a worker process), runs its Sche
 event sources at their rate (DEVSTACK_SCHEDULE_SECONDS overrides it), and creates a
 development organisation and key (DEV_TOKEN, when set, is that key's token). With
 --data-dir (`make dev`: .devstack), what was made is kept across restarts (devstack.persist).
+With --api-workers N (DEVSTACK_API_WORKERS), the API's functions run in worker processes, up
+to N at once per function, as Lambda instances would (devstack.apiworkers); by default the
+gateway calls them in its own process.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devstack import aws, iam, output, persist, template
+from devstack.apiworkers import WorkerFunctions
 from devstack.gateway import Gateway
 from devstack.poller import EventSource
 from devstack.runtime import apply_environment
@@ -51,6 +55,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--data-dir", default=os.environ.get("DEVSTACK_DATA"), help="keep what was made across restarts in this folder"
     )
     parser.add_argument("--reset", action="store_true", help="forget what --data-dir kept, then start afresh")
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=int(os.environ.get("DEVSTACK_API_WORKERS") or 0),
+        help="run the API's functions in worker processes, up to N at once per function (0: in this process)",
+    )
     return parser.parse_args(argv)
 
 
@@ -88,15 +98,18 @@ class _Serving:
     gateway: Gateway
     pollers: list[EventSource]
     schedulers: list[Scheduler]
+    api_workers: WorkerFunctions | None = None
 
     @classmethod
-    def start(cls, tpl: dict[str, Any], stack: aws.Stack, port: int) -> _Serving:
+    def start(cls, tpl: dict[str, Any], stack: aws.Stack, port: int, api_workers: int = 0) -> _Serving:
         functions = iam.functions_for(tpl, stack.refs, os.environ.get("DEVSTACK_CALLS_FILE"))
         schedule = os.environ.get("DEVSTACK_SCHEDULE_SECONDS")
+        workers = WorkerFunctions(api_workers) if api_workers > 0 else None
         serving = cls(
-            Gateway(template.routes(tpl), functions, port),
+            Gateway(template.routes(tpl), workers or functions, port),
             [EventSource(source, stack.refs[source.queue_logical_id]) for source in template.queue_sources(tpl)],
             [Scheduler(source, functions, float(schedule) if schedule else None) for source in template.schedules(tpl)],
+            workers,
         )
         serving.gateway.start()
         for poller in serving.pollers:
@@ -115,6 +128,8 @@ class _Serving:
         for thread in stopping:
             thread.join()
         self.gateway.stop()
+        if self.api_workers is not None:
+            self.api_workers.close()
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -199,7 +214,7 @@ def _run(args: argparse.Namespace) -> int:
     saved_identity = state.read_identity() if state else None
     organisation, key_id, token = persist.seed(services.store, os.environ.get("DEV_TOKEN"), saved_identity)
     try:
-        serving = _Serving.start(tpl, stack, args.port)
+        serving = _Serving.start(tpl, stack, args.port, args.api_workers)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:  # taken since the check at the start
             raise PortInUseError(args.port) from None

@@ -2,11 +2,19 @@
 from the template, and a recorder of the calls a function makes while it runs.
 
 A grant is `(IAM action, resource)`, the resource named by its logical id in the template:
-`Table`, `Table/index/<IndexName>`, `DeliveryQueue`. Every function's `Policies` in
-infra/template.yaml are inline statements whose resources are written as `!GetAtt X.Arn` or
-`!Sub "${X.Arn}/index/<IndexName>"`; anything else (a SAM policy template, a wildcard, a
-managed policy) is refused by `grants_of`, so a policy the check cannot read is never
+`Table`, `Table/index/<IndexName>`, `DeliveryQueue`, or `Table[LIMIT#*]` for the partitions an
+`dynamodb:LeadingKeys` condition allows (the organisations' rates, which every API function
+writes and nothing else of the table). Every function's `Policies` in infra/template.yaml, or
+the inline policies of the role of its own it names (`Role: !GetAtt X.Arn`), are statements
+whose resources are written as `!GetAtt X.Arn` or `!Sub "${X.Arn}/index/<IndexName>"`;
+anything else (a SAM policy template, a wildcard, a managed policy other than Lambda's own for
+logs and traces) is refused by `grants_of`, so a policy the check cannot read is never
 silently trusted.
+
+A function with an SQS event source has a role of its own: SAM would give the role it makes
+AWS's managed `AWSLambdaSQSQueueExecutionRole`, which receives and deletes on every queue of
+the account. What Lambda's poller does with the role (`POLLER_ACTIONS` on the event sources'
+queues) is granted apart (`poller_grants`), since the function's code never does it.
 
 The recorder wraps botocore's `BaseClient._make_api_call`, the one method every client call
 goes through, and attributes each call to the function whose invocation is running (a
@@ -55,6 +63,18 @@ TRANSACT_ITEMS: dict[str, str] = {
 }
 TRANSACT_GET_ITEMS: dict[str, str] = {"Get": "dynamodb:GetItem"}
 
+# Partitions granted apart by a `dynamodb:LeadingKeys` condition: a call on an item whose
+# partition key starts with one of these needs the grant on `<table>[<prefix>*]`.
+LEADING_KEY_PREFIXES = ("LIMIT#",)
+# What Lambda's SQS event source does with the function's role (AWS's documented minimum).
+POLLER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
+# The managed policies a function's own role may hold: Lambda's logs, and X-Ray's traces
+# (what SAM gives the roles it makes; neither reaches the table or the queues).
+PLATFORM_POLICIES = (
+    "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:${AWS::Partition}:iam::aws:policy/AWSXrayWriteOnlyAccess",
+)
+
 
 class PolicyError(ValueError):
     """A function's policy that this check cannot read exactly."""
@@ -81,10 +101,20 @@ def required(service: str, operation: str, params: dict[str, Any], names: dict[s
             return {(action, logical(table)) for table in params.get("RequestItems", {})}
         table = logical(params.get("TableName"))
         index = params.get("IndexName")
-        return {(action, f"{table}/index/{index}" if index else table)}
+        return {(action, f"{table}/index/{index}" if index else _partitioned(table, params))}
     if service == "sqs":
         return {(action, logical(params.get("QueueUrl")))}
     return {(action, service)}
+
+
+def _partitioned(table: str, params: dict[str, Any]) -> str:
+    """`table`, or `table[<prefix>*]` when the call's item is in a partition granted apart."""
+    key = params.get("Key") or params.get("Item") or {}
+    partition = key.get("PK", {}).get("S", "") if isinstance(key.get("PK"), dict) else ""
+    for prefix in LEADING_KEY_PREFIXES:
+        if partition.startswith(prefix):
+            return f"{table}[{prefix}*]"
+    return table
 
 
 def _resource_of(value: Any, where: str) -> str:
@@ -102,32 +132,112 @@ def _resource_of(value: Any, where: str) -> str:
     raise PolicyError(f"{where}: write resources as !GetAtt X.Arn or !Sub ${{X.Arn}}/index/Name, not {value!r}")
 
 
-def grants_of(resource: dict[str, Any], logical_id: str) -> set[Grant]:
-    """The grants of one function, read from its inline policy statements."""
+def _leading_keys(statement: dict[str, Any], where: str) -> str:
+    """The suffix a statement's condition puts on its resources: `[<prefix>*]` for exactly
+    one `ForAllValues:StringLike` on `dynamodb:LeadingKeys` of a prefix granted apart."""
+    condition = statement.get("Condition")
+    if condition is None:
+        return ""
+    patterns = condition.get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys") if condition else None
+    if (
+        set(condition) != {"ForAllValues:StringLike"}
+        or set(condition["ForAllValues:StringLike"]) != {"dynamodb:LeadingKeys"}
+        or not isinstance(patterns, list)
+        or len(patterns) != 1
+        or patterns[0] not in {f"{p}*" for p in LEADING_KEY_PREFIXES}
+    ):
+        raise PolicyError(f"{where}: the only condition checked is dynamodb:LeadingKeys of {LEADING_KEY_PREFIXES}")
+    return f"[{patterns[0]}]"
+
+
+def _statement_grants(statement: dict[str, Any], where: str) -> set[Grant]:
+    if statement.get("Effect") != "Allow" or set(statement) - {"Sid", "Effect", "Action", "Resource", "Condition"}:
+        raise PolicyError(f"{where}: only Allow statements of Action, Resource and Condition are checked")
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    suffix = _leading_keys(statement, where)
     grants: set[Grant] = set()
-    for policy in resource.get("Properties", {}).get("Policies", []):
-        if not (isinstance(policy, dict) and "Statement" in policy):
-            raise PolicyError(f"{logical_id}: only inline statements can be checked, not {policy!r}")
-        for statement in policy["Statement"]:
-            where = f"{logical_id} {statement.get('Sid', '')}".strip()
-            if statement.get("Effect") != "Allow" or set(statement) - {"Sid", "Effect", "Action", "Resource"}:
-                raise PolicyError(f"{where}: only Allow statements of Action and Resource are checked")
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-            for action in actions:
-                if "*" in action:
-                    raise PolicyError(f"{where}: no wildcard actions ({action})")
-                grants.update((action, _resource_of(r, where)) for r in resources)
+    for action in actions:
+        if "*" in action:
+            raise PolicyError(f"{where}: no wildcard actions ({action})")
+        grants.update((action, _resource_of(r, where) + suffix) for r in resources)
     return grants
 
 
+def _statements(resource: dict[str, Any], logical_id: str, template: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A function's policy statements: its `Policies`, or those of the role it names."""
+    properties = resource.get("Properties", {})
+    policies = properties.get("Policies", [])
+    if "Role" in properties:
+        if policies or template is None:
+            raise PolicyError(f"{logical_id}: a function with a role of its own has no Policies of its own")
+        role_id = _resource_of(properties["Role"], logical_id)
+        role = template["Resources"].get(role_id, {})
+        if role.get("Type") != "AWS::IAM::Role":
+            raise PolicyError(f"{logical_id}: its Role {role_id} is not a role of the template")
+        unknown = [p for p in role["Properties"].get("ManagedPolicyArns", []) if p not in _platform_policies()]
+        if unknown:
+            raise PolicyError(f"{role_id}: no managed policies but Lambda's logs and traces, not {unknown!r}")
+        policies = [p.get("PolicyDocument", p) for p in role["Properties"].get("Policies", [])]
+    for policy in policies:
+        if not (isinstance(policy, dict) and "Statement" in policy):
+            raise PolicyError(f"{logical_id}: only inline statements can be checked, not {policy!r}")
+    return [statement for policy in policies for statement in policy["Statement"]]
+
+
+def _platform_policies() -> list[Any]:
+    return [{"Fn::Sub": arn} for arn in PLATFORM_POLICIES]
+
+
+def all_grants_of(resource: dict[str, Any], logical_id: str, template: dict[str, Any] | None = None) -> set[Grant]:
+    """Every grant of one function: its code's and its event sources' poller's."""
+    grants: set[Grant] = set()
+    for statement in _statements(resource, logical_id, template):
+        grants |= _statement_grants(statement, f"{logical_id} {statement.get('Sid', '')}".strip())
+    return grants
+
+
+def _polled(resource: dict[str, Any], logical_id: str) -> set[str]:
+    """The queues a function's SQS event sources read (Lambda's poller, with its role)."""
+    events = resource.get("Properties", {}).get("Events", {}).values()
+    return {_resource_of(e["Properties"]["Queue"], logical_id) for e in events if e.get("Type") == "SQS"}
+
+
+def _is_poller_grant(grant: Grant, polled: set[str]) -> bool:
+    return grant[0] in POLLER_ACTIONS and grant[1] in polled
+
+
+def grants_of(resource: dict[str, Any], logical_id: str, template: dict[str, Any] | None = None) -> set[Grant]:
+    """The grants of one function's code, read from its inline policy statements (or its
+    role's): what Lambda's poller does with the role on the function's event sources' queues
+    is not among them (a queue the code reads itself, such as the sweep's dead letters, is)."""
+    polled = _polled(resource, logical_id)
+    return {g for g in all_grants_of(resource, logical_id, template) if not _is_poller_grant(g, polled)}
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+
+
 def template_grants(template: dict[str, Any]) -> dict[str, set[Grant]]:
-    """Every function's grants, by logical id."""
+    """Every function's code's grants, by logical id."""
     return {
-        logical_id: grants_of(resource, logical_id)
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
+        logical_id: grants_of(resource, logical_id, template) for logical_id, resource in _functions(template).items()
     }
+
+
+def poller_grants(template: dict[str, Any]) -> dict[str, set[Grant]]:
+    """What each function's role lets Lambda's SQS poller do, by logical id."""
+    found = {}
+    for logical_id, resource in _functions(template).items():
+        polled = _polled(resource, logical_id)
+        found[logical_id] = {g for g in all_grants_of(resource, logical_id, template) if _is_poller_grant(g, polled)}
+    return found
+
+
+def event_source_queues(template: dict[str, Any]) -> dict[str, set[str]]:
+    """The queues each function's SQS event sources read, by logical id."""
+    return {logical_id: polled for logical_id, r in _functions(template).items() if (polled := _polled(r, logical_id))}
 
 
 def physical_names(template: dict[str, Any], refs: dict[str, str]) -> dict[str, str]:

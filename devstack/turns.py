@@ -8,8 +8,8 @@ an isolation benchmark would measure that instead of the service. So waiting cal
 their turns round-robin across partitions: with calls of organisations A and B waiting, the
 next turn goes to the partition that has waited least recently, whatever A's backlog.
 
-The partition of a call is the organisation it names: `ORG#<id>`, `EVENT#<id>#...` or
-`ATTEMPT#<id>#...` (the table's partition keys) or `<id>#...` (an index partition, which
+The partition of a call is the organisation it names: `ORG#<id>`, `EVENT#<id>#...`,
+`ATTEMPT#<id>#...` or `LIMIT#<id>` (the table's partition keys) or `<id>#...` (an index partition, which
 starts with the organisation id); anything else (token lookups, table administration)
 shares one partition.
 """
@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Iterator
 
 _ORGANISATION = re.compile(
-    rb'(?:ORG|EVENT|ATTEMPT)#([0-9a-f-]{36})|"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})#'
+    rb'(?:ORG|EVENT|ATTEMPT|LIMIT)#([0-9a-f-]{36})|"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})#'
 )
 OTHER = "other"
 

@@ -7,4 +7,7 @@ from webhook_service.service import events
 @endpoint
 def handler(request: Request) -> Response:
     body = request.json()
-    return Response(200, events.resend_event(request.services, request.caller, request.path_param("id"), body))
+    return Response(
+        200,
+        events.resend_event(request.services, request.caller, request.path_param("id"), body, arrived=request.arrived),
+    )

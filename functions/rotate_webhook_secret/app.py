@@ -7,4 +7,9 @@ from webhook_service.service import configs
 @endpoint
 def handler(request: Request) -> Response:
     body = request.json()
-    return Response(200, configs.rotate_secret(request.services, request.caller, request.path_param("id"), body))
+    return Response(
+        200,
+        configs.rotate_secret(
+            request.services, request.caller, request.path_param("id"), body, arrived=request.arrived
+        ),
+    )

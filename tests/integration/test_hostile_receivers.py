@@ -60,7 +60,8 @@ CASES: dict[str, Case] = {
     "no answer": Case("/silent/", "webhook-timeout", None, CUT),
     "TLS handshake never answered": Case("/silent/tls/", "webhook-timeout", None, CUT, scheme="https"),
     "30 MB body": Case("/huge/", None, 200, excerpt=lambda e: e == "x" * 512),
-    "gzip bomb": Case("/gzip-bomb/", None, 200, excerpt=lambda e: len(e) == 512),
+    # Kept as the bytes came, made printable: gzip's magic 0x1f is a control, escaped.
+    "gzip bomb": Case("/gzip-bomb/", None, 200, excerpt=lambda e: e.startswith("\\u001f") and 500 <= len(e) <= 512),
     "3xx": Case("/status/302/", "webhook-response-status", 302),
     "410": Case("/status/410/", "webhook-response-status", 410),
     "garbage status line": Case("/garbage/", "webhook-connection-failed", None),
@@ -68,6 +69,15 @@ CASES: dict[str, Case] = {
     "150 header lines": Case("/many-headers/", "webhook-connection-failed", None),
     "header values in no encoding": Case("/binary-headers/", None, 200, excerpt=lambda e: e == "thanks"),
     "broken chunked body after a 200": Case("/bad-chunks/", None, 200, excerpt=lambda e: e == "hello"),
+    "terminal and bidi controls in the body": Case(
+        "/controls/",
+        None,
+        200,
+        excerpt=lambda e: (
+            e == "ok\\u0000\\u0007\\u001b[2J\\u001b]52;c;aGk=\\u0007\\u009b31m\\u0085\\u2028\\u202eevil\\u2066"
+        ),
+    ),
+    "status 999": Case("/status/999/", "webhook-connection-failed", None, excerpt=lambda e: e.endswith("status 999")),
     "Retry-After huge": Case("/status/503/retry-after/huge/", "webhook-response-status", 503, retry_delay=CAP),
     "Retry-After 5,000 digits": Case(
         "/status/503/retry-after/digits/", "webhook-response-status", 503, retry_delay=SCHEDULE_FIRST

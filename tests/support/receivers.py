@@ -93,6 +93,7 @@ class HostileReceiver:
     | `/many-headers` | `200` with 150 header lines |
     | `/binary-headers` | `200` with header values in UTF-8, in no encoding at all, and with a NUL |
     | `/bad-chunks` | `200`, chunked, then a chunk size that is not hex |
+    | `/controls` | `200` with `CONTROLS` as its body |
     | `/status/<code>` | that status; `/status/<code>/retry-after/<name>`: with `RETRY_AFTER[name]` |
     | `/close-second` | `200`, keep-alive; the second request on a connection is closed unanswered |
 
@@ -225,6 +226,9 @@ class HostileReceiver:
         self._trickle(conn, b"." * 994)
 
 
+# A body that would rewrite a terminal (clear it, write the clipboard, recolour, reverse the
+# text) and hide a line: NUL, BEL, ESC sequences, C1 controls, separators, bidi overrides.
+CONTROLS = "ok\x00\x07\x1b[2J\x1b]52;c;aGk=\x07\u009b31m\u0085\u2028\u202eevil\u2066"
 _TEST_PASSES = "(a test, answered 200)"
 # Answers sent whole: the bytes, and whether the connection then stays open.
 _FIXED_ANSWERS: dict[str, tuple[bytes, bool]] = {
@@ -242,6 +246,10 @@ _FIXED_ANSWERS: dict[str, tuple[bytes, bool]] = {
         True,
     ),
     "bad-chunks": (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n", False),
+    "controls": (
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(CONTROLS.encode()) + CONTROLS.encode(),
+        True,
+    ),
 }
 
 

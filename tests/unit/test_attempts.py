@@ -389,7 +389,7 @@ def test_two_resends_at_once_reopen_the_event_once(
     for thread in threads:
         thread.join(60)
 
-    assert sorted(map(str, outcomes)) == sorted(["pending", str({"state": "pending"})])
+    assert sorted(map(str, outcomes)) == sorted(["pending", str({"event": "resent by another request at once"})])
     # Each request sent the new round's job before its write: the loser's is a copy, and of
     # the two jobs of round 1's first attempt only one claims it.
     assert len(lanes.queue.jobs) == 2
@@ -552,10 +552,11 @@ def test_rotation_defaults_to_a_day_and_a_second_rotation_drops_the_oldest_secre
     first = config_cases.get_config(services, caller, config_id)["secret"]
 
     once = config_cases.rotate_secret(services, caller, config_id, {})
+    clock.now += dt.timedelta(seconds=2)  # a rotation a second after the last is not one made at once with it
     twice = config_cases.rotate_secret(services, caller, config_id, {"overlap_seconds": 600})
 
     expires = dt.datetime.fromisoformat(once["previous_secret_expires"])
-    assert abs((expires - clock.now).total_seconds() - 86400) < 1
+    assert abs((expires - clock.now).total_seconds() - 86400) < 3
     publish_one(store, lanes, caller)
     handle_job(lanes, take(lanes.queue), Lane.EVENTS)
     ((_, body, headers),) = lanes.fast_sender.sent

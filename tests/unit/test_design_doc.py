@@ -28,7 +28,9 @@ from webhook_service import (
 )
 from webhook_service import settings as settings_module
 from webhook_service.domain import configs as domain_configs
+from webhook_service.domain import delivery as domain_delivery
 from webhook_service.domain import events as domain_events
+from webhook_service.domain import limits as domain_limits
 from webhook_service.domain import queries, retries
 from webhook_service.jobs import event_attempts
 from webhook_service.ports import PrincipalSource
@@ -36,6 +38,7 @@ from webhook_service.service import context as service_context
 from webhook_service.service import tenants as tenant_cases
 from webhook_service.storage import configs as storage_configs
 from webhook_service.storage import keys, lists, merge, planning, routing
+from webhook_service.storage import limits as storage_limits
 from webhook_service.storage.store import Store
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
@@ -188,7 +191,9 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "statuses whose Retry-After is read": lambda: list(httpcodes.RETRY_AFTER_STATUSES),
         "status that ends the retries": lambda: httpcodes.GONE_STATUS,
         "tasks and events kept": lambda: _seconds(domain_events.HISTORY_TTL),
-        "attempt excerpt, at most (characters)": lambda: _agreed(domain_events.EXCERPT_MAX_CHARS, sender.EXCERPT_CHARS),
+        "attempt excerpt, at most (characters)": lambda: _agreed(
+            domain_delivery.EXCERPT_MAX_CHARS, sender.EXCERPT_CHARS
+        ),
         "rotation overlap, default": lambda: domain_configs.ROTATION_OVERLAP_DEFAULT,
         "rotation overlap, at most": lambda: domain_configs.ROTATION_OVERLAP_MAX,
         "delay of one queue message, at most": lambda: jobqueue.JobQueue.MAX_DELAY_SECONDS,
@@ -226,6 +231,19 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "API function timeout": lambda: template.load_template()["Globals"]["Function"]["Timeout"],
         "route throttling, requests per second": lambda: throttling["ThrottlingRateLimit"],
         "route throttling, burst": lambda: throttling["ThrottlingBurstLimit"],
+        "API requests per organisation, a second": lambda: domain_limits.DEFAULT_RATES["api"].per_second,
+        "API requests per organisation, burst": lambda: domain_limits.DEFAULT_RATES["api"].burst,
+        "tests queued per organisation, a second": lambda: domain_limits.DEFAULT_RATES["tests"].per_second,
+        "tests queued per organisation, burst": lambda: domain_limits.DEFAULT_RATES["tests"].burst,
+        "resends per organisation, a second": lambda: domain_limits.DEFAULT_RATES["resends"].per_second,
+        "resends per organisation, burst": lambda: domain_limits.DEFAULT_RATES["resends"].burst,
+        "configs not deactivated per organisation, at most": lambda: domain_limits.MAX_CONFIGS,
+        "requests made at once: arrived before another's write, or within": lambda: _seconds(domain_limits.AT_ONCE),
+        "writes of a rate per request, at most": lambda: storage_limits.WRITES_PER_REQUEST,
+        "intervals a flooding instance waits beyond the next slot, at most": lambda: storage_limits.DEFER_SLOTS,
+        "time a flooding instance waits beyond the next slot, at most": lambda: (
+            storage_limits.DEFER_AT_MOST_US / 1_000_000
+        ),
     }
 
 

@@ -28,6 +28,7 @@ from webhook_service import admin, httperrors
 from webhook_service.auth import Authenticator
 from webhook_service.consumer import handle_batch
 from webhook_service.domain.configs import FAST_LANE_OPEN_TESTS, MAX_OPEN_TESTS
+from webhook_service.domain.limits import RATE_TESTS, Rate
 from webhook_service.domain.tenants import KeyState, Principal
 from webhook_service.errors import LimitExceededError, UnavailableError
 from webhook_service.jobs.deliverer import Deliverer
@@ -46,6 +47,13 @@ def capped(backing: Backing, clock: FakeClock, queue: FakeQueue) -> FakeServices
     """Services whose store allows CAP open tests per organisation, safe for threads."""
     store = Store(backing.table_name, serial(backing.dynamodb), open_tests_cap=CAP)
     return FakeServices(store=store, queue=queue, authenticator=Authenticator(store.organisations), clock=clock)
+
+
+def raise_tests_rate(services: FakeServices, caller: Principal) -> None:
+    """Lift the organisation's rate of tests queued (design.md §18) out of the way of a test
+    of another limit, and let the store learn it."""
+    services.store.limits.set_rate(caller.organisation, RATE_TESTS, Rate(per_second=1000, burst=1000))
+    services.store.limits.take(caller.organisation, RATE_TESTS, services.clock())
 
 
 def open_tests(services: FakeServices, caller: Principal) -> int:
@@ -351,6 +359,7 @@ def test_tests_take_the_tests_lane_again_once_the_organisations_open_ones_end(
 def test_concurrent_tests_never_give_one_organisation_more_than_five_in_the_tests_lane(
     laned: ThreeLaneServices, caller: Principal
 ) -> None:
+    raise_tests_rate(laned, caller)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda n: config_cases.create_config(laned, caller, {"url": f"{URL}{n}"}), range(12)))
 

@@ -27,7 +27,7 @@ import pytest
 
 from devstack import iam
 from devstack.aws import serial
-from devstack.template import functions, load_template
+from devstack.template import functions, load_template, routes
 from tests import iamcheck
 from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, http_event, sqs_event
 from webhook_service import admin, events
@@ -453,7 +453,76 @@ def test_read_only_functions_only_read_and_never_scan() -> None:
         "ListTasksFunction",
         "ListEventAttemptsFunction",
     ):
-        assert {action for action, _ in GRANTS[logical_id]} <= reads, logical_id
+        # Their one write is to the caller's organisation's rate (its own partition).
+        assert {action for action, _ in GRANTS[logical_id] - {RATE_GRANT}} <= reads, logical_id
+
+
+RATE_GRANT = ("dynamodb:UpdateItem", "Table[LIMIT#*]")
+
+
+def test_every_api_function_may_write_the_organisations_rates_and_no_other_function_may() -> None:
+    api = {route.function.logical_id for route in routes(TEMPLATE)} - {"ConsoleFunction"}
+
+    assert {f for f, grants in GRANTS.items() if RATE_GRANT in grants} == api
+
+
+def test_an_items_partition_granted_apart_needs_that_grant() -> None:
+    names = {"t": "Table"}
+    rate = {"TableName": "t", "Key": {"PK": {"S": "LIMIT#o"}, "SK": {"S": "RATE#api"}}}
+    organisation = {"TableName": "t", "Key": {"PK": {"S": "ORG#o"}, "SK": {"S": "ORG"}}}
+
+    assert iam.required("dynamodb", "UpdateItem", rate, names) == {RATE_GRANT}
+    assert iam.required("dynamodb", "UpdateItem", organisation, names) == {("dynamodb:UpdateItem", "Table")}
+
+
+def test_functions_with_queue_event_sources_have_roles_of_their_own_without_a_managed_queue_policy() -> None:
+    queues = iam.event_source_queues(TEMPLATE)
+    assert queues == {"DeliverFunction": {"DeliveryQueue", "TestQueue", "SlowQueue"}}
+
+    for logical_id in queues:
+        # With no Role, SAM makes one and gives it AWSLambdaSQSQueueExecutionRole: receive and
+        # delete on every queue of the account.
+        properties = TEMPLATE["Resources"][logical_id]["Properties"]
+        assert "Role" in properties, f"{logical_id} needs a role of its own"
+        (role_id, _) = properties["Role"]["Fn::GetAtt"]
+        managed = TEMPLATE["Resources"][role_id]["Properties"].get("ManagedPolicyArns", [])
+        assert not [arn for arn in managed if "SQS" in json.dumps(arn)]
+
+
+def test_the_deliver_functions_poller_may_receive_and_delete_on_its_own_lanes_only() -> None:
+    pollers = iam.poller_grants(TEMPLATE)
+
+    assert pollers["DeliverFunction"] == {
+        (action, queue) for action in iam.POLLER_ACTIONS for queue in ("DeliveryQueue", "TestQueue", "SlowQueue")
+    }
+    assert not any(grants for function, grants in pollers.items() if function != "DeliverFunction")
+
+
+def test_a_role_the_check_cannot_read_exactly_is_refused() -> None:
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": "sqs:ReceiveMessage", "Resource": {"Fn::GetAtt": "Q.Arn"}}
+    policies = [{"PolicyDocument": {"Statement": [statement]}}]
+    role: dict[str, Any] = {"Type": "AWS::IAM::Role", "Properties": {"Policies": policies}}
+    polls_q = {"Q": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": "Q.Arn"}}}}
+    function = {"Properties": {"Role": {"Fn::GetAtt": "R.Arn"}, "Events": polls_q}}
+    managed = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {"Policies": policies, "ManagedPolicyArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]},
+    }
+    both = {
+        "Properties": {"Role": {"Fn::GetAtt": "R.Arn"}, "Policies": [{"Statement": [statement]}], "Events": polls_q}
+    }
+    condition = {**statement, "Condition": {"StringEquals": {"aws:SourceVpc": "v"}}}
+    conditioned = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {"Policies": [{"PolicyDocument": {"Statement": [condition]}}]},
+    }
+
+    assert iam.poller_grants({"Resources": {"F": {"Type": "AWS::Serverless::Function", **function}, "R": role}}) == {
+        "F": {("sqs:ReceiveMessage", "Q")}
+    }
+    for template_role, resource in ((managed, function), (role, both), (conditioned, function)):
+        with pytest.raises(iam.PolicyError):
+            iam.grants_of(resource, "F", {"Resources": {"R": template_role}})
 
 
 def test_only_functions_that_queue_jobs_may_send_and_each_only_to_its_lanes() -> None:

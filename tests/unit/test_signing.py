@@ -130,3 +130,44 @@ def test_verify_ricloud_headers_reads_the_next_header_only_as_a_second_chance() 
         verify_ricloud_headers(BODY, forged, new, now=NOW)
     with pytest.raises(SignatureError):
         verify_ricloud_headers(BODY + b" ", headers, [old, new], now=NOW)
+
+
+def unpadded(secret: str) -> str:
+    return secret.rstrip("=")
+
+
+def test_the_standard_webhooks_library_accepts_a_secret_with_or_without_its_padding() -> None:
+    secret = generate_secret()
+    assert secret.endswith("=")  # 32 bytes are 44 base64 characters, one of them padding
+    now = int(time.time())
+    headers = signature_headers(secret, "msg_1", BODY, timestamp=now)
+
+    for form in (secret, unpadded(secret), secret.removeprefix("whsec_"), unpadded(secret).removeprefix("whsec_")):
+        assert Webhook(form).verify(BODY, headers)["id"] == "7c1f"  # what receivers' libraries do
+
+
+@pytest.mark.parametrize("form", ["padded", "unpadded", "no prefix", "neither"])
+def test_verify_helpers_accept_every_form_the_standard_webhooks_library_accepts(form: str) -> None:
+    secret = generate_secret()
+    given = {
+        "padded": secret,
+        "unpadded": unpadded(secret),
+        "no prefix": secret.removeprefix("whsec_"),
+        "neither": unpadded(secret).removeprefix("whsec_"),
+    }[form]
+    headers = signature_headers(secret, "msg_1", BODY, timestamp=NOW)
+
+    verify_standard(BODY, headers, given, now=NOW)
+    verify_ricloud(BODY, headers["Ricloud-Signature"], given, now=NOW)
+    verify_ricloud_headers(BODY, headers, [generate_secret(), given], now=NOW)
+
+
+def test_verify_helpers_still_refuse_another_secret_in_any_form() -> None:
+    headers = signature_headers(generate_secret(), "msg_1", BODY, timestamp=NOW)
+    other = generate_secret()
+
+    for form in (other, unpadded(other), other.removeprefix("whsec_")):
+        with pytest.raises(SignatureError):
+            verify_standard(BODY, headers, form, now=NOW)
+        with pytest.raises(SignatureError):
+            verify_ricloud(BODY, headers["Ricloud-Signature"], form, now=NOW)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from devstack.turns import OTHER, PartitionTurns, partition_of
 from webhook_service.storage.codec import marshal
-from webhook_service.storage.keys import item_key, token_key, type_pk
+from webhook_service.storage.keys import item_key, rate_key, token_key, type_pk
 
 A = "0b1e7f4c-3c1a-4c55-9a8f-2a6b0d6f0a11"
 B = "9d0c5a2e-5b7e-4f0b-8c1d-7e3f9a2b4c22"
@@ -34,6 +34,12 @@ def test_partition_of_an_index_query_is_its_organisation() -> None:
     )
 
     assert partition_of(body.encode()) == B
+
+
+def test_partition_of_an_organisations_rate_is_its_organisation() -> None:
+    body = json.dumps({"TableName": "t", "Key": marshal(rate_key(A, "api")), "UpdateExpression": "SET tat = :next"})
+
+    assert partition_of(body.encode()) == A
 
 
 def test_partition_of_a_token_lookup_is_shared() -> None:

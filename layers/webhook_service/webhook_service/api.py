@@ -4,12 +4,14 @@ and the one place where errors become status codes and JSON error bodies."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from webhook_service import jsontext, telemetry, wiring
+from webhook_service.domain.limits import Admission
 from webhook_service.domain.tenants import Principal
 from webhook_service.errors import (
     DependencyError,
@@ -22,6 +24,7 @@ from webhook_service.errors import (
 )
 from webhook_service.httperrors import error_body, status
 from webhook_service.logs import logger
+from webhook_service.service import limits
 from webhook_service.service.context import Services
 from webhook_service.validation import MAX_BODY_BYTES, parse_json_body
 
@@ -49,6 +52,7 @@ class Request:
     request_id: str
     services: Services
     caller: Principal
+    arrived: dt.datetime  # when API Gateway received it: what "at once" means (resend, rotation)
 
     def json(self) -> dict[str, Any]:
         """The body as a JSON object (docs/design.md §2); raises InvalidBodyError."""
@@ -85,13 +89,69 @@ def _json_response(response: Response, request_id: str) -> LambdaResponse:
 
 
 def error_response(error: ServiceError) -> Response:
-    headers = {"Retry-After": "1"} if isinstance(error, LimitExceededError) else {}
+    headers = {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, LimitExceededError) else {}
     return Response(status(error), error_body(error), headers)
 
 
+def rate_headers(admission: Admission) -> dict[str, str]:
+    """The RateLimit header fields (IETF draft) of the organisation's API rate after this
+    request: its burst, what is left of it now, and the seconds until it is full again."""
+    return {
+        "RateLimit-Limit": str(admission.limit),
+        "RateLimit-Remaining": str(admission.remaining),
+        "RateLimit-Reset": str(admission.reset_seconds),
+    }
+
+
+def _arrived(event: LambdaEvent, services: Services) -> dt.datetime:
+    """When API Gateway received the request (`requestContext.timeEpoch`), else now."""
+    epoch_ms = event.get("requestContext", {}).get("timeEpoch")
+    if isinstance(epoch_ms, int) and not isinstance(epoch_ms, bool) and epoch_ms > 0:
+        return dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC)
+    return services.clock()
+
+
+def _admitted_call(action: Callable[[Request], Response], event: LambdaEvent, request_id: str) -> Response:
+    """Authenticate, take one request's worth of the organisation's rate, then call; the
+    answer, whatever it is, carries the rate's header fields."""
+    http = event.get("requestContext", {}).get("http", {})
+    services = wiring.services()
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    caller = services.authenticator.authenticate(headers.get("authorization"))
+    logger.thread_safe_append_keys(organisation=caller.organisation, key_id=caller.key_id)
+    admission = limits.admit(services, caller)
+    if not admission.allowed:
+        response = error_response(limits.refusal(admission))
+    else:
+        request = Request(
+            method=http.get("method", ""),
+            path=event.get("rawPath", ""),
+            headers=headers,
+            query=dict(event.get("queryStringParameters") or {}),
+            path_params=dict(event.get("pathParameters") or {}),
+            raw_body=None,
+            request_id=request_id,
+            services=services,
+            caller=caller,
+            arrived=_arrived(event, services),
+        )
+        response = _answered(action, request, event)
+    return replace(response, headers={**response.headers, **rate_headers(admission)})
+
+
+def _answered(action: Callable[[Request], Response], request: Request, event: LambdaEvent) -> Response:
+    """The action's answer, or its error's."""
+    try:
+        request.raw_body = _raw_body(event)
+        return action(request)
+    except ServiceError as exc:
+        return error_response(exc)
+
+
 def endpoint(action: Callable[[Request], Response]) -> Callable[[LambdaEvent, Any], LambdaResponse]:
-    """Make a Lambda handler of an action: authenticate, call, and map every outcome,
-    errors included, to a JSON response in the format of docs/design.md §3."""
+    """Make a Lambda handler of an action: authenticate, count the request against its
+    organisation's rate (docs/design.md §18), call, and map every outcome, errors included,
+    to a JSON response in the format of docs/design.md §3."""
 
     @functools.wraps(action)
     def handler(event: LambdaEvent, context: Any) -> LambdaResponse:
@@ -101,22 +161,7 @@ def endpoint(action: Callable[[Request], Response]) -> Callable[[LambdaEvent, An
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(route=event.get("routeKey", ""))
         try:
-            services = wiring.services()
-            headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-            caller = services.authenticator.authenticate(headers.get("authorization"))
-            logger.thread_safe_append_keys(organisation=caller.organisation, key_id=caller.key_id)
-            request = Request(
-                method=http.get("method", ""),
-                path=event.get("rawPath", ""),
-                headers=headers,
-                query=dict(event.get("queryStringParameters") or {}),
-                path_params=dict(event.get("pathParameters") or {}),
-                raw_body=_raw_body(event),
-                request_id=request_id,
-                services=services,
-                caller=caller,
-            )
-            response = action(request)
+            response = _admitted_call(action, event, request_id)
         except ServiceError as exc:
             response = error_response(exc)
         except ThrottledError as exc:

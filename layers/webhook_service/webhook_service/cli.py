@@ -166,6 +166,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
         "migrate-layout",
         help="convert the events and attempts an earlier version wrote to this layout (docs/operations.md)",
     )
+    _add_limit_commands(commands)
 
     # The runbook's commands (docs/operations.md): they act on the stack named by --stack.
     deliveries = commands.add_parser("deliveries", help="the kill switch: pause or resume deliveries (--stack)")
@@ -245,6 +246,14 @@ def _run(args: argparse.Namespace, resources: Resources) -> int:
     if args.command in RUNBOOK:
         return _runbook(args, resources)
     store = Store(resources.physical_id("table", "TABLE_NAME", "Table", "table"))
+    if args.command in _LIMIT_COMMANDS:
+        return _limits(args, store)
+    if args.command == "publish-event":
+        return _publish(args, store, resources)
+    return _tenants_and_layout(args, store)
+
+
+def _tenants_and_layout(args: argparse.Namespace, store: Store) -> int:
     if args.command == "create-organisation":
         try:
             _print(admin.create_organisation(store.organisations, args.name))
@@ -263,14 +272,62 @@ def _run(args: argparse.Namespace, resources: Resources) -> int:
         if found is None:
             raise OperatorError(f"no key {args.key} in organisation {args.organisation}")
         _print(found)
-    elif args.command == "publish-event":
-        return _publish(args, store, resources)
     elif args.command == "migrate-layout":
-        from dataclasses import asdict
-
         from webhook_service.storage.migration import Migration
 
-        _print(asdict(Migration(store.table).run()))
+        _print(dataclasses.asdict(Migration(store.table).run()))
+    return 0
+
+
+# -- fair use: each organisation's rates and quotas (docs/design.md §18) ---------------------
+
+_LIMIT_COMMANDS = ("set-limits", "show-limits")
+_RATE_OPTIONS = {  # rate name -> the options of its per-second and burst
+    "api": ("rate", "burst"),
+    "tests": ("tests_per_second", "tests_burst"),
+    "resends": ("resends_per_second", "resends_burst"),
+}
+
+
+def _whole_number(text: str) -> int:
+    """A number an operator may set: a whole number from 1 to 100,000."""
+    from webhook_service.domain.limits import MAX_RATE, valid_rate
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not valid_rate(value):
+        raise argparse.ArgumentTypeError(f"{value} is not from 1 to {MAX_RATE}")
+    return value
+
+
+def _add_limit_commands(commands: Any) -> None:
+    show = commands.add_parser("show-limits", help="print an organisation's rates and quota of configs")
+    show.add_argument("--organisation", required=True)
+    limits = commands.add_parser(
+        "set-limits", help="give an organisation its own rates and quota of configs, then print them"
+    )
+    limits.add_argument("--organisation", required=True)
+    limits.add_argument("--rate", type=_whole_number, help="API requests a second (default 50)")
+    limits.add_argument("--burst", type=_whole_number, help="API requests at once (default 100)")
+    limits.add_argument("--tests-per-second", type=_whole_number, help="tests queued a second (default 10)")
+    limits.add_argument("--tests-burst", type=_whole_number, help="tests queued at once (default 10)")
+    limits.add_argument("--resends-per-second", type=_whole_number, help="resends a second (default 10)")
+    limits.add_argument("--resends-burst", type=_whole_number, help="resends at once (default 10)")
+    limits.add_argument("--max-configs", type=_whole_number, help="configs not deactivated (default 1000)")
+    limits.add_argument("--default", action="store_true", help="every rate and the quota back to the defaults first")
+
+
+def _limits(args: argparse.Namespace, store: Store) -> int:
+    if args.command == "show-limits":
+        shown = admin.limits_of(store, args.organisation)
+    else:
+        rates = {name: (getattr(args, rate), getattr(args, burst)) for name, (rate, burst) in _RATE_OPTIONS.items()}
+        shown = admin.set_limits(store, args.organisation, rates, args.max_configs, args.default)
+    if shown is None:
+        raise OperatorError(f"no organisation {args.organisation}")
+    _print(shown)
     return 0
 
 

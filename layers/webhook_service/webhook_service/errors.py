@@ -46,7 +46,12 @@ class NotFoundError(ServiceError):
 
 
 class LimitExceededError(ServiceError):
-    """A fair-use limit is reached."""
+    """A fair-use limit is reached; `retry_after_seconds` says when to try again (whole
+    seconds, at least 1)."""
+
+    def __init__(self, message: str, params: dict[str, Any] | None = None, retry_after_seconds: int = 1) -> None:
+        super().__init__(message, params)
+        self.retry_after_seconds = max(1, retry_after_seconds)
 
 
 class InternalError(ServiceError):
@@ -61,11 +66,15 @@ class ConflictError(Exception):
     """A conditional write lost a race; the service layer decides what that means.
 
     `reasons` holds, for a transaction, the cancellation code of each of its actions
-    (`ConditionalCheckFailed` or `None`), in order."""
+    (`ConditionalCheckFailed` or `None`), in order; `item`, the item as it stood, when the
+    write asked for it (`ReturnValuesOnConditionCheckFailure`)."""
 
-    def __init__(self, message: str = "", reasons: list[str | None] | None = None) -> None:
+    def __init__(
+        self, message: str = "", reasons: list[str | None] | None = None, item: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.reasons = reasons or []
+        self.item = item
 
 
 class DependencyError(Exception):
@@ -78,6 +87,14 @@ class ThrottledError(DependencyError):
 
 class OpenTestsLimitError(Exception):
     """The organisation already has as many test tasks pending or processing as it may."""
+
+
+class ConfigQuotaError(Exception):
+    """The organisation already has as many configs not deactivated as it may (`cap`)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"at most {cap} configs not deactivated")
+        self.cap = cap
 
 
 class UnknownCursorError(Exception):

@@ -48,6 +48,8 @@ from webhook_service.domain.delivery import (
     TIMEOUT,
     TLS_ERROR,
     DeliveryResult,
+    is_http_status,
+    printable,
 )
 from webhook_service.guard import BlockedTargetError, ResolutionError, Resolver, resolve_within, system_resolver, vet
 from webhook_service.logs import logger
@@ -302,8 +304,13 @@ class Sender:
 
     def _read(self, connection: _Connection, response: http.client.HTTPResponse, started: float) -> DeliveryResult:
         """At most 64 KiB of the body, until the deadline; the connection is kept for the
-        next delivery only when the body was read to its end."""
+        next delivery only when the body was read to its end. A status HTTP does not have
+        (http.client takes up to 999) is no HTTP answer: nothing of it is kept."""
         status = response.status
+        if not is_http_status(status):
+            response.close()
+            connection.close()
+            return _failed(CONNECTION_FAILED, started, f"the answer is not HTTP: status {status}")
         chunks: list[bytes] = []
         size, timed_out = 0, False
         try:
@@ -324,7 +331,7 @@ class Sender:
         else:
             response.close()
             connection.close()
-        excerpt = b"".join(chunks).decode("utf-8", errors="replace")[:EXCERPT_CHARS]
+        excerpt = printable(b"".join(chunks).decode("utf-8", errors="replace")[:EXCERPT_CHARS], EXCERPT_CHARS)
         # A status that arrived in time decides; the deadline cutting the body only shows
         # when the status was not a success.
         error = None if 200 <= status < 300 else TIMEOUT if timed_out else RESPONSE_STATUS
@@ -377,10 +384,17 @@ class Sender:
             extra.close()
 
 
-def _failed(error: str, started: float, reason: str, status: int | None = None) -> DeliveryResult:
+def failed_result(error: str, started: float, reason: str, status: int | None = None) -> DeliveryResult:
+    """A delivery that failed, its reason (which may quote the receiver) made printable."""
     return DeliveryResult(
-        error=error, status_code=status, duration_ms=_elapsed_ms(started), response_excerpt=reason[:EXCERPT_CHARS]
+        error=error,
+        status_code=status,
+        duration_ms=_elapsed_ms(started),
+        response_excerpt=printable(reason, EXCERPT_CHARS),
     )
+
+
+_failed = failed_result
 
 
 def _elapsed_ms(started: float) -> int:

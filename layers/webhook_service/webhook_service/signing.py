@@ -12,7 +12,9 @@ carries both: `webhook-signature` has two space-separated values (new secret fir
 only one `ricloud.signing.Signature` can read, as it takes one signature per header), and
 `Ricloud-Signature-Next` carries the same format signed with the new secret.
 
-The verify helpers take one secret or several: a delivery verifies when any one matches.
+The verify helpers take one secret or several: a delivery verifies when any one matches. A
+secret may be given in any form the Standard Webhooks libraries take (with or without `whsec_`,
+with or without base64 padding).
 """
 
 from __future__ import annotations
@@ -36,10 +38,23 @@ def _hmac_b64(key: bytes, message: bytes) -> str:
 
 
 def _standard_key(secret: str) -> bytes:
-    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    """The key bytes of a secret, in every form the Standard Webhooks libraries take: with or
+    without `whsec_`, with or without base64 padding."""
+    encoded = secret.removeprefix(SECRET_PREFIX)
+    key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     if not key:
         raise ValueError("the secret is empty")
     return key
+
+
+def _ricloud_forms(secret: str) -> list[str]:
+    """The secret strings a ricloud signature may be keyed with, for a secret given in any
+    of those forms: as given, and as the service writes it (`whsec_` and padded base64)."""
+    try:
+        written = SECRET_PREFIX + base64.b64encode(_standard_key(secret)).decode("ascii")
+    except (ValueError, UnicodeError, TypeError):
+        return [secret]
+    return [secret] if written == secret else [secret, written]
 
 
 def ricloud_signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -135,7 +150,9 @@ def verify_ricloud(
         fields = dict(part.split("=", 1) for part in _header(header).split(","))
         timestamp = _timestamp(fields["t"])
         given = fields["s"]
-        expected = [ricloud_signature(s, timestamp, bytes(body)) for s in _secrets(secret)]
+        expected = [
+            ricloud_signature(form, timestamp, bytes(body)) for s in _secrets(secret) for form in _ricloud_forms(s)
+        ]
     except SignatureError:
         raise
     except (ValueError, KeyError, TypeError, UnicodeError, AttributeError):

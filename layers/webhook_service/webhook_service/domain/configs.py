@@ -71,6 +71,7 @@ class WebhookConfig:
     # (design.md §14); both None when there is none.
     previous_secret: str | None = None
     previous_secret_expires: dt.datetime | None = None
+    rotated_at: dt.datetime | None = None  # when the last rotation was written (internal)
 
     def previous_secret_at(self, now: dt.datetime) -> str | None:
         """The previous secret while it still signs at `now`, else None."""
@@ -191,9 +192,12 @@ def rotated(config: WebhookConfig, overlap_seconds: int, now: dt.datetime) -> We
     (none when 0). A previous secret still signing from an earlier rotation stops at once:
     at most two secrets ever sign. The state and version do not change."""
     if overlap_seconds <= 0:
-        return replace(config, secret=generate_secret(), previous_secret=None, previous_secret_expires=None)
+        return replace(
+            config, secret=generate_secret(), previous_secret=None, previous_secret_expires=None, rotated_at=now
+        )
     return replace(
         config,
+        rotated_at=now,
         secret=generate_secret(),
         previous_secret=config.secret,
         previous_secret_expires=now + dt.timedelta(seconds=overlap_seconds),

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Any
 
 from webhook_service.domain.configs import QUEUE_UNAVAILABLE
+from webhook_service.domain.delivery import EXCERPT_MAX_CHARS, printable
 from webhook_service.domain.ids import new_id, new_time_ordered_id
 from webhook_service.domain.redaction import redact
 
@@ -22,7 +23,6 @@ class EventState(StrEnum):
 EVENT_STATES = tuple(state.value for state in EventState)
 EVENT_ENDED_STATES = (EventState.DELIVERED.value, EventState.FAILED.value)
 UNCONFIGURED = "unconfigured"  # the error of an event with no valid config to go to
-EXCERPT_MAX_CHARS = 512
 HISTORY_TTL = dt.timedelta(days=30)  # tasks, events and attempts expire; configs, keys, organisations do not
 CUT_EXCERPT = "no answer within {seconds:g} s; sent again at once in the slow lane (this try is not counted)"
 TEST_EVENT_TYPE = "webhook_config"
@@ -58,6 +58,7 @@ class Event:
     # How many times it was resent (internal): each resend starts a new round of attempts,
     # and a job of an earlier round does nothing (design.md §13).
     resends: int = 0
+    resent_at: dt.datetime | None = None  # when the last resend was written (internal)
 
     @property
     def is_test(self) -> bool:
@@ -128,10 +129,12 @@ def can_resend(event: Event) -> bool:
     return event.ended and not event.is_test
 
 
-def resent(event: Event) -> Event:
-    """The event re-opened by a resend: pending, no attempt yet in its new round, same id."""
+def resent(event: Event, now: dt.datetime) -> Event:
+    """The event re-opened by a resend at `now`: pending, no attempt yet in its new round,
+    same id."""
     return replace(
         event,
+        resent_at=now,
         state=EventState.PENDING,
         attempts=0,
         next_attempt_at=None,
@@ -182,7 +185,7 @@ def new_attempt(
         status_code=status_code,
         error=error,
         duration_ms=max(0, duration_ms),
-        response_excerpt=excerpt[:EXCERPT_MAX_CHARS],
+        response_excerpt=printable(excerpt, EXCERPT_MAX_CHARS),
         date_created=now,
         expires_at=expires_at,
         counted=counted,

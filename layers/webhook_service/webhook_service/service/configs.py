@@ -3,7 +3,9 @@ rotate the secret (docs/design.md §5, §6, §14)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -27,8 +29,10 @@ from webhook_service.domain.configs import (
     rotated,
 )
 from webhook_service.domain.ids import is_uuid
+from webhook_service.domain.limits import AT_ONCE
 from webhook_service.domain.tenants import Principal
 from webhook_service.errors import (
+    ConfigQuotaError,
     ConflictError,
     DependencyError,
     InvalidParameterError,
@@ -40,6 +44,7 @@ from webhook_service.errors import (
 )
 from webhook_service.lanes import Lane, config_test_job
 from webhook_service.logs import logger
+from webhook_service.service import limits
 from webhook_service.service.context import UPDATE_ATTEMPTS, Services, cursors_of
 from webhook_service.validation import check_fields, parse_list_query, validate_url
 from webhook_service.views import config_resource, list_resource, task_resource
@@ -48,6 +53,7 @@ from webhook_service.views import config_resource, list_resource, task_resource
 def create_config(svc: Services, caller: Principal, body: dict[str, Any]) -> dict[str, Any]:
     check_fields(body, allowed=("url",), required=("url",))
     url = validate_url(body["url"], allow_http=svc.allow_private_targets)
+    limits.take_test(svc, caller)
     now = svc.clock()
     config = new_config(caller.organisation, url, now)
     task = new_test_task(config, caller.key_id, now)
@@ -91,6 +97,7 @@ def queue_config_test(svc: Services, caller: Principal, config_id: str, body: di
     """Queue a test of the config, or answer the one of its version still pending or
     processing (at most one test of a version is open at a time)."""
     check_fields(body, allowed=())
+    charged = False  # one test's worth of the organisation's rate, taken once whatever the races
     for _ in range(UPDATE_ATTEMPTS):
         config = load_config(svc, caller, config_id)
         if not can_test(config):
@@ -102,6 +109,7 @@ def queue_config_test(svc: Services, caller: Principal, config_id: str, body: di
         if open_task is not None:
             return task_resource(open_task)
         task = new_test_task(config, caller.key_id, svc.clock())
+        charged = charged or _take_test(svc, caller)
         try:
             lane = _store_counted(svc, partial(svc.store.configs.create_test_task, config, task))
         except ConflictError:
@@ -121,9 +129,14 @@ def _open_test(svc: Services, config: WebhookConfig) -> Task | None:
     return None
 
 
-def rotate_secret(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def rotate_secret(
+    svc: Services, caller: Principal, config_id: str, body: dict[str, Any], arrived: dt.datetime | None = None
+) -> dict[str, Any]:
     """Give a config a new secret; the current one keeps signing alongside it for
-    `overlap_seconds` (design.md §14). The state and version stay as they are."""
+    `overlap_seconds` (design.md §14). The state and version stay as they are. A rotation
+    made at once with another (`arrived` before the other's write, or within a second
+    after it) is refused rather than made on top of it, so the secret every 200 gives
+    signs for the overlap it promised."""
     check_fields(body, allowed=("overlap_seconds",))
     overlap = body.get("overlap_seconds", ROTATION_OVERLAP_DEFAULT)
     if isinstance(overlap, bool) or not isinstance(overlap, int) or not 0 <= overlap <= ROTATION_OVERLAP_MAX:
@@ -131,20 +144,34 @@ def rotate_secret(svc: Services, caller: Principal, config_id: str, body: dict[s
             f"overlap_seconds must be a whole number from 0 to {ROTATION_OVERLAP_MAX}.",
             params={"overlap_seconds": f"must be an integer from 0 to {ROTATION_OVERLAP_MAX}"},
         )
-    for _ in range(UPDATE_ATTEMPTS):
-        config = load_config(svc, caller, config_id)
-        if config.state == ConfigState.DEACTIVATED:
-            raise InvalidStateError(
-                "A deactivated config's secret cannot be rotated; set its state to new first.",
-                params={"state": str(config.state)},
-            )
-        now = svc.clock()
-        new = rotated(config, overlap, now)
-        if svc.store.configs.rotate_secret(config, new):
-            telemetry.count(telemetry.SECRET_ROTATIONS)
-            logger.info("secret rotated", extra={"config_id": config.id, "overlap_seconds": overlap})
-            return config_resource(new, now=now)
-    raise UnavailableError("The config is being changed by other requests; try again.")
+    arrived = arrived or svc.clock()
+    config = _rotatable(load_config(svc, caller, config_id))
+    now = svc.clock()
+    new = rotated(config, overlap, now)
+    if not svc.store.configs.rotate_secret(config, new, arrived - AT_ONCE):
+        _rotatable(load_config(svc, caller, config_id))  # deactivated meanwhile: say so
+        raise InvalidStateError(
+            "The config's secret was rotated by another request made at the same time; read the config for"
+            " the secret it has now.",
+            params={"secret": "rotated by another request at once"},
+        )
+    telemetry.count(telemetry.SECRET_ROTATIONS)
+    logger.info("secret rotated", extra={"config_id": config.id, "overlap_seconds": overlap})
+    return config_resource(new, now=now)
+
+
+def _rotatable(config: WebhookConfig) -> WebhookConfig:
+    if config.state == ConfigState.DEACTIVATED:
+        raise InvalidStateError(
+            "A deactivated config's secret cannot be rotated; set its state to new first.",
+            params={"state": str(config.state)},
+        )
+    return config
+
+
+def _take_test(svc: Services, caller: Principal) -> bool:
+    limits.take_test(svc, caller)
+    return True
 
 
 def _store_counted(svc: Services, write: Callable[..., None]) -> Lane:
@@ -152,19 +179,35 @@ def _store_counted(svc: Services, write: Callable[..., None]) -> Lane:
     choose the task's lane: the tests lane while the organisation has fewer than
     FAST_LANE_OPEN_TESTS open, the slow lane beyond (so that one organisation's tests
     never hold more than a few of the tests lane's slots), 429 past the cap. Both limits
-    are conditions of the write itself: strict under concurrent requests."""
+    are conditions of the write itself: strict under concurrent requests, and so is the
+    organisation's quota of configs when the write creates or reactivates one."""
     cap = svc.store.configs.open_tests_cap
     try:
-        write(open_tests_below=min(FAST_LANE_OPEN_TESTS, cap))
+        with _configs_quota():
+            write(open_tests_below=min(FAST_LANE_OPEN_TESTS, cap))
     except OpenTestsLimitError:
         pass
     else:
         return Lane.TESTS
     try:
-        write(open_tests_below=cap)
+        with _configs_quota():
+            write(open_tests_below=cap)
     except OpenTestsLimitError:
         raise _too_many_open_tests() from None
     return Lane.SLOW
+
+
+@contextlib.contextmanager
+def _configs_quota() -> Iterator[None]:
+    """A write refused by the organisation's quota of configs is 429 naming `configs`."""
+    try:
+        yield
+    except ConfigQuotaError as exc:
+        raise LimitExceededError(
+            f"The organisation has {exc.cap} configs that are not deactivated, as many as it may;"
+            " deactivate one first.",
+            params={"configs": f"at most {exc.cap} not deactivated per organisation"},
+        ) from None
 
 
 def _too_many_open_tests() -> LimitExceededError:
@@ -177,6 +220,7 @@ def _too_many_open_tests() -> LimitExceededError:
 def _change_config(
     svc: Services, caller: Principal, config_id: str, url: str | None, state: str | None
 ) -> dict[str, Any]:
+    charged = False  # one test's worth of the organisation's rate, taken once whatever the races
     for _ in range(UPDATE_ATTEMPTS):
         config = load_config(svc, caller, config_id)
         plan = plan_update(config, url, state)
@@ -189,6 +233,7 @@ def _change_config(
             if task is None:
                 svc.store.configs.replace(updated, expected_version=config.version, task=None)
             else:
+                charged = charged or _take_test(svc, caller)
                 lane = _store_counted(svc, partial(svc.store.configs.replace, updated, config.version, task))
         except ConflictError:
             continue

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 from typing import Any
 
 from webhook_service import telemetry
 from webhook_service.domain.configs import ConfigState, WebhookConfig
-from webhook_service.domain.events import EVENT_STATES, Event, EventState, can_resend, resent, route
+from webhook_service.domain.events import EVENT_STATES, Event, can_resend, resent, route
 from webhook_service.domain.ids import is_uuid
+from webhook_service.domain.limits import AT_ONCE
 from webhook_service.domain.tenants import Principal
 from webhook_service.errors import DependencyError, InvalidStateError, NotFoundError, UnavailableError
 from webhook_service.lanes import event_job
 from webhook_service.logs import logger
+from webhook_service.service import limits
 from webhook_service.service.context import Services, cursors_of
 from webhook_service.validation import ANY_NAME, check_fields, parse_list_query
 from webhook_service.views import attempt_resource, event_resource, list_resource
@@ -47,27 +50,34 @@ def list_attempts(svc: Services, caller: Principal, event_id: str, params: dict[
     return list_resource(page, f"/events/{event.id}/attempts", [attempt_resource(a) for a in page.items])
 
 
-def resend_event(svc: Services, caller: Principal, event_id: str, body: dict[str, Any]) -> dict[str, Any]:
+def resend_event(
+    svc: Services, caller: Principal, event_id: str, body: dict[str, Any], arrived: dt.datetime | None = None
+) -> dict[str, Any]:
     """Re-open an ended event for a new round of attempts, with the same id (design.md §13).
 
     The new round's first job is sent first (jobs.event_attempts: it waits for the write if
     it arrives before it); the write is conditional on the event being as it was read
-    (ended, same round): of resends made at once, one re-opens it and the others find it
-    pending (400), so it is delivered once."""
+    (ended, same round) and on no other resend having been written since this request
+    arrived (`arrived`, or a second before): of resends made at once, one re-opens it and
+    the others are refused (400; the job each sent finds its attempt made), so it is
+    delivered once, however late they read it."""
     check_fields(body, allowed=())
+    arrived = arrived or svc.clock()
     event = _load_event(svc, caller, event_id)
     _check_resendable(event)
     _routed_config(svc, caller, event)
-    reopened = resent(event)
+    limits.take_resend(svc, caller)
+    reopened = resent(event, svc.clock())
     try:
         svc.queue.send(event_job(event.id, event.organisation, 1, key=event.key, round_=reopened.resends))
     except DependencyError as exc:
         telemetry.count(telemetry.QUEUE_SEND_FAILURES)
         logger.warning("resend not queued", extra={"event_id": event.id, "reason": str(exc)})
         raise UnavailableError("The resend could not be queued; try again.", params={"event": event.id}) from exc
-    if not svc.store.events.resend(event, reopened):
+    if not svc.store.events.resend(event, reopened, arrived - AT_ONCE):
         raise InvalidStateError(
-            "The event was resent by another request meanwhile.", params={"state": EventState.PENDING.value}
+            "The event was resent by another request made at the same time; it is delivered once.",
+            params={"event": "resent by another request at once"},
         )
     telemetry.count(telemetry.RESENDS)
     logger.info("event resent", extra={"event_id": event.id, "round": reopened.resends})

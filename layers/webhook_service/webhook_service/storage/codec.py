@@ -75,7 +75,9 @@ def dynamodb_errors() -> Iterator[None]:
         code = exc.response.get("Error", {}).get("Code", "")
         reasons = [r.get("Code", "") for r in exc.response.get("CancellationReasons", []) or []]
         if code == "ConditionalCheckFailedException" or "ConditionalCheckFailed" in reasons:
-            raise ConflictError(code, [r if r and r != "None" else None for r in reasons]) from exc
+            stood: Any = exc.response.get("Item")  # with ReturnValuesOnConditionCheckFailure
+            cause = [r if r and r != "None" else None for r in reasons]
+            raise ConflictError(code, cause, unmarshal(stood) if isinstance(stood, dict) else None) from exc
         if code in _THROTTLING_CODES or _THROTTLING_CODES.intersection(reasons):
             raise ThrottledError(code) from exc
         raise DependencyError(code) from exc

@@ -10,13 +10,22 @@ from typing import Any
 
 from webhook_service.domain.configs import ConfigState, Task, TaskState, WebhookConfig
 from webhook_service.domain.events import Attempt, Event
-from webhook_service.errors import ConflictError
+from webhook_service.domain.limits import MAX_CONFIGS
+from webhook_service.errors import ConfigQuotaError, ConflictError
 from webhook_service.storage import unit as writes
 from webhook_service.storage.codec import Item
 from webhook_service.storage.event_items import archived_attempt_item
 from webhook_service.storage.events import event_puts
 from webhook_service.storage.items import config_from_item, config_item, counts_of, task_from_item, task_item
-from webhook_service.storage.keys import CONFIG_COUNTS_SK, count_attribute, item_key, org_pk, state_pk
+from webhook_service.storage.keys import (
+    ACTIVE_CONFIGS,
+    CONFIG_COUNTS_SK,
+    CONFIG_QUOTA,
+    count_attribute,
+    item_key,
+    org_pk,
+    state_pk,
+)
 from webhook_service.storage.organisations import Organisations
 from webhook_service.storage.table import Table
 from webhook_service.storage.unit import UnitOfWork
@@ -25,9 +34,19 @@ from webhook_service.timefmt import format_datetime
 OUTCOME_TRIES = 3  # reads of a config whose state moved while its test ran, before the outcome stands alone
 
 
-def config_count_change(organisation: str, before: str | None, after: str) -> list[dict[str, Any]]:
+def _not_deactivated(state: str | None) -> int:
+    return 0 if state is None or state == ConfigState.DEACTIVATED else 1
+
+
+def config_count_change(
+    organisation: str, before: str | None, after: str, cap: int = MAX_CONFIGS
+) -> list[dict[str, Any]]:
     """The action (none when the state does not change) that moves one config from state
-    `before` (None: a new config) to `after` in its organisation's counts."""
+    `before` (None: a new config) to `after` in its organisation's counts, and the number
+    of its configs not deactivated with it. One that adds a config not deactivated (a
+    create, a reactivation) is refused unless the organisation has fewer than its cap (its
+    own `config_quota`, else `cap`); one that takes one away needs that number kept. Counts
+    from before counts were kept (no `counted`) are moved but hold nothing."""
     if before == after:
         return []
     names = {"#a": count_attribute(after)}
@@ -37,7 +56,30 @@ def config_count_change(organisation: str, before: str | None, after: str) -> li
         names["#b"] = count_attribute(before)
         values[":less"] = -1
         expression += ", #b :less"
-    return [writes.update({"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}, expression, names=names, values=values)]
+    change = _not_deactivated(after) - _not_deactivated(before)
+    condition = None
+    if change:
+        names.update({"#active": ACTIVE_CONFIGS, "#counted": "counted"})
+        values[":change"] = change
+        expression += ", #active :change"
+        condition = "attribute_not_exists(#counted) OR attribute_exists(#active)"
+        if change > 0:
+            names["#quota"] = CONFIG_QUOTA
+            values[":cap"] = cap
+            below_cap = "#active < #quota OR (attribute_not_exists(#quota) AND #active < :cap)"
+            condition = f"attribute_not_exists(#counted) OR {below_cap}"
+    key = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}
+    return [writes.update(key, expression, condition=condition, names=names, values=values)]
+
+
+class _CountsRefusedError(Exception):
+    """The organisation's config counts refused a change: its quota is full, or the number
+    the quota holds was never written (counts kept before it existed)."""
+
+
+# No rotation written since the request arrived (less the window of requests made at once).
+_NOT_ROTATED_SINCE = "(attribute_not_exists(rotated_at) OR rotated_at < :before)"
+BACKFILL_TRIES = 3  # writes of the number of configs not deactivated, while tests end beside them
 
 
 def _task_put(task: Task, condition: str, values: Item) -> dict[str, Any]:
@@ -93,11 +135,11 @@ class Configs:
             [
                 writes.put(config_item(config), "attribute_not_exists(PK)"),
                 writes.put(task_item(task), "attribute_not_exists(PK)"),
-                *config_count_change(config.organisation, None, config.state),
             ]
         )
+        self._count_configs(unit, config.organisation, None, config.state)
         self._count_in(unit, task, open_tests_below)
-        unit.commit()
+        self._commit_counted(unit, config.organisation)
 
     def replace(
         self, config: WebhookConfig, expected_version: int, task: Task | None, open_tests_below: int | None = None
@@ -112,38 +154,118 @@ class Configs:
         stored = self.table.get(item_key(config.organisation, "webhook_config", config.id))
         if stored is None or stored.get("version") != expected_version:
             raise ConflictError("ConditionalCheckFailedException", [])
-        unit = UnitOfWork(self.table).extend(
-            [
-                writes.put(
-                    config_item(config),
-                    "version = :v AND #s = :was AND secret = :secret",
-                    names={"#s": "state"},
-                    values={":v": expected_version, ":was": stored["state"], ":secret": config.secret},
-                ),
-                *config_count_change(config.organisation, stored["state"], config.state),
-            ]
+        unit = UnitOfWork(self.table).add(
+            writes.put(
+                config_item(config),
+                "version = :v AND #s = :was AND secret = :secret",
+                names={"#s": "state"},
+                values={":v": expected_version, ":was": stored["state"], ":secret": config.secret},
+            )
         )
+        self._count_configs(unit, config.organisation, stored["state"], config.state)
         if task is not None:
             unit.add(writes.put(task_item(task), "attribute_not_exists(PK)"))
             self._count_in(unit, task, open_tests_below)
-        unit.commit()
+        self._commit_counted(unit, config.organisation)
 
-    def rotate_secret(self, seen: WebhookConfig, rotated: WebhookConfig) -> bool:
-        """Store a rotated secret if the config still has the secret it was read with and is
-        not deactivated; False otherwise (rotated or deactivated meanwhile). Nothing else of
-        the config changes: not its state, not its version."""
-        values: Item = {":new": rotated.secret, ":seen": seen.secret, ":deactivated": ConfigState.DEACTIVATED.value}
+    # -- the number of configs not deactivated, and its cap ----------------------------------
+
+    def _count_configs(self, unit: UnitOfWork, organisation: str, before: str | None, after: str) -> None:
+        for action in config_count_change(organisation, before, after):
+            unit.add(action, refused=_CountsRefusedError)
+
+    def _commit_counted(self, unit: UnitOfWork, organisation: str) -> None:
+        """Commit a unit that moves the organisation's config counts. ConfigQuotaError when
+        its quota is full; counts kept before the quota existed get their number of configs
+        not deactivated written first (once), then the unit is tried again."""
+        try:
+            unit.commit()
+            return
+        except _CountsRefusedError:
+            if not self._count_active(organisation):
+                raise ConfigQuotaError(self.quota(organisation)) from None
+        try:
+            unit.commit()
+        except _CountsRefusedError:
+            raise ConfigQuotaError(self.quota(organisation)) from None
+
+    def _count_active(self, organisation: str) -> bool:
+        """Write the number of configs not deactivated on counts kept before it was, from
+        the counts by state (conditional on them as read: every write that moves it needs
+        it, so none can change it meanwhile); False when it was there already."""
+        key = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}
+        for _ in range(BACKFILL_TRIES):
+            item = self.table.get(key)
+            if item is None or not item.get("counted") or ACTIVE_CONFIGS in item:
+                return False
+            names, values = {"#active": ACTIVE_CONFIGS}, {":n": 0}
+            conditions = ["attribute_not_exists(#active)"]
+            for n, state in enumerate(state for state in ConfigState if state != ConfigState.DEACTIVATED):
+                names[f"#s{n}"] = count_attribute(state)
+                values[f":v{n}"] = int(item.get(count_attribute(state), 0))
+                values[":n"] += values[f":v{n}"]
+                conditions.append(f"(#s{n} = :v{n} OR (attribute_not_exists(#s{n}) AND :v{n} = :zero))")
+            values[":zero"] = 0
+            try:
+                self.table.update(
+                    key,
+                    "SET #active = :n",
+                    ConditionExpression=" AND ".join(conditions),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                )
+            except ConflictError:
+                continue  # a test ended meanwhile (moving new to valid): read them again
+            return True
+        return True  # written by another request meanwhile, or still moving: let the unit say
+
+    def quota(self, organisation: str) -> int:
+        """The most configs not deactivated the organisation may have."""
+        item = self.table.get({"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}) or {}
+        return int(item.get(CONFIG_QUOTA, MAX_CONFIGS))
+
+    def set_quota(self, organisation: str, cap: int | None) -> None:
+        """Give the organisation its own cap on configs not deactivated (None: the default)."""
+        key = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK}
+        if cap is None:
+            self.table.update(key, "REMOVE #q", ExpressionAttributeNames={"#q": CONFIG_QUOTA})
+        else:
+            self.table.update(
+                key,
+                "SET #q = :cap",
+                ExpressionAttributeNames={"#q": CONFIG_QUOTA},
+                ExpressionAttributeValues={":cap": cap},
+            )
+
+    # -- rotation and the slow mark ------------------------------------------------------------
+
+    def rotate_secret(self, seen: WebhookConfig, rotated: WebhookConfig, rotated_before: dt.datetime) -> bool:
+        """Store a rotated secret if the config still has the secret it was read with, is
+        not deactivated, and its last rotation was written before `rotated_before` (when the
+        request arrived, less the window of requests made at once); False otherwise. Of
+        rotations made at once one wins, even one that reads the config after the winner
+        wrote. Nothing else of the config changes: not its state, not its version."""
+        assert rotated.rotated_at is not None
+        values: Item = {
+            ":new": rotated.secret,
+            ":seen": seen.secret,
+            ":deactivated": ConfigState.DEACTIVATED.value,
+            ":now": format_datetime(rotated.rotated_at),
+            ":before": format_datetime(rotated_before),
+        }
         if rotated.previous_secret is not None and rotated.previous_secret_expires is not None:
-            expression = "SET secret = :new, previous_secret = :previous, previous_secret_expires = :expires"
+            expression = (
+                "SET secret = :new, rotated_at = :now, previous_secret = :previous, previous_secret_expires = :expires"
+            )
             values[":previous"] = rotated.previous_secret
             values[":expires"] = format_datetime(rotated.previous_secret_expires)
         else:
-            expression = "SET secret = :new REMOVE previous_secret, previous_secret_expires"
+            expression = "SET secret = :new, rotated_at = :now REMOVE previous_secret, previous_secret_expires"
         try:
             self.table.update(
                 item_key(seen.organisation, "webhook_config", seen.id),
                 expression,
-                ConditionExpression="secret = :seen AND #s <> :deactivated",
+                ConditionExpression=f"secret = :seen AND #s <> :deactivated AND {_NOT_ROTATED_SINCE}",
                 ExpressionAttributeNames={"#s": "state"},
                 ExpressionAttributeValues=values,
             )

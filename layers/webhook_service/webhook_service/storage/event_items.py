@@ -69,7 +69,7 @@ def event_state_item(event: Event, log: list[Attempt] | None = None) -> Item:
     """What changes: the event's state, its index keys, and `log`, the attempt records of
     its current round (the outcome of each is written with it, in one write)."""
     created = format_datetime(event.date_created)
-    return {
+    item: Item = {
         **item_key(event.organisation, "event", event.id),
         **event_index_keys(event.organisation, event.id, event.state, event.type),
         "CreatedSK": created_sk(created, event.id),
@@ -86,6 +86,9 @@ def event_state_item(event: Event, log: list[Attempt] | None = None) -> Item:
         "expires_at": event.expires_at,
         "log": [attempt_record(a) for a in log or []],
     }
+    if event.resent_at is not None:  # only a resent event's: no bytes on every other one
+        item["resent_at"] = format_datetime(event.resent_at)
+    return item
 
 
 def event_from_items(data: Item, state: Item) -> Event:
@@ -108,6 +111,7 @@ def event_from_items(data: Item, state: Item) -> Event:
         error=state.get("error"),
         date_delivered=parse_datetime(state.get("date_delivered")),
         resends=int(state.get("resends", 0)),
+        resent_at=parse_datetime(state.get("resent_at")),
     )
 
 

@@ -4,6 +4,7 @@ records, each written with the outcome it belongs to in one write of the state i
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import replace
 from typing import Any
 
@@ -177,19 +178,22 @@ class Events:
             return False
         return True
 
-    def resend(self, seen: Event, reopened: Event) -> bool:
+    def resend(self, seen: Event, reopened: Event, resent_before: dt.datetime) -> bool:
         """Re-open an ended event (`reopened`, made from `seen` by a resend) if it is still
-        as it was read: ended in the same round. Of two resends that read the same event,
-        one wins; the other gets False. The state item is replaced whole (nothing of the last
-        round, such as a claim, is left) and the ended round's attempt records move to items
-        of their own, in the same transaction."""
+        as it was read, ended in the same round, and its last resend was written before
+        `resent_before` (when the request arrived, less the window of requests made at
+        once). Of resends made at once one wins, even when another reads the event only
+        after the winner's round has ended; the others get False. The state item is
+        replaced whole (nothing of the last round, such as a claim, is left) and the ended
+        round's attempt records move to items of their own, in the same transaction."""
         ended_round = self.current_attempts(seen.organisation, seen.id)
         unit = UnitOfWork(self.table).add(
             writes.put(
                 event_state_item(reopened),
-                f"#s = :seen AND {same_round(seen.resends)}",
+                f"#s = :seen AND {same_round(seen.resends)}"
+                " AND (attribute_not_exists(resent_at) OR resent_at < :before)",
                 names={"#s": "state"},
-                values={":seen": str(seen.state), ":round": seen.resends},
+                values={":seen": str(seen.state), ":round": seen.resends, ":before": format_datetime(resent_before)},
             )
         )
         for attempt in ended_round:

@@ -10,6 +10,7 @@ from webhook_service.domain.events import HISTORY_TTL
 from webhook_service.domain.tenants import Key, KeyState, Organisation
 from webhook_service.storage.codec import Item
 from webhook_service.storage.keys import (
+    ACTIVE_CONFIGS,
     CONFIG_COUNTS_SK,
     ORGANISATION_SK,
     count_attribute,
@@ -56,6 +57,8 @@ def config_item(config: WebhookConfig) -> Item:
     if config.previous_secret is not None and config.previous_secret_expires is not None:
         item["previous_secret"] = config.previous_secret
         item["previous_secret_expires"] = format_datetime(config.previous_secret_expires)
+    if config.rotated_at is not None:
+        item["rotated_at"] = format_datetime(config.rotated_at)
     return item
 
 
@@ -74,6 +77,7 @@ def config_from_item(item: Item) -> WebhookConfig:
         open_test=item.get("open_test"),
         previous_secret=item.get("previous_secret"),
         previous_secret_expires=parse_datetime(item.get("previous_secret_expires")),
+        rotated_at=parse_datetime(item.get("rotated_at")),
     )
 
 
@@ -84,6 +88,8 @@ def config_counts_item(organisation: str, counts: dict[str, int]) -> Item:
     before counts were kept has none, and its config lists count with a Query instead."""
     item: Item = {"PK": org_pk(organisation), "SK": CONFIG_COUNTS_SK, "counted": True}
     item.update({count_attribute(state): int(counts.get(state, 0)) for state in CONFIG_STATES})
+    # The configs not deactivated, the number the organisation's quota holds (design.md §18).
+    item[ACTIVE_CONFIGS] = sum(int(counts.get(s, 0)) for s in CONFIG_STATES if s != ConfigState.DEACTIVATED)
     return item
 
 

@@ -29,7 +29,9 @@ ByType entry is written for it.
 ByOpen (`OpenPK = open#<shard>`, `DueSK = <due>#<id>`) holds test tasks that have not ended,
 by when they are due, for the sweep. Tokens are found by hash: `PK = TOKEN#<sha256>`,
 `SK = TOKEN`. `SK = COUNTS#webhook_config` in the organisation's partition holds its
-configs' counts by state.
+configs' counts by state. Each organisation's rates (docs/design.md §18) are in a partition
+of their own, `PK = LIMIT#<org>`, `SK = RATE#<name>`: every API request writes there, and
+nothing that routes events reads it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ ARCHIVED_ATTEMPT_PREFIX = "ATTEMPT#"
 ORGANISATION_SK = "ORG"
 TOKEN_SK = "TOKEN"  # noqa: S105 (a sort key, not a secret)
 CONFIG_COUNTS_SK = "COUNTS#webhook_config"
+ACTIVE_CONFIGS = "active"  # the counts item's number of configs not deactivated
+CONFIG_QUOTA = "config_quota"  # the counts item's cap on it, when the operator set one
+LIMIT_PREFIX = "LIMIT#"  # the partitions of rates, the only ones every API function may write (IAM)
 SORT_KEY_PREFIX = {
     "webhook_config": "CONFIG#",
     "task": "TASK#",
@@ -72,6 +77,16 @@ RELATED_FIELD = {"task": "target", "event": "type"}
 def org_pk(organisation: str) -> str:
     """The partition of an organisation's items."""
     return f"ORG#{organisation}"
+
+
+def limit_pk(organisation: str) -> str:
+    """The partition of an organisation's rates: apart from `ORG#<org>`, which routing reads."""
+    return f"{LIMIT_PREFIX}{organisation}"
+
+
+def rate_key(organisation: str, name: str) -> dict[str, Any]:
+    """The table key of one of an organisation's rates (`api`, `resends`, `tests`)."""
+    return {"PK": limit_pk(organisation), "SK": f"RATE#{name}"}
 
 
 def token_pk(token_hash: str) -> str:

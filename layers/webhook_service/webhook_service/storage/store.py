@@ -1,7 +1,8 @@
 """The store: the one table's repositories, made together on one table and one routing cache.
 
 Each aggregate has a repository of its own (`organisations`, `configs`, `events`), the lists
-and the sweep's queries theirs (`lists`, `overdue`), and `routing` reads what routes an event
+and the sweep's queries theirs (`lists`, `overdue`), the organisations' rates theirs
+(`limits`), and `routing` reads what routes an event
 through the cache this store owns. Writes that must happen together go through one unit of
 work (`storage.unit`), whichever repositories stage them."""
 
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from webhook_service.domain.configs import MAX_OPEN_TESTS
 from webhook_service.storage.configs import Configs
 from webhook_service.storage.events import Events
+from webhook_service.storage.limits import RateLimits
 from webhook_service.storage.lists import Lists
 from webhook_service.storage.organisations import Organisations
 from webhook_service.storage.overdue import OverdueWork
@@ -39,6 +41,7 @@ class Store:
         self.events = Events(self.table)
         self.lists = Lists(self.table)
         self.overdue = OverdueWork(self.table)
+        self.limits = RateLimits(self.table)
         self.routing = RoutingReader(self.table, self.table.routing)
 
     @property
