@@ -44,7 +44,9 @@ def environment_left_as_found() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def module_leaves_environment(environment_left_as_found: None) -> Iterator[None]:
+def module_leaves_environment(environment_left_as_found: None, aws_credentials: None) -> Iterator[None]:
+    # after the tier's own credentials are set (a package fixture, else first made inside
+    # whichever module runs first, which would then seem to have changed the environment)
     before = dict(os.environ)
     yield
     assert not environment_changes(before), "the module changed the environment"

@@ -52,11 +52,13 @@ class FakeQueue:
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
         self.jobs: list[dict[str, Any]] = []
+        self.sent: list[tuple[dict[str, Any], int]] = []  # every job sent, with its delay (seconds)
 
     def send(self, job: dict[str, Any], delay_seconds: int = 0) -> str:
         if self.fail:
             raise DependencyError("sqs send failed: EndpointConnectionError")
         self.jobs.append(job)
+        self.sent.append((job, delay_seconds))
         return str(uuid.uuid4())
 
 

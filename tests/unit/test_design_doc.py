@@ -31,6 +31,7 @@ from webhook_service.domain import configs as domain_configs
 from webhook_service.domain import delivery as domain_delivery
 from webhook_service.domain import events as domain_events
 from webhook_service.domain import limits as domain_limits
+from webhook_service.domain import pacing as domain_pacing
 from webhook_service.domain import queries, retries
 from webhook_service.jobs import event_attempts
 from webhook_service.ports import PrincipalSource
@@ -39,6 +40,7 @@ from webhook_service.service import tenants as tenant_cases
 from webhook_service.storage import configs as storage_configs
 from webhook_service.storage import keys, lists, merge, planning, routing
 from webhook_service.storage import limits as storage_limits
+from webhook_service.storage import pacing as storage_pacing
 from webhook_service.storage.store import Store
 
 DESIGN = Path(__file__).resolve().parents[2] / "docs" / "design.md"
@@ -244,6 +246,15 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "time a flooding instance waits beyond the next slot, at most": lambda: (
             storage_limits.DEFER_AT_MOST_US / 1_000_000
         ),
+        "delivery rate of a config, at most (a second)": lambda: domain_configs.RATE_LIMIT_MAX,
+        "spacing of a config's slots beyond 1 / rate (percent)": lambda: round(domain_pacing.SPACING_SLACK * 100),
+        "lateness past its slot after which a delivery takes another (microseconds)": lambda: (
+            domain_pacing.LATE_AT_MOST_US
+        ),
+        "wait for a slot in the invocation, at most": lambda: domain_pacing.WAIT_IN_INVOCATION_SECONDS,
+        "slots a second of one pacing item, at most": lambda: domain_pacing.SHARD_RATE,
+        "writes to take a slot, at most": lambda: storage_pacing.WRITES_PER_SLOT,
+        "pacing items kept after their last write": lambda: storage_pacing.KEEP_SECONDS,
     }
 
 

@@ -27,15 +27,7 @@ MINUTE = dt.timedelta(minutes=1)
 
 
 class RecordingQueue(FakeQueue):
-    """A FakeQueue that records (job, delay) pairs as well."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[tuple[dict[str, Any], int]] = []
-
-    def send(self, job: dict[str, Any], delay_seconds: int = 0) -> str:
-        self.sent.append((job, delay_seconds))
-        return super().send(job, delay_seconds)
+    """A FakeQueue whose (job, delay) pairs are taken in the order they were sent."""
 
     def take(self) -> tuple[dict[str, Any], int]:
         return self.sent.pop(0)

@@ -11,14 +11,19 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from webhook_service.domain.pacing import Slot, slot_of
 from webhook_service.errors import DependencyError
 from webhook_service.ports import JobSender
 
 
-def config_test_job(task_id: str, organisation: str, config_id: str) -> dict[str, Any]:
+def config_test_job(task_id: str, organisation: str, config_id: str, slot: Slot | None = None) -> dict[str, Any]:
     """The message that asks the deliver function to run a config's test task. It names
-    the config too, so that the task and the config are read in one request."""
-    return {"job": "test", "task": task_id, "organisation": organisation, "config": config_id}
+    the config too, so that the task and the config are read in one request, and the
+    pacing slot it holds when it was sent back to wait for it (domain.pacing)."""
+    job: dict[str, Any] = {"job": "test", "task": task_id, "organisation": organisation, "config": config_id}
+    if slot is not None:
+        job["slot"] = slot.message()
+    return job
 
 
 def event_job(
@@ -31,6 +36,7 @@ def event_job(
     round_: int = 0,
     waited: int = 0,
     sweeps: int = 0,
+    slot: Slot | None = None,
 ) -> dict[str, Any]:
     """The message for attempt `attempt` (1-based) of an event's delivery, not to be made
     before the unix time `not_before` (SQS delays a message 15 minutes at most, so a
@@ -38,8 +44,9 @@ def event_job(
     so that the event and what routes it are read in one request, and, once the event has
     been resent, the round of attempts it belongs to (`round`: how many resends came before;
     a job of an earlier round does nothing). A job is sent before the write it continues:
-    `waited` counts the short waits of one that arrived before that write, and `sweeps`
-    the times the sweep took it back from the dead-letter queue."""
+    `waited` counts the short waits of one that arrived before that write, `sweeps` the
+    times the sweep took it back from the dead-letter queue, and `slot` the pacing slot it
+    holds when it was sent back to wait for it (domain.pacing)."""
     job: dict[str, Any] = {
         "job": "event",
         "event": event_id,
@@ -55,6 +62,8 @@ def event_job(
         job["waited"] = waited
     if sweeps:
         job["sweeps"] = sweeps
+    if slot is not None:
+        job["slot"] = slot.message()
     return job
 
 
@@ -72,6 +81,7 @@ class EventJob:
     round: int = 0
     waited: int = 0
     sweeps: int = 0
+    slot: Slot | None = None
 
     @classmethod
     def of(cls, job: dict[str, Any]) -> EventJob:
@@ -85,6 +95,7 @@ class EventJob:
             round=job.get("round", 0),
             waited=job.get("waited", 0),
             sweeps=job.get("sweeps", 0),
+            slot=slot_of(job.get("slot")),
         )
 
     def message(self) -> dict[str, Any]:
@@ -97,6 +108,7 @@ class EventJob:
             round_=self.round,
             waited=self.waited,
             sweeps=self.sweeps,
+            slot=self.slot,
         )
 
 

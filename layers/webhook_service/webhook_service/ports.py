@@ -154,6 +154,12 @@ class OverdueQueries(Protocol):
     def mark_swept(self, overdue: Overdue, now: dt.datetime) -> bool: ...
 
 
+class PacingRepository(Protocol):
+    """The delivery slots of configs with a `rate_limit` (storage.pacing)."""
+
+    def take_slot(self, organisation: str, config_id: str, shard: int, interval_us: int, now_us: int) -> int: ...
+
+
 class Repositories(Protocol):
     """Every repository of one store, as the use cases reach them."""
 
@@ -171,3 +177,5 @@ class Repositories(Protocol):
     def overdue(self) -> OverdueQueries: ...
     @property
     def limits(self) -> RateLimitRepository: ...
+    @property
+    def pacing(self) -> PacingRepository: ...

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from webhook_service.domain.configs import RATE_LIMIT_MAX
 from webhook_service.domain.events import is_event_name
 from webhook_service.domain.ids import is_uuid
 from webhook_service.domain.queries import DEFAULT_LIMIT, ListQuery
@@ -92,6 +93,19 @@ def validate_url(value: Any, *, allow_http: bool) -> str:
     if reason:
         raise InvalidParameterError(f"The url {reason}.", params={"url": f"must be {expected}"})
     return str(value)
+
+
+def validate_rate_limit(value: Any) -> int | None:
+    """A config's `rate_limit`: deliveries a second, a whole number from 1 to
+    RATE_LIMIT_MAX, or null for none."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= RATE_LIMIT_MAX:
+        raise InvalidParameterError(
+            f"rate_limit must be a whole number of deliveries a second from 1 to {RATE_LIMIT_MAX:,}, or null.",
+            params={"rate_limit": f"must be an integer from 1 to {RATE_LIMIT_MAX} or null"},
+        )
+    return value
 
 
 def _url_problem(value: Any, schemes: tuple[str, ...]) -> str | None:

@@ -39,6 +39,9 @@ def config_resource(
         expires = config.previous_secret_expires
         signing = expires is not None and config.previous_secret_at(now or utcnow()) is not None
         resource["previous_secret_expires"] = format_datetime(expires) if signing and expires else None
+        # Changed without a new version: left out of the test event with the secret, so that
+        # a test's job sends the same bytes however often it runs.
+        resource["rate_limit"] = config.rate_limit
     return resource
 
 

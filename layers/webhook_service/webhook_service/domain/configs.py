@@ -50,6 +50,7 @@ FAST_LANE_OPEN_TESTS = 5  # an organisation's open tests beyond these take the s
 SLOW_MARK_SECONDS = 600  # an endpoint that took longer than the fast lanes wait is slow this long
 ROTATION_OVERLAP_DEFAULT = 86400  # seconds the previous secret keeps signing after a rotation
 ROTATION_OVERLAP_MAX = 604800  # a week
+RATE_LIMIT_MAX = 10_000  # deliveries a second a config may ask for (1..this, or none)
 
 
 def generate_secret() -> str:
@@ -72,6 +73,9 @@ class WebhookConfig:
     previous_secret: str | None = None
     previous_secret_expires: dt.datetime | None = None
     rotated_at: dt.datetime | None = None  # when the last rotation was written (internal)
+    # Deliveries a second its receiver takes at most (None: no limit); deliveries above it
+    # wait their turn (design.md §19.1).
+    rate_limit: int | None = None
 
     def previous_secret_at(self, now: dt.datetime) -> str | None:
         """The previous secret while it still signs at `now`, else None."""
@@ -106,7 +110,7 @@ class Task:
         return self.state in TASK_ENDED_STATES
 
 
-def new_config(organisation: str, url: str, now: dt.datetime) -> WebhookConfig:
+def new_config(organisation: str, url: str, now: dt.datetime, rate_limit: int | None = None) -> WebhookConfig:
     return WebhookConfig(
         id=new_id(),
         organisation=organisation,
@@ -115,6 +119,7 @@ def new_config(organisation: str, url: str, now: dt.datetime) -> WebhookConfig:
         state=ConfigState.NEW,
         version=1,
         date_created=now,
+        rate_limit=rate_limit,
     )
 
 
@@ -147,15 +152,23 @@ class UpdatePlan:
     queue_test: bool = field(default=False)
 
 
-def plan_update(config: WebhookConfig, url: str | None, state: str | None) -> UpdatePlan:
-    """Apply docs/design.md §6.1 to an update request of `url` and/or `state`.
+def plan_update(
+    config: WebhookConfig, url: str | None, state: str | None, rate_limit: tuple[int | None] | None = None
+) -> UpdatePlan:
+    """Apply docs/design.md §6.1 to an update request of `url` and/or `state`, and of
+    `rate_limit` (a 1-tuple of the new value when the request names it, None when not).
 
     - `state: deactivated` (with or without a url) deactivates; nothing is tested.
     - `state: new` re-tests from any state, reactivating a deactivated config.
     - a `url` alone re-tests unless the config is deactivated, where it is only stored.
     Every update that names a url or a state moves the version on, so a test queued
-    before it can never write its result over it.
+    before it can never write its result over it. A new `rate_limit` alone is stored as it
+    is: it changes how fast deliveries go, not where, so nothing is tested and the version
+    stays.
     """
+    if rate_limit is not None and rate_limit[0] != config.rate_limit:
+        limited = plan_update(replace(config, rate_limit=rate_limit[0]), url, state)
+        return replace(limited, changed=True)
     if url is None and state is None:
         return UpdatePlan(config=config, changed=False)
     new_url = config.url if url is None else url

@@ -9,7 +9,9 @@ from webhook_service.domain.configs import Task, TaskState, WebhookConfig, confi
 from webhook_service.domain.delivery import DeliveryResult, delivery_url
 from webhook_service.domain.events import Event, EventState, config_test_event
 from webhook_service.domain.ids import new_id
+from webhook_service.domain.pacing import Slot
 from webhook_service.jobs.deliverer import Deliverer, Outcome, attempt_record, event_body
+from webhook_service.jobs.pacing import await_slot
 from webhook_service.lanes import Lane, config_test_job
 from webhook_service.logs import logger
 from webhook_service.views import config_resource
@@ -41,11 +43,17 @@ def _ready(
 
 
 def run_test(
-    deliverer: Deliverer, organisation: str, task_id: str, config_id: str | None = None, lane: Lane = Lane.TESTS
+    deliverer: Deliverer,
+    organisation: str,
+    task_id: str,
+    config_id: str | None = None,
+    lane: Lane = Lane.TESTS,
+    slot: Slot | None = None,
 ) -> Outcome:
     """Run one test task to its end. Returns the outcome, for logs and metrics:
     `succeeded`, `failed`, `superseded`, `stale` (sent, but the config had changed),
-    `duplicate` (already ended), `missing`, or `slow-lane` (moved to the slow lane)."""
+    `duplicate` (already ended), `missing`, `slow-lane` (moved to the slow lane), or
+    `paced` (sent back to wait for its slot: the config has a `rate_limit`)."""
     ready = _ready(deliverer, organisation, task_id, config_id)
     if isinstance(ready, Outcome):
         return ready
@@ -53,6 +61,12 @@ def run_test(
     if deliverer.moves_to_slow_lane(lane, config):
         deliverer.lanes.queue(Lane.SLOW).send(config_test_job(task.id, organisation, config.id))
         return Outcome("test", "slow-lane")
+
+    def come_back(held: Slot, delay: int) -> None:
+        deliverer.lanes.queue(lane).send(config_test_job(task.id, organisation, config.id, held), delay)
+
+    if not await_slot(deliverer, config, task.id, slot, come_back):
+        return Outcome("test", "paced")
     started = deliverer.store.configs.start_task(task, new_id(), deliverer.clock())
     if started is None or started.event_id is None or started.date_started is None:
         return Outcome("test", "duplicate")

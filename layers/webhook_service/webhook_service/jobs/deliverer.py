@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -66,6 +67,7 @@ class Deliverer:
     delivery_timeout: float = 15.0  # `sender`'s
     storage_reserve: float = STORAGE_RESERVE_SECONDS
     retry_scale: float = 1.0  # the retry schedule's waits times this (local test stacks only)
+    sleep: Callable[[float], None] = field(default=time.sleep)  # waiting for a paced config's slot
 
     @property
     def lanes(self) -> Lanes:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from webhook_service.domain.pacing import slot_of
 from webhook_service.jobs.config_tests import run_test
 from webhook_service.jobs.deliverer import Deliverer, Outcome
 from webhook_service.jobs.event_attempts import run_event
@@ -48,5 +49,5 @@ def handle_job(
     job = parse_job(body)
     lane = lane or job_lane(job)
     if job["job"] == "test":
-        return run_test(deliverer, job["organisation"], job["task"], job.get("config"), lane)
+        return run_test(deliverer, job["organisation"], job["task"], job.get("config"), lane, slot_of(job.get("slot")))
     return run_event(deliverer, EventJob.of(job), lane, time_left)

@@ -25,10 +25,12 @@ from typing import Any
 from webhook_service.domain.configs import ConfigState, WebhookConfig
 from webhook_service.domain.delivery import INTERNAL_ERROR, DeliveryResult, delivery_url
 from webhook_service.domain.events import UNCONFIGURED, Event, EventState, route
+from webhook_service.domain.pacing import Slot
 from webhook_service.domain.retries import MAX_ATTEMPTS
 from webhook_service.domain.tenants import Key, Organisation
 from webhook_service.httpcodes import delay_for_answer, is_gone, parse_retry_after
 from webhook_service.jobs.deliverer import Deliverer, Outcome, attempt_record, event_body
+from webhook_service.jobs.pacing import await_slot
 from webhook_service.lanes import EventJob, Lane, event_job
 from webhook_service.logs import logger
 from webhook_service.ports import DeliveryClient, Repositories
@@ -72,7 +74,8 @@ def run_event(
     """Make attempt `job.attempt` of an event's delivery, in round `job.round` (how many
     resends came before the job was sent). Returns the outcome, for logs and metrics:
     `delivered`, `retrying`, `failed`, `unconfigured`, `waiting` (a hop of a long delay, or a
-    wait for the write the job continues), `duplicate`, `missing` (its write never came), or
+    wait for the write the job continues), `paced` (sent back to wait for its config's
+    slot: it has a `rate_limit`), `duplicate`, `missing` (its write never came), or
     `slow-lane` (moved to the slow lane, no attempt used). When the job names the event's key,
     the event, its key and its organisation are read in one request."""
     now = deliverer.clock()
@@ -89,6 +92,8 @@ def run_event(
     if config is not None and config.state == ConfigState.VALID and deliverer.moves_to_slow_lane(lane, config):
         deliverer.lanes.queue(Lane.SLOW).send(_job(event, job.attempt))
         return Outcome("event", "slow-lane")
+    if config is not None and config.state == ConfigState.VALID and _sent_back_to_wait(deliverer, job, config, lane):
+        return Outcome("event", "paced")
     # The claim holds no longer than this invocation can run: a job lost with it is taken
     # over by the next copy of the job once the claim has run out.
     now = deliverer.clock()
@@ -111,6 +116,16 @@ def run_event(
     except BaseException:
         _give_back(deliverer.store, claimed)
         raise
+
+
+def _sent_back_to_wait(deliverer: Deliverer, job: EventJob, config: WebhookConfig, lane: Lane) -> bool:
+    """Whether the job went back on its queue to wait for its config's pacing slot (none
+    for a config without a `rate_limit`; a near slot is waited for here)."""
+
+    def come_back(slot: Slot, delay: int) -> None:
+        deliverer.lanes.queue(lane).send(replace(job, slot=slot).message(), delay_seconds=delay)
+
+    return not await_slot(deliverer, config, job.event, job.slot, come_back)
 
 
 def _wait(deliverer: Deliverer, job: EventJob, lane: Lane) -> Outcome:

@@ -46,16 +46,17 @@ from webhook_service.lanes import Lane, config_test_job
 from webhook_service.logs import logger
 from webhook_service.service import limits
 from webhook_service.service.context import UPDATE_ATTEMPTS, Services, cursors_of
-from webhook_service.validation import check_fields, parse_list_query, validate_url
+from webhook_service.validation import check_fields, parse_list_query, validate_rate_limit, validate_url
 from webhook_service.views import config_resource, list_resource, task_resource
 
 
 def create_config(svc: Services, caller: Principal, body: dict[str, Any]) -> dict[str, Any]:
-    check_fields(body, allowed=("url",), required=("url",))
+    check_fields(body, allowed=("url", "rate_limit"), required=("url",))
     url = validate_url(body["url"], allow_http=svc.allow_private_targets)
+    rate_limit = validate_rate_limit(body.get("rate_limit"))
     limits.take_test(svc, caller)
     now = svc.clock()
-    config = new_config(caller.organisation, url, now)
+    config = new_config(caller.organisation, url, now, rate_limit)
     task = new_test_task(config, caller.key_id, now)
     config = replace(config, open_test=task.id)
     lane = _store_counted(svc, partial(svc.store.configs.create, config, task))
@@ -78,14 +79,15 @@ def list_configs(svc: Services, caller: Principal, params: dict[str, str]) -> di
 
 
 def update_config(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    check_fields(body, allowed=("url", "state"))
+    check_fields(body, allowed=("url", "state", "rate_limit"))
     url = validate_url(body["url"], allow_http=svc.allow_private_targets) if "url" in body else None
+    rate_limit = (validate_rate_limit(body["rate_limit"]),) if "rate_limit" in body else None
     state = body.get("state")
     if "state" in body and state not in UPDATABLE_STATES:
         raise InvalidParameterError(
             "state can only be set to new or deactivated.", params={"state": "must be one of new, deactivated"}
         )
-    return _change_config(svc, caller, config_id, url, state)
+    return _change_config(svc, caller, config_id, url, state, rate_limit)
 
 
 def delete_config(svc: Services, caller: Principal, config_id: str) -> dict[str, Any]:
@@ -218,12 +220,17 @@ def _too_many_open_tests() -> LimitExceededError:
 
 
 def _change_config(
-    svc: Services, caller: Principal, config_id: str, url: str | None, state: str | None
+    svc: Services,
+    caller: Principal,
+    config_id: str,
+    url: str | None,
+    state: str | None,
+    rate_limit: tuple[int | None] | None = None,
 ) -> dict[str, Any]:
     charged = False  # one test's worth of the organisation's rate, taken once whatever the races
     for _ in range(UPDATE_ATTEMPTS):
         config = load_config(svc, caller, config_id)
-        plan = plan_update(config, url, state)
+        plan = plan_update(config, url, state, rate_limit)
         if not plan.changed:
             return config_resource(config, now=svc.clock())
         task = new_test_task(plan.config, caller.key_id, svc.clock()) if plan.queue_test else None

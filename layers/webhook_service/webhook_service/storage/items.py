@@ -54,6 +54,8 @@ def config_item(config: WebhookConfig) -> Item:
         item["slow_until"] = config.slow_until
     if config.open_test is not None:
         item["open_test"] = config.open_test
+    if config.rate_limit is not None:
+        item["rate_limit"] = config.rate_limit
     if config.previous_secret is not None and config.previous_secret_expires is not None:
         item["previous_secret"] = config.previous_secret
         item["previous_secret_expires"] = format_datetime(config.previous_secret_expires)
@@ -78,6 +80,7 @@ def config_from_item(item: Item) -> WebhookConfig:
         previous_secret=item.get("previous_secret"),
         previous_secret_expires=parse_datetime(item.get("previous_secret_expires")),
         rotated_at=parse_datetime(item.get("rotated_at")),
+        rate_limit=int(item["rate_limit"]) if item.get("rate_limit") is not None else None,
     )
 
 

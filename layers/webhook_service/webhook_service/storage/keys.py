@@ -31,7 +31,9 @@ by when they are due, for the sweep. Tokens are found by hash: `PK = TOKEN#<sha2
 `SK = TOKEN`. `SK = COUNTS#webhook_config` in the organisation's partition holds its
 configs' counts by state. Each organisation's rates (docs/design.md §18) are in a partition
 of their own, `PK = LIMIT#<org>`, `SK = RATE#<name>`: every API request writes there, and
-nothing that routes events reads it.
+nothing that routes events reads it. The slots of a config with a `rate_limit`
+(docs/design.md §19.1) are in partitions of their own too, `PK = PACE#<org>#<config>#<shard>`,
+`SK = PACE`: each delivery to such a config writes there.
 """
 
 from __future__ import annotations
@@ -87,6 +89,11 @@ def limit_pk(organisation: str) -> str:
 def rate_key(organisation: str, name: str) -> dict[str, Any]:
     """The table key of one of an organisation's rates (`api`, `resends`, `tests`)."""
     return {"PK": limit_pk(organisation), "SK": f"RATE#{name}"}
+
+
+def pace_key(organisation: str, config_id: str, shard: int) -> dict[str, Any]:
+    """The table key of one of the items that hand out a config's delivery slots."""
+    return {"PK": f"PACE#{organisation}#{config_id}#{shard}", "SK": "PACE"}
 
 
 def token_pk(token_hash: str) -> str:

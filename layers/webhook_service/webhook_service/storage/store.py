@@ -17,6 +17,7 @@ from webhook_service.storage.limits import RateLimits
 from webhook_service.storage.lists import Lists
 from webhook_service.storage.organisations import Organisations
 from webhook_service.storage.overdue import OverdueWork
+from webhook_service.storage.pacing import Pacing
 from webhook_service.storage.routing import ROUTING_CACHE_SECONDS, RoutingCache, RoutingReader
 from webhook_service.storage.table import Table
 from webhook_service.storage.unit import UnitOfWork
@@ -42,6 +43,7 @@ class Store:
         self.lists = Lists(self.table)
         self.overdue = OverdueWork(self.table)
         self.limits = RateLimits(self.table)
+        self.pacing = Pacing(self.table)
         self.routing = RoutingReader(self.table, self.table.routing)
 
     @property
