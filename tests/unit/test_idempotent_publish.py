@@ -10,10 +10,12 @@ import datetime as dt
 import json
 import threading
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from bench.dynamocost import TABLE, RecordingClient, table_schemas
+from devstack import template
 from devstack.aws import serial
 from tests.unit.support import Backing, FakeClock, FakeDeliverer, FakeQueue, FakeSender, FakeServices
 from webhook_service import admin
@@ -141,7 +143,14 @@ def test_publish_same_key_after_delivery_returns_the_delivered_event(
     deliver_all(receiver_side, jobs)
 
     again = publish(
-        caller.organisation, "session", "completed", {"id": "s1"}, idempotency_key=KEY, store=store, queue=jobs, clock=clock
+        caller.organisation,
+        "session",
+        "completed",
+        {"id": "s1"},
+        idempotency_key=KEY,
+        store=store,
+        queue=jobs,
+        clock=clock,
     )
 
     assert (again.id, again.state) == (first, "delivered")
@@ -241,6 +250,21 @@ def test_publish_same_key_after_24_hours_makes_a_new_event_that_the_key_then_nam
     assert deliver_all(receiver_side, jobs) == ["delivered", "delivered"]
 
 
+def test_a_claim_past_its_window_but_not_yet_deleted_by_ttl_is_taken_as_gone(
+    backing: Backing, caller: Principal, store: Store, clock: FakeClock, jobs: FakeQueue
+) -> None:
+    first = publish_with(store, jobs, caller, clock)
+    (claim,) = claims_of(backing, caller.organisation)
+    clock.now = dt.datetime.fromtimestamp(int(claim["expires_at"]["N"]), dt.UTC)  # its first second gone
+    assert claims_of(backing, caller.organisation) == [claim]  # TTL deletes late: still there
+
+    later = publish_with(store, jobs, caller, clock)
+
+    (replaced,) = claims_of(backing, caller.organisation)
+    assert later != first
+    assert replaced["event"] == {"S": later}
+
+
 def test_a_key_whose_window_ended_may_come_back_with_another_request(
     caller: Principal, store: Store, clock: FakeClock, jobs: FakeQueue
 ) -> None:
@@ -274,6 +298,17 @@ def test_publish_same_key_with_another_request_is_refused_naming_the_key(
     assert isinstance(refused.value, InvalidParameterError)
     assert "idempotency_key" in (refused.value.params or {})
     assert listed(store, caller) == [first]
+    assert len(jobs.jobs) == 1
+
+
+def test_publish_same_key_with_the_data_fields_in_another_order_is_the_same_request(
+    caller: Principal, store: Store, clock: FakeClock, jobs: FakeQueue
+) -> None:
+    first = publish_with(store, jobs, caller, clock, data={"id": "s1", "device": {"a": 1, "b": [{"x": 1, "y": 2}]}})
+
+    again = publish_with(store, jobs, caller, clock, data={"device": {"b": [{"y": 2, "x": 1}], "a": 1}, "id": "s1"})
+
+    assert again == first
     assert len(jobs.jobs) == 1
 
 
@@ -336,6 +371,36 @@ def test_a_claim_is_one_small_item_of_its_own_partition_that_expires_with_its_wi
     published_at = clock.now.timestamp()
     assert published_at + DAY.total_seconds() <= int(claim["expires_at"]["N"]) <= published_at + DAY.total_seconds() + 1
     assert len(json.dumps(claim)) < 1024  # one write unit
+
+
+# -- what it costs ----------------------------------------------------------------------------------
+
+
+def write_units_of_publish(
+    backing: Backing, caller: Principal, clock: FakeClock, idempotency_key: str | None
+) -> dict[str, float]:
+    """Publish once through a store whose client charges every request by DynamoDB's rules
+    (bench.dynamocost); the write units charged, by partition kind (`EVENT`, `IDEMPOTENCY`)."""
+    recorder = RecordingClient(backing.dynamodb, {backing.table_name: table_schemas(template.load_template())["Table"]})
+    publish_with(Store(backing.table_name, cast("Any", recorder)), FakeQueue(), caller, clock, idempotency_key)
+    units: dict[str, float] = {}
+    for _, charge in recorder.recording.charges:
+        if charge.kind == "write" and charge.target == TABLE:
+            kind = charge.partition.split("#", 1)[0]
+            units[kind] = units.get(kind, 0) + charge.units
+    return units
+
+
+def test_a_publish_with_a_key_costs_one_write_unit_more_and_one_without_none(
+    backing: Backing, caller: Principal, clock: FakeClock
+) -> None:
+    without = write_units_of_publish(backing, caller, clock, None)
+    keyed = write_units_of_publish(backing, caller, clock, KEY)
+    repeated = write_units_of_publish(backing, caller, clock, KEY)
+
+    assert "IDEMPOTENCY" not in without
+    assert keyed == {**without, "IDEMPOTENCY": 1}
+    assert repeated == {"IDEMPOTENCY": 1}  # the refused put; the first event is read, not written
 
 
 # -- a first publisher that stopped midway ---------------------------------------------------------
