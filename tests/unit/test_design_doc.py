@@ -30,9 +30,8 @@ from webhook_service import settings as settings_module
 from webhook_service.domain import configs as domain_configs
 from webhook_service.domain import delivery as domain_delivery
 from webhook_service.domain import events as domain_events
-from webhook_service.domain import idempotency
+from webhook_service.domain import idempotency, queries, retries
 from webhook_service.domain import limits as domain_limits
-from webhook_service.domain import queries, retries
 from webhook_service.jobs import event_attempts
 from webhook_service.ports import PrincipalSource
 from webhook_service.service import context as service_context
