@@ -36,7 +36,8 @@ MAX_DATA_BYTES = 64 * 1024
 # stored, waits for the first publisher to store it (counted from the claim's creation)
 # before it stores the event itself, under the claim's id.
 FIRST_PUBLISH_WAIT_SECONDS = 2.0
-FIRST_PUBLISH_POLL_SECONDS = 0.05  # the first look's pause; each next one doubles, to at most 0.5 s
+FIRST_PUBLISH_POLL_SECONDS = 0.05  # the pause after the first look; each next one doubles,
+FIRST_PUBLISH_POLL_MAX_SECONDS = 0.5  # to at most this: about 8 reads in the 2 s
 
 Clock = Callable[[], dt.datetime]
 
@@ -131,7 +132,7 @@ def _await_first_publisher(
         if stored is not None or left <= 0:
             return stored
         time.sleep(min(pause, left))
-        pause = min(pause * 2, 0.5)
+        pause = min(pause * 2, FIRST_PUBLISH_POLL_MAX_SECONDS)
 
 
 def _checked(
