@@ -30,11 +30,12 @@ from webhook_service import settings as settings_module
 from webhook_service.domain import configs as domain_configs
 from webhook_service.domain import delivery as domain_delivery
 from webhook_service.domain import events as domain_events
+from webhook_service.domain import idempotency, queries, retries
 from webhook_service.domain import limits as domain_limits
-from webhook_service.domain import queries, retries
 from webhook_service.jobs import event_attempts
 from webhook_service.ports import PrincipalSource
 from webhook_service.service import context as service_context
+from webhook_service.service import publishing
 from webhook_service.service import tenants as tenant_cases
 from webhook_service.storage import configs as storage_configs
 from webhook_service.storage import keys, lists, merge, planning, routing
@@ -243,6 +244,11 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "intervals a flooding instance waits beyond the next slot, at most": lambda: storage_limits.DEFER_SLOTS,
         "time a flooding instance waits beyond the next slot, at most": lambda: (
             storage_limits.DEFER_AT_MOST_US / 1_000_000
+        ),
+        "idempotency key window": lambda: _seconds(idempotency.IDEMPOTENCY_WINDOW),
+        "idempotency key, at most (characters)": lambda: idempotency.MAX_IDEMPOTENCY_KEY_CHARS,
+        "wait of a repeated publish for the first publisher's event, at most": lambda: (
+            publishing.FIRST_PUBLISH_WAIT_SECONDS
         ),
     }
 
