@@ -22,6 +22,7 @@ class Delivery:
     path: str
     headers: dict[str, str]
     body: bytes
+    received_at: float = field(default_factory=time.time)  # unix seconds, once the body was read
 
 
 @dataclass

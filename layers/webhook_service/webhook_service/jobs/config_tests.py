@@ -11,7 +11,7 @@ from webhook_service.domain.events import Event, EventState, config_test_event
 from webhook_service.domain.ids import new_id
 from webhook_service.domain.pacing import Slot
 from webhook_service.jobs.deliverer import Deliverer, Outcome, attempt_record, event_body
-from webhook_service.jobs.pacing import await_slot
+from webhook_service.jobs.pacing import keep_slot, reserve_slot
 from webhook_service.lanes import Lane, config_test_job
 from webhook_service.logs import logger
 from webhook_service.views import config_resource
@@ -65,11 +65,16 @@ def run_test(
     def come_back(held: Slot, delay: int) -> None:
         deliverer.lanes.queue(lane).send(config_test_job(task.id, organisation, config.id, held), delay)
 
-    if not await_slot(deliverer, config, task.id, slot, come_back):
+    go, held = reserve_slot(deliverer, config, task.id, slot, come_back)
+    if not go:
         return Outcome("test", "paced")
     started = deliverer.store.configs.start_task(task, new_id(), deliverer.clock())
     if started is None or started.event_id is None or started.date_started is None:
         return Outcome("test", "duplicate")
+    later = keep_slot(deliverer, config, task.id, held)
+    if later is not None:  # the slot was missed and the next is far: a started task starts again
+        come_back(*later)
+        return Outcome("test", "paced")
     # The event is made from what the first start fixed (its id and date) and the config at
     # the task's version, so a job run again sends the same bytes; it is stored with the
     # outcome, in the same write.

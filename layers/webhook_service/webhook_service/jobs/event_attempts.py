@@ -30,7 +30,7 @@ from webhook_service.domain.retries import MAX_ATTEMPTS
 from webhook_service.domain.tenants import Key, Organisation
 from webhook_service.httpcodes import delay_for_answer, is_gone, parse_retry_after
 from webhook_service.jobs.deliverer import Deliverer, Outcome, attempt_record, event_body
-from webhook_service.jobs.pacing import await_slot
+from webhook_service.jobs.pacing import ComeBack, keep_slot, reserve_slot
 from webhook_service.lanes import EventJob, Lane, event_job
 from webhook_service.logs import logger
 from webhook_service.ports import DeliveryClient, Repositories
@@ -92,8 +92,11 @@ def run_event(
     if config is not None and config.state == ConfigState.VALID and deliverer.moves_to_slow_lane(lane, config):
         deliverer.lanes.queue(Lane.SLOW).send(_job(event, job.attempt))
         return Outcome("event", "slow-lane")
-    if config is not None and config.state == ConfigState.VALID and _sent_back_to_wait(deliverer, job, config, lane):
-        return Outcome("event", "paced")
+    slot = None
+    if config is not None and config.state == ConfigState.VALID:
+        go, slot = reserve_slot(deliverer, config, job.event, job.slot, _come_back(deliverer, job, lane))
+        if not go:
+            return Outcome("event", "paced")
     # The claim holds no longer than this invocation can run: a job lost with it is taken
     # over by the next copy of the job once the claim has run out.
     now = deliverer.clock()
@@ -112,20 +115,19 @@ def run_event(
     # whatever else raises (a storage or queue failure) first releases the claim, so that
     # the job's next copy makes the attempt at once instead of finding it claimed.
     try:
-        return _use_claim(deliverer, claimed, config, job.attempt, lane)
+        return _use_claim(deliverer, claimed, config, job.attempt, lane, slot)
     except BaseException:
         _give_back(deliverer.store, claimed)
         raise
 
 
-def _sent_back_to_wait(deliverer: Deliverer, job: EventJob, config: WebhookConfig, lane: Lane) -> bool:
-    """Whether the job went back on its queue to wait for its config's pacing slot (none
-    for a config without a `rate_limit`; a near slot is waited for here)."""
+def _come_back(deliverer: Deliverer, job: EventJob, lane: Lane) -> ComeBack:
+    """How the job goes back on its queue to wait for its config's pacing slot."""
 
     def come_back(slot: Slot, delay: int) -> None:
         deliverer.lanes.queue(lane).send(replace(job, slot=slot).message(), delay_seconds=delay)
 
-    return not await_slot(deliverer, config, job.event, job.slot, come_back)
+    return come_back
 
 
 def _wait(deliverer: Deliverer, job: EventJob, lane: Lane) -> Outcome:
@@ -150,13 +152,20 @@ def _read(store: Repositories, job: EventJob) -> tuple[Event | None, Routing | N
     return event, None
 
 
-def _use_claim(deliverer: Deliverer, event: Event, config: WebhookConfig | None, attempt: int, lane: Lane) -> Outcome:
-    """Make the claimed attempt `attempt` of `event` and record it."""
+def _use_claim(
+    deliverer: Deliverer, event: Event, config: WebhookConfig | None, attempt: int, lane: Lane, slot: Slot | None
+) -> Outcome:
+    """Make the claimed attempt `attempt` of `event` at its pacing slot, and record it."""
     store = deliverer.store
     if config is None or config.state != ConfigState.VALID:
         store.events.save(replace(event, state=EventState.FAILED, error=UNCONFIGURED, date_delivered=deliverer.clock()))
         logger.warning("event unconfigured", extra={"event_id": event.id, "config_id": event.webhook_config})
         return Outcome("event", UNCONFIGURED)
+    later = keep_slot(deliverer, config, event.id, slot)
+    if later is not None:  # the slot was missed and the next is far: come back for it, unclaimed
+        _come_back(deliverer, EventJob.of(_job(event, attempt)), lane)(*later)
+        store.events.release_attempt(event)
+        return Outcome("event", "paced")
     url = delivery_url(config.url, event.id)
     result = _attempt(deliverer, deliverer.sender_for(lane), event, config, url)
     if deliverer.was_cut(lane, result):
