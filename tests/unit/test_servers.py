@@ -21,7 +21,7 @@ def connections_completed(server: ThreadingHTTPServer, count: int) -> int:
     try:
         for _ in range(count):
             try:
-                opened.append(socket.create_connection(server.server_address[:2], timeout=0.5))
+                opened.append(socket.create_connection(("127.0.0.1", int(server.server_address[1])), timeout=0.5))
             except OSError:
                 break
         return len(opened)
