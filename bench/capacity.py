@@ -54,6 +54,9 @@ PARTITION_READ_UNITS = 3000
 TARGET_RATE = 5000  # events a second of 2 KiB for one organisation
 TARGET_PRICE = 8.0  # USD per million delivered events of 2 KiB, every line item counted
 TARGET_DATA_BYTES = 2048
+# A paced config's run (docs/design.md §19.1): fast enough that its slots are waited for in the
+# invocation, never sent back, so the run shows what the pacing itself adds to each delivery.
+PACED_RATE = 2000
 TABLE_WRITE_QUOTA = 40_000  # on-demand write request units a second per table, by default
 SWEEP_AFTER = dt.timedelta(minutes=60)  # the sweep function's default
 EVENTS_LANE_QUEUE = "DeliveryQueue"  # the events lane; tests and the slow lane have queues of their own
@@ -260,6 +263,7 @@ def measure(
     data_bytes: int,
     list_every: int,
     batch_size: int,
+    rate_limit: int | None = None,
 ) -> Run:
     """Publish and deliver `events` events of one new organisation, recording every request,
     every byte of log and metric lines the code writes, and every byte it sends."""
@@ -284,7 +288,9 @@ def measure(
     organisation = str(admin.create_organisation(plain.organisations, "capacity bench")["id"])
     key = str(admin.create_key(plain.organisations, organisation)[0]["id"])
     config = replace(
-        new_config(organisation, "https://hooks.receiver.example/ricloud/events/", utcnow()), state=ConfigState.VALID
+        new_config(organisation, "https://hooks.receiver.example/ricloud/events/", utcnow()),
+        state=ConfigState.VALID,
+        rate_limit=rate_limit,
     )
     dynamodb.put_item(TableName=table_name, Item=marshal(config_item(config)))
     plain.organisations.set_key_config(organisation, key, config.id)
@@ -802,6 +808,19 @@ def price_lines(run: Run, price: Price, memory_mb: int) -> list[str]:
     return lines
 
 
+def paced_line(plain: Run, paced: Run, memory_mb: int) -> str:
+    """What a config's `rate_limit` adds to a delivered event of the same size."""
+    _, plain_writes, _, plain_sqs = per_event(plain)
+    _, paced_writes, _, paced_sqs = per_event(paced)
+    plain_price, paced_price = price_per_million(plain, memory_mb), price_per_million(paced, memory_mb)
+    return (
+        f"paced (a config with rate_limit {PACED_RATE:,}, {paced.data_bytes:,}-byte events, "
+        f"{paced.delivered} of {paced.events} delivered): {paced_writes:.2f} WRU per delivered event "
+        f"({paced_writes - plain_writes:+.2f}), {paced_sqs:.2f} SQS requests ({paced_sqs - plain_sqs:+.2f}), "
+        f"${paced_price.total:,.2f} per million ({paced_price.total - plain_price.total:+.2f})"
+    )
+
+
 def fixed_lines() -> list[str]:
     items = fixed_monthly()
     lines = [f"fixed monthly costs, whatever the traffic: ${sum(cost for _, cost in items):,.2f} a month"]
@@ -852,6 +871,20 @@ def main() -> int:
             if data_bytes == TARGET_DATA_BYTES:
                 met = ceiling(run)[0] >= TARGET_RATE
                 priced = price.total <= TARGET_PRICE
+        paced = measure(
+            dynamodb,
+            tables,
+            stack.refs["Table"],
+            sqs,
+            stack.refs["DeliveryQueue"],
+            events=EVENTS,
+            data_bytes=TARGET_DATA_BYTES,
+            list_every=LIST_EVERY,
+            batch_size=batch_size,
+            rate_limit=PACED_RATE,
+        )
+        print()
+        print(paced_line(run, paced, memory_mb))
     print()
     print("\n".join(fixed_lines()))
     print()

@@ -255,6 +255,7 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "wait for a slot in the invocation, at most": lambda: domain_pacing.WAIT_IN_INVOCATION_SECONDS,
         "slots a second of one pacing item, at most": lambda: domain_pacing.SHARD_RATE,
         "writes to take a slot, at most": lambda: storage_pacing.WRITES_PER_SLOT,
+        "how far ahead of now a process takes a free slot, at most": lambda: domain_pacing.LEAD_AT_MOST_SECONDS,
         "pacing items kept after their last write": lambda: storage_pacing.KEEP_SECONDS,
         "idempotency key window": lambda: _seconds(idempotency.IDEMPOTENCY_WINDOW),
         "idempotency key, at most (characters)": lambda: idempotency.MAX_IDEMPOTENCY_KEY_CHARS,

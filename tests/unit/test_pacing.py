@@ -18,10 +18,12 @@ from tests.unit.support import FakeClock, FakeQueue, FakeSender, FakeServices, T
 from webhook_service.domain.configs import ConfigState
 from webhook_service.domain.pacing import (
     LATE_AT_MOST_US,
+    LEAD_AT_MOST_SECONDS,
     LONGEST_HOP_SECONDS,
     SHARD_RATE,
     SPACING_SLACK,
     WAIT_IN_INVOCATION_SECONDS,
+    Lead,
     Slot,
     Turn,
     decide,
@@ -87,6 +89,35 @@ def test_what_a_delivery_holding_a_slot_does(ahead_seconds: float, turn: Turn, s
     decision = decide(now + round(ahead_seconds * SECOND_US), now)
     assert decision.turn == turn
     assert decision.seconds == pytest.approx(seconds)
+
+
+def test_the_lead_grows_by_each_lateness_and_shrinks_by_a_tenth_of_each_wait() -> None:
+    lead = Lead()
+    lead.sent(0.04)
+    lead.sent(0.02)
+    assert lead.seconds == pytest.approx(0.06)
+    lead.sent(-0.2)  # waited 200 ms: 20 ms less lead
+    assert lead.seconds == pytest.approx(0.04)
+    lead.sent(-5.0)
+    assert lead.seconds == 0.0
+    for _ in range(100):
+        lead.sent(0.5)
+    assert lead.seconds == LEAD_AT_MOST_SECONDS
+
+
+def test_a_process_whose_sends_were_late_takes_its_next_free_slot_that_far_ahead(
+    caller: Principal, store: Store, clock: FakeClock, paced: tuple[ThreeLaneDeliverer, str]
+) -> None:
+    lanes, _ = paced
+    lanes.pace_lead.seconds = 0.5
+    waits: list[float] = []
+    lanes.sleep = waits.append
+    publish(caller.organisation, "session", "completed", {}, store=store, queue=lanes.queue)
+
+    assert handle_job(lanes, json.dumps(lanes.queue.jobs.pop(0)), Lane.EVENTS).name == "delivered"
+    (waited,) = waits
+    assert 0.45 < waited <= 0.5  # the slot was taken half a second ahead (less the clock's ticks)
+    assert lanes.pace_lead.seconds < 0.5  # and waiting for it shortened the lead
 
 
 @pytest.mark.parametrize("rate", [1, 5, 7, 100, 401, 1_000, 10_000])

@@ -24,6 +24,7 @@ LATE_AT_MOST_US = 30_000  # a delivery this late past its slot takes a new one
 WAIT_IN_INVOCATION_SECONDS = 2.0  # a slot at most this far is waited for where the job is
 LONGEST_HOP_SECONDS = 900  # SQS delays a message 15 minutes at most
 SHARD_RATE = 400  # slots a second one pacing item hands out at most (DynamoDB: 1,000 writes/s an item)
+LEAD_AT_MOST_SECONDS = 1.0  # the furthest ahead of now a process takes a free slot
 
 
 def shards(rate: int) -> int:
@@ -91,3 +92,21 @@ def decide(slot_at_us: int, now_us: int) -> Decision:
     # enough to wait for there (an SQS delay is seldom early, and a little late is still in time)
     delay = min(LONGEST_HOP_SECONDS, math.ceil(ahead - WAIT_IN_INVOCATION_SECONDS))
     return Decision(Turn.COME_BACK, float(delay))
+
+
+class Lead:
+    """How far ahead of now a process takes a free slot: about as long as it takes from taking
+    a slot to sending at it (the claim, the reads), learnt from its own sends. A slot taken
+    `now` would be missed by a process slower than the lateness allowed (and taken again: a
+    write more); one taken that far ahead is waited for instead. Late sends lengthen the lead
+    by their lateness; each wait shortens it by a tenth of the wait."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def sent(self, late_seconds: float) -> None:
+        """A send was made `late_seconds` after its slot (negative: it waited that long)."""
+        if late_seconds > 0:
+            self.seconds = min(LEAD_AT_MOST_SECONDS, self.seconds + late_seconds)
+        else:
+            self.seconds = max(0.0, self.seconds + late_seconds / 10)

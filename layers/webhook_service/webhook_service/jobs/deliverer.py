@@ -21,6 +21,7 @@ from webhook_service import jsontext
 from webhook_service.domain.configs import SLOW_MARK_SECONDS, WebhookConfig
 from webhook_service.domain.delivery import TIMEOUT, DeliveryResult
 from webhook_service.domain.events import CUT_EXCERPT, UNCONFIGURED, Attempt, Event, new_attempt
+from webhook_service.domain.pacing import Lead
 from webhook_service.lanes import Lane, Lanes
 from webhook_service.logs import logger
 from webhook_service.ports import DeliveryClient, JobSender, Repositories
@@ -68,6 +69,7 @@ class Deliverer:
     storage_reserve: float = STORAGE_RESERVE_SECONDS
     retry_scale: float = 1.0  # the retry schedule's waits times this (local test stacks only)
     sleep: Callable[[float], None] = field(default=time.sleep)  # waiting for a paced config's slot
+    pace_lead: Lead = field(default_factory=Lead)  # how far ahead this process takes a free slot
 
     @property
     def lanes(self) -> Lanes:

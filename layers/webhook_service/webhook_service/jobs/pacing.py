@@ -51,7 +51,9 @@ def keep_slot(
     if slot is None:
         return None
     for _ in range(2):
-        decision = decide(slot.at_us, _microseconds(deliverer))
+        now_us = _microseconds(deliverer)
+        decision = decide(slot.at_us, now_us)
+        deliverer.pace_lead.sent((now_us - slot.at_us) / 1_000_000)
         if decision.turn is Turn.SEND:
             if decision.seconds > 0:
                 deliverer.sleep(decision.seconds)
@@ -64,8 +66,10 @@ def keep_slot(
 
 
 def _take(deliverer: Deliverer, config: WebhookConfig, rate: int, delivery_id: str) -> Slot:
+    """The next free slot from now plus the process's lead (domain.pacing.Lead)."""
+    earliest = _microseconds(deliverer) + round(deliverer.pace_lead.seconds * 1_000_000)
     at = deliverer.store.pacing.take_slot(
-        config.organisation, config.id, shard_of(delivery_id, rate), interval_us(rate), _microseconds(deliverer)
+        config.organisation, config.id, shard_of(delivery_id, rate), interval_us(rate), earliest
     )
     return Slot(config.id, rate, at)
 
