@@ -41,7 +41,7 @@ import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -49,6 +49,7 @@ from xml.etree import ElementTree
 import yaml
 
 from devstack import aws, iam
+from devstack.servers import LocalServer
 from devstack.template import ROOT, load_template
 
 BUILT_TEMPLATE = ROOT / ".aws-sam" / "build" / "template.yaml"
@@ -257,7 +258,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
 @contextmanager
 def _receiver() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    server = LocalServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, name="receiver", daemon=True)
     thread.start()
     try:

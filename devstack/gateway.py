@@ -10,11 +10,12 @@ import logging
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from devstack.runtime import Functions
+from devstack.servers import LocalServer
 from devstack.template import Route
 
 log = logging.getLogger("devstack.gateway")
@@ -139,8 +140,7 @@ class Gateway:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
                 log.debug(format, *args)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        self.server.daemon_threads = True
+        self.server = LocalServer(("127.0.0.1", port), _Handler)
         self.port = int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
 

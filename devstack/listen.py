@@ -35,12 +35,13 @@ import time
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from devstack import persist
+from devstack.servers import LocalServer
 from webhook_service.signing import SignatureError, verify_ricloud_headers, verify_standard
 
 HOST = "127.0.0.1"
@@ -186,12 +187,8 @@ class Listener:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
                 pass  # one line per delivery, printed by record()
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 64  # the default 5 drops SYNs when deliveries come in together
-
         try:
-            self.server = Server((HOST, port), Handler)
+            self.server = LocalServer((HOST, port), Handler)
         except OSError as exc:
             hint = "; LISTEN_PORT=<another port> make listen (--port) listens elsewhere" if port else ""
             raise ListenError(f"cannot listen on {HOST}:{port}: {exc.strerror}{hint}") from None

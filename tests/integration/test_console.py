@@ -625,3 +625,86 @@ def test_console_rotation_of_the_documented_shape(console: Console, fresh: Clien
     assert card.locator("[data-secret]").inner_text() == rotated["secret"]
     assert card.locator(".secret-box").get_attribute("open") is not None
     assert "The previous secret still signs until" in card.locator(".secret-box").inner_text()
+
+
+# -- delivery rate and recovery -----------------------------------------------------------
+
+
+def _delivery_box(console: Console, url: str) -> Any:
+    """The config's card with its delivery box open (a re-rendered card keeps it open)."""
+    card = console.card(url)
+    if card.locator("details.delivery-box").get_attribute("open") is None:
+        card.get_by_text("Delivery rate").click()
+    return card
+
+
+def test_console_sets_and_clears_a_delivery_rate(console: Console, fresh: Client, receiver: Receiver) -> None:
+    console.logged_in(fresh.token)
+    url, config = valid_config(console, fresh, receiver, "/ok/console-rate")
+
+    card = _delivery_box(console, url)
+    card.get_by_label("Deliveries a second, at most").fill("5")
+    card.get_by_role("button", name="Save rate").click()
+
+    console.wait_status(r"^Deliveries to .* are paced at 5 a second at most\.$")
+    now = fresh.get(f"/configs/webhook/{config['id']}").json()
+    assert (now["rate_limit"], now["state"], now["secret"]) == (5, "valid", config["secret"])
+    assert "at most 5 a second" in console.card(url).get_by_text("Delivery rate").inner_text()
+
+    card = _delivery_box(console, url)
+    card.get_by_label("Deliveries a second, at most").fill("")
+    card.get_by_role("button", name="Save rate").click()
+
+    console.wait_status(r"^Deliveries to .* are no longer paced\.$")
+    assert fresh.get(f"/configs/webhook/{config['id']}").json()["rate_limit"] is None
+
+
+def test_console_refuses_a_rate_out_of_range_without_calling_the_api(
+    console: Console, fresh: Client, receiver: Receiver
+) -> None:
+    console.logged_in(fresh.token)
+    url, config = valid_config(console, fresh, receiver, "/ok/console-rate-bad")
+    seen: list[dict[str, Any]] = []
+    console.page.on("request", lambda request: seen.append({"method": request.method, "url": request.url}))
+
+    card = _delivery_box(console, url)
+    card.get_by_label("Deliveries a second, at most").fill("20000")
+    card.get_by_role("button", name="Save rate").click()
+
+    console.wait_status(r"^The rate is a whole number of deliveries a second from 1 to 10000")
+    assert [r for r in seen if r["method"] == "POST"] == []
+    assert fresh.get(f"/configs/webhook/{config['id']}").json()["rate_limit"] is None
+
+
+def test_console_recovers_failed_events_and_follows_the_task(
+    console: Console, fresh: Client, receiver: Receiver
+) -> None:
+    """The recover action against the real route: a config with no failed event in the
+    window gets a recover task that ends at once, found 0."""
+    console.logged_in(fresh.token)
+    url, config = valid_config(console, fresh, receiver, "/ok/console-recover")
+
+    card = _delivery_box(console, url)
+    console.page.once("dialog", lambda dialog: dialog.accept())
+    card.get_by_role("button", name="Recover").click()
+
+    console.wait_status(r"^Recovering the failed events of ")
+    console.wait_status(r"^The recover of .* succeeded: found 0, resent 0\.$")
+    tasks = [t for t in fresh.tasks_of(config["id"]) if t["type"] == "webhook_config.recover"]
+    assert [(t["state"], t["result"]["found"], t["result"]["resent"]) for t in tasks] == [("succeeded", 0, 0)]
+
+
+def test_console_says_recovery_is_unavailable_where_the_route_is_missing(
+    console: Console, fresh: Client, receiver: Receiver
+) -> None:
+    _route_missing_in_browser(console, r"/configs/webhook/[^/]+/recover$")
+    console.logged_in(fresh.token)
+    url, _ = valid_config(console, fresh, receiver, "/ok/console-recover-missing")
+
+    card = _delivery_box(console, url)
+    console.page.once("dialog", lambda dialog: dialog.accept())
+    card.get_by_role("button", name="Recover").click()
+
+    shown = console.wait_status(r"not available")
+    assert shown == "Recovering failed events is not available on this service yet: No such route. (not-found)"
+    assert _delivery_box(console, url).get_by_role("button", name="Recover").is_disabled()

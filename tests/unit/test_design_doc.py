@@ -30,13 +30,14 @@ from webhook_service import settings as settings_module
 from webhook_service.domain import configs as domain_configs
 from webhook_service.domain import delivery as domain_delivery
 from webhook_service.domain import events as domain_events
+from webhook_service.domain import idempotency, queries, retries
 from webhook_service.domain import limits as domain_limits
 from webhook_service.domain import pacing as domain_pacing
-from webhook_service.domain import queries, retries
 from webhook_service.domain import recovery as domain_recovery
 from webhook_service.jobs import event_attempts
 from webhook_service.ports import PrincipalSource
 from webhook_service.service import context as service_context
+from webhook_service.service import publishing
 from webhook_service.service import tenants as tenant_cases
 from webhook_service.storage import configs as storage_configs
 from webhook_service.storage import keys, lists, merge, planning, routing
@@ -262,6 +263,11 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "events one recover step resends, at least": lambda: domain_recovery.STEP_LEAST,
         "events one recover step resends, at most": lambda: domain_recovery.STEP_MOST,
         "time one recover step takes events, at most": lambda: domain_recovery.STEP_BUDGET_SECONDS,
+        "idempotency key window": lambda: _seconds(idempotency.IDEMPOTENCY_WINDOW),
+        "idempotency key, at most (characters)": lambda: idempotency.MAX_IDEMPOTENCY_KEY_CHARS,
+        "wait of a repeated publish for the first publisher's event, at most": lambda: (
+            publishing.FIRST_PUBLISH_WAIT_SECONDS
+        ),
     }
 
 

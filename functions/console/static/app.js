@@ -20,6 +20,9 @@ const TASKS_SHOWN = 5;
 const ATTEMPTS_SHOWN = 10;
 const WATCH_INTERVAL_MS = 1000;
 const WATCH_TRIES = 45; // a test ends within 15 s on the service; stop watching after 45 s
+const RATE_LIMIT_MAX = 10000;
+const RECOVER_DAYS = 14; // the furthest back a recover reaches
+const RECOVER_WATCH_TRIES = 120; // follow a recover for two minutes at most, then say so
 const OVERLAPS = [
   [0, "no overlap (the old secret stops at once)"],
   [3600, "1 hour"],
@@ -110,7 +113,7 @@ const session = {
   eventsHasMore: false,
   openAttempts: new Set(),
   attempts: new Map(), // event id -> attempts list, or an ApiError
-  unavailable: { attempts: null, resend: null, rotate: null }, // the API's answer when missing
+  unavailable: { attempts: null, resend: null, rotate: null, recover: null }, // the API's answer when missing
 };
 
 // ---------------------------------------------------------------------------------------
@@ -418,8 +421,9 @@ function configCard(config) {
       "aria-describedby": title, onclick: () => deactivate(config.id), text: "Deactivate" }));
 
   const rotate = off ? null : rotateBox(config);
+  const delivery = off ? null : deliveryBox(config);
   const tasks = el("details", { class: "tasks", "data-tasks": config.id, open: session.openTasks.has(config.id) },
-    el("summary", { "data-focus": focus("tasks"), text: "Recent tests" }),
+    el("summary", { "data-focus": focus("tasks"), text: "Recent tests and recovers" }),
     tasksTable(config.id));
   tasks.addEventListener("toggle", () => {
     // Also fired for a card re-rendered open: its tests are already loaded then.
@@ -437,7 +441,36 @@ function configCard(config) {
       isDefault ? el("strong", { text: "Organisation default · " }) : null,
       isKeys ? el("strong", { text: "This key's config · " }) : null,
       "created ", when(config.date_created), " · id ", el("code", { text: config.id })),
-    actions, secret, rotate, tasks);
+    actions, secret, rotate, delivery, tasks);
+}
+
+/** The config's delivery rate (shown and edited) and "recover failed events since …". */
+function deliveryBox(config) {
+  const rateId = `rate-${config.id}`;
+  const sinceId = `since-${config.id}`;
+  const rate = el("input", { id: rateId, type: "number", min: 1, max: RATE_LIMIT_MAX, step: 1, inputmode: "numeric",
+    placeholder: "no limit", value: config.rate_limit ?? "" });
+  const since = el("input", { id: sinceId, type: "datetime-local", value: localInput(Date.now() - 86400000) });
+  const missing = session.unavailable.recover;
+  const shown = config.rate_limit ? `at most ${config.rate_limit} a second` : "no limit";
+  return el("details", { class: "delivery-box", "data-keep": `delivery:${config.id}` },
+    el("summary", { "data-focus": `delivery-open:${config.id}`, text: `Delivery rate (${shown}) and recovery` }),
+    el("form", { class: "rotate", onsubmit: (event) => { event.preventDefault(); setRateLimit(config.id, rate.value); } },
+      el("label", { for: rateId, text: "Deliveries a second, at most" }), rate,
+      el("button", { type: "submit", class: "quiet", "data-focus": `rate:${config.id}`, text: "Save rate" })),
+    el("p", { class: "help", text: "Empty means no limit. Deliveries above the rate wait their turn; none is dropped or counted as a failed attempt." }),
+    el("form", { class: "rotate", onsubmit: (event) => { event.preventDefault(); recover(config.id, since.value); } },
+      el("label", { for: sinceId, text: "Recover failed events since" }), since,
+      el("button", { type: "submit", class: "quiet", "data-focus": `recover:${config.id}`, disabled: Boolean(missing),
+        text: "Recover" })),
+    missing ? el("p", { class: "note unavailable", text: unavailableText("Recovering failed events is", missing) }) : null);
+}
+
+/** A time as a datetime-local input holds it: the browser's local time, to the minute. */
+function localInput(ms) {
+  const date = new Date(ms);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
 
 function rotateBox(config) {
@@ -559,6 +592,81 @@ async function rotateSecret(id, overlapSeconds) {
   }
 }
 
+async function setRateLimit(id, text) {
+  const value = text.trim() === "" ? null : Number(text);
+  if (value !== null && !(Number.isInteger(value) && value >= 1 && value <= RATE_LIMIT_MAX)) {
+    say(`The rate is a whole number of deliveries a second from 1 to ${RATE_LIMIT_MAX}, or empty for no limit.`, "error");
+    return;
+  }
+  try {
+    const updated = await api("POST", `/configs/webhook/${id}`, { body: { rate_limit: value } });
+    session.configs.set(id, updated);
+    keepingFocus(renderConfigs);
+    say(value === null ? `Deliveries to ${updated.url} are no longer paced.`
+      : `Deliveries to ${updated.url} are paced at ${updated.rate_limit} a second at most.`, "ok");
+  } catch (error) {
+    fail(error, "Setting the delivery rate");
+  }
+}
+
+async function recover(id, localSince) {
+  const since = new Date(localSince);
+  if (Number.isNaN(since.getTime())) {
+    say("Choose when the failed events to recover start.", "error");
+    return;
+  }
+  if (since.getTime() < Date.now() - RECOVER_DAYS * 86400000) {
+    say(`A recover reaches ${RECOVER_DAYS} days back at most.`, "error");
+    return;
+  }
+  const config = session.configs.get(id);
+  if (!window.confirm(`Resend every failed event of ${config ? config.url : id} created since ${since.toLocaleString()}?`)) {
+    return;
+  }
+  try {
+    const task = await api("POST", `/configs/webhook/${id}/recover`, { body: { since: since.toISOString() } });
+    say(`Recovering the failed events of ${configLabel(id)} since ${since.toLocaleString()} (task ${task.id}).`, "ok");
+    followRecover(id, task.id);
+  } catch (error) {
+    if (isMissingRoute(error)) {
+      session.unavailable.recover = error;
+      keepingFocus(renderConfigs);
+      say(unavailableText("Recovering failed events is", error), "error");
+      return;
+    }
+    fail(error, "Recovering the failed events");
+  }
+}
+
+function recoverProgress(task) {
+  const result = task.result || {};
+  return `found ${result.found ?? 0}, resent ${result.resent ?? 0}`;
+}
+
+/** Poll a recover task until it ends (bounded), saying how far it got. */
+async function followRecover(id, taskId) {
+  const generation = session.generation;
+  try {
+    for (let attempt = 0; attempt < RECOVER_WATCH_TRIES; attempt += 1) {
+      await sleep(WATCH_INTERVAL_MS);
+      if (generation !== session.generation) return;
+      const task = await api("GET", `/tasks/${taskId}`);
+      if (generation !== session.generation) return;
+      if (task.state === "succeeded" || task.state === "failed") {
+        say(`The recover of ${configLabel(id)} ${task.state}: ${recoverProgress(task)}.`, task.state === "succeeded" ? "ok" : "error");
+        if (session.openTasks.has(id)) loadTasks(id);
+        loadEvents().catch((error) => fail(error, "Reading the events"));
+        return;
+      }
+    }
+    if (generation === session.generation) {
+      say(`The recover of ${configLabel(id)} is still running; its task ${taskId} says how far it got.`);
+    }
+  } catch (error) {
+    if (generation === session.generation) fail(error, "Following the recover");
+  }
+}
+
 /** Poll one config and its newest test until that test ends (bounded), then show the outcome. */
 async function watch(id) {
   if (session.watching.has(id)) return;
@@ -575,7 +683,7 @@ async function watch(id) {
       if (generation !== session.generation) return;
       session.configs.set(id, config);
       session.tasks.set(id, tasks.data);
-      const newest = tasks.data[0];
+      const newest = tasks.data.find(isTest); // a recover of the config is listed with its tests
       if (newest && (newest.state === "succeeded" || newest.state === "failed")) {
         keepingFocus(renderConfigs);
         say(testOutcome(config, newest), newest.state === "succeeded" ? "ok" : "error");
@@ -595,6 +703,8 @@ async function watch(id) {
     session.watching.delete(id);
   }
 }
+
+const isTest = (task) => task.type === "webhook_config.test";
 
 function testOutcome(config, task) {
   const result = task.result || {};
@@ -625,13 +735,15 @@ function tasksTable(id) {
       .map((name) => el("th", { scope: "col", class: name === "Status code" || name === "Duration" ? "num" : null, text: name })))),
     el("tbody", {}, ...tasks.map((task) => {
       const result = task.result || {};
+      const test = isTest(task);
       return el("tr", { "data-task": task.id },
         cell("Created", {}, when(task.date_created)),
         cell("State", {}, badge(task.state)),
-        cell("Status code", { class: "num", "data-field": "status_code", text: result.status_code ?? "—" }),
-        cell("Duration", { class: "num", "data-field": "duration", text: duration(result.duration_ms) }),
+        cell("Status code", { class: "num", "data-field": "status_code", text: test ? result.status_code ?? "—" : "—" }),
+        cell("Duration", { class: "num", "data-field": "duration", text: test ? duration(result.duration_ms) : "—" }),
         cell("Error", { "data-field": "error", text: task.error || "—" }),
-        cell("Response excerpt", { class: "excerpt", "data-field": "excerpt", text: result.response_excerpt || "—" }));
+        cell("Response excerpt", { class: "excerpt", "data-field": "excerpt",
+          text: test ? result.response_excerpt || "—" : `Recover: ${recoverProgress(task)}` }));
     }))));
 }
 

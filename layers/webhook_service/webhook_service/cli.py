@@ -161,6 +161,10 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     event.add_argument("--type", required=True, help="the related resource's type, e.g. session")
     event.add_argument("--action", required=True, help="what happened, e.g. completed")
     event.add_argument("--data", default="{}", help="the related resource as a JSON object")
+    event.add_argument(
+        "--idempotency-key",
+        help="publish once: the same key again within 24 hours prints the first event and delivers nothing more",
+    )
 
     commands.add_parser(
         "migrate-layout",
@@ -349,7 +353,9 @@ def _publish(args: argparse.Namespace, store: Store, resources: Resources) -> in
     try:
         # Its metric line (EMF) would reach CloudWatch only from a function's log: dropped here.
         with contextlib.redirect_stdout(io.StringIO()):
-            event = publish_event(store, queue, args.organisation, args.type, args.action, data, args.key)
+            event = publish_event(
+                store, queue, args.organisation, args.type, args.action, data, args.key, args.idempotency_key
+            )
     except ServiceError as exc:
         print(json.dumps(error_body(exc)), file=sys.stderr)
         return 1

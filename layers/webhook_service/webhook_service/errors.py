@@ -30,6 +30,12 @@ class InvalidParameterError(ServiceError):
     """A field or parameter has a value the service does not accept."""
 
 
+class IdempotencyKeyReusedError(InvalidParameterError):
+    """A publish named an idempotency key that its organisation used within the key's window
+    for another request (another type, action, key or data): refused, naming
+    `idempotency_key`, rather than answered with an event the caller did not ask for."""
+
+
 class InvalidStateError(ServiceError):
     """The resource's state does not allow the action."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from webhook_service.errors import (
+    IdempotencyKeyReusedError,
     InternalError,
     InvalidBodyError,
     InvalidParameterError,
@@ -21,6 +22,7 @@ from webhook_service.errors import (
 STATUS_AND_CODE: dict[type[ServiceError], tuple[int, str]] = {
     InvalidBodyError: (400, "invalid-body"),
     InvalidParameterError: (400, "invalid-parameter"),
+    IdempotencyKeyReusedError: (400, "invalid-parameter"),  # publishing's own: no HTTP route raises it
     InvalidStateError: (400, "invalid-state"),
     UnauthorizedError: (401, "unauthorized"),
     NotFoundError: (404, "not-found"),

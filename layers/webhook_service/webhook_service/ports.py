@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from webhook_service.domain.configs import ConfigState, Task, WebhookConfig
 from webhook_service.domain.delivery import DeliveryResult
 from webhook_service.domain.events import Attempt, Event
+from webhook_service.domain.idempotency import IdempotencyClaim
 from webhook_service.domain.limits import Admission, Rate
 from webhook_service.domain.queries import ListQuery, Overdue, Page
 from webhook_service.domain.recovery import Progress
@@ -129,6 +130,15 @@ class RateLimitRepository(Protocol):
     def rate(self, organisation: str, name: str) -> Rate: ...
 
 
+class IdempotencyRepository(Protocol):
+    """Idempotency keys' claims on the first event published with each (docs/design.md §7.8):
+    `claim` takes a key that no claim holds at `now` (None), or returns the claim holding it."""
+
+    def claim(
+        self, organisation: str, idempotency_key: str, claim: IdempotencyClaim, now: dt.datetime
+    ) -> IdempotencyClaim | None: ...
+
+
 class RoutingReads(Protocol):
     """What routes an event (its organisation, its key, the config they name), possibly a
     few seconds old; the event itself, when asked for, as stored now."""
@@ -194,3 +204,5 @@ class Repositories(Protocol):
     def pacing(self) -> PacingRepository: ...
     @property
     def recoveries(self) -> RecoveryRepository: ...
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...

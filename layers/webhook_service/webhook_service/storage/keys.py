@@ -33,12 +33,15 @@ configs' counts by state. Each organisation's rates (docs/design.md §18) are in
 of their own, `PK = LIMIT#<org>`, `SK = RATE#<name>`: every API request writes there, and
 nothing that routes events reads it. The slots of a config with a `rate_limit`
 (docs/design.md §19.1) are in partitions of their own too, `PK = PACE#<org>#<config>#<shard>`,
-`SK = PACE`: each delivery to such a config writes there.
+`SK = PACE`: each delivery to such a config writes there. An idempotency key's claim on the
+first event published with it (docs/design.md §7.8) is one item in a partition of its own,
+`PK = IDEMPOTENCY#<org>#<sha256 of the key>`, `SK = IDEMPOTENCY`: the key itself is not kept.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import zlib
 from typing import Any
 
@@ -58,6 +61,7 @@ ARCHIVED_ATTEMPT_PREFIX = "ATTEMPT#"
 ORGANISATION_SK = "ORG"
 TOKEN_SK = "TOKEN"  # noqa: S105 (a sort key, not a secret)
 CONFIG_COUNTS_SK = "COUNTS#webhook_config"
+IDEMPOTENCY_SK = "IDEMPOTENCY"
 ACTIVE_CONFIGS = "active"  # the counts item's number of configs not deactivated
 CONFIG_QUOTA = "config_quota"  # the counts item's cap on it, when the operator set one
 LIMIT_PREFIX = "LIMIT#"  # the partitions of rates, the only ones every API function may write (IAM)
@@ -94,6 +98,13 @@ def rate_key(organisation: str, name: str) -> dict[str, Any]:
 def pace_key(organisation: str, config_id: str, shard: int) -> dict[str, Any]:
     """The table key of one of the items that hand out a config's delivery slots."""
     return {"PK": f"PACE#{organisation}#{config_id}#{shard}", "SK": "PACE"}
+
+
+def idempotency_claim_key(organisation: str, idempotency_key: str) -> dict[str, Any]:
+    """The table key of an idempotency key's claim: its hash, so a key that carries something
+    private (an order number, an email) is not stored, and any key fits a partition key."""
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+    return {"PK": f"IDEMPOTENCY#{organisation}#{digest}", "SK": IDEMPOTENCY_SK}
 
 
 def token_pk(token_hash: str) -> str:

@@ -2,10 +2,11 @@
 
 Each aggregate has a repository of its own (`organisations`, `configs`, `events`), the lists
 and the sweep's queries theirs (`lists`, `overdue`), the organisations' rates theirs
-(`limits`), the delivery slots of paced configs theirs (`pacing`), recover tasks and the
-events they resend theirs (`recoveries`), and `routing` reads what routes an event
-through the cache this store owns. Writes that must happen together go through one unit of
-work (`storage.unit`), whichever repositories stage them."""
+(`limits`), idempotency keys' claims theirs (`idempotency`), the delivery slots of paced
+configs theirs (`pacing`), recover tasks and the events they resend theirs (`recoveries`),
+and `routing` reads what routes an event through the cache this store owns. Writes that
+must happen together go through one unit of work (`storage.unit`), whichever repositories
+stage them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from webhook_service.domain.configs import MAX_OPEN_TESTS
 from webhook_service.storage.configs import Configs
 from webhook_service.storage.events import Events
+from webhook_service.storage.idempotency import IdempotencyClaims
 from webhook_service.storage.limits import RateLimits
 from webhook_service.storage.lists import Lists
 from webhook_service.storage.organisations import Organisations
@@ -47,6 +49,7 @@ class Store:
         self.limits = RateLimits(self.table)
         self.pacing = Pacing(self.table)
         self.recoveries = Recoveries(self.table)
+        self.idempotency = IdempotencyClaims(self.table)
         self.routing = RoutingReader(self.table, self.table.routing)
 
     @property
