@@ -88,13 +88,15 @@ def step_size(rate: int | None) -> int:
     return min(STEP_MOST, max(STEP_LEAST, rate * STEP_SECONDS_OF_RATE))
 
 
-def next_step_delay(resent: int, rate: int | None) -> int:
+def next_step_delay(resent: int, rate: int | None, elapsed: float = 0.0) -> int:
     """Whole seconds until the next step: how long the `resent` deliveries of this step take
-    at the config's paced rate (slots are 1.05 / rate apart), so the queue never holds much
-    more than a step of jobs waiting for their slots; none for an unpaced config."""
+    at the config's paced rate (slots are 1.05 / rate apart), less the `elapsed` seconds the
+    step itself took (its first resends were delivering meanwhile), so the queue never holds
+    much more than a step of jobs waiting for their slots; none for an unpaced config."""
     if rate is None or resent == 0:
         return 0
-    return min(LONGEST_HOP_SECONDS, math.ceil(resent * (1 + SPACING_SLACK) / rate))
+    due = resent * (1 + SPACING_SLACK) / rate - elapsed
+    return min(LONGEST_HOP_SECONDS, max(0, math.ceil(due)))
 
 
 def recovered(task: Task, progress: Progress, now: dt.datetime) -> Task:

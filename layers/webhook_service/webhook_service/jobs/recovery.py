@@ -40,7 +40,7 @@ def run_recover(deliverer: Deliverer, organisation: str, task_id: str, time_left
     (more to come: the next step is queued), `succeeded` (the window is done), `superseded`
     (the config is no longer `valid`: the task ends there), `duplicate` (the task had ended,
     or another copy of this step saved first) or `missing`."""
-    store = deliverer.store
+    store, began = deliverer.store, time.monotonic()
     task = store.configs.get_task(organisation, task_id)
     if task is None:
         logger.warning("recover task not found", extra={"task_id": task_id})
@@ -61,7 +61,7 @@ def run_recover(deliverer: Deliverer, organisation: str, task_id: str, time_left
         return Outcome("recover", "succeeded")
     if not store.recoveries.advance(task, cursor, progress, now):
         return Outcome("recover", "duplicate")  # another copy of this step saved first: its chain goes on
-    delay = next_step_delay(progress.resent - progress_of(task).resent, config.rate_limit)
+    delay = next_step_delay(progress.resent - progress_of(task).resent, config.rate_limit, time.monotonic() - began)
     deliverer.lanes.queue(Lane.TESTS).send(recover_job(task.id, organisation, config.id), delay)
     return Outcome("recover", "stepped")
 
