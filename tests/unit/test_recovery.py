@@ -73,7 +73,7 @@ def recover(services: FakeServices, caller: Principal, config_id: str, **body: A
 
 def run_steps(lanes: ThreeLaneDeliverer, most: int = 20) -> list[str]:
     """Run the recover steps queued on the tests lane until none is left; their outcomes."""
-    outcomes = []
+    outcomes: list[str] = []
     for _ in range(most):
         if not lanes.test_queue.jobs:
             return outcomes
