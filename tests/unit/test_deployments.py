@@ -85,7 +85,7 @@ def test_every_route_integration_calls_an_alias() -> None:
         for method, operation in operations.items()
     ]
 
-    assert len(integrations) == 20
+    assert len(integrations) == 21
     for route, uri in integrations:
         called = re.search(r"/functions/\$\{(\w+)\}/invocations", uri)
         assert called, (route, uri)

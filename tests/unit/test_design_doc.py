@@ -33,6 +33,7 @@ from webhook_service.domain import events as domain_events
 from webhook_service.domain import idempotency, queries, retries
 from webhook_service.domain import limits as domain_limits
 from webhook_service.domain import pacing as domain_pacing
+from webhook_service.domain import recovery as domain_recovery
 from webhook_service.jobs import event_attempts
 from webhook_service.ports import PrincipalSource
 from webhook_service.service import context as service_context
@@ -257,6 +258,12 @@ def code_numbers() -> dict[str, Callable[[], Any]]:
         "writes to take a slot, at most": lambda: storage_pacing.WRITES_PER_SLOT,
         "how far ahead of now a process takes a free slot, at most": lambda: domain_pacing.LEAD_AT_MOST_SECONDS,
         "pacing items kept after their last write": lambda: storage_pacing.KEEP_SECONDS,
+        "recover window's start, at most before now": lambda: domain_recovery.RECOVER_DAYS_BACK * 86_400,
+        "recover window's end ahead of our clock, at most": lambda: _seconds(domain_recovery.CLOCK_ALLOWANCE),
+        "seconds of a config's rate one recover step resends": lambda: domain_recovery.STEP_SECONDS_OF_RATE,
+        "events one recover step resends, at least": lambda: domain_recovery.STEP_LEAST,
+        "events one recover step resends, at most": lambda: domain_recovery.STEP_MOST,
+        "time one recover step takes events, at most": lambda: domain_recovery.STEP_BUDGET_SECONDS,
         "idempotency key window": lambda: _seconds(idempotency.IDEMPOTENCY_WINDOW),
         "idempotency key, at most (characters)": lambda: idempotency.MAX_IDEMPOTENCY_KEY_CHARS,
         "wait of a repeated publish for the first publisher's event, at most": lambda: (

@@ -19,7 +19,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +33,22 @@ from tests.unit.support import Backing, FakeClock, FakeQueue, FakeSender, http_e
 from webhook_service import admin, events
 from webhook_service.auth import Authenticator
 from webhook_service.domain.configs import FAST_LANE_OPEN_TESTS
-from webhook_service.domain.events import new_event
+from webhook_service.domain.events import EventState, new_event
+from webhook_service.domain.recovery import STEP_LEAST
 from webhook_service.domain.tenants import KeyState, Principal
 from webhook_service.jobqueue import JobQueue
 from webhook_service.jobs.deliverer import Deliverer
 from webhook_service.jobs.dispatch import handle_job
-from webhook_service.lanes import config_test_job, event_job
+from webhook_service.lanes import config_test_job, event_job, recover_job
 from webhook_service.service import configs as config_cases
 from webhook_service.service import events as event_cases
+from webhook_service.service import recovery as recovery_cases
 from webhook_service.service import tasks as task_cases
 from webhook_service.service import tenants as tenant_cases
 from webhook_service.service.context import Services
 from webhook_service.settings import reset_settings
 from webhook_service.storage.store import Store
+from webhook_service.timefmt import format_datetime, utcnow
 from webhook_service.wiring import ProcessServices, use_deliverer, use_services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -306,6 +309,39 @@ def rotate_secret(w: World) -> None:
     assert w.api("RotateWebhookSecretFunction", "POST", path, route, body, path_id=config_id) == 200
 
 
+def valid_default_config(w: World) -> str:
+    """A valid config, the organisation's default (made outside any function: not recorded)."""
+    config_id = w.config()
+    w.end_tests()
+    tenant_cases.update_organisation(w.services, w.caller, {"webhook_config_default": config_id})
+    return config_id
+
+
+def recover_config(w: World) -> None:
+    config_id = valid_default_config(w)
+    path, route = f"/configs/webhook/{config_id}/recover", "POST /configs/webhook/{id}/recover"
+    body = {"since": format_datetime(utcnow() - dt.timedelta(hours=1))}
+    assert w.api("RecoverWebhookConfigFunction", "POST", path, route, body, path_id=config_id) == 201
+    assert w.waiting("TestQueue") >= 1
+
+
+def recover_steps(w: World, jobs: FakeQueue) -> None:
+    """Two recover steps: the first resends a failed event (its window's index read, the
+    events' items fetched) and queues the next; the second ends the task."""
+    svc = w.services
+    config_id = valid_default_config(w)
+    for n in range(STEP_LEAST + 1):  # failed at their last attempt (written outside any function)
+        published = events.publish(w.caller.organisation, "session", "ended", {"n": n}, store=svc.store, queue=jobs)
+        svc.store.events.save(replace(published, state=EventState.FAILED, webhook_config=config_id))
+    setup = Services(store=svc.store, queue=jobs, authenticator=svc.authenticator)
+    config_cases.update_config(setup, w.caller, config_id, {"rate_limit": 1})  # steps of STEP_LEAST events
+    since = format_datetime(utcnow() - dt.timedelta(hours=1))
+    task = recovery_cases.recover_config(setup, w.caller, config_id, {"since": since})
+    w.call("DeliverFunction", sqs_event(json.dumps(recover_job(task["id"], w.caller.organisation, config_id))))
+    w.call("DeliverFunction", sqs_event(json.dumps(recover_job(task["id"], w.caller.organisation, config_id))))
+    assert task_cases.get_task(svc, w.caller, task["id"])["state"] == "succeeded"
+
+
 def deliver(w: World) -> None:
     """A test that succeeds (the config becomes valid); one whose job does not name its
     config (read apart); an event to it whose attempt fails and is queued again; one whose
@@ -348,6 +384,7 @@ def deliver(w: World) -> None:
         result = RUNNER.handler(FUNCTIONS["DeliverFunction"])(sqs_event(test_job), ShortContext())
     assert result == {"batchItemFailures": []}
     assert w.waiting("TestQueue") >= 1
+    recover_steps(w, jobs)
 
 
 class ShortContext:
@@ -414,6 +451,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "ListEventAttemptsFunction": list_attempts,
     "ResendEventFunction": resend_event,
     "RotateWebhookSecretFunction": rotate_secret,
+    "RecoverWebhookConfigFunction": recover_config,
     "DeliverFunction": deliver,
     "SweepFunction": sweep,
     "ConsoleFunction": console,
@@ -538,6 +576,8 @@ def test_only_functions_that_queue_jobs_may_send_and_each_only_to_its_lanes() ->
         "CreateWebhookConfigFunction": {"TestQueue", "SlowQueue"},
         "UpdateWebhookConfigFunction": {"TestQueue", "SlowQueue"},
         "TestWebhookConfigFunction": {"TestQueue", "SlowQueue"},
+        # a recover task's first step
+        "RecoverWebhookConfigFunction": {"TestQueue"},
         # retries, moves to the slow lane, jobs handed back to their lane
         "DeliverFunction": {"DeliveryQueue", "TestQueue", "SlowQueue"},
         # lost tests to the tests lane, lost events to the events lane

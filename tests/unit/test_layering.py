@@ -21,6 +21,7 @@ ENTRY_POINTS = (
     "webhook_service.service.tasks",
     "webhook_service.service.events",
     "webhook_service.service.tenants",
+    "webhook_service.service.recovery",
 )
 
 

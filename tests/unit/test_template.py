@@ -56,6 +56,7 @@ def test_routes_cover_the_spec_endpoints_once_each() -> None:
             "GET /events/{id}/attempts",
             "POST /events/{id}/resend",
             "POST /configs/webhook/{id}/rotate_secret",
+            "POST /configs/webhook/{id}/recover",
             "GET /key",
             "POST /keys/{id}",
             "GET /organisation",

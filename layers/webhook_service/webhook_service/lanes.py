@@ -2,7 +2,8 @@
 an event's attempt, and which lane's queue takes it (docs/isolation.md).
 
 Jobs travel in three lanes, each an SQS queue with its own event source: `events` (event
-attempts), `tests` (config tests: a user is waiting) and `slow` (jobs for an endpoint that
+attempts), `tests` (config tests: a user is waiting; and the steps of a config's recovery)
+and `slow` (jobs for an endpoint that
 recently took longer than the fast lanes wait)."""
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ def config_test_job(task_id: str, organisation: str, config_id: str, slot: Slot 
     if slot is not None:
         job["slot"] = slot.message()
     return job
+
+
+def recover_job(task_id: str, organisation: str, config_id: str) -> dict[str, Any]:
+    """The message that asks the deliver function for the next step of a config's recover
+    task (docs/design.md §19.2): the task holds where the step starts."""
+    return {"job": "recover", "task": task_id, "organisation": organisation, "config": config_id}
 
 
 def event_job(
@@ -120,7 +127,7 @@ class Lane(enum.StrEnum):
 
 def job_lane(job: dict[str, Any]) -> Lane:
     """The fast lane a job belongs to when it is not in the slow one."""
-    return Lane.TESTS if job.get("job") == "test" else Lane.EVENTS
+    return Lane.TESTS if job.get("job") in ("test", "recover") else Lane.EVENTS
 
 
 def lane_of_source(source_arn: str, urls: dict[Lane, str]) -> Lane | None:

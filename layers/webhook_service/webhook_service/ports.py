@@ -21,6 +21,7 @@ from webhook_service.domain.events import Attempt, Event
 from webhook_service.domain.idempotency import IdempotencyClaim
 from webhook_service.domain.limits import Admission, Rate
 from webhook_service.domain.queries import ListQuery, Overdue, Page
+from webhook_service.domain.recovery import Progress
 from webhook_service.domain.tenants import Key, Organisation, Principal
 
 
@@ -170,6 +171,18 @@ class PacingRepository(Protocol):
     def take_slot(self, organisation: str, config_id: str, shard: int, interval_us: int, now_us: int) -> int: ...
 
 
+class RecoveryRepository(Protocol):
+    """Recover tasks and the `failed` events of their window (storage.recoveries); a step's
+    writes return False when another copy of the step, or the task's end, came first."""
+
+    def create(self, task: Task) -> None: ...
+    def failed_page(
+        self, organisation: str, config_id: str, since: dt.datetime, until: dt.datetime, after: str | None, limit: int
+    ) -> list[tuple[str, Event | None]]: ...
+    def advance(self, task: Task, cursor: str | None, progress: Progress, now: dt.datetime) -> bool: ...
+    def finish(self, seen: Task, ended: Task) -> bool: ...
+
+
 class Repositories(Protocol):
     """Every repository of one store, as the use cases reach them."""
 
@@ -189,5 +202,7 @@ class Repositories(Protocol):
     def limits(self) -> RateLimitRepository: ...
     @property
     def pacing(self) -> PacingRepository: ...
+    @property
+    def recoveries(self) -> RecoveryRepository: ...
     @property
     def idempotency(self) -> IdempotencyRepository: ...

@@ -11,8 +11,9 @@ schedule) finds them, and
   docs/design.md §6.4 ends a test whose job could not be queued. A config keeps its state
   (it stays re-testable).
 
-Test tasks are found through the sparse `ByOpen` index, once due for longer than
-`SWEEP_AFTER_MINUTES` (default 60, far beyond the 15 minutes SQS takes to give a job up).
+Tasks are found through the sparse `ByOpen` index, once due for longer than
+`SWEEP_AFTER_MINUTES` (default 60, far beyond the 15 minutes SQS takes to give a job up); a
+recover task is due again from each of its steps, so only one whose steps stopped is found.
 Events are never in an index of open work: each event job is sent before the write it
 continues (jobs.event_attempts), so an event's job is lost only to the dead-letter queue,
 and the sweep takes event jobs from there (its `sweeps` counts the times).
@@ -42,11 +43,11 @@ from time import monotonic
 from typing import Any
 
 from webhook_service import telemetry
-from webhook_service.domain.configs import Task, failed_to_queue
+from webhook_service.domain.configs import TASK_TYPE_RECOVER, Task, failed_to_queue
 from webhook_service.domain.events import Event, event_failed_to_queue
 from webhook_service.domain.queries import Overdue
 from webhook_service.domain.retries import MAX_ATTEMPTS
-from webhook_service.lanes import EventJob, config_test_job, event_job, send_many
+from webhook_service.lanes import EventJob, config_test_job, event_job, recover_job, send_many
 from webhook_service.logs import logger
 from webhook_service.ports import DeadLetters, JobSender, Repositories
 
@@ -150,12 +151,14 @@ def _job(item: Overdue) -> dict[str, Any]:
 
 
 def open_job(work: Task | Event) -> dict[str, Any] | None:
-    """The job that carries a task or event that has not ended on: a task's test; an event's
-    attempt that was claimed and never finished (taken over once its claim runs out), or its
-    next attempt, not before it is due. None for an event with no attempt left. The sweep
-    sends a task's; the local stack sends each for everything open when it starts again
-    (its queue is not kept)."""
+    """The job that carries a task or event that has not ended on: a test task's test, a
+    recover task's next step (from the cursor it saved); an event's attempt that was claimed
+    and never finished (taken over once its claim runs out), or its next attempt, not before
+    it is due. None for an event with no attempt left. The sweep sends a task's; the local
+    stack sends each for everything open when it starts again (its queue is not kept)."""
     if isinstance(work, Task):
+        if work.type == TASK_TYPE_RECOVER:  # its next step, from the cursor it saved
+            return recover_job(work.id, work.organisation, work.target)
         return config_test_job(work.id, work.organisation, work.target)
     attempt = work.attempts if work.claimed_until is not None else work.attempts + 1
     if attempt > MAX_ATTEMPTS or attempt < 1:

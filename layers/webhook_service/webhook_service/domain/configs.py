@@ -34,6 +34,7 @@ class TaskState(StrEnum):
 
 class TaskType(StrEnum):
     CONFIG_TEST = "webhook_config.test"
+    CONFIG_RECOVER = "webhook_config.recover"  # resends a config's failed events of a window (design.md §19.2)
 
 
 # The same as plain strings, for validation's lists of accepted values and for messages.
@@ -42,6 +43,7 @@ UPDATABLE_STATES = (ConfigState.NEW.value, ConfigState.DEACTIVATED.value)
 TASK_STATES = tuple(state.value for state in TaskState)
 TASK_ENDED_STATES = (TaskState.SUCCEEDED.value, TaskState.FAILED.value)
 TASK_TYPE_TEST = TaskType.CONFIG_TEST.value
+TASK_TYPE_RECOVER = TaskType.CONFIG_RECOVER.value
 TASK_TYPES = tuple(type_.value for type_ in TaskType)
 SUPERSEDED = "superseded"
 QUEUE_UNAVAILABLE = "queue-unavailable"  # the error of what the queue lost (docs/design.md §4.6)
@@ -104,6 +106,9 @@ class Task:
     date_completed: dt.datetime | None = None
     event_id: str | None = None  # the test event, fixed when the task first starts (internal)
     counted: bool = False  # counted in its organisation's open tests until it ends (internal)
+    # A recover task's place in its window: the index sort key of the last event it dealt
+    # with (internal; design.md §19.2).
+    cursor: str | None = None
 
     @property
     def ended(self) -> bool:

@@ -10,6 +10,7 @@ from webhook_service.domain.pacing import slot_of
 from webhook_service.jobs.config_tests import run_test
 from webhook_service.jobs.deliverer import Deliverer, Outcome
 from webhook_service.jobs.event_attempts import run_event
+from webhook_service.jobs.recovery import run_recover
 from webhook_service.lanes import EventJob, Lane, job_lane
 
 
@@ -36,7 +37,7 @@ def parse_job(body: str) -> dict[str, Any]:
         raise BadJobError("the message is not JSON") from None
     if not isinstance(job, dict) or not isinstance(job.get("organisation"), str):
         raise BadJobError("the message is not a known job")
-    if (job.get("job") == "test" and isinstance(job.get("task"), str)) or _is_event_job(job):
+    if (job.get("job") in ("test", "recover") and isinstance(job.get("task"), str)) or _is_event_job(job):
         return job
     raise BadJobError("the message is not a known job")
 
@@ -48,6 +49,8 @@ def handle_job(
     seconds left in the invocation, which bound how long an attempt's claim holds."""
     job = parse_job(body)
     lane = lane or job_lane(job)
+    if job["job"] == "recover":
+        return run_recover(deliverer, job["organisation"], job["task"], time_left)
     if job["job"] == "test":
         return run_test(deliverer, job["organisation"], job["task"], job.get("config"), lane, slot_of(job.get("slot")))
     return run_event(deliverer, EventJob.of(job), lane, time_left)

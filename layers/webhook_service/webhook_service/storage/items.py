@@ -128,6 +128,8 @@ def task_item(task: Task) -> Item:
         item["event_id"] = task.event_id
     if task.counted:
         item["counted"] = True
+    if task.cursor:
+        item["cursor"] = task.cursor
     if not task.ended:
         item.update(open_keys(task.id, task.date_created))
     return item
@@ -151,6 +153,7 @@ def task_from_item(item: Item) -> Task:
         date_completed=parse_datetime(item.get("date_completed")),
         event_id=item.get("event_id"),
         counted=bool(item.get("counted", False)),
+        cursor=item.get("cursor"),
     )
 
 

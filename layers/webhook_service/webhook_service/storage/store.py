@@ -2,9 +2,11 @@
 
 Each aggregate has a repository of its own (`organisations`, `configs`, `events`), the lists
 and the sweep's queries theirs (`lists`, `overdue`), the organisations' rates theirs
-(`limits`), idempotency keys' claims theirs (`idempotency`), and `routing` reads what routes an event
-through the cache this store owns. Writes that must happen together go through one unit of
-work (`storage.unit`), whichever repositories stage them."""
+(`limits`), idempotency keys' claims theirs (`idempotency`), the delivery slots of paced
+configs theirs (`pacing`), recover tasks and the events they resend theirs (`recoveries`),
+and `routing` reads what routes an event through the cache this store owns. Writes that
+must happen together go through one unit of work (`storage.unit`), whichever repositories
+stage them."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from webhook_service.storage.lists import Lists
 from webhook_service.storage.organisations import Organisations
 from webhook_service.storage.overdue import OverdueWork
 from webhook_service.storage.pacing import Pacing
+from webhook_service.storage.recoveries import Recoveries
 from webhook_service.storage.routing import ROUTING_CACHE_SECONDS, RoutingCache, RoutingReader
 from webhook_service.storage.table import Table
 from webhook_service.storage.unit import UnitOfWork
@@ -45,6 +48,7 @@ class Store:
         self.overdue = OverdueWork(self.table)
         self.limits = RateLimits(self.table)
         self.pacing = Pacing(self.table)
+        self.recoveries = Recoveries(self.table)
         self.idempotency = IdempotencyClaims(self.table)
         self.routing = RoutingReader(self.table, self.table.routing)
 

@@ -1,0 +1,52 @@
+"""Recover a config's receiver after an outage: one request makes a task that resends every
+`failed` event of a window whose last attempt went to the config (docs/design.md §19.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webhook_service import telemetry
+from webhook_service.domain.configs import ConfigState, failed_to_queue
+from webhook_service.domain.recovery import new_recover_task
+from webhook_service.domain.tenants import Principal
+from webhook_service.errors import ConflictError, DependencyError, InvalidStateError, UnavailableError
+from webhook_service.lanes import Lane, recover_job
+from webhook_service.logs import logger
+from webhook_service.service.configs import load_config
+from webhook_service.service.context import Services
+from webhook_service.validation import check_fields, validate_recover_window
+from webhook_service.views import task_resource
+
+
+def recover_config(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Store a `webhook_config.recover` task, then queue its first step on the tests lane. If
+    SQS refuses the job, the task ends `failed`/`queue-unavailable` and the answer is 503.
+    Not counted in the organisation's resends: it is one request, paced by the config's
+    `rate_limit`."""
+    check_fields(body, allowed=("since", "until"), required=("since",))
+    now = svc.clock()
+    since, until = validate_recover_window(body, now)
+    config = load_config(svc, caller, config_id)
+    if config.state != ConfigState.VALID:
+        raise InvalidStateError(
+            "Only a valid config can be recovered: its events would fail again at once. Test it (or set its"
+            " state to new) first.",
+            params={"state": str(config.state)},
+        )
+    task = new_recover_task(config, caller.key_id, since, until, now)
+    svc.store.recoveries.create(task)
+    try:
+        svc.lanes.queue(Lane.TESTS).send(recover_job(task.id, task.organisation, config.id))
+    except DependencyError as exc:
+        telemetry.count(telemetry.QUEUE_SEND_FAILURES)
+        logger.warning("recover not queued", extra={"task_id": task.id, "config_id": config.id, "reason": str(exc)})
+        try:
+            svc.store.configs.finish_pending_task(failed_to_queue(task, svc.clock()))
+        except (DependencyError, ConflictError):
+            logger.exception("task left pending", extra={"task_id": task.id})
+        raise UnavailableError(
+            "The recovery could not be queued; nothing was resent. Try again.",
+            params={"webhook_config": config.id, "task": task.id},
+        ) from exc
+    logger.info("recover queued", extra={"task_id": task.id, "config_id": config.id, "since": body["since"]})
+    return task_resource(task)
