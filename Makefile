@@ -66,7 +66,7 @@ listen: $(VENV)/.installed
 # in-process) and the integration tests that start stacks of their own (BESIDE), so the two
 # sessions take about as long. Each session runs the log scan and the IAM check of its own
 # tests; the second keeps a pytest cache of its own.
-BESIDE := tests/unit tests/integration/test_persistence.py tests/integration/test_sweep.py
+BESIDE := tests/unit tests/integration/test_persistence.py tests/integration/test_sweep.py tests/integration/test_recover.py
 test: $(VENV)/.installed $(TOOLS)/.installed chromium
 	@beside_log=$$(mktemp); \
 	$(PY) -m pytest $(BESIDE) -o cache_dir=.pytest_cache/beside >"$$beside_log" 2>&1 & beside=$$!; \

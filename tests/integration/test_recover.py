@@ -15,11 +15,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
+from devstack.servers import LocalServer
 from tests.integration.conftest import run_stack
 from tests.support.stack import Client, LocalStack, new_caller
 from webhook_service.timefmt import format_datetime
@@ -56,11 +57,7 @@ class OutageReceiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 128
-
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = LocalServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
 
@@ -152,6 +149,8 @@ def test_the_outage_drill_one_recover_delivers_every_failed_event_once_more_at_t
     assert ended[0]["result"]["found"] >= ended[0]["result"]["resent"] > 0
     recovered = receiver.since(mark)
     assert Counter(event_id for _, event_id in recovered) == dict.fromkeys(ids, 1)  # once more each, none twice
-    assert most_in_any_second([at for at, _ in recovered]) <= RATE * 1.1
+    busiest = most_in_any_second([at for at, _ in recovered])
+    print(f"recovered: {len(recovered)} deliveries; most in any second at the receiver: {busiest} (rate {RATE})")
+    assert busiest <= RATE * 1.1  # the rate, measured at the receiver, within 10 %
     listed = client.get("/tasks", params={"type": "webhook_config.recover", "target": config["id"]}).json()
     assert {task["id"] for task in listed["data"]} == {first.json()["id"], second.json()["id"]}
