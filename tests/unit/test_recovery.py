@@ -14,14 +14,21 @@ from typing import Any
 
 import pytest
 
-from tests.unit.support import FakeClock, FakeQueue, FakeServices, ThreeLaneDeliverer, three_lane_deliverer
+from tests.unit.support import Backing, FakeClock, FakeQueue, FakeServices, ThreeLaneDeliverer, three_lane_deliverer
 from tests.unit.test_pacing import Harness, most_in_any_second
-from webhook_service.domain.configs import ConfigState
+from webhook_service.auth import Authenticator
+from webhook_service.domain.configs import FAST_LANE_OPEN_TESTS, ConfigState
 from webhook_service.domain.events import Event, EventState, config_test_event, new_event
-from webhook_service.domain.pacing import interval_us
+from webhook_service.domain.pacing import LATE_AT_MOST_US, interval_us
 from webhook_service.domain.recovery import STEP_LEAST, STEP_MOST, next_step_delay, step_size
 from webhook_service.domain.tenants import Principal
-from webhook_service.errors import InvalidParameterError, InvalidStateError, NotFoundError, UnavailableError
+from webhook_service.errors import (
+    InvalidParameterError,
+    InvalidStateError,
+    LimitExceededError,
+    NotFoundError,
+    UnavailableError,
+)
 from webhook_service.jobs.dispatch import handle_job
 from webhook_service.jobs.recovery import run_recover
 from webhook_service.lanes import Lane, recover_job
@@ -193,6 +200,64 @@ def test_a_recover_that_cannot_be_queued_ends_failed_and_answers_503(
     task_id = (refused.value.params or {})["task"]
     task = task_cases.get_task(services, caller, task_id)
     assert (task["state"], task["error"]) == ("failed", "queue-unavailable")
+
+
+# -- fair use: a task on the tests lane, held as a test is ---------------------------------------
+
+
+def open_tasks(store: Store, caller: Principal) -> int:
+    return store.organisations.open_tests(caller.organisation)
+
+
+def test_a_recover_is_one_of_the_organisations_open_tasks_until_it_ends(
+    services: FakeServices, store: Store, caller: Principal, clock: FakeClock, lanes: ThreeLaneDeliverer
+) -> None:
+    services.test_queue = lanes.test_queue
+    config_id = valid_config(services, store, caller)
+    outage(store, caller, config_id, clock.now - HOUR, 3)
+    before = open_tasks(store, caller)
+
+    recover(services, caller, config_id, since=iso(clock.now - 2 * HOUR))
+    assert open_tasks(store, caller) == before + 1
+    assert run_steps(lanes)[-1] == "succeeded"
+    assert open_tasks(store, caller) == before
+
+
+def test_a_recover_past_the_organisations_open_tasks_is_refused_and_writes_nothing(
+    backing: Backing, caller: Principal, clock: FakeClock
+) -> None:
+    store = Store(backing.table_name, backing.dynamodb, open_tests_cap=1)
+    capped = FakeServices(store=store, queue=FakeQueue(), authenticator=Authenticator(store.organisations), clock=clock)
+    capped.test_queue = FakeQueue()
+    config_id = valid_config(capped, store, caller)  # its test, never run, is the one open task
+    assert open_tasks(store, caller) == 1
+
+    with pytest.raises(LimitExceededError) as refused:
+        recover(capped, caller, config_id, since=iso(clock.now - HOUR))
+
+    assert set(refused.value.params or {}) == {"open_tests"}
+    assert capped.test_queue.jobs == []
+    listed = task_cases.list_tasks(capped, caller, {"type": "webhook_config.recover"})
+    assert listed["data"] == []
+    assert open_tasks(store, caller) == 1
+
+
+def test_an_organisation_with_the_tests_lanes_share_open_recovers_in_the_slow_lane(
+    services: FakeServices, store: Store, caller: Principal, clock: FakeClock, lanes: ThreeLaneDeliverer
+) -> None:
+    services.test_queue, services.slow_queue = lanes.test_queue, lanes.slow_queue
+    config_id = valid_config(services, store, caller)
+    for n in range(FAST_LANE_OPEN_TESTS):  # open tests enough to fill its share of the tests lane
+        config_cases.create_config(services, caller, {"url": f"{URL}{n}/"})
+    lanes.test_queue.jobs.clear()
+    outage(store, caller, config_id, clock.now - HOUR, 2)
+
+    task = recover(services, caller, config_id, since=iso(clock.now - 2 * HOUR))
+
+    assert lanes.test_queue.jobs == []
+    (job,) = [j for j in lanes.slow_queue.jobs if j.get("job") == "recover"]
+    assert job == recover_job(task["id"], caller.organisation, config_id)
+    assert handle_job(lanes, json.dumps(lanes.slow_queue.jobs.pop()), Lane.SLOW).name == "succeeded"
 
 
 # -- the steps -----------------------------------------------------------------------------
@@ -441,5 +506,5 @@ def test_recovered_events_are_paced_as_any_delivery(
     assert outcomes["delivered"] == 30
     assert len(harness.sent_at) == 30
     assert most_in_any_second(harness.sent_at) <= 5
-    assert max(harness.sent_at) - min(harness.sent_at) >= 29 * interval_us(5) / 1_000_000 - 0.001
+    assert max(harness.sent_at) - min(harness.sent_at) >= 29 * interval_us(5) / 1_000_000 - LATE_AT_MOST_US / 1_000_000
     assert all(state_of(store, caller, i).state == EventState.DELIVERED for i in ids)

@@ -77,6 +77,7 @@ def new_recover_task(config: WebhookConfig, key: str, since: dt.datetime, until:
         state=TaskState.PENDING,
         date_created=now,
         result=Progress(since, until).result(),
+        counted=True,  # an open task of its organisation's, as a test is, until it ends
     )
 
 

@@ -50,7 +50,7 @@ def handle_job(
     job = parse_job(body)
     lane = lane or job_lane(job)
     if job["job"] == "recover":
-        return run_recover(deliverer, job["organisation"], job["task"], time_left)
+        return run_recover(deliverer, job["organisation"], job["task"], time_left, lane)
     if job["job"] == "test":
         return run_test(deliverer, job["organisation"], job["task"], job.get("config"), lane, slot_of(job.get("slot")))
     return run_event(deliverer, EventJob.of(job), lane, time_left)

@@ -35,11 +35,19 @@ from webhook_service.logs import logger
 TimeLeft = Callable[[], float]
 
 
-def run_recover(deliverer: Deliverer, organisation: str, task_id: str, time_left: TimeLeft | None = None) -> Outcome:
-    """Run one step of a recover task. Returns the outcome, for logs and metrics: `stepped`
-    (more to come: the next step is queued), `succeeded` (the window is done), `superseded`
-    (the config is no longer `valid`: the task ends there), `duplicate` (the task had ended,
-    or another copy of this step saved first) or `missing`."""
+def run_recover(
+    deliverer: Deliverer,
+    organisation: str,
+    task_id: str,
+    time_left: TimeLeft | None = None,
+    lane: Lane = Lane.TESTS,
+) -> Outcome:
+    """Run one step of a recover task; the next step goes on the same lane (the slow one for
+    an organisation with more open tasks than the tests lane takes of one). Returns the
+    outcome, for logs and metrics: `stepped` (more to come: the next step is queued),
+    `succeeded` (the window is done), `superseded` (the config is no longer `valid`: the task
+    ends there), `duplicate` (the task had ended, or another copy of this step saved first)
+    or `missing`."""
     store, began = deliverer.store, time.monotonic()
     task = store.configs.get_task(organisation, task_id)
     if task is None:
@@ -62,7 +70,7 @@ def run_recover(deliverer: Deliverer, organisation: str, task_id: str, time_left
     if not store.recoveries.advance(task, cursor, progress, now):
         return Outcome("recover", "duplicate")  # another copy of this step saved first: its chain goes on
     delay = next_step_delay(progress.resent - progress_of(task).resent, config.rate_limit, time.monotonic() - began)
-    deliverer.lanes.queue(Lane.TESTS).send(recover_job(task.id, organisation, config.id), delay)
+    deliverer.lanes.queue(lane).send(recover_job(task.id, organisation, config.id), delay)
     return Outcome("recover", "stepped")
 
 

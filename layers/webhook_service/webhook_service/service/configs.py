@@ -59,7 +59,7 @@ def create_config(svc: Services, caller: Principal, body: dict[str, Any]) -> dic
     config = new_config(caller.organisation, url, now, rate_limit)
     task = new_test_task(config, caller.key_id, now)
     config = replace(config, open_test=task.id)
-    lane = _store_counted(svc, partial(svc.store.configs.create, config, task))
+    lane = store_counted(svc, partial(svc.store.configs.create, config, task))
     telemetry.count(telemetry.CONFIGS_CREATED)
     logger.info("config created", extra={"config_id": config.id, "task_id": task.id})
     _queue_test(svc, config, task, lane)
@@ -113,7 +113,7 @@ def queue_config_test(svc: Services, caller: Principal, config_id: str, body: di
         task = new_test_task(config, caller.key_id, svc.clock())
         charged = charged or _take_test(svc, caller)
         try:
-            lane = _store_counted(svc, partial(svc.store.configs.create_test_task, config, task))
+            lane = store_counted(svc, partial(svc.store.configs.create_test_task, config, task))
         except ConflictError:
             continue  # changed since it was read (another test queued, or an update): read it again
         _queue_test(svc, config, task, lane)
@@ -176,8 +176,9 @@ def _take_test(svc: Services, caller: Principal) -> bool:
     return True
 
 
-def _store_counted(svc: Services, write: Callable[..., None]) -> Lane:
-    """Make a write that creates a test task counted in its organisation's open tests, and
+def store_counted(svc: Services, write: Callable[..., None]) -> Lane:
+    """Make a write that creates a task counted in its organisation's open tests (a test, or
+    a recover: both run on the tests lane), and
     choose the task's lane: the tests lane while the organisation has fewer than
     FAST_LANE_OPEN_TESTS open, the slow lane beyond (so that one organisation's tests
     never hold more than a few of the tests lane's slots), 429 past the cap. Both limits
@@ -241,7 +242,7 @@ def _change_config(
                 svc.store.configs.replace(updated, expected_version=config.version, task=None)
             else:
                 charged = charged or _take_test(svc, caller)
-                lane = _store_counted(svc, partial(svc.store.configs.replace, updated, config.version, task))
+                lane = store_counted(svc, partial(svc.store.configs.replace, updated, config.version, task))
         except ConflictError:
             continue
         logger.info(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from webhook_service import telemetry
@@ -10,19 +11,22 @@ from webhook_service.domain.configs import ConfigState, failed_to_queue
 from webhook_service.domain.recovery import new_recover_task
 from webhook_service.domain.tenants import Principal
 from webhook_service.errors import ConflictError, DependencyError, InvalidStateError, UnavailableError
-from webhook_service.lanes import Lane, recover_job
+from webhook_service.lanes import recover_job
 from webhook_service.logs import logger
-from webhook_service.service.configs import load_config
+from webhook_service.service import limits
+from webhook_service.service.configs import load_config, store_counted
 from webhook_service.service.context import Services
 from webhook_service.validation import check_fields, validate_recover_window
 from webhook_service.views import task_resource
 
 
 def recover_config(svc: Services, caller: Principal, config_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Store a `webhook_config.recover` task, then queue its first step on the tests lane. If
-    SQS refuses the job, the task ends `failed`/`queue-unavailable` and the answer is 503.
-    Not counted in the organisation's resends: it is one request, paced by the config's
-    `rate_limit`."""
+    """Store a `webhook_config.recover` task, then queue its first step. If SQS refuses the
+    job, the task ends `failed`/`queue-unavailable` and the answer is 503. Its steps run on
+    the tests lane, so it is held as a test is: one of the organisation's tests a second, one
+    of its open tests until it ends (429 past either), and in the slow lane when the
+    organisation has more open than the tests lane takes of one. Not counted in the
+    organisation's resends: it is one request, paced by the config's `rate_limit`."""
     check_fields(body, allowed=("since", "until"), required=("since",))
     now = svc.clock()
     since, until = validate_recover_window(body, now)
@@ -34,9 +38,10 @@ def recover_config(svc: Services, caller: Principal, config_id: str, body: dict[
             params={"state": str(config.state)},
         )
     task = new_recover_task(config, caller.key_id, since, until, now)
-    svc.store.recoveries.create(task)
+    limits.take_test(svc, caller)  # a task on the tests lane: one of the organisation's tests a second
+    lane = store_counted(svc, partial(svc.store.recoveries.create, task))
     try:
-        svc.lanes.queue(Lane.TESTS).send(recover_job(task.id, task.organisation, config.id))
+        svc.lanes.queue(lane).send(recover_job(task.id, task.organisation, config.id))
     except DependencyError as exc:
         telemetry.count(telemetry.QUEUE_SEND_FAILURES)
         logger.warning("recover not queued", extra={"task_id": task.id, "config_id": config.id, "reason": str(exc)})

@@ -16,6 +16,7 @@ from webhook_service.domain.configs import Task, TaskState
 from webhook_service.domain.events import Event, EventState
 from webhook_service.domain.recovery import Progress
 from webhook_service.errors import ConflictError
+from webhook_service.storage import unit as writes
 from webhook_service.storage.codec import Item, unmarshal
 from webhook_service.storage.event_items import event_from_items
 from webhook_service.storage.items import task_item
@@ -27,7 +28,9 @@ from webhook_service.storage.keys import (
     read_partitions,
     state_pk,
 )
+from webhook_service.storage.organisations import Organisations
 from webhook_service.storage.table import Table
+from webhook_service.storage.unit import UnitOfWork
 from webhook_service.timefmt import format_datetime
 
 BATCH_GET_KEYS = 100  # DynamoDB's most keys in one BatchGetItem
@@ -36,12 +39,18 @@ BATCH_GET_KEYS = 100  # DynamoDB's most keys in one BatchGetItem
 class Recoveries:
     """A recover task's writes, and the reads of its window."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, organisations: Organisations) -> None:
         self.table = table
+        self.organisations = organisations
 
-    def create(self, task: Task) -> None:
-        """Store a new recover task (pending, in ByOpen from its creation)."""
-        self.table.put(task_item(task), "attribute_not_exists(PK)")
+    def create(self, task: Task, open_tests_below: int | None = None) -> None:
+        """Store a new recover task (pending, in ByOpen from its creation), counted in its
+        organisation's open tasks in the same transaction: OpenTestsLimitError when it has as
+        many as it may (`open_tests_below` when given)."""
+        unit = UnitOfWork(self.table).add(writes.put(task_item(task), "attribute_not_exists(PK)"))
+        if task.counted:
+            self.organisations.count_open_test(unit, task.organisation, open_tests_below)
+        unit.commit()
 
     def failed_page(
         self, organisation: str, config_id: str, since: dt.datetime, until: dt.datetime, after: str | None, limit: int
@@ -128,13 +137,18 @@ class Recoveries:
             ":processing": TaskState.PROCESSING.value,
             ":seen": seen.cursor,
         }
-        try:
-            self.table.put(
+        unit = UnitOfWork(self.table).add(
+            writes.put(
                 task_item(ended),
                 f"#s IN (:pending, :processing) AND {_at_cursor(seen)}",
                 names={"#s": "state", "#cursor": "cursor"},
                 values=values,
             )
+        )
+        if ended.counted:  # out of its organisation's open tasks, in the same transaction
+            self.organisations.uncount_open_test(unit, ended.organisation)
+        try:
+            unit.commit()
         except ConflictError:
             return False
         return True

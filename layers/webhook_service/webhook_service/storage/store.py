@@ -48,7 +48,7 @@ class Store:
         self.overdue = OverdueWork(self.table)
         self.limits = RateLimits(self.table)
         self.pacing = Pacing(self.table)
-        self.recoveries = Recoveries(self.table)
+        self.recoveries = Recoveries(self.table, self.organisations)
         self.idempotency = IdempotencyClaims(self.table)
         self.routing = RoutingReader(self.table, self.table.routing)
 
