@@ -28,10 +28,12 @@ def test_create_config_valid_url_answers_201_new_config_with_secret(dev: Client)
         "url",
         "secret",
         "previous_secret_expires",
+        "rate_limit",
         "state",
         "date_created",
     }
     assert config["previous_secret_expires"] is None  # no rotation yet (docs/design.md §14)
+    assert config["rate_limit"] is None  # unpaced unless asked (docs/design.md §19.1)
     assert UUID4.match(config["id"])
     assert config["resource"] == "webhook_config"
     assert config["organisation"] == dev.organisation

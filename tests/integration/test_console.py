@@ -630,6 +630,14 @@ def test_console_rotation_of_the_documented_shape(console: Console, fresh: Clien
 # -- delivery rate and recovery -----------------------------------------------------------
 
 
+def valid_and_said(console: Console, client: Client, receiver: Receiver, path: str) -> tuple[str, dict[str, Any]]:
+    """`valid_config`, and the status line saying so: the test's outcome is said once the
+    console sees it, and would otherwise replace what a test waits to read."""
+    url, config = valid_config(console, client, receiver, path)
+    console.wait_status(r"is valid: its test succeeded")
+    return url, config
+
+
 def _delivery_box(console: Console, url: str) -> Any:
     """The config's card with its delivery box open (a re-rendered card keeps it open)."""
     card = console.card(url)
@@ -640,7 +648,7 @@ def _delivery_box(console: Console, url: str) -> Any:
 
 def test_console_sets_and_clears_a_delivery_rate(console: Console, fresh: Client, receiver: Receiver) -> None:
     console.logged_in(fresh.token)
-    url, config = valid_config(console, fresh, receiver, "/ok/console-rate")
+    url, config = valid_and_said(console, fresh, receiver, "/ok/console-rate")
 
     card = _delivery_box(console, url)
     card.get_by_label("Deliveries a second, at most").fill("5")
@@ -663,7 +671,7 @@ def test_console_refuses_a_rate_out_of_range_without_calling_the_api(
     console: Console, fresh: Client, receiver: Receiver
 ) -> None:
     console.logged_in(fresh.token)
-    url, config = valid_config(console, fresh, receiver, "/ok/console-rate-bad")
+    url, config = valid_and_said(console, fresh, receiver, "/ok/console-rate-bad")
     seen: list[dict[str, Any]] = []
     console.page.on("request", lambda request: seen.append({"method": request.method, "url": request.url}))
 
@@ -682,7 +690,7 @@ def test_console_recovers_failed_events_and_follows_the_task(
     """The recover action against the real route: a config with no failed event in the
     window gets a recover task that ends at once, found 0."""
     console.logged_in(fresh.token)
-    url, config = valid_config(console, fresh, receiver, "/ok/console-recover")
+    url, config = valid_and_said(console, fresh, receiver, "/ok/console-recover")
 
     card = _delivery_box(console, url)
     console.page.once("dialog", lambda dialog: dialog.accept())
@@ -699,7 +707,7 @@ def test_console_says_recovery_is_unavailable_where_the_route_is_missing(
 ) -> None:
     _route_missing_in_browser(console, r"/configs/webhook/[^/]+/recover$")
     console.logged_in(fresh.token)
-    url, _ = valid_config(console, fresh, receiver, "/ok/console-recover-missing")
+    url, _ = valid_and_said(console, fresh, receiver, "/ok/console-recover-missing")
 
     card = _delivery_box(console, url)
     console.page.once("dialog", lambda dialog: dialog.accept())

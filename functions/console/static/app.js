@@ -444,7 +444,8 @@ function configCard(config) {
     actions, secret, rotate, delivery, tasks);
 }
 
-/** The config's delivery rate (shown and edited) and "recover failed events since …". */
+/** The config's delivery rate (shown and edited) and "recover failed events since …". The
+ * forms do not use the browser's own validation: what is wrong is said on the status line. */
 function deliveryBox(config) {
   const rateId = `rate-${config.id}`;
   const sinceId = `since-${config.id}`;
@@ -455,11 +456,11 @@ function deliveryBox(config) {
   const shown = config.rate_limit ? `at most ${config.rate_limit} a second` : "no limit";
   return el("details", { class: "delivery-box", "data-keep": `delivery:${config.id}` },
     el("summary", { "data-focus": `delivery-open:${config.id}`, text: `Delivery rate (${shown}) and recovery` }),
-    el("form", { class: "rotate", onsubmit: (event) => { event.preventDefault(); setRateLimit(config.id, rate.value); } },
+    el("form", { class: "rotate", novalidate: true, onsubmit: (event) => { event.preventDefault(); setRateLimit(config.id, rate.value); } },
       el("label", { for: rateId, text: "Deliveries a second, at most" }), rate,
       el("button", { type: "submit", class: "quiet", "data-focus": `rate:${config.id}`, text: "Save rate" })),
     el("p", { class: "help", text: "Empty means no limit. Deliveries above the rate wait their turn; none is dropped or counted as a failed attempt." }),
-    el("form", { class: "rotate", onsubmit: (event) => { event.preventDefault(); recover(config.id, since.value); } },
+    el("form", { class: "rotate", novalidate: true, onsubmit: (event) => { event.preventDefault(); recover(config.id, since.value); } },
       el("label", { for: sinceId, text: "Recover failed events since" }), since,
       el("button", { type: "submit", class: "quiet", "data-focus": `recover:${config.id}`, disabled: Boolean(missing),
         text: "Recover" })),
