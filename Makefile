@@ -61,21 +61,27 @@ listen: $(VENV)/.installed
 
 ## test: the test suite but the load tier, offline (it installs SAM's and cfn-lint's tools, which some tests
 ## run, and Debian's Chromium for the console's browser tests): the unit tier runs beside the rest
-# Two pytest sessions at once on two cores. The integration tests on the shared local stack
-# mostly wait on it and on their receivers; beside them run the unit tier (CPU work on moto
-# in-process) and the integration tests that start stacks of their own (BESIDE), so the two
-# sessions take about as long. Each session runs the log scan and the IAM check of its own
-# tests; the second keeps a pytest cache of its own.
-BESIDE := tests/unit tests/integration/test_persistence.py tests/integration/test_sweep.py tests/integration/test_recover.py
+# Three pytest sessions at once on two cores: the suite mostly waits (on the local stacks, their
+# receivers, a browser, a paced receiver), so one session used about one core. The shared
+# local stack's integration tests run in the foreground; beside them, the unit tier (CPU work
+# on moto in-process) with the tests that start stacks of their own (BESIDE), and the two
+# longest integration tests on a stack of their session's own (APART: the generated requests
+# and the outage drill). Each session runs the log scan and the IAM check of its own tests, and
+# keeps a pytest cache of its own.
+BESIDE := tests/unit tests/integration/test_persistence.py tests/integration/test_sweep.py
+APART := tests/integration/test_fuzz.py tests/integration/test_recover.py
 test: $(VENV)/.installed $(TOOLS)/.installed chromium
-	@beside_log=$$(mktemp); \
+	@beside_log=$$(mktemp); apart_log=$$(mktemp); \
 	$(PY) -m pytest $(BESIDE) -o cache_dir=.pytest_cache/beside >"$$beside_log" 2>&1 & beside=$$!; \
-	trap 'test -z "$$beside" || kill $$beside 2>/dev/null; rm -f "$$beside_log"' EXIT; \
-	$(PY) -m pytest -m "not load" $(addprefix --ignore=,$(BESIDE)); shared=$$?; \
-	wait $$beside; besides=$$?; beside=; \
+	$(PY) -m pytest -m "not load" $(APART) -o cache_dir=.pytest_cache/apart >"$$apart_log" 2>&1 & apart=$$!; \
+	trap 'for session in $$beside $$apart; do kill $$session 2>/dev/null; done; rm -f "$$beside_log" "$$apart_log"' EXIT; \
+	$(PY) -m pytest -m "not load" $(addprefix --ignore=,$(BESIDE) $(APART)); shared=$$?; \
+	wait $$beside; besides=$$?; wait $$apart; aparts=$$?; beside=; apart=; \
 	echo "============ the unit tier and the tests with stacks of their own (run beside) ============"; \
 	cat "$$beside_log"; \
-	test $$shared -eq 0 && test $$besides -eq 0
+	echo "============ the generated requests and the outage drill (run apart, on a stack of their own) ============"; \
+	cat "$$apart_log"; \
+	test $$shared -eq 0 && test $$besides -eq 0 && test $$aparts -eq 0
 
 test-unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
