@@ -37,6 +37,7 @@ import threading
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from bench.dynamocost import TABLE, Recording, RecordingClient, TableSchema, item_size, table_schemas
@@ -848,18 +849,19 @@ def main() -> int:
         tables = schemas_by_table(stack.refs)
         dynamodb = boto3.client("dynamodb")
         sqs = boto3.client("sqs")
+        measured = partial(
+            measure,
+            dynamodb,
+            tables,
+            stack.refs["Table"],
+            sqs,
+            stack.refs["DeliveryQueue"],
+            events=EVENTS,
+            list_every=LIST_EVERY,
+            batch_size=batch_size,
+        )
         for data_bytes in DATA_SIZES:
-            run = measure(
-                dynamodb,
-                tables,
-                stack.refs["Table"],
-                sqs,
-                stack.refs["DeliveryQueue"],
-                events=EVENTS,
-                data_bytes=data_bytes,
-                list_every=LIST_EVERY,
-                batch_size=batch_size,
-            )
+            run = measured(data_bytes=data_bytes)
             if run.delivered != run.events:
                 print(f"  only {run.delivered} of {run.events} delivered: {dict(run.outcomes)}")
                 return 1
@@ -871,18 +873,7 @@ def main() -> int:
             if data_bytes == TARGET_DATA_BYTES:
                 met = ceiling(run)[0] >= TARGET_RATE
                 priced = price.total <= TARGET_PRICE
-        paced = measure(
-            dynamodb,
-            tables,
-            stack.refs["Table"],
-            sqs,
-            stack.refs["DeliveryQueue"],
-            events=EVENTS,
-            data_bytes=TARGET_DATA_BYTES,
-            list_every=LIST_EVERY,
-            batch_size=batch_size,
-            rate_limit=PACED_RATE,
-        )
+        paced = measured(data_bytes=TARGET_DATA_BYTES, rate_limit=PACED_RATE)
         print()
         print(paced_line(run, paced, memory_mb))
     print()

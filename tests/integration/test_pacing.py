@@ -14,6 +14,7 @@ import pytest
 
 from devstack.receiver import Delivery, Receiver
 from tests.support.stack import Client, LocalStack
+from tests.support.windows import most_in_any_window
 
 pytestmark = pytest.mark.integration
 
@@ -26,26 +27,9 @@ DELIVERED_WITHIN_SECONDS = 120.0
 WINDOW_SECONDS = 1 / 1.1
 
 
-def most_in_any_window(times: list[float], window: float) -> int:
-    """The most deliveries any window of `window` seconds holds (each window opens at one)."""
-    ordered = sorted(times)
-    most, first = 0, 0
-    for last, at in enumerate(ordered):
-        while at - ordered[first] >= window:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
-
-
 def sessions(receiver: Receiver, inbox: str) -> list[tuple[str, Delivery]]:
     got = [(json.loads(d.body), d) for d in receiver.deliveries_to(inbox)]
     return [(body["id"], d) for body, d in got if body["type"] == "session"]
-
-
-def test_most_in_any_window_counts_a_sliding_window() -> None:
-    assert most_in_any_window([0.0, 0.5, 0.99, 1.0, 1.2], 1.0) == 4  # 0.5 to 1.2
-    assert most_in_any_window([0.0, 0.2, 0.4, 0.6, 0.8, 0.95], 1.0) == 6
-    assert most_in_any_window([], 1.0) == 0
 
 
 def test_a_hundred_events_at_once_reach_a_paced_receiver_at_its_rate_and_all_at_the_first_attempt(

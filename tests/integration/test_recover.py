@@ -23,6 +23,7 @@ import pytest
 from devstack.servers import LocalServer
 from tests.integration.conftest import run_stack
 from tests.support.stack import Client, LocalStack, new_caller
+from tests.support.windows import most_in_any_window
 from webhook_service.timefmt import format_datetime
 
 pytestmark = pytest.mark.integration
@@ -72,17 +73,6 @@ class OutageReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def most_in_any_second(times: list[float]) -> int:
-    """The most of `times` (seconds) in any window [t, t + 1 s)."""
-    ordered = sorted(times)
-    most, first = 0, 0
-    for last, at in enumerate(ordered):
-        while ordered[first] <= at - 1.0:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -149,7 +139,7 @@ def test_the_outage_drill_one_recover_delivers_every_failed_event_once_more_at_t
     assert ended[0]["result"]["found"] >= ended[0]["result"]["resent"] > 0
     recovered = receiver.since(mark)
     assert Counter(event_id for _, event_id in recovered) == dict.fromkeys(ids, 1)  # once more each, none twice
-    busiest = most_in_any_second([at for at, _ in recovered])
+    busiest = most_in_any_window([at for at, _ in recovered])
     print(f"recovered: {len(recovered)} deliveries; most in any second at the receiver: {busiest} (rate {RATE})")
     assert busiest <= RATE * 1.1  # the rate, measured at the receiver, within 10 %
     listed = client.get("/tasks", params={"type": "webhook_config.recover", "target": config["id"]}).json()

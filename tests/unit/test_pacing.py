@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.windows import most_in_any_window
 from tests.unit.support import FakeClock, FakeQueue, FakeSender, FakeServices, ThreeLaneDeliverer, three_lane_deliverer
 from webhook_service.domain.configs import ConfigState
 from webhook_service.domain.pacing import (
@@ -45,17 +46,6 @@ from webhook_service.storage.store import Store
 
 URL = "https://receiver.example/hooks/"
 SECOND_US = 1_000_000
-
-
-def most_in_any_second(times: list[float]) -> int:
-    """The most of `times` (seconds) in any window [t, t + 1 s)."""
-    ordered = sorted(times)
-    most, first = 0, 0
-    for last, at in enumerate(ordered):
-        while ordered[first] <= at - 1.0:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 # -- the arithmetic ------------------------------------------------------------------------
@@ -135,9 +125,9 @@ def test_sends_late_by_up_to_the_tolerance_never_put_more_than_the_rate_in_any_s
         for n in range(count):
             slot = start + n * interval_us(rate) / SECOND_US
             sends.append(slot + rng.uniform(0, LATE_AT_MOST_US / SECOND_US) + rng.uniform(0, jitter))
-    assert most_in_any_second(sends) <= rate
+    assert most_in_any_window(sends) <= rate
     # ...and the slack costs at most a twentieth of the rate.
-    assert most_in_any_second(sends) >= rate * 0.9
+    assert most_in_any_window(sends) >= rate * 0.9
 
 
 def test_a_slot_goes_in_a_job_and_comes_back_out() -> None:
@@ -291,7 +281,7 @@ def test_fifty_events_at_once_reach_the_receiver_at_most_five_a_second_each_once
     assert outcomes["delivered"] == 50
     assert outcomes.get("paced", 0) > 0  # most came back for their slot
     assert len(harness.sent_at) == 50
-    assert most_in_any_second(harness.sent_at) <= 5
+    assert most_in_any_window(harness.sent_at) <= 5
     assert (
         max(harness.sent_at) - min(harness.sent_at) >= 49 * interval_us(5) / SECOND_US - LATE_AT_MOST_US / SECOND_US
     )  # a send may be that late
@@ -392,3 +382,10 @@ def test_a_config_without_a_rate_limit_takes_no_slot(
 
     assert handle_job(lanes, json.dumps(lanes.queue.jobs.pop(0)), Lane.EVENTS).name == "delivered"
     assert store.table.get(pace_key(caller.organisation, config_id, 0)) is None
+
+
+def test_most_in_any_window_counts_a_sliding_window() -> None:
+    assert most_in_any_window([0.0, 0.5, 0.99, 1.0, 1.2]) == 4  # 0.5 to 1.2
+    assert most_in_any_window([0.0, 0.2, 0.4, 0.6, 0.8, 0.95]) == 6
+    assert most_in_any_window([0.0, 1.0, 2.0]) == 1  # a window holds what is less than a second after its start
+    assert most_in_any_window([]) == 0

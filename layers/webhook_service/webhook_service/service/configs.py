@@ -261,21 +261,33 @@ def _queue_test(svc: Services, config: WebhookConfig, task: Task, lane: Lane) ->
     config keeps its state and can be tested again."""
     if config.slow_until is not None and config.is_slow(svc.clock()):
         lane = Lane.SLOW
+    queue_task(
+        svc,
+        task,
+        lane,
+        config_test_job(task.id, task.organisation, config.id),
+        "The test could not be queued; the config was saved and can be tested again.",
+    )
+    telemetry.count(telemetry.TESTS_QUEUED)
+    logger.info("test queued", extra={"task_id": task.id, "config_id": config.id})
+
+
+def queue_task(svc: Services, task: Task, lane: Lane, job: dict[str, Any], refusal: str) -> None:
+    """Send the job of a stored task (a test, a recover) to `lane`. If SQS refuses, the task
+    ends `failed`/`queue-unavailable` and the caller gets 503 saying `refusal`."""
     try:
-        svc.lanes.queue(lane).send(config_test_job(task.id, task.organisation, config.id))
+        svc.lanes.queue(lane).send(job)
     except DependencyError as exc:
         telemetry.count(telemetry.QUEUE_SEND_FAILURES)
-        logger.warning("test not queued", extra={"task_id": task.id, "config_id": config.id, "reason": str(exc)})
+        logger.warning(
+            "task not queued",
+            extra={"task_id": task.id, "type": task.type, "config_id": task.target, "reason": str(exc)},
+        )
         try:
             svc.store.configs.finish_pending_task(failed_to_queue(task, svc.clock()))
         except (DependencyError, ConflictError):
             logger.exception("task left pending", extra={"task_id": task.id})
-        raise UnavailableError(
-            "The test could not be queued; the config was saved and can be tested again.",
-            params={"webhook_config": config.id, "task": task.id},
-        ) from exc
-    telemetry.count(telemetry.TESTS_QUEUED)
-    logger.info("test queued", extra={"task_id": task.id, "config_id": config.id})
+        raise UnavailableError(refusal, params={"webhook_config": task.target, "task": task.id}) from exc
 
 
 def load_config(svc: Services, caller: Principal, config_id: str) -> WebhookConfig:

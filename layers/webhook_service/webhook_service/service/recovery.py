@@ -6,15 +6,14 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from webhook_service import telemetry
-from webhook_service.domain.configs import ConfigState, failed_to_queue
+from webhook_service.domain.configs import ConfigState
 from webhook_service.domain.recovery import new_recover_task
 from webhook_service.domain.tenants import Principal
-from webhook_service.errors import ConflictError, DependencyError, InvalidStateError, UnavailableError
+from webhook_service.errors import InvalidStateError
 from webhook_service.lanes import recover_job
 from webhook_service.logs import logger
 from webhook_service.service import limits
-from webhook_service.service.configs import load_config, store_counted
+from webhook_service.service.configs import load_config, queue_task, store_counted
 from webhook_service.service.context import Services
 from webhook_service.validation import check_fields, validate_recover_window
 from webhook_service.views import task_resource
@@ -40,18 +39,7 @@ def recover_config(svc: Services, caller: Principal, config_id: str, body: dict[
     task = new_recover_task(config, caller.key_id, since, until, now)
     limits.take_test(svc, caller)  # a task on the tests lane: one of the organisation's tests a second
     lane = store_counted(svc, partial(svc.store.recoveries.create, task))
-    try:
-        svc.lanes.queue(lane).send(recover_job(task.id, task.organisation, config.id))
-    except DependencyError as exc:
-        telemetry.count(telemetry.QUEUE_SEND_FAILURES)
-        logger.warning("recover not queued", extra={"task_id": task.id, "config_id": config.id, "reason": str(exc)})
-        try:
-            svc.store.configs.finish_pending_task(failed_to_queue(task, svc.clock()))
-        except (DependencyError, ConflictError):
-            logger.exception("task left pending", extra={"task_id": task.id})
-        raise UnavailableError(
-            "The recovery could not be queued; nothing was resent. Try again.",
-            params={"webhook_config": config.id, "task": task.id},
-        ) from exc
+    job = recover_job(task.id, task.organisation, config.id)
+    queue_task(svc, task, lane, job, "The recovery could not be queued; nothing was resent. Try again.")
     logger.info("recover queued", extra={"task_id": task.id, "config_id": config.id, "since": body["since"]})
     return task_resource(task)
