@@ -36,9 +36,10 @@ _PRELUDE = "import sys, time\nt0, c0 = time.perf_counter(), time.process_time()\
 _EPILOGUE = "\nprint((time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000)\n"
 
 
-def clients_of(resource: dict[str, Any], logical_id: str) -> list[str]:
-    """The AWS clients a function uses, read from its template policies."""
-    services = {action.split(":", 1)[0] for action, _ in grants_of(resource, logical_id)}
+def clients_of(template: dict[str, Any], logical_id: str) -> list[str]:
+    """The AWS clients a function uses, read from its template policies (or its own role's)."""
+    resource = template["Resources"][logical_id]
+    services = {action.split(":", 1)[0] for action, _ in grants_of(resource, logical_id, template)}
     return [service for service in ("dynamodb", "sqs") if service in services]
 
 
@@ -102,7 +103,7 @@ def main() -> int:
     for function in functions(template):
         if ONLY and function.code_dir.name not in ONLY:
             continue
-        clients = clients_of(template["Resources"][function.logical_id], function.logical_id)
+        clients = clients_of(template, function.logical_id)
         http = function.code_dir.name == "deliver"
         static = function.code_dir.name == STATIC_ONLY
         own, floor, aws_only = [], [], []
