@@ -11,18 +11,22 @@ on the DynamoDB repository that implements it (storage/)."""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from webhook_service.domain.configs import ConfigState, Task, WebhookConfig
-from webhook_service.domain.delivery import DeliveryResult
-from webhook_service.domain.events import Attempt, Event
-from webhook_service.domain.idempotency import IdempotencyClaim
-from webhook_service.domain.limits import Admission, Rate
-from webhook_service.domain.queries import ListQuery, Overdue, Page
-from webhook_service.domain.recovery import Progress
-from webhook_service.domain.tenants import Key, Organisation, Principal
+# The domain's types are named in annotations only: importing them here would load every
+# aggregate's module into every function's cold start, whatever it uses (bench.coldstart).
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Mapping
+
+    from webhook_service.domain.configs import ConfigState, Task, WebhookConfig
+    from webhook_service.domain.delivery import DeliveryResult
+    from webhook_service.domain.events import Attempt, Event
+    from webhook_service.domain.idempotency import IdempotencyClaim
+    from webhook_service.domain.limits import Admission, Rate
+    from webhook_service.domain.queries import ListQuery, Overdue, Page
+    from webhook_service.domain.recovery import Progress
+    from webhook_service.domain.tenants import Key, Organisation, Principal
 
 
 class DeadLetters(Protocol):

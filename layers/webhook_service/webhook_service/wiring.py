@@ -5,14 +5,16 @@ session outlive invocations) and replaceable by tests and the local stack (`use_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from webhook_service.auth import Authenticator
 from webhook_service.jobqueue import JobQueue
-from webhook_service.jobs.deliverer import Deliverer
-from webhook_service.sender import Sender, default_ssl_context
 from webhook_service.service.context import Services
 from webhook_service.settings import Settings, get_settings
 from webhook_service.storage.store import Store
+
+if TYPE_CHECKING:
+    from webhook_service.jobs.deliverer import Deliverer
 
 
 @dataclass
@@ -48,6 +50,11 @@ def make_services(settings: Settings) -> ProcessServices:
 
 
 def make_deliverer(settings: Settings) -> Deliverer:
+    # Imported here: the API's functions never deliver, and the HTTP client (http.client, ssl,
+    # requests) would add about 20 ms to each of their cold starts (bench.coldstart).
+    from webhook_service.jobs.deliverer import Deliverer
+    from webhook_service.sender import Sender, default_ssl_context
+
     def sender(total_timeout: float) -> Sender:
         return Sender(
             allow_private=settings.allow_private_targets,
