@@ -6,28 +6,31 @@ and the sweep's queries theirs (`lists`, `overdue`), the organisations' rates th
 configs theirs (`pacing`), recover tasks and the events they resend theirs (`recoveries`),
 and `routing` reads what routes an event through the cache this store owns. Writes that
 must happen together go through one unit of work (`storage.unit`), whichever repositories
-stage them."""
+stage them. The repositories few functions use are made (and their modules imported) on
+first use: every function makes a store, and what it imports is paid at each cold start."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from webhook_service.domain.configs import MAX_OPEN_TESTS
 from webhook_service.storage.configs import Configs
 from webhook_service.storage.events import Events
-from webhook_service.storage.idempotency import IdempotencyClaims
 from webhook_service.storage.limits import RateLimits
-from webhook_service.storage.lists import Lists
 from webhook_service.storage.organisations import Organisations
-from webhook_service.storage.overdue import OverdueWork
-from webhook_service.storage.pacing import Pacing
-from webhook_service.storage.recoveries import Recoveries
 from webhook_service.storage.routing import ROUTING_CACHE_SECONDS, RoutingCache, RoutingReader
 from webhook_service.storage.table import Table
 from webhook_service.storage.unit import UnitOfWork
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+
+    from webhook_service.storage.idempotency import IdempotencyClaims
+    from webhook_service.storage.lists import Lists
+    from webhook_service.storage.overdue import OverdueWork
+    from webhook_service.storage.pacing import Pacing
+    from webhook_service.storage.recoveries import Recoveries
 
 
 class Store:
@@ -44,13 +47,38 @@ class Store:
         self.organisations = Organisations(self.table, open_tests_cap)
         self.configs = Configs(self.table, self.organisations)
         self.events = Events(self.table)
-        self.lists = Lists(self.table)
-        self.overdue = OverdueWork(self.table)
         self.limits = RateLimits(self.table)
-        self.pacing = Pacing(self.table)
-        self.recoveries = Recoveries(self.table, self.organisations)
-        self.idempotency = IdempotencyClaims(self.table)
         self.routing = RoutingReader(self.table, self.table.routing)
+
+    @cached_property
+    def lists(self) -> Lists:
+        from webhook_service.storage.lists import Lists
+
+        return Lists(self.table)
+
+    @cached_property
+    def overdue(self) -> OverdueWork:
+        from webhook_service.storage.overdue import OverdueWork
+
+        return OverdueWork(self.table)
+
+    @cached_property
+    def pacing(self) -> Pacing:
+        from webhook_service.storage.pacing import Pacing
+
+        return Pacing(self.table)
+
+    @cached_property
+    def recoveries(self) -> Recoveries:
+        from webhook_service.storage.recoveries import Recoveries
+
+        return Recoveries(self.table, self.organisations)
+
+    @cached_property
+    def idempotency(self) -> IdempotencyClaims:
+        from webhook_service.storage.idempotency import IdempotencyClaims
+
+        return IdempotencyClaims(self.table)
 
     @property
     def table_name(self) -> str:
