@@ -179,7 +179,9 @@ def test_a_rotation_that_lost_its_write_is_refused_not_rotated_again(
         config_cases.rotate_secret(services, caller, config["id"], {}, arrived=arrived)
 
     assert refused.value.params == {"secret": "rotated by another request at once"}
-    assert store.configs.get(caller.organisation, config["id"]).secret == first["secret"]  # type: ignore[union-attr]
+    stored = store.configs.get(caller.organisation, config["id"])
+    assert stored is not None
+    assert stored.secret == first["secret"]
 
 
 def test_rotations_a_second_apart_each_rotate(services: FakeServices, caller: Principal, clock: FakeClock) -> None:

@@ -14,6 +14,7 @@ from webhook_service.errors import DependencyError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 
 class JobQueue:
@@ -51,9 +52,12 @@ class JobQueue:
             raise ValueError(f"at most {self.MAX_BATCH} jobs to a batch, not {len(jobs)}")
         if not jobs:
             return []
-        entries = [{"Id": str(n), **_message(job, 0)} for n, job in enumerate(jobs)]
+        entries = [
+            cast("SendMessageBatchRequestEntryTypeDef", {"Id": str(n), **_message(job, 0)})
+            for n, job in enumerate(jobs)
+        ]
         try:
-            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)  # type: ignore[arg-type]
+            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
         except (ClientError, BotoCoreError):
             return [False] * len(jobs)
         refused = {entry["Id"] for entry in response.get("Failed", [])}
