@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
 
 import pytest
 import trustme
@@ -59,30 +61,50 @@ def run_stack(
         **(extra_env or {}),
     }
     env.pop("AWS_ENDPOINT_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--port", str(free_port()), "--info-file", str(info_file)],
-        cwd=ROOT,
-        env=env,
-        stdout=banner_file,
-        stderr=log_file,
-    )
+    process = None
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not info_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                log_file.flush()
-                tail = log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"the local stack did not start; its log ({log_path}) ends:\n{tail}")
-            time.sleep(0.1)
+        for _ in range(PORT_TRIES):
+            # A free port is free when asked, not when the stack binds it: make test's other
+            # sessions start stacks and receivers at the same moment. Taken meanwhile: another.
+            process = subprocess.Popen(
+                [sys.executable, "-m", "devstack", "--port", str(free_port()), "--info-file", str(info_file)],
+                cwd=ROOT,
+                env=env,
+                stdout=banner_file,
+                stderr=log_file,
+            )
+            if _started(process, info_file, log_file, log_path):
+                break
+        else:
+            raise RuntimeError(f"the local stack found its port taken {PORT_TRIES} times; its log: {log_path}")
         yield LocalStack(**json.loads(info_file.read_text()))
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
         log_file.close()
         banner_file.close()
+
+
+PORT_TRIES = 3
+
+
+def _started(process: subprocess.Popen[bytes], info_file: Path, log_file: IO[str], log_path: Path) -> bool:
+    """Whether the stack started; False when its port was taken before it bound it (it said so
+    and stopped); RuntimeError for anything else that stopped it, or a start too slow."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not info_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            log_file.flush()
+            tail = log_path.read_text(errors="replace")[-3000:]
+            if process.poll() is not None and tail.rstrip().endswith("make dev serves on another"):
+                return False
+            raise RuntimeError(f"the local stack did not start; its log ({log_path}) ends:\n{tail}")
+        time.sleep(0.1)
+    return True
 
 
 @pytest.fixture(scope="session")
