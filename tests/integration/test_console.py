@@ -169,6 +169,34 @@ def test_console_keeps_the_token_in_session_storage_only_and_logout_forgets_it(
     assert console.page.locator("#login").is_visible()
 
 
+def test_console_logout_while_a_load_is_on_its_way_shows_nothing_of_it(
+    console: Console, fresh: Client, receiver: Receiver
+) -> None:
+    """The configs list is held in the browser until after the logout; when it then arrives,
+    the console neither renders it nor says "Loaded": the status stays "Logged out"."""
+    url = receiver.url("/ok/console-late-load")
+    assert fresh.post("/configs/webhook", json={"url": url}).status_code == 201
+    console.logged_in(fresh.token)
+    held: list[Any] = []
+    console.page.route(re.compile(r"/configs/webhook\?limit="), lambda route: held.append(route))
+    console.page.get_by_role("button", name="Refresh").click()
+    for _ in range(200):  # at most 10 s for the console to ask
+        if held:
+            break
+        console.page.wait_for_timeout(50)
+    assert held, "the console never asked for its configs"
+
+    console.page.get_by_role("button", name="Log out").click()
+    console.wait_status("^Logged out")
+    with console.page.expect_event("requestfinished"):
+        held[0].continue_()
+    console.page.evaluate("() => new Promise((resolve) => setTimeout(resolve, 300))")  # its handlers run
+
+    assert console.status().startswith("Logged out"), console.status()
+    assert console.page.locator("#configs").inner_text().strip() == ""
+    assert url not in console.page.content()
+
+
 # -- the main path -----------------------------------------------------------------------
 
 

@@ -42,6 +42,10 @@ class ApiError extends Error {
   }
 }
 
+/** An answer that arrived after the session it was asked for ended (a logout, another login):
+ * it is dropped, and nothing of it is shown or said. */
+class Superseded extends Error {}
+
 /** "<message> (<code>)", then what `params` says, field by field. */
 function describe(error) {
   if (!(error instanceof ApiError)) {
@@ -67,6 +71,7 @@ async function api(method, path, { query, body, token } = {}) {
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, String(value));
   }
+  const generation = session.generation;
   const headers = { Authorization: `Token ${token || session.token}` };
   const init = { method, headers, cache: "no-store", credentials: "omit", redirect: "error", referrerPolicy: "no-referrer" };
   if (body !== undefined) {
@@ -85,6 +90,7 @@ async function api(method, path, { query, body, token } = {}) {
   } catch (unreadable) {
     data = null;
   }
+  if (!token && generation !== session.generation) throw new Superseded("an answer for an ended session");
   if (!response.ok) {
     if (data && typeof data.error === "string" && typeof data.message === "string") {
       throw new ApiError(response.status, data.error, data.message, data.params);
@@ -190,6 +196,7 @@ function keepRoomForStatus() {
 }
 
 function fail(error, doing) {
+  if (error instanceof Superseded) return;
   if (error instanceof ApiError && error.status === 401) {
     logout(`${doing}: ${describe(error)}. Log in again with a valid token.`, "error");
     return;
@@ -283,7 +290,9 @@ async function start(token, key) {
 }
 
 async function refreshAll() {
+  const generation = session.generation;
   const results = await Promise.allSettled([loadOrganisation(), loadConfigs(), loadEvents(), loadChart()]);
+  if (generation !== session.generation) return;
   const failed = results.find((result) => result.status === "rejected");
   if (failed) fail(failed.reason, "Loading the console");
   else say(`Loaded at ${new Date().toLocaleTimeString()}.`, "ok");
@@ -719,6 +728,7 @@ async function loadTasks(id) {
     const page = await api("GET", "/tasks", { query: { target: id, limit: TASKS_SHOWN } });
     session.tasks.set(id, page.data);
   } catch (error) {
+    if (error instanceof Superseded) return;
     session.tasks.set(id, error);
   }
   const box = document.querySelector(`[data-tasks="${CSS.escape(id)}"]`);
@@ -814,6 +824,7 @@ async function loadAttempts(id) {
       const page = await api("GET", `/events/${id}/attempts`, { query: { limit: ATTEMPTS_SHOWN } });
       session.attempts.set(id, page);
     } catch (error) {
+      if (error instanceof Superseded) return;
       if (isMissingRoute(error)) session.unavailable.attempts = error;
       session.attempts.set(id, error);
     }
