@@ -5,6 +5,7 @@ against that function's policy in infra/template.yaml; the run fails on a findin
 from __future__ import annotations
 
 import logging
+import signal
 
 import pytest
 
@@ -14,6 +15,11 @@ from webhook_service.logs import logger
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A run started in the background (`make test &`, nohup) has SIGINT ignored, and every
+    # process it starts would inherit that: the tests that stop `make dev` or `listen` with
+    # Ctrl-C would wait for nothing. A handled signal is reset to its default at exec.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     logscan.watch_logger(logging.getLogger(logger.name), logger.registered_formatter)  # lines as written
     iam.install(iamcheck.RECORDER)
 
