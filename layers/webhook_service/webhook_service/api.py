@@ -34,6 +34,8 @@ LambdaResponse = dict[str, Any]
 
 @dataclass(frozen=True)
 class Response:
+    """What a handler answers: a status, a JSON body and any headers of its own."""
+
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)

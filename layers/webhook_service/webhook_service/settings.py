@@ -34,6 +34,8 @@ def _required(name: str, value: str | None) -> str:
 
 @dataclass(frozen=True)
 class Settings:
+    """The function's environment variables, read once a process (`get_settings`)."""
+
     table: str | None  # TABLE_NAME as read; table_name refuses it missing
     queue: str | None  # QUEUE_URL as read: the events lane (and every lane when the others are not set)
     test_queue: str | None  # TEST_QUEUE_URL: the tests lane

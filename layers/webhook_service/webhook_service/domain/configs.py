@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from webhook_service.domain.delivery import QUEUE_UNAVAILABLE
 from webhook_service.domain.ids import new_id
 from webhook_service.signing import SECRET_PREFIX
 
@@ -46,7 +47,6 @@ TASK_TYPE_TEST = TaskType.CONFIG_TEST.value
 TASK_TYPE_RECOVER = TaskType.CONFIG_RECOVER.value
 TASK_TYPES = tuple(type_.value for type_ in TaskType)
 SUPERSEDED = "superseded"
-QUEUE_UNAVAILABLE = "queue-unavailable"  # the error of what the queue lost (docs/design.md §4.6)
 MAX_OPEN_TESTS = 100  # test tasks pending or processing, per organisation (fair use)
 FAST_LANE_OPEN_TESTS = 5  # an organisation's open tests beyond these take the slow lane
 SLOW_MARK_SECONDS = 600  # an endpoint that took longer than the fast lanes wait is slow this long
@@ -61,6 +61,8 @@ def generate_secret() -> str:
 
 @dataclass(frozen=True)
 class WebhookConfig:
+    """A receiver URL registered by an organisation, with its signing secret and state."""
+
     id: str
     organisation: str
     url: str
@@ -92,6 +94,8 @@ class WebhookConfig:
 
 @dataclass(frozen=True)
 class Task:
+    """Work the service does for a config on the caller's behalf: its test, or a recover."""
+
     id: str
     organisation: str
     key: str

@@ -13,6 +13,7 @@ TLS_ERROR = "webhook-tls-error"
 RESPONSE_STATUS = "webhook-response-status"
 BLOCKED_TARGET = "webhook-blocked-target"
 INTERNAL_ERROR = "internal-error"  # an attempt that failed on our side, not the receiver's
+QUEUE_UNAVAILABLE = "queue-unavailable"  # a task or event the queue lost (docs/design.md §4.6)
 EXCERPT_MAX_CHARS = 512  # of a response, as a task's result and an attempt keep it
 
 

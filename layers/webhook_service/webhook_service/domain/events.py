@@ -8,8 +8,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from webhook_service.domain.configs import QUEUE_UNAVAILABLE
-from webhook_service.domain.delivery import EXCERPT_MAX_CHARS, printable
+from webhook_service.domain.delivery import EXCERPT_MAX_CHARS, QUEUE_UNAVAILABLE, printable
 from webhook_service.domain.ids import new_id, new_time_ordered_id
 from webhook_service.domain.redaction import redact
 
@@ -39,6 +38,8 @@ def is_event_name(value: object) -> bool:
 
 @dataclass(frozen=True)
 class Event:
+    """Something that happened in an organisation, and where its delivery stands."""
+
     id: str
     organisation: str
     type: str

@@ -77,6 +77,8 @@ class Turn(enum.Enum):
 
 @dataclass(frozen=True)
 class Decision:
+    """What to do with a job that holds a slot: send (after a short wait), come back later, or retake."""
+
     turn: Turn
     seconds: float = 0.0  # SEND: how long to wait first; COME_BACK: the queue's delay (whole seconds)
 

@@ -7,12 +7,15 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from webhook_service.auth import Authenticator
 from webhook_service.errors import InvalidParameterError, UnknownCursorError
-from webhook_service.lanes import Lanes
 from webhook_service.ports import JobSender, Repositories
 from webhook_service.timefmt import utcnow
+
+if TYPE_CHECKING:
+    from webhook_service.lanes import Lanes
 
 UPDATE_ATTEMPTS = 3  # reads of an item that changed under a conditional write, before 503
 
@@ -33,6 +36,8 @@ class Services:
 
     @property
     def lanes(self) -> Lanes:
+        from webhook_service.lanes import Lanes  # only the use cases that queue a job load it
+
         return Lanes(events=self.queue, tests=self.test_queue, slow=self.slow_queue)
 
 
