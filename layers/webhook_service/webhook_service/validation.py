@@ -18,7 +18,6 @@ from webhook_service.domain.configs import RATE_LIMIT_MAX
 from webhook_service.domain.events import is_event_name
 from webhook_service.domain.ids import is_uuid
 from webhook_service.domain.queries import DEFAULT_LIMIT, ListQuery
-from webhook_service.domain.recovery import CLOCK_ALLOWANCE, RECOVER_DAYS_BACK
 from webhook_service.errors import InvalidBodyError, InvalidParameterError
 from webhook_service.timefmt import parse_datetime
 
@@ -107,36 +106,6 @@ def validate_rate_limit(value: Any) -> int | None:
             params={"rate_limit": f"must be an integer from 1 to {RATE_LIMIT_MAX} or null"},
         )
     return value
-
-
-def validate_recover_window(body: dict[str, Any], now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """A recover request's window `[since, until)`: `since` at most RECOVER_DAYS_BACK days
-    before `now`, `until` (absent or null: now) not ahead of `now` by more than the clock
-    allowance (taken as now when ahead at all), and `since` before `until`."""
-    since = _window_bound(body.get("since"), "since")
-    until = now if body.get("until") is None else _window_bound(body["until"], "until")
-    if since < now - dt.timedelta(days=RECOVER_DAYS_BACK):
-        raise InvalidParameterError(
-            f"since must be at most {RECOVER_DAYS_BACK} days ago.",
-            params={"since": f"must be at most {RECOVER_DAYS_BACK} days ago"},
-        )
-    if until > now + CLOCK_ALLOWANCE:
-        raise InvalidParameterError("until must not be in the future.", params={"until": "must not be in the future"})
-    until = min(until, now)
-    if since >= until:
-        raise InvalidParameterError("since must be before until.", params={"since": "must be before until"})
-    return since, until
-
-
-def _window_bound(value: Any, name: str) -> dt.datetime:
-    try:
-        if not isinstance(value, str):
-            raise ValueError("not a string")
-        return parse_datetime(value)
-    except ValueError:
-        raise InvalidParameterError(
-            f"{name} is not an ISO 8601 datetime or date.", params={name: "must be an ISO 8601 datetime or date"}
-        ) from None
 
 
 def _url_problem(value: Any, schemes: tuple[str, ...]) -> str | None:

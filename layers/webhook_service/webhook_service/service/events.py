@@ -13,7 +13,6 @@ from webhook_service.domain.ids import is_uuid
 from webhook_service.domain.limits import AT_ONCE
 from webhook_service.domain.tenants import Principal
 from webhook_service.errors import DependencyError, InvalidStateError, NotFoundError, UnavailableError
-from webhook_service.lanes import event_job
 from webhook_service.logs import logger
 from webhook_service.service import limits
 from webhook_service.service.context import Services, cursors_of
@@ -68,6 +67,8 @@ def resend_event(
     _routed_config(svc, caller, event)
     limits.take_resend(svc, caller)
     reopened = resent(event, svc.clock())
+    from webhook_service.lanes import event_job  # the event functions that only read never load the lanes
+
     try:
         svc.queue.send(event_job(event.id, event.organisation, 1, key=event.key, round_=reopened.resends))
     except DependencyError as exc:

@@ -3,19 +3,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import partial
 from typing import Any
 
 from webhook_service.domain.configs import ConfigState
-from webhook_service.domain.recovery import new_recover_task
+from webhook_service.domain.recovery import CLOCK_ALLOWANCE, RECOVER_DAYS_BACK, new_recover_task
 from webhook_service.domain.tenants import Principal
-from webhook_service.errors import InvalidStateError
+from webhook_service.errors import InvalidParameterError, InvalidStateError
 from webhook_service.lanes import recover_job
 from webhook_service.logs import logger
 from webhook_service.service import limits
 from webhook_service.service.configs import load_config, queue_task, store_counted
 from webhook_service.service.context import Services
-from webhook_service.validation import check_fields, validate_recover_window
+from webhook_service.timefmt import parse_datetime
+from webhook_service.validation import check_fields
 from webhook_service.views import task_resource
 
 
@@ -43,3 +45,33 @@ def recover_config(svc: Services, caller: Principal, config_id: str, body: dict[
     queue_task(svc, task, lane, job, "The recovery could not be queued; nothing was resent. Try again.")
     logger.info("recover queued", extra={"task_id": task.id, "config_id": config.id, "since": body["since"]})
     return task_resource(task)
+
+
+def validate_recover_window(body: dict[str, Any], now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """A recover request's window `[since, until)`: `since` at most RECOVER_DAYS_BACK days
+    before `now`, `until` (absent or null: now) not ahead of `now` by more than the clock
+    allowance (taken as now when ahead at all), and `since` before `until`."""
+    since = _window_bound(body.get("since"), "since")
+    until = now if body.get("until") is None else _window_bound(body["until"], "until")
+    if since < now - dt.timedelta(days=RECOVER_DAYS_BACK):
+        raise InvalidParameterError(
+            f"since must be at most {RECOVER_DAYS_BACK} days ago.",
+            params={"since": f"must be at most {RECOVER_DAYS_BACK} days ago"},
+        )
+    if until > now + CLOCK_ALLOWANCE:
+        raise InvalidParameterError("until must not be in the future.", params={"until": "must not be in the future"})
+    until = min(until, now)
+    if since >= until:
+        raise InvalidParameterError("since must be before until.", params={"since": "must be before until"})
+    return since, until
+
+
+def _window_bound(value: Any, name: str) -> dt.datetime:
+    try:
+        if not isinstance(value, str):
+            raise ValueError("not a string")
+        return parse_datetime(value)
+    except ValueError:
+        raise InvalidParameterError(
+            f"{name} is not an ISO 8601 datetime or date.", params={name: "must be an ISO 8601 datetime or date"}
+        ) from None
