@@ -9,6 +9,9 @@ imports boto3 and makes only those clients. Rounds alternate function and floor,
 the same machine load; the figure is the median of the rounds, with min and max.
 
 Run `make build` first: this measures `.aws-sam/build`, the built template `make deploy` ships.
+To see what a change did, copy `.aws-sam/build` of the commit before it somewhere and name it
+in COLDSTART_BASELINE: each round then samples that build too, and a second table prints the
+change in milliseconds, paired round by round.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ PYTHON = os.environ.get("RUNTIME_PYTHON", "python3.13")
 ROUNDS = int(os.environ.get("COLDSTART_ROUNDS", "15"))
 # Measure only these function folders (comma-separated), e.g. COLDSTART_FUNCTIONS=sweep.
 ONLY = {name for name in os.environ.get("COLDSTART_FUNCTIONS", "").split(",") if name}
+# Another build to set beside this one (a copy of .aws-sam/build made at an earlier commit):
+# each round then also samples the function from it, and the change is printed, paired.
+BASELINE = Path(os.environ["COLDSTART_BASELINE"]) if os.environ.get("COLDSTART_BASELINE") else None
 TARGET = 1.2
 
 _PRELUDE = "import sys, time\nt0, c0 = time.perf_counter(), time.process_time()\nsys.path[:0] = {paths!r}\n"
@@ -46,7 +52,7 @@ def clients_of(template: dict[str, Any], logical_id: str) -> list[str]:
 STATIC_ONLY = "console"  # imports neither the layer nor boto3: its floor is a bare interpreter
 
 
-def function_code(folder: str, clients: list[str]) -> str:
+def function_code(folder: str, clients: list[str], build: Path = BUILD) -> str:
     warm = (
         ""
         if folder == STATIC_ONLY
@@ -56,7 +62,7 @@ def function_code(folder: str, clients: list[str]) -> str:
         + ("s.store.table.client\n" if "dynamodb" in clients else "")
         + ("s.queue.client\n" if "sqs" in clients else "")
     )
-    paths = [str(BUILD / _logical(folder)), str(BUILD / "ServiceLayer" / "python"), str(RUNTIME)]
+    paths = [str(build / _logical(folder)), str(build / "ServiceLayer" / "python"), str(RUNTIME)]
     return _PRELUDE.format(paths=paths) + "import app\n" + warm + _EPILOGUE
 
 
@@ -94,30 +100,14 @@ def sample(code: str) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
+Samples = list[tuple[float, float]]  # (wall ms, CPU ms) of each fresh process
+
+
 def main() -> int:
     if not (BUILD / "ServiceLayer").is_dir():
         print("no build: run `make build` first", file=sys.stderr)
         return 2
-    template = load_template()
-    rows = []
-    for function in functions(template):
-        if ONLY and function.code_dir.name not in ONLY:
-            continue
-        clients = clients_of(template, function.logical_id)
-        http = function.code_dir.name == "deliver"
-        static = function.code_dir.name == STATIC_ONLY
-        own, floor, aws_only = [], [], []
-        for _ in range(ROUNDS):
-            own.append(sample(function_code(function.code_dir.name, clients)))
-            floor.append(sample(_PRELUDE.format(paths=[]) + _EPILOGUE if static else floor_code(clients, http)))
-            if http:
-                aws_only.append(sample(floor_code(clients)))
-        # Not held to the target: a ratio to an empty process says little; its milliseconds do.
-        name = f"{function.code_dir.name} (vs bare python)" if static else function.code_dir.name
-        rows.append((name, "+".join(clients) + ("+http" if http else ""), own, floor))
-        if aws_only:
-            rows.append((f"{function.code_dir.name} (vs AWS only)", "+".join(clients), own, aws_only))
-
+    rows, paired = _measure(load_template())
     print(f"cold start: import + clients; median of {ROUNDS} fresh processes (min-max), ms; target ratio <= {TARGET}")
     print("CPU time is the measure (wall time shown too: on a shared machine it carries other processes' load)")
     print(f"{'function':28} {'clients':18} {'function CPU':>18} {'floor CPU':>18} {'ratio':>6} {'wall ratio':>10}")
@@ -133,7 +123,55 @@ def main() -> int:
             worst = max(worst, ratio)
         print(f"{figures} {ratio:6.2f} {wall:10.2f}" + ("" if ratio <= TARGET else "  OVER"))
     print(f"worst CPU ratio {worst:.2f} (target {TARGET}): {'met' if worst <= TARGET else 'NOT met'}")
+    if paired:
+        _print_paired(paired)
     return 0
+
+
+def _measure(
+    template: dict[str, Any],
+) -> tuple[list[tuple[str, str, Samples, Samples]], list[tuple[str, Samples, Samples, Samples]]]:
+    """Every function's rows (name, clients, its samples, its floor's), and, with a baseline
+    build, (name, the baseline's samples, this build's, the floor's)."""
+    rows, paired = [], []
+    for function in functions(template):
+        folder = function.code_dir.name
+        if ONLY and folder not in ONLY:
+            continue
+        clients = clients_of(template, function.logical_id)
+        http = folder == "deliver"
+        static = folder == STATIC_ONLY
+        own: Samples = []
+        floor: Samples = []
+        aws_only: Samples = []
+        before: Samples = []
+        compare = BASELINE is not None and not static and (BASELINE / _logical(folder)).is_dir()
+        for _ in range(ROUNDS):
+            own.append(sample(function_code(folder, clients)))
+            if compare and BASELINE is not None:
+                before.append(sample(function_code(folder, clients, BASELINE)))
+            floor.append(sample(_PRELUDE.format(paths=[]) + _EPILOGUE if static else floor_code(clients, http)))
+            if http:
+                aws_only.append(sample(floor_code(clients)))
+        # Not held to the target: a ratio to an empty process says little; its milliseconds do.
+        name = f"{folder} (vs bare python)" if static else folder
+        rows.append((name, "+".join(clients) + ("+http" if http else ""), own, floor))
+        if aws_only:
+            rows.append((f"{folder} (vs AWS only)", "+".join(clients), own, aws_only))
+        if before:
+            paired.append((folder, before, own, floor))
+    return rows, paired
+
+
+def _print_paired(paired: list[tuple[str, Samples, Samples, Samples]]) -> None:
+    """This build beside COLDSTART_BASELINE's, sampled in the same rounds (CPU ms, medians)."""
+    print(f"\nbeside the baseline build {BASELINE}, sampled in the same rounds")
+    print(f"{'function':28} {'baseline CPU':>18} {'this build CPU':>18} {'change ms':>10} {'ratios':>12}")
+    for name, before, own, floor in paired:
+        was, now, base = (statistics.median(c for _, c in samples) for samples in (before, own, floor))
+        ratios = f"{was / base:.2f} -> {now / base:.2f}"
+        figures = f"{_fmt([c for _, c in before]):>18} {_fmt([c for _, c in own]):>18}"
+        print(f"{name:28} {figures} {now - was:+10.1f} {ratios:>12}")
 
 
 def _fmt(values: list[float]) -> str:
