@@ -166,9 +166,9 @@ deploy-packaged: $(TOOLS)/.installed
 
 ## artifact-check: package the built template as sam deploy does (into the local AWS's S3), import
 ## every handler from the zips under python3.13, then serve them locally and run tests/e2e (after make build)
-artifact-check: $(VENV)/.installed $(TOOLS)/.installed $(RUNTIME_VENV)/.installed
+artifact-check: $(VENV)/.installed $(TOOLS)/.installed $(RUNTIME_VENV)/.installed .bench/runtime/.installed
 	$(PY) -m devstack.artifact --template $(BUILT) --sam $(SAM) --python $(RUNTIME_PYTHON) \
-		--runtime-python $(RUNTIME_VENV)/bin/python
+		--runtime-python $(RUNTIME_VENV)/bin/python --runtime-sdk .bench/runtime
 
 ## bench: the benchmarks of docs/benchmarks.md (builds first; about 20 minutes)
 BENCH_ENV := POWERTOOLS_LOG_LEVEL=ERROR POWERTOOLS_METRICS_DISABLED=true

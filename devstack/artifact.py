@@ -10,8 +10,10 @@
 3. imports every function's handler in a fresh `python3.13 -I -B -S` (the runtime's Python;
    no bytecode written, no site-packages, no PYTHON* variables), whose path is what Lambda
    gives a Python function: `/var/task`, `/opt/python/lib/python3.13/site-packages`,
-   `/opt/python`. Every module it loads must come from those folders or the standard
-   library, and every module loaded from the zips must have bytecode for that Python;
+   `/opt/python`, then the runtime's own AWS SDK (`--runtime-sdk`: boto3 and botocore as
+   the runtime ships them, which the layer does not). Every module it loads must come from
+   those folders or the standard library, and every module loaded from the zips must have
+   bytecode for that Python;
 4. unless `--no-smoke`: serves the unpacked functions as the local stack (`serve`, below)
    under the runtime's Python, and runs the public-API smoke tests (tests/e2e, the ones run
    against a deployed stack) against it with a local receiver, none skipped, checks that
@@ -67,9 +69,11 @@ SMOKE_TIMEOUT = 600
 # Run by the runtime's Python for one function: its path as Lambda sets it, then the handler.
 _IMPORT_CHECK = """
 import importlib, json, os, sys
-task, opt, handler = sys.argv[1:4]
+task, opt, handler, sdk = sys.argv[1:5]
 version = "python%d.%d" % sys.version_info[:2]
 sys.path[:0] = [task, os.path.join(opt, "python", "lib", version, "site-packages"), os.path.join(opt, "python")]
+if sdk:
+    sys.path.append(sdk)  # the runtime's boto3 and botocore come after the function's and its layers' own
 module_name, _, attribute = handler.rpartition(".")
 result = {"error": None, "outside": [], "without_bytecode": [], "loaded": 0}
 try:
@@ -87,7 +91,9 @@ for name, module in sorted(sys.modules.items()):
         cached = getattr(module, "__cached__", None)
         if path.endswith(".py") and not (cached and os.path.isfile(cached)):
             result["without_bytecode"].append(name)
-    elif not path.startswith(os.path.realpath(sys.base_prefix) + os.sep):
+    elif not path.startswith(os.path.realpath(sys.base_prefix) + os.sep) and not (
+        sdk and path.startswith(os.path.realpath(sdk) + os.sep)
+    ):
         result["outside"].append(name + " from " + path)
 print(json.dumps(result))
 """
@@ -199,8 +205,9 @@ def check_layer(artifact: Artifact) -> list[str]:
     return [f"the layer ships {name}: build with make build" for name in NOT_SHIPPED if (artifact.opt / name).exists()]
 
 
-def check_imports(artifact: Artifact, python: str) -> list[str]:
-    """Import every handler from the artifact alone; the problems found (none: it imports)."""
+def check_imports(artifact: Artifact, python: str, sdk: Path | None = None) -> list[str]:
+    """Import every handler from the artifact alone, with `sdk` standing for the runtime's own
+    boto3 and botocore; the problems found (none: it imports)."""
     problems = []
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -222,6 +229,7 @@ def check_imports(artifact: Artifact, python: str) -> list[str]:
                 str(task),
                 str(artifact.opt),
                 artifact.handlers[logical_id],
+                str(sdk.resolve()) if sdk else "",
             ],
             env=env,
             capture_output=True,
@@ -381,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sam", default=str(ROOT / ".venv-tools" / "bin" / "sam"), help="the SAM CLI")
     parser.add_argument("--python", default=os.environ.get("RUNTIME_PYTHON", "python3.13"), help="runtime Python")
     parser.add_argument("--runtime-python", help="a Python of the runtime's version with the local stack's tools")
+    parser.add_argument(
+        "--runtime-sdk", type=Path, help="boto3 and botocore for the runtime's Python, as Lambda provides them"
+    )
     parser.add_argument("--no-smoke", action="store_true", help="package and import only")
     parser.add_argument("--keep", type=Path, help="unpack here (kept) instead of a temporary folder")
     args = parser.parse_args(argv)
@@ -393,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"packaging {args.template} into the local S3, unpacked in {root}", file=sys.stderr)
         artifact = package(args.template.resolve(), root, args.sam)
         print(f"importing {len(artifact.functions)} handlers with {args.python} -I -B -S", file=sys.stderr)
-        problems = check_layer(artifact) + check_imports(artifact, args.python)
+        problems = check_layer(artifact) + check_imports(artifact, args.python, args.runtime_sdk)
         if not problems and not args.no_smoke:
             print("serving the artifact as the local stack; running tests/e2e against it", file=sys.stderr)
             problems = smoke(artifact, args.runtime_python or args.python)
