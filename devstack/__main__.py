@@ -151,6 +151,9 @@ def _wait_for_a_stop() -> None:
         signal.signal(stop_signal, signal.SIG_IGN)
 
 
+PORT_IN_USE_EXIT = 98  # the exit status when the API's port is taken (Linux's EADDRINUSE)
+
+
 class PortInUseError(Exception):
     """The API's port is taken: said with the port, and how to choose another."""
 
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except PortInUseError as exc:
         output.say(f"devstack: {exc}")
-        return 1
+        return PORT_IN_USE_EXIT
     except KeyboardInterrupt:  # stopped while starting: nothing was served, nothing to save
         output.say("devstack: stopped before it was ready")
         return 130

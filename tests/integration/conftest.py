@@ -18,6 +18,7 @@ from typing import IO
 import pytest
 import trustme
 
+from devstack.__main__ import PORT_IN_USE_EXIT
 from devstack.aws import free_port
 from devstack.receiver import Receiver
 from tests import iamcheck, logscan
@@ -100,7 +101,7 @@ def _started(process: subprocess.Popen[bytes], info_file: Path, log_file: IO[str
         if process.poll() is not None or time.monotonic() > deadline:
             log_file.flush()
             tail = log_path.read_text(errors="replace")[-3000:]
-            if process.poll() is not None and tail.rstrip().endswith("make dev serves on another"):
+            if process.poll() == PORT_IN_USE_EXIT:
                 return False
             raise RuntimeError(f"the local stack did not start; its log ({log_path}) ends:\n{tail}")
         time.sleep(0.1)

@@ -160,7 +160,7 @@ def test_dev_port_in_use_says_which_and_how_to_choose_another_at_once(tmp_path: 
             check=False,
         )
 
-    assert done.returncode != 0
+    assert done.returncode != 0  # make's own status; the stack's is PORT_IN_USE_EXIT
     assert f"port {port} on 127.0.0.1 is in use" in done.stderr
     assert "PORT=" in done.stderr
     assert "Traceback" not in done.stderr

@@ -50,8 +50,8 @@ def make_services(settings: Settings) -> ProcessServices:
 
 
 def make_deliverer(settings: Settings) -> Deliverer:
-    # Imported here: the API's functions never deliver, and the HTTP client (http.client, ssl,
-    # requests) would add about 20 ms to each of their cold starts (bench.coldstart).
+    # Imported here: the API's functions never deliver, and the HTTP client (http.client and
+    # ssl) would add about 20 ms to each of their cold starts (bench.coldstart).
     from webhook_service.jobs.deliverer import Deliverer
     from webhook_service.sender import Sender, default_ssl_context
 
