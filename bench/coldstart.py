@@ -145,11 +145,11 @@ def _measure(
         floor: Samples = []
         aws_only: Samples = []
         before: Samples = []
-        compare = BASELINE is not None and not static and (BASELINE / _logical(folder)).is_dir()
+        baseline = BASELINE if BASELINE and not static and (BASELINE / _logical(folder)).is_dir() else None
         for _ in range(ROUNDS):
             own.append(sample(function_code(folder, clients)))
-            if compare and BASELINE is not None:
-                before.append(sample(function_code(folder, clients, BASELINE)))
+            if baseline:
+                before.append(sample(function_code(folder, clients, baseline)))
             floor.append(sample(_PRELUDE.format(paths=[]) + _EPILOGUE if static else floor_code(clients, http)))
             if http:
                 aws_only.append(sample(floor_code(clients)))
